@@ -1,0 +1,132 @@
+"""The one place that wires Litestar: routes, dependencies, error mapping, lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.template.config import TemplateConfig
+
+from newsletter.db import Database
+from newsletter.errors import DomainError
+from newsletter.settings import Settings
+from newsletter.tokens import Tokens
+from newsletter.web import routes
+
+log = logging.getLogger("newsletter.web")
+
+PAGES_DIR = Path(__file__).resolve().parent.parent / "templates" / "pages"
+MAX_BODY_BYTES = 1024 * 1024  # per-route overrides allow larger CSV imports
+
+
+def _error(status: int, code: str, detail: Any) -> Response[dict[str, Any]]:
+    return Response(
+        {"error": code, "detail": detail}, status_code=status, media_type=MediaType.JSON
+    )
+
+
+def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    return _error(exc.status, exc.code, exc.detail)
+
+
+def _validation_error(
+    _: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
+    detail: Any = exc.extra if exc.extra else exc.detail
+    # Malformed JSON is a 400; well-formed but wrong values are a 422.
+    status = (
+        400 if "decode" in str(exc.detail).lower() or "json" in str(exc.detail).lower() else 422
+    )
+    return _error(status, "invalid_input" if status == 422 else "bad_request", detail)
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    code = {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "conflict",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+        429: "rate_limited",
+    }.get(exc.status_code, "bad_request" if exc.status_code < 500 else "server_error")
+    response = _error(exc.status_code, code, exc.detail)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal error; see server logs")
+
+
+def create_app(settings: Settings, database: Database | None = None) -> Litestar:
+    """Build the application. Pass ``database`` to share a pool (tests, ``dev``)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if database is not None:  # shared pool, owned by the caller
+            yield
+            return
+        if settings.database_url is None:
+            raise RuntimeError("NEWSLETTER_DATABASE_URL is not set")
+        app.state.db = await Database.connect(settings.database_url)
+        try:
+            yield
+        finally:
+            await app.state.db.close()
+
+    tokens = Tokens(settings.secret_key, settings.confirm_max_age_seconds)
+
+    def provide_db(request: Request[Any, Any, Any]) -> Database:
+        db: Database = request.app.state.db
+        return db
+
+    return Litestar(
+        route_handlers=routes(settings),
+        lifespan=[lifespan],
+        state=State({"db": database}),
+        dependencies={
+            "db": Provide(provide_db, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
+            "tokens": Provide(lambda: tokens, sync_to_thread=False, use_cache=True),
+        },
+        exception_handlers={
+            DomainError: _domain_error,
+            ValidationException: _validation_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+        template_config=TemplateConfig(directory=PAGES_DIR, engine=JinjaTemplateEngine),
+        openapi_config=OpenAPIConfig(
+            title="김포시 뉴스레터 API",
+            version="1.0.0",
+            path="/api/docs",
+            render_plugins=[SwaggerRenderPlugin(path="/")],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="API key from `newsletter create-api-key`",
+                    )
+                }
+            ),
+        ),
+        request_max_body_size=MAX_BODY_BYTES,
+        debug=False,
+    )

@@ -1,0 +1,32 @@
+"""A capture SMTP server for development: every message is kept, none relayed.
+
+Messages land in a Maildir (``.dev/mail``) that ``/dev/outbox`` lists.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+class MaildirHandler:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.maildir = mailbox.Maildir(directory, create=True)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        envelope_header = f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n".encode()
+        self.maildir.add(envelope_header + content)
+        return "250 Message captured"
+
+
+def start_capture_server(directory: Path, host: str = "127.0.0.1", port: int = 2525) -> Any:
+    """Start the server in a background thread; call ``.stop()`` on the result."""
+    controller = Controller(MaildirHandler(directory), hostname=host, port=port)
+    controller.start()
+    return controller

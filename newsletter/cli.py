@@ -1,0 +1,183 @@
+"""The ``newsletter`` command: entry points only, the work happens elsewhere.
+
+Every command reads its settings from ``NEWSLETTER_*`` environment variables;
+a bad value stops it with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from newsletter.settings import Settings, SettingsError
+
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(function: Command) -> Command:
+        COMMANDS[name] = function
+        return function
+
+    return register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsletter",
+        description="김포시 뉴스레터 service. Settings come from NEWSLETTER_* environment "
+        "variables (see README.md).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = sub.add_parser(
+        "dev",
+        help="run everything locally: embedded PostgreSQL, capture SMTP, web and worker",
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    dev.add_argument("--port", type=int, default=8000, help="web port (8000)")
+    dev.add_argument("--smtp-port", type=int, default=2525, help="capture SMTP port (2525)")
+
+    serve = sub.add_parser("serve", help="run the web application (HTTP)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+
+    sub.add_parser("worker", help="send queued mail; run as many as you like, on any host")
+    sub.add_parser("migrate", help="apply pending database migrations (safe to run concurrently)")
+
+    create_key = sub.add_parser(
+        "create-api-key", help="create an API key; the key is printed once, on the last line"
+    )
+    create_key.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
+    create_key.add_argument("--name", required=True, help="who or what uses the key")
+
+    revoke = sub.add_parser("revoke-api-key", help="revoke an API key by id or by its value")
+    revoke.add_argument("key", help="the key's numeric id or the key itself")
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(dev=args.command == "dev")
+    except SettingsError as exc:
+        print(f"newsletter: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from newsletter.logs import configure_logging
+
+    configure_logging(settings)
+    try:
+        return asyncio.run(COMMANDS[args.command](args, settings))
+    except KeyboardInterrupt:
+        return 130
+
+
+def require_database_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise SystemExit("newsletter: configuration error: NEWSLETTER_DATABASE_URL is not set")
+    return settings.database_url
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM, for graceful shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+@command("migrate")
+async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.db import migrate
+
+    applied = await migrate(require_database_url(settings))
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+@command("serve")
+async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from newsletter.app import create_app
+
+    require_database_url(settings)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
+    await uvicorn.Server(config).serve()
+    return 0
+
+
+@command("worker")
+async def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.delivery.worker import run_worker
+
+    require_database_url(settings)
+    await run_worker(settings, stop=stop_on_signals())
+    return 0
+
+
+@command("create-api-key")
+async def _create_api_key(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.apikeys import create_key
+    from newsletter.audit import CLI_ACTOR, record
+    from newsletter.db import connect
+    from newsletter.errors import DomainError
+
+    conn = await connect(require_database_url(settings))
+    try:
+        async with conn.transaction():
+            key_id, key = await create_key(conn, role=args.role, name=args.name)
+            await record(conn, CLI_ACTOR, "api_key.create", f"api_key:{key_id}", role=args.role)
+    except DomainError as exc:
+        print(f"newsletter: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        await conn.close()
+    print(f"created {args.role} key #{key_id} for {args.name!r}; it is shown only now:")
+    print(key)
+    return 0
+
+
+@command("revoke-api-key")
+async def _revoke_api_key(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.apikeys import revoke_key
+    from newsletter.audit import CLI_ACTOR, record
+    from newsletter.db import connect
+    from newsletter.errors import DomainError
+
+    conn = await connect(require_database_url(settings))
+    try:
+        async with conn.transaction():
+            key_id = await revoke_key(conn, args.key)
+            await record(conn, CLI_ACTOR, "api_key.revoke", f"api_key:{key_id}")
+    except DomainError as exc:
+        print(f"newsletter: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await conn.close()
+    print(f"revoked key #{key_id}")
+    return 0
+
+
+@command("dev")
+async def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.devserver import run_dev
+
+    return await run_dev(settings, host=args.host, port=args.port, smtp_port=args.smtp_port)

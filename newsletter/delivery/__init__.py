@@ -1,0 +1,1 @@
+"""Delivery: claiming queued mail, the SMTP connection pool, the sender loop."""

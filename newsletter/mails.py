@@ -1,0 +1,172 @@
+"""Transactional mail: confirmation requests and the result notices Korean law asks for.
+
+Each outbox ``kind`` has one renderer turning its payload into a complete
+message. Bodies come from small Korean templates under ``templates/email/``
+(``<kind>.txt`` and ``<kind>.html``) filled with ``string.Template`` values
+that are HTML-escaped for the HTML part.
+"""
+
+from __future__ import annotations
+
+import html
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from newsletter.settings import Settings
+from newsletter.tokens import Tokens
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+
+
+class UnknownMailKind(ValueError):
+    """An outbox row names a kind nobody renders (a bug, never retried)."""
+
+
+@dataclass(frozen=True)
+class MailContext:
+    settings: Settings
+    tokens: Tokens
+
+    def url(self, path: str) -> str:
+        return self.settings.base_url + path
+
+    def local_time(self, moment: datetime) -> str:
+        local = moment.astimezone(ZoneInfo(self.settings.timezone))
+        return local.strftime("%Y년 %m월 %d일 %H:%M")
+
+
+def compose(
+    ctx: MailContext,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html_body: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> EmailMessage:
+    """A complete UTF-8 message, multipart/alternative when there is HTML."""
+    settings = ctx.settings
+    message = EmailMessage()
+    message["From"] = settings.from_address
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now().astimezone())
+    message["Message-ID"] = make_msgid(domain=settings.from_domain)
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(text, charset="utf-8")
+    if html_body is not None:
+        message.add_alternative(html_body, subtype="html", charset="utf-8")
+    return message
+
+
+@cache
+def _template(name: str) -> string.Template:
+    return string.Template((TEMPLATES_DIR / name).read_text(encoding="utf-8"))
+
+
+def fill(name: str, values: dict[str, str]) -> tuple[str, str]:
+    """Fill ``name.txt`` and ``name.html`` with ``values`` (escaped for HTML)."""
+    text = _template(f"{name}.txt").substitute(values)
+    escaped = {key: html.escape(value) for key, value in values.items()}
+    return text, _template(f"{name}.html").substitute(escaped)
+
+
+Renderer = Callable[[MailContext, str, dict[str, Any]], EmailMessage]
+RENDERERS: dict[str, Renderer] = {}
+
+
+def renderer(kind: str) -> Callable[[Renderer], Renderer]:
+    def register(function: Renderer) -> Renderer:
+        RENDERERS[kind] = function
+        return function
+
+    return register
+
+
+def render_outbox(
+    ctx: MailContext, kind: str, recipient: str, payload: dict[str, Any]
+) -> EmailMessage:
+    try:
+        function = RENDERERS[kind]
+    except KeyError:
+        raise UnknownMailKind(kind) from None
+    return function(ctx, recipient, payload)
+
+
+def _greeting(payload: dict[str, Any]) -> str:
+    name = str(payload.get("name") or "").strip()
+    return f"{name}님, 안녕하세요." if name else "안녕하세요."
+
+
+@renderer("confirm")
+def _confirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
+    token = ctx.tokens.confirm(int(payload["subscriber_id"]))
+    hours = ctx.settings.confirm_max_age_seconds // 3600
+    text, html_body = fill(
+        "confirm",
+        {
+            "greeting": _greeting(payload),
+            "confirm_url": ctx.url(f"/confirm?token={token}"),
+            "valid_for": f"{hours // 24}일" if hours % 24 == 0 else f"{hours}시간",
+        },
+    )
+    return compose(
+        ctx,
+        to=recipient,
+        subject="[김포시 뉴스레터] 구독 확인을 부탁드립니다",
+        text=text,
+        html_body=html_body,
+    )
+
+
+def _notice(
+    ctx: MailContext, recipient: str, payload: dict[str, Any], *, subject: str, result: str
+) -> EmailMessage:
+    at = datetime.fromisoformat(str(payload["at"]))
+    text, html_body = fill(
+        "notice",
+        {
+            "greeting": _greeting(payload),
+            "sender": ctx.settings.from_address,
+            "date": ctx.local_time(at),
+            "result": result,
+            "unsubscribe_url": ctx.url(
+                f"/unsubscribe?token={ctx.tokens.unsubscribe(int(payload['subscriber_id']))}"
+            ),
+            "subscribe_url": ctx.url("/subscribe"),
+        },
+    )
+    return compose(ctx, to=recipient, subject=subject, text=text, html_body=html_body)
+
+
+@renderer("opt_in_notice")
+def _opt_in(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
+    return _notice(
+        ctx,
+        recipient,
+        payload,
+        subject="[김포시 뉴스레터] 수신 동의 처리 결과 안내",
+        result="뉴스레터 수신에 동의하셨습니다 (수신 동의 완료).",
+    )
+
+
+@renderer("opt_out_notice")
+def _opt_out(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
+    return _notice(
+        ctx,
+        recipient,
+        payload,
+        subject="[김포시 뉴스레터] 수신 거부 처리 결과 안내",
+        result=(
+            "뉴스레터 수신을 거부하셨습니다 (수신 거부 완료). 더 이상 뉴스레터가 발송되지 않습니다."
+        ),
+    )

@@ -1,0 +1,205 @@
+"""The resident's lifecycle: sign up, confirm (double opt-in), unsubscribe.
+
+Every decision is recorded as consent evidence, and every result notice goes
+through the outbox, never inline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from email_validator import EmailNotValidError, validate_email
+
+from newsletter import outbox
+from newsletter.db import QUERIES, Connection, Database
+from newsletter.errors import InvalidInput, RateLimited
+from newsletter.settings import Settings
+
+MAX_NAME_LENGTH = 100
+MAX_EMAIL_LENGTH = 254
+
+
+class LinkNoLongerValid(ValueError):
+    """A genuine confirmation link that a later opt-out has superseded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Where a consent decision came from (PIPA asks us to be able to show it)."""
+
+    ip: str | None
+    user_agent: str | None
+    source: str | None
+    consent_version: str
+
+
+def normalise_email(raw: str) -> str:
+    """Validate an address and return its canonical ASCII form.
+
+    IDN domains become their A-label (``xn--``) form, which every SMTP server
+    accepts; a non-ASCII local part would need SMTPUTF8, which most resident
+    mailboxes' servers do not offer, so it is refused with a clear message.
+    """
+    candidate = raw.strip()
+    if not candidate:
+        raise InvalidInput("이메일 주소를 입력해 주세요.", field="email")
+    if len(candidate) > MAX_EMAIL_LENGTH:
+        raise InvalidInput("이메일 주소가 너무 깁니다.", field="email")
+    if any(unicodedata.category(c) == "Cc" for c in candidate):
+        raise InvalidInput("이메일 주소에 사용할 수 없는 문자가 있습니다.", field="email")
+    try:
+        result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        try:
+            validate_email(candidate, check_deliverability=False)
+        except EmailNotValidError:
+            raise InvalidInput(
+                "올바른 이메일 주소가 아닙니다. 예: hong@example.com", field="email"
+            ) from None
+        raise InvalidInput(
+            "이메일 주소의 @ 앞부분에는 영문, 숫자와 일부 기호만 사용할 수 있습니다.",
+            field="email",
+        ) from None
+    return result.ascii_email or result.normalized
+
+
+def clean_name(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    name = unicodedata.normalize("NFC", raw.strip())
+    if not name:
+        return None
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"이름은 {MAX_NAME_LENGTH}자 이내로 입력해 주세요.", field="name")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        raise InvalidInput("이름에 사용할 수 없는 문자가 있습니다.", field="name")
+    return name
+
+
+def suppression_hash(secret_salt: str, email: str) -> str:
+    """A keyed hash of an address: lets us refuse it again without storing it."""
+    return hmac.new(secret_salt.encode(), email.lower().encode(), hashlib.sha256).hexdigest()
+
+
+async def _within_limit(conn: Connection, bucket: str, window: str, limit: int) -> bool:
+    hits: int = await conn.fetchval(QUERIES.signup_hit, bucket, window)
+    return hits <= limit
+
+
+async def sign_up(
+    db: Database,
+    settings: Settings,
+    *,
+    email: str,
+    name: str | None,
+    consent: bool,
+    evidence: Evidence,
+) -> None:
+    """Handle a signup. Returns nothing on purpose: the caller must answer the
+    same way whether the address was new, pending, active or suppressed."""
+    address = normalise_email(email)
+    display_name = clean_name(name)
+    if not consent:
+        raise InvalidInput("개인정보 수집·이용에 동의하셔야 구독하실 수 있습니다.", field="consent")
+    async with db.transaction() as conn:
+        if evidence.ip and not await _within_limit(
+            conn, f"ip:{evidence.ip}", "hour", settings.signup_limit_per_ip_per_hour
+        ):
+            raise RateLimited("요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.")
+        if await conn.fetchval(
+            QUERIES.is_suppressed, suppression_hash(settings.secret_key, address)
+        ):
+            return
+        row = await conn.fetchrow(QUERIES.upsert_signup, address, display_name, evidence.source)
+        assert row is not None  # INSERT ... ON CONFLICT DO UPDATE always returns the row
+        subscriber_id: int = row["id"]
+        if row["status"] in ("active", "suppressed"):
+            return
+        # Per-address limit against list bombing: the answer stays the same,
+        # only the extra confirmation mails are not sent.
+        if not await _within_limit(
+            conn, f"addr:{address.lower()}", "day", settings.signup_limit_per_address_per_day
+        ):
+            return
+        await _record(conn, subscriber_id, "signup", evidence)
+        await outbox.enqueue(
+            conn,
+            "confirm",
+            address,
+            {"subscriber_id": subscriber_id, "name": display_name},
+            subscriber_id=subscriber_id,
+            priority=outbox.PRIORITY_CONFIRM,
+        )
+
+
+async def _record(conn: Connection, subscriber_id: int, kind: str, evidence: Evidence) -> None:
+    await conn.execute(
+        QUERIES.insert_consent_event,
+        subscriber_id,
+        kind,
+        evidence.ip,
+        evidence.user_agent,
+        evidence.source,
+        evidence.consent_version,
+    )
+
+
+async def confirm(
+    db: Database, *, subscriber_id: int, issued_at: datetime, evidence: Evidence
+) -> bool:
+    """Activate a subscriber from a confirmation link. Idempotent.
+
+    Returns True when the subscription is (now or already) active. Raises
+    :class:`LinkNoLongerValid` when the person opted out after the link was sent.
+    """
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(QUERIES.lock_subscriber, subscriber_id)
+        if row is None or row["status"] == "suppressed":
+            return False
+        if row["status"] == "active":
+            return True
+        left_at = row["unsubscribed_at"]
+        if left_at is not None and left_at > issued_at:
+            raise LinkNoLongerValid("opted out after this link was sent")
+        now = await conn.fetchval(QUERIES.activate_subscriber, subscriber_id)
+        await _record(conn, subscriber_id, "confirm", evidence)
+        await outbox.enqueue(
+            conn,
+            "opt_in_notice",
+            row["email"],
+            {"subscriber_id": subscriber_id, "name": row["name"], "at": now.isoformat()},
+            subscriber_id=subscriber_id,
+        )
+        return True
+
+
+async def unsubscribe(db: Database, *, subscriber_id: int, evidence: Evidence) -> None:
+    """Opt out at once. Idempotent; unknown (erased) ids are already out."""
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(QUERIES.lock_subscriber, subscriber_id)
+        if row is None or row["status"] in ("unsubscribed", "suppressed"):
+            return
+        was_active = row["status"] == "active"
+        now = await conn.fetchval(QUERIES.deactivate_subscriber, subscriber_id)
+        # Queued bulk mail for this person is dropped now, not at some later batch.
+        await conn.execute(QUERIES.skip_queued_deliveries, subscriber_id, "unsubscribed")
+        await conn.execute(QUERIES.cancel_queued_outbox, subscriber_id)
+        await _record(conn, subscriber_id, "unsubscribe", evidence)
+        if was_active:
+            await outbox.enqueue(
+                conn,
+                "opt_out_notice",
+                row["email"],
+                {"subscriber_id": subscriber_id, "name": row["name"], "at": now.isoformat()},
+                subscriber_id=subscriber_id,
+            )
+
+
+def token_time(timestamp: datetime | int | float) -> datetime:
+    if isinstance(timestamp, datetime):
+        return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(timestamp, UTC)

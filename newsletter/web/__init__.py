@@ -1,0 +1,21 @@
+"""HTTP routes only: parse the request, call the domain, shape the response.
+
+Each module exposes ``ROUTES``; :func:`routes` collects them for app.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from newsletter.settings import Settings
+
+
+def routes(settings: Settings) -> list[Any]:
+    from newsletter.web import health, public
+
+    handlers: list[Any] = [*health.ROUTES, *public.ROUTES]
+    if settings.dev:
+        from newsletter.web import dev_outbox
+
+        handlers.extend(dev_outbox.ROUTES)
+    return handlers

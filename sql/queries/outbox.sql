@@ -1,0 +1,48 @@
+-- name: enqueue_outbox
+INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id;
+
+-- name: claim_outbox
+-- Claim up to $2 due messages for worker $1 with a lease of $3 seconds.
+-- SKIP LOCKED lets any number of workers claim concurrently without waiting
+-- on each other; the partial index outbox_due serves the ORDER BY. Rows whose
+-- lease expired (a crashed worker) are taken back as well.
+WITH due AS (
+    SELECT id FROM outbox
+    WHERE (status = 'queued' AND next_attempt_at <= now())
+       OR (status = 'sending' AND lease_until < now())
+    ORDER BY priority, next_attempt_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox o
+SET status = 'sending', worker = $1, lease_until = now() + make_interval(secs => $3),
+    attempts = o.attempts + 1
+FROM due
+WHERE o.id = due.id
+RETURNING o.id, o.kind, o.recipient, o.subscriber_id, o.payload, o.attempts, o.created_at;
+
+-- name: outbox_sent
+UPDATE outbox
+SET status = 'sent', sent_at = now(), lease_until = NULL, smtp_code = $2, message_id = $3,
+    last_error = NULL
+WHERE id = $1 AND status = 'sending';
+
+-- name: outbox_retry
+-- Transient failure: back to the queue after $2 seconds.
+UPDATE outbox
+SET status = 'queued', lease_until = NULL, next_attempt_at = now() + make_interval(secs => $2),
+    last_error = $3, smtp_code = $4
+WHERE id = $1 AND status = 'sending';
+
+-- name: outbox_failed
+UPDATE outbox
+SET status = 'failed', lease_until = NULL, last_error = $2, smtp_code = $3
+WHERE id = $1 AND status = 'sending';
+
+-- name: outbox_release
+-- Graceful shutdown: hand claimed-but-unsent rows back without spending an attempt.
+UPDATE outbox
+SET status = 'queued', lease_until = NULL, attempts = greatest(attempts - 1, 0)
+WHERE id = ANY($1::bigint[]) AND status = 'sending';
