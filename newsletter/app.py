@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response
@@ -19,6 +18,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
+from newsletter import paths
 from newsletter.db import Database
 from newsletter.errors import DomainError
 from newsletter.settings import Settings
@@ -27,7 +27,7 @@ from newsletter.web import routes
 
 log = logging.getLogger("newsletter.web")
 
-PAGES_DIR = Path(__file__).resolve().parent.parent / "templates" / "pages"
+PAGES_DIR = paths.TEMPLATES_DIR / "pages"
 MAX_BODY_BYTES = 1024 * 1024  # per-route overrides allow larger CSV imports
 
 

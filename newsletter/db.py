@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+from newsletter import paths
+
+SQL_DIR = paths.SQL_DIR
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 QUERIES_DIR = SQL_DIR / "queries"
 

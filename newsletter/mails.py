@@ -16,14 +16,14 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from newsletter import paths
 from newsletter.settings import Settings
 from newsletter.tokens import Tokens
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+TEMPLATES_DIR = paths.TEMPLATES_DIR / "email"
 
 
 class UnknownMailKind(ValueError):
