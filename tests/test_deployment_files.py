@@ -1,0 +1,74 @@
+"""Docker cannot run here, so the deployment files are checked against the code instead."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from newsletter.cli import build_parser
+from newsletter.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose() -> dict[str, dict[str, dict[str, object]]]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def resolve(value: str) -> str:
+    """Apply compose's ${VAR:-default} with the defaults (nothing set)."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_has_the_documented_services() -> None:
+    services = compose()["services"]
+    assert {"postgres", "web", "worker", "mailpit", "migrate"} <= set(services)
+    assert services["worker"]["deploy"] == {"replicas": 2}
+
+
+def test_compose_commands_are_real_cli_commands() -> None:
+    parser = build_parser()
+    for name, service in compose()["services"].items():
+        command = service.get("command")
+        if name in ("postgres", "mailpit"):
+            continue
+        assert isinstance(command, list)
+        parsed = parser.parse_args([str(part) for part in command])
+        assert parsed.command in ("serve", "worker", "migrate")
+
+
+def test_compose_environment_is_valid_configuration() -> None:
+    for name in ("web", "worker", "migrate"):
+        environment = compose()["services"][name]["environment"]
+        assert isinstance(environment, dict)
+        env = {key: resolve(str(value)) for key, value in environment.items()}
+        settings = Settings.from_env(env)
+        assert settings.database_url is not None
+        assert "@postgres:5432/" in settings.database_url
+        assert settings.smtp.host == "mailpit"
+
+
+def test_dockerfile_ships_sql_and_templates_and_runs_unprivileged() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY --chown=root:root sql ./sql" in dockerfile
+    assert "COPY --chown=root:root templates ./templates" in dockerfile
+    assert "NEWSLETTER_SQL_DIR=/app/sql" in dockerfile
+    assert "NEWSLETTER_TEMPLATES_DIR=/app/templates" in dockerfile
+    user = re.findall(r"^USER (\S+)$", dockerfile, re.MULTILINE)
+    assert user
+    assert user[-1] not in ("root", "0")
+    assert 'ENTRYPOINT ["newsletter"]' in dockerfile
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(__file__).parents[1] / ".venv/bin/hadolint")
+    result = subprocess.run(
+        [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
