@@ -75,9 +75,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging(settings)
     try:
-        return asyncio.run(COMMANDS[args.command](args, settings))
+        return run(COMMANDS[args.command](args, settings))
     except KeyboardInterrupt:
         return 130
+
+
+def run(main_coroutine: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop where available: asyncpg and uvicorn are markedly faster on it."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency via uvicorn[standard]
+        return asyncio.run(main_coroutine)
+    return uvloop.run(main_coroutine)
 
 
 def require_database_url(settings: Settings) -> str:

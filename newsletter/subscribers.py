@@ -85,11 +85,6 @@ def suppression_hash(secret_salt: str, email: str) -> str:
     return hmac.new(secret_salt.encode(), email.lower().encode(), hashlib.sha256).hexdigest()
 
 
-async def _within_limit(conn: Connection, bucket: str, window: str, limit: int) -> bool:
-    hits: int = await conn.fetchval(QUERIES.signup_hit, bucket, window)
-    return hits <= limit
-
-
 async def sign_up(
     db: Database,
     settings: Settings,
@@ -100,40 +95,32 @@ async def sign_up(
     evidence: Evidence,
 ) -> None:
     """Handle a signup. Returns nothing on purpose: the caller must answer the
-    same way whether the address was new, pending, active or suppressed."""
+    same way whether the address was new, pending, active or suppressed.
+
+    Over the per-address daily limit the answer stays the same too; only the
+    extra confirmation mails are not sent (against list bombing).
+    """
     address = normalise_email(email)
     display_name = clean_name(name)
     if not consent:
         raise InvalidInput("개인정보 수집·이용에 동의하셔야 구독하실 수 있습니다.", field="consent")
-    async with db.transaction() as conn:
-        if evidence.ip and not await _within_limit(
-            conn, f"ip:{evidence.ip}", "hour", settings.signup_limit_per_ip_per_hour
-        ):
-            raise RateLimited("요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.")
-        if await conn.fetchval(
-            QUERIES.is_suppressed, suppression_hash(settings.secret_key, address)
-        ):
-            return
-        row = await conn.fetchrow(QUERIES.upsert_signup, address, display_name, evidence.source)
-        assert row is not None  # INSERT ... ON CONFLICT DO UPDATE always returns the row
-        subscriber_id: int = row["id"]
-        if row["status"] in ("active", "suppressed"):
-            return
-        # Per-address limit against list bombing: the answer stays the same,
-        # only the extra confirmation mails are not sent.
-        if not await _within_limit(
-            conn, f"addr:{address.lower()}", "day", settings.signup_limit_per_address_per_day
-        ):
-            return
-        await _record(conn, subscriber_id, "signup", evidence)
-        await outbox.enqueue(
-            conn,
-            "confirm",
-            address,
-            {"subscriber_id": subscriber_id, "name": display_name},
-            subscriber_id=subscriber_id,
-            priority=outbox.PRIORITY_CONFIRM,
-        )
+    address_hash = suppression_hash(settings.secret_key, address)
+    ip_ok = await db.fetchval(
+        "sign_up",
+        f"ip:{evidence.ip or 'unknown'}",
+        settings.signup_limit_per_ip_per_hour,
+        address_hash,
+        address,
+        display_name,
+        evidence.source,
+        f"addr:{address_hash}",  # the limit log never holds a readable address
+        settings.signup_limit_per_address_per_day,
+        evidence.ip,
+        evidence.user_agent,
+        evidence.consent_version,
+    )
+    if not ip_ok:
+        raise RateLimited("요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.")
 
 
 async def _record(conn: Connection, subscriber_id: int, kind: str, evidence: Evidence) -> None:

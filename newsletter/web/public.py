@@ -20,6 +20,7 @@ from newsletter.web.deps import DB, Config, Signer
 
 PUBLIC_BODY_LIMIT = 16 * 1024  # a signup form is a few hundred bytes
 SIGNUP_ACCEPTED = "구독 신청을 받았습니다. 받은편지함에서 확인 메일을 열어 구독을 완료해 주세요."
+ACCEPTED_JSON = msgspec.json.encode({"status": "accepted", "message": SIGNUP_ACCEPTED})
 TRUE_VALUES = {"1", "true", "on", "yes", "y"}
 
 
@@ -96,7 +97,7 @@ async def subscribe(
     fields = await _fields(request)
     as_json = _wants_json(request)
     if _text(fields, "website"):  # the honeypot: only bots fill it in
-        return _signup_accepted(as_json)
+        return _signup_accepted(request, as_json)
     email = _text(fields, "email") or ""
     name = _text(fields, "name")
     try:
@@ -124,17 +125,25 @@ async def subscribe(
         if as_json:
             raise
         return _message("잠시 후 다시 시도해 주세요", exc.detail, status=429)
-    return _signup_accepted(as_json)
+    return _signup_accepted(request, as_json)
 
 
-def _signup_accepted(as_json: bool) -> Response[Any] | Template:
+def _signup_accepted(request: Request[Any, Any, Any], as_json: bool) -> Response[Any]:
+    """The one answer for every accepted signup, rendered once per app: the
+    bytes cannot differ between address states, and rendering costs nothing."""
     if as_json:
-        return Response(
-            {"status": "accepted", "message": SIGNUP_ACCEPTED}, media_type=MediaType.JSON
-        )
-    return _message(
-        "확인 메일을 보냈습니다", SIGNUP_ACCEPTED, "메일이 보이지 않으면 스팸함도 확인해 주세요."
-    )
+        return Response(ACCEPTED_JSON, media_type=MediaType.JSON)
+    state = request.app.state
+    page: bytes | None = state.get("signup_accepted_page")
+    if page is None:
+        template = request.app.template_engine.get_template("message.html")  # type: ignore[union-attr]
+        page = template.render(
+            heading="확인 메일을 보냈습니다",
+            paragraphs=(SIGNUP_ACCEPTED, "메일이 보이지 않으면 스팸함도 확인해 주세요."),
+            link=None,
+        ).encode()
+        state["signup_accepted_page"] = page
+    return Response(page, media_type=MediaType.HTML)
 
 
 def _bad_link(expired: bool) -> Template:

@@ -72,13 +72,15 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (priority, next_attempt_at, id) WHERE status = 'queued';
 CREATE INDEX outbox_leased ON outbox (lease_until) WHERE status = 'sending';
 
--- Fixed-window counters for signup limits (per IP, per address).
-CREATE TABLE signup_counters (
+-- Signup limits (per IP, per address) as a sliding log of accepted hits.
+-- Append-only on purpose: a counter row per IP would be one hot row that every
+-- signup from a shared address (a school, an office NAT) locks until commit,
+-- serialising them. Counting at most limit+1 index entries is cheap instead.
+CREATE TABLE signup_hits (
     bucket           text NOT NULL,
-    window_start     timestamptz NOT NULL,
-    hits             integer NOT NULL DEFAULT 1,
-    PRIMARY KEY (bucket, window_start)
+    at               timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX signup_hits_bucket ON signup_hits (bucket, at);
 
 CREATE TABLE api_keys (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -1,0 +1,221 @@
+"""Signup throughput and latency against a running server, beside GET /healthz.
+
+    .venv/bin/python bench/signup.py [--seconds 10] [--connections 50]
+
+Starts `newsletter serve` (one process) on a fresh database — the server in
+$NEWSLETTER_TEST_DATABASE_URL if set, else an embedded PostgreSQL — and loads
+it with wrk (installed with apt-get when missing). Each POST /subscribe uses a
+new address, so every request does the full work: validation, limit counters,
+subscriber upsert, consent evidence and the queued confirmation mail.
+The reference is the same server answering GET /healthz at the same
+concurrency; the goal is signup >= 30% of that rate with p99 < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from newsletter.db import migrate
+
+LUA_REPORT = """
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d bad=%d\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status + summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+LUA_SIGNUP = """
+local counter = 0
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads .. "-" .. os.time())
+end
+request = function()
+  counter = counter + 1
+  local body = "email=bench-" .. tid .. "-" .. counter ..
+    "%40example.com&name=%EA%B9%80%ED%8F%AC%EC%8B%9C%EB%AF%BC&consent=on"
+  return wrk.format("POST", "/subscribe",
+    {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+end
+"""
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk not found; installing it with apt-get ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("could not install wrk")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+async def admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def run_wrk(wrk: str, url: str, script: str, seconds: int, connections: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script + LUA_REPORT)
+    try:
+        result = subprocess.run(
+            [
+                wrk,
+                "-t2",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "5s",
+                "-s",
+                handle.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        os.unlink(handle.name)
+    match = re.search(
+        r"RESULT requests=(\d+) duration_us=(\d+) p50_us=(\d+) p99_us=(\d+) bad=(\d+)",
+        result.stdout,
+    )
+    if not match:
+        raise SystemExit("unexpected wrk output:\n" + result.stdout + result.stderr)
+    requests, duration, p50, p99, bad = (int(x) for x in match.groups())
+    return {
+        "rate": requests / (duration / 1e6),
+        "p50_ms": p50 / 1000,
+        "p99_ms": p99 / 1000,
+        "requests": requests,
+        "bad": bad,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+
+    admin_url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
+    embedded = None
+    if admin_url is None:
+        from newsletter.embedded import start_embedded_postgres
+
+        embedded = start_embedded_postgres(ROOT / ".dev" / "bench-pg")
+        admin_url = embedded.get_uri()
+    name = f"nl_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(admin(admin_url, f'CREATE DATABASE "{name}"'))
+    database_url = with_database(admin_url, name)
+    asyncio.run(migrate(database_url))
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_DATABASE_URL=database_url,
+        NEWSLETTER_SECRET_KEY="benchmark-secret-key-0123456789",
+        NEWSLETTER_SIGNUP_LIMIT_PER_IP_PER_HOUR="1000000000",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1).close()  # noqa: S310
+                break
+            except OSError:
+                time.sleep(0.1)
+        # Warm both paths (connection pool, prepared statements) before measuring.
+        run_wrk(wrk, base + "/healthz", "", 2, args.connections)
+        run_wrk(wrk, base + "/subscribe", LUA_SIGNUP, 2, args.connections)
+        health = run_wrk(wrk, base + "/healthz", "", args.seconds, args.connections)
+        signup = run_wrk(wrk, base + "/subscribe", LUA_SIGNUP, args.seconds, args.connections)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    rows = asyncio.run(_count(database_url))
+    asyncio.run(admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    if embedded is not None:
+        embedded.cleanup()
+
+    ratio = signup["rate"] / health["rate"]
+    print(
+        f"\nPOST /subscribe vs GET /healthz — {args.connections} connections, "
+        f"{args.seconds}s each, one server process, {os.cpu_count()} cores shared with wrk"
+    )
+    print(f"{'':18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
+    for label, figures in (("GET /healthz", health), ("POST /subscribe", signup)):
+        print(
+            f"{label:18}{figures['rate']:>10.0f}{figures['p50_ms']:>10.1f}"
+            f"{figures['p99_ms']:>10.1f}{figures['bad']:>10.0f}"
+        )
+    print(
+        f"signup / healthz ratio: {ratio:.2f} (goal >= 0.30); "
+        f"signup p99 {signup['p99_ms']:.1f} ms (goal < 50 ms)"
+    )
+    print(f"subscribers stored: {rows[0]}, confirmation mails queued: {rows[1]}")
+    ok = ratio >= 0.30 and signup["p99_ms"] < 50 and signup["bad"] == 0
+    print("goals met" if ok else "GOALS NOT MET")
+    return 0 if ok else 1
+
+
+async def _count(url: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        subscribers = await conn.fetchval("SELECT count(*) FROM subscribers")
+        queued = await conn.fetchval("SELECT count(*) FROM outbox WHERE kind = 'confirm'")
+        return int(subscribers), int(queued)
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
