@@ -24,6 +24,7 @@ from newsletter.errors import DomainError
 from newsletter.settings import Settings
 from newsletter.tokens import Tokens
 from newsletter.web import routes
+from newsletter.web.request_metrics import RequestMetrics
 
 log = logging.getLogger("newsletter.web")
 
@@ -128,5 +129,6 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
             ),
         ),
         request_max_body_size=MAX_BODY_BYTES,
+        middleware=[RequestMetrics()],  # HTTP requests by route and status, for /metrics
         debug=False,
     )

@@ -11,9 +11,9 @@ from newsletter.settings import Settings
 
 
 def routes(settings: Settings) -> list[Any]:
-    from newsletter.web import health, public
+    from newsletter.web import api_stats, health, ops, public
 
-    handlers: list[Any] = [*health.ROUTES, *public.ROUTES]
+    handlers: list[Any] = [*health.ROUTES, *public.ROUTES, *api_stats.ROUTES, *ops.ROUTES]
     if settings.dev:
         from newsletter.web import dev_outbox
 

@@ -1,0 +1,45 @@
+"""Ops API: delivery and audience figures (ops or admin key)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Router, get
+from litestar.params import FromPath, QueryParameter
+
+from newsletter import stats
+from newsletter.stats import IssueStats, Overview
+from newsletter.web.auth import SECURITY, provide_actor, requires
+from newsletter.web.deps import DB, Config
+
+
+@get("/stats", summary="Audience and delivery figures")
+async def get_stats(
+    db: DB,
+    settings: Config,
+    issues: Annotated[int, QueryParameter(ge=1, le=100)] = 10,
+) -> Overview:
+    """Subscribers by status, signups/confirmations/leaves per day for the last
+    30 days, and the figures of the most recent issues (the sending one first).
+    All figures come from one database snapshot."""
+    return await stats.overview(db, settings, issue_limit=issues)
+
+
+@get("/issues/{issue_id:int}/stats", summary="One issue's delivery figures")
+async def get_issue_stats(db: DB, settings: Config, issue_id: FromPath[int]) -> IssueStats:
+    """Recipients, queued, in flight (`sending`), sent, failed, bounced, skipped,
+    attempts, send rate over the last minute, ETA, top SMTP error codes and
+    messages accepted per minute over the last 30 minutes of the send."""
+    return await stats.issue_stats(db, settings, issue_id)
+
+
+ROUTES = [
+    Router(
+        "/api/v1",
+        route_handlers=[get_stats, get_issue_stats],
+        guards=[requires("ops")],
+        dependencies={"actor": provide_actor},
+        security=SECURITY,
+        tags=["ops"],
+    )
+]
