@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -169,4 +169,28 @@ def _opt_out(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Email
         result=(
             "뉴스레터 수신을 거부하셨습니다 (수신 거부 완료). 더 이상 뉴스레터가 발송되지 않습니다."
         ),
+    )
+
+
+@renderer("test_issue")
+def _test_issue(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
+    """An editor's test copy of an issue: already rendered and personalised by
+    newsletter.issues.test_send, marked "[TEST]" so nobody mistakes it for the real send."""
+    settings = ctx.settings
+    # List-* headers stay ASCII (no RFC 2047 encoded-words): only the <list-id> part.
+    list_id = settings.list_id.rpartition("<")[2].rstrip(">").strip() or settings.from_domain
+    mailto = settings.bounce_address or parseaddr(settings.from_address)[1]
+    return compose(
+        ctx,
+        to=recipient,
+        subject="[TEST] " + str(payload["subject"]),
+        text=str(payload["text"]),
+        html_body=str(payload["html"]),
+        headers={
+            "List-Id": f"<{list_id}>",
+            "List-Unsubscribe": (
+                f"<{ctx.url('/unsubscribe?token=preview')}>, <mailto:{mailto}?subject=unsubscribe>"
+            ),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
     )

@@ -20,15 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import jinja2
 import mjml
 
+from newsletter import paths
 from newsletter.settings import Settings
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+TEMPLATES_DIR = paths.TEMPLATES_DIR / "email"
 
 UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 RECIPIENT_NAME = "%%RECIPIENT_NAME%%"
@@ -183,3 +183,18 @@ def personalise(
         RECIPIENT_NAME, shown
     )
     return html_part, text_part
+
+
+# The footer's unsubscribe link exactly as the template writes it; the web
+# version swaps the whole link for an invitation to subscribe.
+_UNSUBSCRIBE_LINK = f'<a href="{UNSUBSCRIBE_URL}">수신 거부</a>'
+
+
+def for_web(rendered_html: str, settings: Settings) -> str:
+    """The archive's copy of an issue: no recipient name, no unsubscribe token."""
+    subscribe = f"{settings.base_url}/subscribe"
+    page = rendered_html.replace(
+        _UNSUBSCRIBE_LINK, f'<a href="{html.escape(subscribe)}">뉴스레터 구독하기</a>'
+    )
+    page = page.replace(UNSUBSCRIBE_URL, html.escape(subscribe))
+    return page.replace(RECIPIENT_NAME, DEFAULT_NAME)

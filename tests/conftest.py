@@ -219,3 +219,12 @@ async def drain(settings: Settings, db: Database, *, rounds: int = 20) -> int:
     finally:
         await worker.smtp.close()
     return handled
+
+
+async def bearer(db: Database, role: str = "editor", name: str | None = None) -> dict[str, str]:
+    """Authorization headers for a fresh API key of ``role``."""
+    from newsletter.apikeys import create_key
+
+    async with db.transaction() as conn:
+        _, key = await create_key(conn, role=role, name=name or f"test {role}")
+    return {"Authorization": f"Bearer {key}"}

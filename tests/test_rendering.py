@@ -10,6 +10,7 @@ from newsletter.rendering import (
     UNSUBSCRIBE_URL,
     IssueContent,
     NewsItemContent,
+    for_web,
     html_to_text,
     personalise,
     render_issue,
@@ -86,3 +87,12 @@ def test_personalise_escapes_name_and_fills_both_parts() -> None:
 
 def test_html_to_text() -> None:
     assert html_to_text("<p>a &amp; b</p><ul><li>x</li><li>y</li></ul>") == "a & b\nx\ny"
+
+
+def test_web_version_has_no_recipient_data() -> None:
+    rendered = render_issue(IssueContent("소식", number=3), ITEMS, SETTINGS)
+    page = for_web(rendered.html, SETTINGS)
+    assert "%%" not in page
+    assert "수신 거부" not in page
+    assert 'href="https://newsletter.gimpo.go.kr/subscribe"' in page
+    assert f"{DEFAULT_NAME}님, 안녕하세요." in page

@@ -14,6 +14,9 @@ def routes(settings: Settings) -> list[Any]:
     from newsletter.web import api_stats, health, ops, public
 
     handlers: list[Any] = [*health.ROUTES, *public.ROUTES, *api_stats.ROUTES, *ops.ROUTES]
+    from newsletter.web import api_issues, api_news, archive
+
+    handlers.extend([*api_news.ROUTES, *api_issues.ROUTES, *archive.ROUTES])
     if settings.dev:
         from newsletter.web import dev_outbox
 

@@ -1,0 +1,211 @@
+"""Editors' API: compose issues, preview, test-send, schedule and control sending."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import MediaType, Response, Router, delete, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+
+from newsletter import issues
+from newsletter.db import Record
+from newsletter.web.auth import SECURITY, provide_actor, requires
+from newsletter.web.deps import DB, Config, Who
+
+ItemIds = Annotated[
+    list[Annotated[int, msgspec.Meta(ge=1)]],
+    msgspec.Meta(max_length=issues.MAX_ITEMS, description="news item ids, in reading order"),
+]
+
+
+class IssueIn(msgspec.Struct, forbid_unknown_fields=True):
+    title: Annotated[str, msgspec.Meta(max_length=issues.MAX_TITLE)]
+    intro: Annotated[str, msgspec.Meta(max_length=issues.MAX_INTRO)] = ""
+    news_item_ids: ItemIds = msgspec.field(default_factory=list)
+    is_advertisement: Annotated[
+        bool, msgspec.Meta(description='advertising issue: the subject gets the "(광고)" prefix')
+    ] = False
+
+    def fields(self) -> issues.IssueFields:
+        return issues.IssueFields(
+            title=self.title,
+            intro=self.intro,
+            news_item_ids=self.news_item_ids,
+            is_advertisement=self.is_advertisement,
+        )
+
+
+class IssueOut(msgspec.Struct):
+    id: int
+    number: int | None
+    status: str
+    title: str
+    intro: str
+    news_item_ids: list[int]
+    is_advertisement: bool
+    subject: str | None
+    send_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Record) -> IssueOut:
+        values = {name: row[name] for name in cls.__struct_fields__}
+        values["news_item_ids"] = list(row["news_item_ids"])
+        return cls(**values)
+
+
+class IssuePage(msgspec.Struct):
+    items: list[IssueOut]
+    total: int
+    page: int
+    per_page: int
+
+
+class ScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
+    send_at: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=64,
+            description="ISO 8601, e.g. 2026-03-02T09:00:00+09:00; without an offset it "
+            "is Asia/Seoul time; must be in the future",
+        ),
+    ]
+
+
+class TestSendIn(msgspec.Struct, forbid_unknown_fields=True):
+    addresses: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=320)]],
+        msgspec.Meta(min_length=1, max_length=issues.MAX_TEST_ADDRESSES),
+    ]
+
+
+class TestSendOut(msgspec.Struct):
+    queued: int
+    addresses: list[str]
+
+
+Id = FromPath[int]
+
+
+@post("/issues", summary="Create a draft issue")
+async def create_issue(db: DB, actor: Who, data: JSONBody[IssueIn]) -> IssueOut:
+    return IssueOut.of(await issues.create(db, actor, data.fields()))
+
+
+@get("/issues", summary="List issues, newest first")
+async def list_issues(
+    db: DB,
+    status: FromQuery[
+        Literal["draft", "scheduled", "sending", "paused", "sent", "cancelled"] | None
+    ] = None,
+    page: Annotated[FromQuery[int], Parameter(ge=1, le=100_000)] = 1,
+    per_page: Annotated[FromQuery[int], Parameter(ge=1, le=100)] = 20,
+) -> IssuePage:
+    rows, total = await issues.list_issues(db, status=status, page=page, per_page=per_page)
+    return IssuePage(
+        items=[IssueOut.of(r) for r in rows], total=total, page=page, per_page=per_page
+    )
+
+
+@get("/issues/{issue_id:int}", summary="Get one issue")
+async def get_issue(db: DB, issue_id: Id) -> IssueOut:
+    return IssueOut.of(await issues.get(db, issue_id))
+
+
+@put("/issues/{issue_id:int}", summary="Replace a draft issue")
+async def update_issue(db: DB, actor: Who, issue_id: Id, data: JSONBody[IssueIn]) -> IssueOut:
+    """Only drafts can change (409 otherwise); send every field."""
+    return IssueOut.of(await issues.update(db, actor, issue_id, data.fields()))
+
+
+@delete("/issues/{issue_id:int}", summary="Delete a draft issue")
+async def delete_issue(db: DB, actor: Who, issue_id: Id) -> None:
+    await issues.delete(db, actor, issue_id)
+
+
+@get(
+    "/issues/{issue_id:int}/preview",
+    summary="The issue exactly as a subscriber gets it",
+    media_type=MediaType.HTML,
+)
+async def preview_issue(
+    db: DB,
+    settings: Config,
+    issue_id: Id,
+    format: FromQuery[Literal["html", "text"]] = "html",
+) -> Response[str]:
+    """The HTML or plain-text part, personalised for a subscriber without a name.
+    The unsubscribe link carries a dummy token."""
+    html_part, text_part = await issues.preview(db, settings, issue_id)
+    if format == "text":
+        return Response(text_part, media_type="text/plain; charset=utf-8")
+    return Response(html_part, media_type="text/html; charset=utf-8")
+
+
+@post("/issues/{issue_id:int}/test-send", summary="Send a [TEST] copy", status_code=202)
+async def test_send_issue(
+    db: DB, settings: Config, actor: Who, issue_id: Id, data: JSONBody[TestSendIn]
+) -> TestSendOut:
+    """Queues a copy marked "[TEST]" to each address (at most 10) through the outbox."""
+    ids = await issues.test_send(db, settings, actor, issue_id, data.addresses)
+    return TestSendOut(queued=len(ids), addresses=data.addresses)
+
+
+@post("/issues/{issue_id:int}/schedule", summary="Schedule sending", status_code=200)
+async def schedule_issue(
+    db: DB, settings: Config, actor: Who, issue_id: Id, data: JSONBody[ScheduleIn]
+) -> IssueOut:
+    """A draft or scheduled issue gets `send_at`; a worker starts it when due."""
+    return IssueOut.of(await issues.schedule(db, settings, actor, issue_id, data.send_at))
+
+
+@post("/issues/{issue_id:int}/send-now", summary="Start sending now", status_code=200)
+async def send_issue_now(db: DB, settings: Config, actor: Who, issue_id: Id) -> IssueOut:
+    """Renders the final copy, gives it its archive number and queues every active subscriber."""
+    return IssueOut.of(await issues.send_now(db, settings, actor, issue_id))
+
+
+@post("/issues/{issue_id:int}/pause", summary="Pause a sending issue", status_code=200)
+async def pause_issue(db: DB, actor: Who, issue_id: Id) -> IssueOut:
+    return IssueOut.of(await issues.pause(db, actor, issue_id))
+
+
+@post("/issues/{issue_id:int}/resume", summary="Resume a paused issue", status_code=200)
+async def resume_issue(db: DB, actor: Who, issue_id: Id) -> IssueOut:
+    return IssueOut.of(await issues.resume(db, actor, issue_id))
+
+
+@post("/issues/{issue_id:int}/cancel", summary="Cancel an issue", status_code=200)
+async def cancel_issue(db: DB, actor: Who, issue_id: Id) -> IssueOut:
+    """Mail not yet handed to SMTP is skipped; a sent issue cannot be cancelled."""
+    return IssueOut.of(await issues.cancel(db, actor, issue_id))
+
+
+ROUTES = [
+    Router(
+        "/api/v1",
+        route_handlers=[
+            create_issue,
+            list_issues,
+            get_issue,
+            update_issue,
+            delete_issue,
+            preview_issue,
+            test_send_issue,
+            schedule_issue,
+            send_issue_now,
+            pause_issue,
+            resume_issue,
+            cancel_issue,
+        ],
+        guards=[requires("editor")],
+        dependencies={"actor": provide_actor},
+        security=SECURITY,
+        tags=["issues"],
+    )
+]

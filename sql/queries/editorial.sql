@@ -1,0 +1,150 @@
+-- Editors' side: news items, issues, the recipient snapshot and the archive.
+
+-- name: insert_news_item
+INSERT INTO news_items (title, summary, body, link, image_url, category, published_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING *;
+
+-- name: import_news_item
+-- Feed import: the partial unique index news_items_link makes de-duplication
+-- by link one statement; a known link returns no row.
+INSERT INTO news_items (title, summary, body, link, image_url, category, published_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (link) WHERE link IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- name: get_news_item
+SELECT * FROM news_items WHERE id = $1;
+
+-- name: news_items_by_ids
+SELECT * FROM news_items WHERE id = ANY($1::bigint[]);
+
+-- name: update_news_item
+UPDATE news_items
+SET title = $2, summary = $3, body = $4, link = $5, image_url = $6, category = $7,
+    published_at = $8, updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: delete_news_item
+DELETE FROM news_items WHERE id = $1;
+
+-- name: unsent_issues_using_news_item
+-- Few issues are ever unsent at once, so scanning them is cheap.
+SELECT id FROM issues
+WHERE status IN ('draft', 'scheduled') AND $1::bigint = ANY(news_item_ids)
+ORDER BY id;
+
+-- name: list_news_items
+-- Newest first; news_items_published (published_at DESC, id DESC) serves both
+-- the order and the optional date range. NULL bounds mean "open".
+SELECT * FROM news_items
+WHERE ($1::timestamptz IS NULL OR published_at >= $1)
+  AND ($2::timestamptz IS NULL OR published_at <= $2)
+ORDER BY published_at DESC, id DESC
+LIMIT $3 OFFSET $4;
+
+-- name: count_news_items_between
+SELECT count(*) FROM news_items
+WHERE ($1::timestamptz IS NULL OR published_at >= $1)
+  AND ($2::timestamptz IS NULL OR published_at <= $2);
+
+-- name: insert_issue
+INSERT INTO issues (title, intro, news_item_ids, is_advertisement)
+VALUES ($1, $2, $3, $4)
+RETURNING *;
+
+-- name: get_issue
+SELECT * FROM issues WHERE id = $1;
+
+-- name: lock_issue
+-- Every state change reads the issue under a row lock first, so two editors
+-- (or an editor and the scheduler) never both act on the same old state.
+SELECT * FROM issues WHERE id = $1 FOR UPDATE;
+
+-- name: update_issue_draft
+UPDATE issues
+SET title = $2, intro = $3, news_item_ids = $4, is_advertisement = $5, updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: delete_issue
+DELETE FROM issues WHERE id = $1;
+
+-- name: list_issues
+SELECT * FROM issues
+WHERE ($1::text IS NULL OR status = $1)
+ORDER BY id DESC
+LIMIT $2 OFFSET $3;
+
+-- name: count_issues
+SELECT count(*) FROM issues WHERE ($1::text IS NULL OR status = $1);
+
+-- name: set_issue_schedule
+UPDATE issues SET status = 'scheduled', send_at = $2, updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: set_issue_status
+UPDATE issues SET status = $2, updated_at = now(),
+    finished_at = CASE WHEN $2 IN ('sent', 'cancelled') THEN coalesce(finished_at, now())
+                       ELSE finished_at END
+WHERE id = $1
+RETURNING *;
+
+-- name: lock_issue_numbers
+-- Archive numbers are gap-free (a sequence would leave holes on rollback), so
+-- whoever starts an issue holds this transaction-scoped lock while taking one.
+SELECT pg_advisory_xact_lock(7234561001);
+
+-- name: next_issue_number
+SELECT coalesce(max(number), 0) + 1 FROM issues;
+
+-- name: store_issue_snapshot
+UPDATE issues
+SET number = $2, subject = $3, rendered_html = $4, rendered_text = $5,
+    status = 'sending', started_at = now(), updated_at = now()
+WHERE id = $1;
+
+-- name: snapshot_recipients
+-- The recipient snapshot: one set-based INSERT ... SELECT, no round trip per
+-- subscriber. The partial index subscribers_active (id) WHERE status = 'active'
+-- feeds it in id order, so deliveries are created in the order they are sent.
+-- ON CONFLICT keeps exactly one row per (issue, subscriber) even if rerun.
+INSERT INTO deliveries (issue_id, subscriber_id)
+SELECT $1, s.id FROM subscribers s
+WHERE s.status = 'active'
+ORDER BY s.id
+ON CONFLICT (issue_id, subscriber_id) DO NOTHING;
+
+-- name: skip_issue_queued_deliveries
+-- Cancel: whatever has not been handed to SMTP yet is never sent.
+UPDATE deliveries SET status = 'skipped', lease_until = NULL
+WHERE issue_id = $1 AND status = 'queued';
+
+-- name: claim_due_issue
+-- One scheduled issue whose time has come. SKIP LOCKED: a second scheduler
+-- passes over an issue another is starting; once that one commits the row is
+-- 'sending' and no longer matches, so each issue starts exactly once.
+-- issues_due (send_at) WHERE status = 'scheduled' keeps this a tiny scan.
+SELECT id FROM issues
+WHERE status = 'scheduled' AND send_at <= now() AND NOT (id = ANY($1::bigint[]))
+ORDER BY send_at, id
+LIMIT 1
+FOR UPDATE SKIP LOCKED;
+
+-- name: archive_issues
+-- Issues whose mail has gone out (or is going out: recipients may already be
+-- clicking "웹에서 보기").
+SELECT number, title, subject, started_at, finished_at FROM issues
+WHERE number IS NOT NULL AND status IN ('sending', 'paused', 'sent')
+ORDER BY number DESC
+LIMIT $1 OFFSET $2;
+
+-- name: count_archive_issues
+SELECT count(*) FROM issues
+WHERE number IS NOT NULL AND status IN ('sending', 'paused', 'sent');
+
+-- name: archive_issue
+SELECT number, title, subject, rendered_html, started_at FROM issues
+WHERE number = $1 AND status IN ('sending', 'paused', 'sent');
