@@ -194,3 +194,53 @@ def _test_issue(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Em
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
     )
+
+
+def _days(days: int) -> str:
+    return f"{days // 365}년" if days % 365 == 0 else f"{days}일"
+
+
+@renderer("reconfirm")
+def _reconfirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
+    """Every reconfirm_after_days: keep receiving? (see newsletter.lifecycle)."""
+    subscriber_id = int(payload["subscriber_id"])
+    text, html_body = fill(
+        "reconfirm",
+        {
+            "greeting": _greeting(payload),
+            "consented_on": ctx.local_time(datetime.fromisoformat(str(payload["consented_at"]))),
+            "period": _days(ctx.settings.reconfirm_after_days),
+            "deadline": ctx.local_time(datetime.fromisoformat(str(payload["deadline"]))),
+            "reconfirm_url": ctx.url(f"/reconfirm?token={ctx.tokens.reconfirm(subscriber_id)}"),
+            "unsubscribe_url": ctx.url(
+                f"/unsubscribe?token={ctx.tokens.unsubscribe(subscriber_id)}"
+            ),
+            "sender": ctx.settings.from_address,
+        },
+    )
+    return compose(
+        ctx,
+        to=recipient,
+        subject="[김포시 뉴스레터] 수신 동의 여부를 다시 확인해 주세요",
+        text=text,
+        html_body=html_body,
+    )
+
+
+@renderer("reconfirm_notice")
+def _reconfirm_notice(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
+    """Result of a re-confirmation: kept (confirmed) or ended (lapsed)."""
+    if payload.get("result") == "lapsed":
+        result = (
+            "기한 안에 수신 동의를 다시 확인하지 않으셔서 뉴스레터 발송이 중단되었습니다 "
+            "(수신 동의 만료). 다시 받아 보시려면 새로 구독해 주세요."
+        )
+    else:
+        result = "뉴스레터 수신 동의를 유지하셨습니다 (수신 동의 재확인 완료)."
+    return _notice(
+        ctx,
+        recipient,
+        payload,
+        subject="[김포시 뉴스레터] 수신 동의 재확인 처리 결과 안내",
+        result=result,
+    )

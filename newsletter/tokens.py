@@ -53,6 +53,21 @@ class Tokens:
             raise InvalidToken("confirmation link is not valid") from None
         return _as_id(value), issued_at
 
+    def reconfirm(self, subscriber_id: int) -> str:
+        """Link in the re-confirmation mail (see newsletter.lifecycle); timed by the caller."""
+        return self._timed("reconfirm").dumps(subscriber_id)
+
+    def read_reconfirm(self, token: str, max_age_seconds: int) -> tuple[int, datetime]:
+        try:
+            value, issued_at = self._timed("reconfirm").loads(
+                token, max_age=max_age_seconds, return_timestamp=True
+            )
+        except SignatureExpired:
+            raise ExpiredToken("re-confirmation link expired") from None
+        except BadSignature:
+            raise InvalidToken("re-confirmation link is not valid") from None
+        return _as_id(value), issued_at
+
     def unsubscribe(self, subscriber_id: int) -> str:
         return self._plain("unsubscribe").dumps(subscriber_id)
 

@@ -1,0 +1,89 @@
+"""The re-confirmation page linked from the biennial "keep receiving?" mail.
+
+Like /confirm: GET only shows a button (mail scanners prefetch links), the
+POST records the fresh consent and queues the result notice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import MediaType, Request, get, post
+from litestar.params import FromQuery
+from litestar.response import Template
+
+from newsletter import lifecycle
+from newsletter.settings import Settings
+from newsletter.tokens import ExpiredToken, InvalidToken, Tokens
+from newsletter.web.deps import DB, Config, Signer
+from newsletter.web.public import PUBLIC_BODY_LIMIT, _evidence, _fields, _message, _page, _text
+
+
+def _max_age(settings: Settings) -> int:
+    # The link stays valid for the whole grace period (plus a day of slack);
+    # after that the subscription has lapsed anyway.
+    return (settings.reconfirm_grace_days + 1) * 86400
+
+
+def _read(tokens: Tokens, settings: Settings, token: str) -> int | Template:
+    try:
+        subscriber_id, _issued = tokens.read_reconfirm(token, _max_age(settings))
+    except ExpiredToken:
+        return _ended()
+    except InvalidToken:
+        return _message(
+            "올바르지 않은 링크입니다",
+            "링크가 잘렸거나 변경된 것 같습니다. 메일의 링크를 그대로 열어 주세요.",
+            status=400,
+        )
+    return subscriber_id
+
+
+def _ended() -> Template:
+    return _message(
+        "확인 기한이 지났습니다",
+        "수신 동의 확인 기한이 지나 뉴스레터 발송이 중단되었습니다. 다시 구독해 주세요.",
+        status=400,
+        link={"href": "/subscribe", "label": "다시 구독 신청하기"},
+    )
+
+
+@get("/reconfirm", media_type=MediaType.HTML, include_in_schema=False)
+async def reconfirm_page(tokens: Signer, settings: Config, token: FromQuery[str] = "") -> Template:
+    read = _read(tokens, settings, token)
+    if isinstance(read, Template):
+        return read
+    return _page("reconfirm.html", token=token)
+
+
+@post(
+    "/reconfirm",
+    request_max_body_size=PUBLIC_BODY_LIMIT,
+    media_type=MediaType.HTML,
+    include_in_schema=False,
+    status_code=200,
+)
+async def reconfirm(
+    request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
+) -> Template:
+    fields = await _fields(request)
+    token = _text(fields, "token") or request.query_params.get("token") or ""
+    read = _read(tokens, settings, token)
+    if isinstance(read, Template):
+        return read
+    kept = await lifecycle.reconfirm(
+        db,
+        subscriber_id=read,
+        evidence=_evidence(request, settings, "/reconfirm"),
+        now=datetime.now(UTC),
+    )
+    if not kept:
+        return _ended()
+    return _message(
+        "수신 동의가 유지되었습니다",
+        "앞으로도 김포시 뉴스레터를 보내 드리겠습니다. 처리 결과는 이메일로도 알려 드립니다.",
+    )
+
+
+ROUTES = [reconfirm_page, reconfirm]

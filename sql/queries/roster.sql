@@ -1,0 +1,301 @@
+-- Roster: CSV import merge, listing/search/export, erasure, daily lifecycle.
+
+-- name: roster_lock_staging
+-- TRUNCATE takes an ACCESS EXCLUSIVE lock until commit: concurrent imports
+-- queue up here instead of mixing their rows. Leftovers are impossible (the
+-- import truncates again before committing), this is belt and braces.
+TRUNCATE roster_staging;
+
+-- name: roster_analyze_staging
+-- Fresh statistics right after COPY, so the merge below hash-joins a million
+-- staged rows instead of looping over them.
+ANALYZE roster_staging;
+
+-- name: roster_merge_confirmed
+-- The whole confirmed-consent import in one statement. $1 now, $2 stated
+-- consent source, $3 who records it, $4 how many skipped lines to list.
+-- The first line of each address counts (later lines are merged into it);
+-- suppressed, departed, unsubscribed and lapsed addresses are never
+-- (re-)activated; pending ones become active with consent evidence.
+-- Fast because every step is a set operation: one sort for DISTINCT ON,
+-- hash joins against subscribers/suppressions, bulk INSERT ... SELECT.
+WITH firsts AS MATERIALIZED (
+    SELECT DISTINCT ON (email_key) line, email, email_key, email_hash, name, subscribed_at, source
+    FROM roster_staging
+    ORDER BY email_key, line
+), classified AS MATERIALIZED (
+    SELECT f.*, s.id AS subscriber_id,
+           CASE
+               WHEN x.email_hash IS NOT NULL OR s.status = 'suppressed' THEN 'suppressed'
+               WHEN s.id IS NULL AND d.email_hash IS NOT NULL THEN 'departed'
+               WHEN s.id IS NULL THEN 'new'
+               ELSE s.status
+           END AS outcome,
+           (s.id IS NOT NULL AND f.name IS NOT NULL AND f.name IS DISTINCT FROM s.name) AS renamed
+    FROM firsts f
+    LEFT JOIN subscribers s ON lower(s.email) = f.email_key
+    LEFT JOIN suppressions x ON x.email_hash = f.email_hash
+    LEFT JOIN departed_addresses d ON d.email_hash = f.email_hash
+), inserted AS (
+    INSERT INTO subscribers (email, name, status, source, created_at, updated_at,
+                             confirmed_at, last_consent_at)
+    SELECT email, name, 'active', coalesce(source, $2::text), $1::timestamptz, $1::timestamptz,
+           coalesce(subscribed_at, $1::timestamptz), coalesce(subscribed_at, $1::timestamptz)
+    FROM classified WHERE outcome = 'new'
+    ORDER BY line
+    -- A resident signing up at this very moment wins; the line is reported.
+    ON CONFLICT ((lower(email))) DO NOTHING
+    RETURNING id, source, last_consent_at
+), activated AS (
+    UPDATE subscribers s
+    SET status = 'active', name = coalesce(c.name, s.name),
+        source = coalesce(c.source, s.source, $2::text),
+        confirmed_at = coalesce(c.subscribed_at, $1::timestamptz),
+        last_consent_at = coalesce(c.subscribed_at, $1::timestamptz),
+        unsubscribed_at = NULL, reconfirm_sent_at = NULL, updated_at = $1::timestamptz
+    FROM classified c
+    WHERE c.outcome = 'pending' AND s.id = c.subscriber_id AND s.status = 'pending'
+    RETURNING s.id, s.source, s.last_consent_at
+), renamed AS (
+    UPDATE subscribers s SET name = c.name, updated_at = $1::timestamptz
+    FROM classified c
+    WHERE c.outcome = 'active' AND c.renamed AND s.id = c.subscriber_id AND s.status = 'active'
+    RETURNING s.id
+), evidence AS (
+    INSERT INTO consent_events (subscriber_id, kind, occurred_at, source, recorded_by)
+    SELECT id, 'import', last_consent_at, source, $3::text FROM inserted
+    UNION ALL
+    SELECT id, 'import', last_consent_at, source, $3::text FROM activated
+)
+SELECT
+    (SELECT count(*) FROM inserted) AS inserted,
+    (SELECT count(*) FROM activated) + (SELECT count(*) FROM renamed) AS updated,
+    (SELECT count(*) FROM classified WHERE outcome = 'active') - (SELECT count(*) FROM renamed)
+        AS unchanged,
+    (SELECT count(*) FROM roster_staging) - (SELECT count(*) FROM firsts) AS duplicates,
+    (SELECT count(*) FROM classified WHERE outcome = 'new') - (SELECT count(*) FROM inserted)
+        AS raced,
+    0::bigint AS invited,
+    (SELECT count(*) FROM classified
+     WHERE outcome IN ('suppressed', 'departed', 'unsubscribed', 'lapsed')) AS skipped,
+    (SELECT coalesce(json_agg(json_build_object('line', line, 'outcome', outcome) ORDER BY line),
+                     '[]')
+     FROM (SELECT line, outcome FROM classified
+           WHERE outcome IN ('suppressed', 'departed', 'unsubscribed', 'lapsed')
+           ORDER BY line LIMIT $4) k) AS skipped_rows;
+
+-- name: roster_merge_invite
+-- Invite import: new addresses become pending and get a confirmation mail
+-- (nobody is activated without clicking). $1 now, $2 stated source, $3 who,
+-- $4 how many skipped lines to list, $5 outbox priority, $6 invitations per
+-- second: the mails are spread over time (next_attempt_at) so a big list
+-- never crowds out residents' own signup confirmations. Scheduling uses the
+-- database clock because the worker's claim query does.
+WITH firsts AS MATERIALIZED (
+    SELECT DISTINCT ON (email_key) line, email, email_key, email_hash, name, source
+    FROM roster_staging
+    ORDER BY email_key, line
+), classified AS MATERIALIZED (
+    SELECT f.*, s.id AS subscriber_id,
+           CASE
+               WHEN x.email_hash IS NOT NULL OR s.status = 'suppressed' THEN 'suppressed'
+               WHEN s.id IS NULL AND d.email_hash IS NOT NULL THEN 'departed'
+               WHEN s.id IS NULL THEN 'new'
+               ELSE s.status
+           END AS outcome
+    FROM firsts f
+    LEFT JOIN subscribers s ON lower(s.email) = f.email_key
+    LEFT JOIN suppressions x ON x.email_hash = f.email_hash
+    LEFT JOIN departed_addresses d ON d.email_hash = f.email_hash
+), inserted AS (
+    INSERT INTO subscribers (email, name, status, source, created_at, updated_at)
+    SELECT email, name, 'pending', coalesce(source, $2::text), $1::timestamptz, $1::timestamptz
+    FROM classified WHERE outcome = 'new'
+    ORDER BY line
+    ON CONFLICT ((lower(email))) DO NOTHING
+    RETURNING id, email, name, source
+), evidence AS (
+    INSERT INTO consent_events (subscriber_id, kind, occurred_at, source, recorded_by)
+    SELECT id, 'invite', $1::timestamptz, source, $3::text FROM inserted
+), mails AS (
+    INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload, next_attempt_at)
+    SELECT 'confirm', $5::smallint, email, id,
+           jsonb_build_object('subscriber_id', id, 'name', name),
+           now() + make_interval(secs => (row_number() OVER (ORDER BY id) - 1) / $6::float8)
+    FROM inserted
+    RETURNING 1
+)
+SELECT
+    (SELECT count(*) FROM inserted) AS inserted,
+    0::bigint AS updated,
+    (SELECT count(*) FROM classified WHERE outcome IN ('active', 'pending')) AS unchanged,
+    (SELECT count(*) FROM roster_staging) - (SELECT count(*) FROM firsts) AS duplicates,
+    (SELECT count(*) FROM classified WHERE outcome = 'new') - (SELECT count(*) FROM inserted)
+        AS raced,
+    (SELECT count(*) FROM mails) AS invited,
+    (SELECT count(*) FROM classified
+     WHERE outcome IN ('suppressed', 'departed', 'unsubscribed', 'lapsed')) AS skipped,
+    (SELECT coalesce(json_agg(json_build_object('line', line, 'outcome', outcome) ORDER BY line),
+                     '[]')
+     FROM (SELECT line, outcome FROM classified
+           WHERE outcome IN ('suppressed', 'departed', 'unsubscribed', 'lapsed')
+           ORDER BY line LIMIT $4) k) AS skipped_rows;
+
+-- name: roster_page
+-- Keyset page in id order ($1 = last id seen): the primary key index walks
+-- straight to the next page, however deep, unlike OFFSET.
+SELECT id, email, name, status, source, created_at, confirmed_at, unsubscribed_at,
+       last_consent_at, reconfirm_sent_at
+FROM subscribers
+WHERE id > $1
+ORDER BY id
+LIMIT $2;
+
+-- name: roster_page_by_status
+-- Served by subscribers_status (status, id): an index range scan per page.
+SELECT id, email, name, status, source, created_at, confirmed_at, unsubscribed_at,
+       last_consent_at, reconfirm_sent_at
+FROM subscribers
+WHERE status = $2 AND id > $1
+ORDER BY id
+LIMIT $3;
+
+-- name: roster_search_prefix
+-- "E-mail starts with $2" (lower-cased): a byte-wise range on the
+-- text_pattern_ops index subscribers_email_prefix. Addresses are ASCII, so
+-- chr(127) is above every character they can contain. $3 optional status.
+SELECT id, email, name, status, source, created_at, confirmed_at, unsubscribed_at,
+       last_consent_at, reconfirm_sent_at
+FROM subscribers
+WHERE lower(email) ~>=~ $2::text AND lower(email) ~<~ ($2::text || chr(127))
+  AND ($3::text IS NULL OR status = $3::text)
+  AND id > $1
+ORDER BY id
+LIMIT $4;
+
+-- name: roster_get
+SELECT id, email, name, status, source, created_at, updated_at, confirmed_at, unsubscribed_at,
+       last_consent_at, reconfirm_sent_at, suppressed_reason, soft_bounces
+FROM subscribers WHERE id = $1;
+
+-- name: roster_consent_events
+SELECT kind, occurred_at, host(ip) AS ip, user_agent, source, consent_version, recorded_by
+FROM consent_events WHERE subscriber_id = $1 ORDER BY occurred_at, id;
+
+-- name: roster_lock_by_id
+SELECT id, email, status FROM subscribers WHERE id = $1 FOR UPDATE;
+
+-- name: roster_lock_by_email
+SELECT id, email, status FROM subscribers WHERE lower(email) = lower($1) FOR UPDATE;
+
+-- name: suppress_hash
+-- Erasure wins over any earlier reason (bounce, complaint): it is the strongest.
+INSERT INTO suppressions (email_hash, reason) VALUES ($1, $2)
+ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason;
+
+-- name: suppress_hash_keep
+-- Retention purge of an already-suppressed row: keep whatever reason exists.
+INSERT INTO suppressions (email_hash, reason) VALUES ($1, $2)
+ON CONFLICT (email_hash) DO NOTHING;
+
+-- name: erase_personal_data
+-- Everything that names the person, in one statement: queued issue mail is
+-- skipped (deliveries keep the row, subscriber_id becomes NULL by the FK),
+-- transactional mail that carries the address is deleted (signup limit hits
+-- are keyed by a hash, never the address), and the subscriber row with its consent
+-- events (ON DELETE CASCADE) is deleted. $1 id, $2 address.
+WITH skipped AS (
+    UPDATE deliveries SET status = 'skipped', last_error = 'erased'
+    WHERE subscriber_id = $1 AND status = 'queued'
+), mails AS (
+    DELETE FROM outbox WHERE subscriber_id IS NULL AND lower(recipient) = lower($2::text)
+)
+DELETE FROM subscribers WHERE id = $1;
+
+-- name: remember_departed
+INSERT INTO departed_addresses (email_hash, reason)
+SELECT unnest($1::text[]), $2
+ON CONFLICT (email_hash) DO NOTHING;
+
+-- name: claim_daily_job
+-- Exactly once per day across every worker: the upsert only "wins" when the
+-- stored date is older than today's. A second worker racing for the same row
+-- waits on the row lock, then re-checks the WHERE against the committed date
+-- and gets no row back. If the job fails, its transaction rolls the date
+-- back and the next worker tick retries.
+INSERT INTO jobs (name, last_run_on, last_run_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE
+SET last_run_on = excluded.last_run_on, last_run_at = excluded.last_run_at
+WHERE jobs.last_run_on < excluded.last_run_on
+RETURNING name;
+
+-- name: finish_daily_job
+UPDATE jobs SET last_result = $2 WHERE name = $1;
+
+-- name: lifecycle_reconfirm_due
+-- Active subscribers whose last consent is older than $2 days get one
+-- re-confirmation mail ($3 outbox priority, $4 grace days for the deadline).
+-- A sequential scan once a day is fine even at a million rows.
+WITH due AS (
+    UPDATE subscribers
+    SET reconfirm_sent_at = $1::timestamptz, updated_at = $1::timestamptz
+    WHERE status = 'active' AND reconfirm_sent_at IS NULL
+      AND coalesce(last_consent_at, confirmed_at, created_at)
+          <= $1::timestamptz - make_interval(days => $2::int)
+    RETURNING id, email, name, coalesce(last_consent_at, confirmed_at, created_at) AS consented_at
+)
+INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
+SELECT 'reconfirm', $3::smallint, email, id,
+       jsonb_build_object('subscriber_id', id, 'name', name, 'consented_at', consented_at,
+                          'deadline', $1::timestamptz + make_interval(days => $4::int))
+FROM due
+RETURNING subscriber_id;
+
+-- name: lifecycle_lapse
+-- No answer within $2 days of the re-confirmation mail: the subscription
+-- lapses, queued issue mail is skipped, the lapse is recorded as consent
+-- evidence and the result notice (sender, date, result) is queued.
+WITH lapsed AS (
+    UPDATE subscribers
+    SET status = 'lapsed', unsubscribed_at = $1::timestamptz, updated_at = $1::timestamptz
+    WHERE status = 'active' AND reconfirm_sent_at IS NOT NULL
+      AND reconfirm_sent_at <= $1::timestamptz - make_interval(days => $2::int)
+    RETURNING id, email, name
+), skipped AS (
+    UPDATE deliveries d SET status = 'skipped', last_error = 'lapsed'
+    FROM lapsed l WHERE d.subscriber_id = l.id AND d.status = 'queued'
+), evidence AS (
+    INSERT INTO consent_events (subscriber_id, kind, occurred_at, source, recorded_by)
+    SELECT id, 'lapse', $1::timestamptz, 'no re-confirmation', 'lifecycle' FROM lapsed
+)
+INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
+SELECT 'reconfirm_notice', $3::smallint, email, id,
+       jsonb_build_object('subscriber_id', id, 'name', name, 'at', $1::timestamptz,
+                          'result', 'lapsed')
+FROM lapsed
+RETURNING subscriber_id;
+
+-- name: lifecycle_purge
+-- Destroy leavers' personal data after the retention period ($2 days):
+-- unsubscribed and lapsed rows, suppressed rows (their hash stays in
+-- suppressions), and pending rows nobody confirmed within $3 days.
+-- Consent events and outbox rows go with them (ON DELETE CASCADE);
+-- deliveries keep their counts (ON DELETE SET NULL). The addresses come
+-- back once so the caller can keep their keyed hashes.
+DELETE FROM subscribers
+WHERE (status IN ('unsubscribed', 'lapsed', 'suppressed')
+       AND coalesce(unsubscribed_at, updated_at) <= $1::timestamptz - make_interval(days => $2::int))
+   OR (status = 'pending' AND created_at <= $1::timestamptz - make_interval(days => $3::int))
+RETURNING id, email, status, suppressed_reason;
+
+-- name: reconfirm_subscriber
+-- The resident answered the re-confirmation mail: consent is fresh again.
+UPDATE subscribers
+SET last_consent_at = $2::timestamptz, reconfirm_sent_at = NULL, updated_at = $2::timestamptz
+WHERE id = $1 AND status = 'active'
+RETURNING id;
+
+-- name: insert_consent_event_at
+INSERT INTO consent_events (subscriber_id, kind, occurred_at, ip, user_agent, source,
+                            consent_version, recorded_by)
+VALUES ($1, $2, $3, $4::inet, $5, $6, $7, $8);
