@@ -131,4 +131,5 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         request_max_body_size=MAX_BODY_BYTES,
         middleware=[RequestMetrics()],  # HTTP requests by route and status, for /metrics
         debug=False,
+        logging_config=None,  # keep the JSON logging set up by newsletter.logs
     )

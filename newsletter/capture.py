@@ -13,10 +13,20 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
+def open_maildir(directory: Path) -> mailbox.Maildir:
+    """The Maildir at ``directory`` with its cur/new/tmp folders in place.
+
+    (``mailbox.Maildir(create=True)`` only makes them when the folder itself
+    is missing, so a pre-created ``.dev/mail`` would stay unusable.)
+    """
+    for sub in ("cur", "new", "tmp"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    return mailbox.Maildir(directory, create=False)
+
+
 class MaildirHandler:
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.maildir = mailbox.Maildir(directory, create=True)
+        self.maildir = open_maildir(directory)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mailbox
 import re
 from email import policy
 from email.message import EmailMessage
@@ -14,16 +13,16 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
+from newsletter.capture import open_maildir
+from newsletter.settings import Settings
 from newsletter.web.deps import Config
 
 LINK_RE = re.compile(r"https?://[^\s<>\"]+")
 
 
-def _messages(settings: Config) -> list[tuple[str, float, EmailMessage]]:
+def _messages(settings: Settings) -> list[tuple[str, float, EmailMessage]]:
     directory = settings.dev_dir / "mail"
-    if not directory.exists():
-        return []
-    box = mailbox.Maildir(directory, create=False)
+    box = open_maildir(directory)
     parser = BytesParser(policy=policy.default)
     found = []
     for key in box.iterkeys():
