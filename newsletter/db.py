@@ -199,31 +199,19 @@ async def migrate(url: str) -> list[str]:
     conn = await connect(url)
     applied_now: list[str] = []
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        await conn.execute(QUERIES.migration_lock, MIGRATION_LOCK)
         try:
-            await conn.execute(
-                """
-                CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version text PRIMARY KEY,
-                    name text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now()
-                )
-                """
-            )
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            await conn.execute(QUERIES.create_schema_migrations)
+            done = {r["version"] for r in await conn.fetch(QUERIES.applied_migrations)}
             for migration in list_migrations():
                 if migration.version in done:
                     continue
                 async with conn.transaction():
                     await conn.execute(migration.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        migration.version,
-                        migration.name,
-                    )
+                    await conn.execute(QUERIES.record_migration, migration.version, migration.name)
                 applied_now.append(f"{migration.version}_{migration.name}")
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+            await conn.execute(QUERIES.migration_unlock, MIGRATION_LOCK)
     finally:
         await conn.close()
     return applied_now
@@ -231,8 +219,7 @@ async def migrate(url: str) -> list[str]:
 
 async def pending_migrations(conn: Connection) -> list[str]:
     """Migrations on disk that the database has not applied (for /readyz)."""
-    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     done: set[str] = set()
-    if exists:
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    if await conn.fetchval(QUERIES.schema_migrations_exists):
+        done = {r["version"] for r in await conn.fetch(QUERIES.applied_migrations)}
     return [f"{m.version}_{m.name}" for m in list_migrations() if m.version not in done]

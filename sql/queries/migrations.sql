@@ -1,0 +1,22 @@
+-- name: migration_lock
+-- Serialises concurrent `newsletter migrate` runs (any host): the second waits here.
+SELECT pg_advisory_lock($1);
+
+-- name: migration_unlock
+SELECT pg_advisory_unlock($1);
+
+-- name: create_schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version text PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name) VALUES ($1, $2);
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations;
+
+-- name: schema_migrations_exists
+SELECT to_regclass('schema_migrations') IS NOT NULL;
