@@ -60,6 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = sub.add_parser("revoke-api-key", help="revoke an API key by id or by its value")
     revoke.add_argument("key", help="the key's numeric id or the key itself")
 
+    roster_import = sub.add_parser(
+        "import",
+        help="import subscribers from a CSV (email,name,subscribed_at,source; UTF-8 or CP949)",
+    )
+    roster_import.add_argument("file", help="the CSV file (Excel's CSV export is fine)")
+    roster_import.add_argument(
+        "--mode",
+        choices=["confirmed", "invite"],
+        default="confirmed",
+        help="confirmed: consent already given (needs --source); invite: mail a confirmation",
+    )
+    roster_import.add_argument("--source", help="where and how these people consented")
+    roster_export = sub.add_parser("export", help="export subscribers as CSV (UTF-8)")
+    roster_export.add_argument("--bom", action="store_true", help="add a BOM for Korean Excel")
+    roster_export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    roster_export.add_argument("--status", help="only subscribers with this status")
+    erase = sub.add_parser(
+        "erase", help="erase a person (PIPA): delete their data, keep a salted hash out"
+    )
+    erase.add_argument("email", help="the address to erase")
+
     return parser
 
 
@@ -190,3 +211,103 @@ async def _dev(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.devserver import run_dev
 
     return await run_dev(settings, host=args.host, port=args.port, smtp_port=args.smtp_port)
+
+
+@command("import")
+async def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from newsletter.audit import CLI_ACTOR
+    from newsletter.db import Database
+    from newsletter.errors import DomainError
+    from newsletter.roster import import_csv
+
+    database = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn())
+    try:
+        with (
+            open(args.file, "rb") as binary,  # noqa: ASYNC230 - a CLI, the loop has nothing else to do
+            Progress(*columns, TimeRemainingColumn(), transient=True) as bar,
+        ):
+            task = bar.add_task("reading", total=None)
+            report = await import_csv(
+                database,
+                settings,
+                binary,
+                mode=args.mode,
+                source=args.source,
+                actor=CLI_ACTOR,
+                now=datetime.now(UTC),
+                progress=lambda done, total: bar.update(
+                    task,
+                    completed=done,
+                    total=total,
+                    description="reading" if done < total else "merging",
+                ),
+            )
+    except OSError as exc:
+        print(f"newsletter: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except DomainError as exc:
+        print(f"newsletter: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        await database.close()
+    for item in report.errors:
+        print(f"line {item.line}: {item.reason}", file=sys.stderr)
+    for item in report.skipped_rows:
+        print(f"line {item.line}: skipped: {item.reason}", file=sys.stderr)
+    print(
+        f"{report.rows} rows ({report.encoding}): {report.inserted} inserted, "
+        f"{report.updated} updated, {report.unchanged} unchanged, {report.duplicates} duplicates, "
+        f"{report.skipped} skipped, {report.invalid} invalid, {report.invited} invited"
+    )
+    return 0 if report.invalid == 0 else 1
+
+
+@command("export")
+async def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.audit import CLI_ACTOR, record
+    from newsletter.db import Database
+    from newsletter.errors import DomainError
+    from newsletter.roster import export_csv
+
+    database = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
+    try:
+        async with database.transaction() as conn:
+            await record(conn, CLI_ACTOR, "subscribers.export", "subscribers", status=args.status)
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer  # noqa: ASYNC230
+            async for chunk in export_csv(database, settings, bom=args.bom, status=args.status):
+                out.write(chunk)
+            out.flush()
+    except DomainError as exc:
+        print(f"newsletter: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        await database.close()
+    return 0
+
+
+@command("erase")
+async def _erase(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.audit import CLI_ACTOR
+    from newsletter.db import Database
+    from newsletter.errors import DomainError
+    from newsletter.lifecycle import erase_address
+
+    database = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
+    try:
+        erased = await erase_address(database, settings, email=args.email, actor=CLI_ACTOR)
+    except DomainError as exc:
+        print(f"newsletter: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        await database.close()
+    if erased.subscriber_id is None:
+        print("not on the list; the address is now suppressed so it is never imported or mailed")
+    else:
+        print(f"erased subscriber #{erased.subscriber_id}; only a salted hash remains")
+    return 0

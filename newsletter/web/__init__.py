@@ -17,6 +17,9 @@ def routes(settings: Settings) -> list[Any]:
     from newsletter.web import api_issues, api_news, archive
 
     handlers.extend([*api_news.ROUTES, *api_issues.ROUTES, *archive.ROUTES])
+    from newsletter.web import api_subscribers, reconfirm
+
+    handlers.extend([*api_subscribers.ROUTES, *reconfirm.ROUTES])
     if settings.dev:
         from newsletter.web import dev_outbox
 

@@ -92,6 +92,16 @@ async def _spool_body(request: Request[Any, Any, Any]) -> IO[bytes]:
     """The CSV from a text/csv body or a multipart ``file`` field, streamed to
     a spooled temporary file (memory stays flat for big uploads)."""
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+    try:
+        await _receive(request, spool)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+async def _receive(request: Request[Any, Any, Any], spool: IO[bytes]) -> None:
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type == b"multipart/form-data":
         boundary = options.get(b"boundary")
@@ -113,8 +123,6 @@ async def _spool_body(request: Request[Any, Any, Any]) -> IO[bytes]:
             "send the CSV as the body (Content-Type: text/csv) or as a multipart 'file' field",
             field="file",
         )
-    spool.seek(0)
-    return spool
 
 
 async def _stream_multipart_file(
