@@ -58,11 +58,11 @@ async def test_no_server_errors_for_generated_requests(client: Client, db: Datab
     await _seed(client, headers)
     spec = (await client.get("/api/docs/openapi.json")).json()
     schema = schemathesis.openapi.from_dict(spec)
-    operations = [
-        result.ok()
-        for result in schema.get_all_operations()
-        if result.ok().path.startswith(MINE) and not result.ok().path.endswith("/stats")
-    ]
+    operations: list[Any] = []
+    for result in schema.get_all_operations():
+        operation: Any = result.ok()  # type: ignore[union-attr]  # Err raises: bad document
+        if operation.path.startswith(MINE) and not operation.path.endswith("/stats"):
+            operations.append(operation)
     assert len(operations) >= 15
     failures: list[str] = []
     sent = 0
