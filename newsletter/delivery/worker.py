@@ -1,7 +1,19 @@
 """The worker loop: claim due mail from PostgreSQL, send it, record the outcome.
 
 Any number of workers on any number of hosts may run; they coordinate only
-through the database (``FOR UPDATE SKIP LOCKED`` plus a lease).
+through the database (``FOR UPDATE SKIP LOCKED`` plus a lease, and the
+shared rate-limit bucket).
+
+Each round: transactional mail (outbox) first, then one batch of the oldest
+sending issue. A batch is sent chunk by chunk: take rate tokens, check the
+chunk (issue still sending, subscribers still active), hand it to the SMTP
+pool. Pause, cancel, unsubscribe and erase therefore take effect for every
+message not yet handed over. A stop request (SIGTERM) lets the messages in
+flight finish and gives the rest of the batch back.
+
+Periodic jobs run beside the loop (:attr:`Worker.periodic`): the heartbeat
+that keeps our leases alive, putting back the rows of dead workers, and
+whatever other modules register (e.g. starting scheduled issues).
 """
 
 from __future__ import annotations
@@ -10,28 +22,32 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from email import policy
 from email.utils import parseaddr
 
+from newsletter import issues
 from newsletter.db import Database, Record
-from newsletter.delivery.smtp import PermanentError, SendError, SmtpConnection
+from newsletter.delivery import claim as queue
+from newsletter.delivery.dkim import signer_for
+from newsletter.delivery.message import IssueMessage, Recipient, dot_stuff
+from newsletter.delivery.pool import Job, SmtpPool
+from newsletter.delivery.ratelimit import RateLimiter
+from newsletter.delivery.smtp import PermanentError, Reply, SendError, ServerTrouble
 from newsletter.mails import MailContext, UnknownMailKind, render_outbox
 from newsletter.settings import Settings
 from newsletter.tokens import Tokens
 
 log = logging.getLogger("newsletter.worker")
 
-LEASE_SECONDS = 120.0
+LEASE_SECONDS = 60.0
 IDLE_POLL_SECONDS = 0.5
-
-
-def backoff_seconds(attempt: int) -> float:
-    """Exponential backoff with full jitter: ~10 s, 20 s, 40 s ... capped at 1 h."""
-    ceiling = min(10.0 * 2.0 ** max(attempt - 1, 0), 3600.0)
-    jitter = random.uniform(0, ceiling / 2)
-    return ceiling / 2 + jitter
+CHUNK = 32  # messages per rate-limit take and send-time check
+MESSAGE_MAX_AGE = 600.0  # rebuild an issue's message (fresh Date) after this
+SMTP_POLICY = policy.SMTP
 
 
 def default_worker_id() -> str:
@@ -39,83 +55,355 @@ def default_worker_id() -> str:
 
 
 @dataclass
+class PeriodicJob:
+    """Something the worker does every ``interval`` seconds beside sending."""
+
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[object]]
+    next_at: float = 0.0
+
+
+@dataclass
 class Worker:
     settings: Settings
     database: Database
     worker_id: str = field(default_factory=default_worker_id)
+    lease_seconds: float = LEASE_SECONDS
+    retry_base_seconds: float = 30.0  # 4xx: 30 s, 60 s, 2 min … (jittered)
+    reconnect_base_seconds: float = 1.0
+    defer_seconds: float = queue.DEFER_SECONDS  # server trouble outlasting the inline retries
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self.mail_context = MailContext(
-            self.settings,
-            Tokens(self.settings.secret_key, self.settings.confirm_max_age_seconds),
+        self.tokens = Tokens(self.settings.secret_key, self.settings.confirm_max_age_seconds)
+        self.mail_context = MailContext(self.settings, self.tokens)
+        self.smtp = SmtpPool(
+            self.settings.smtp,
+            self.settings.smtp_connections,
+            stop=self.stop,
+            backoff_base=self.reconnect_base_seconds,
         )
-        self.smtp = SmtpConnection(self.settings.smtp)
+        self.limiter = RateLimiter(
+            self.database, self.settings.rate_per_second, self.settings.rate_per_hour
+        )
         self.envelope_from = (
             self.settings.bounce_address or parseaddr(self.settings.from_address)[1]
         )
+        self.backoff = queue.BackoffFn(self.retry_base_seconds)
+        self.outcomes = queue.Outcomes(self.settings.max_attempts, self.backoff, self.defer_seconds)
+        self.signer = signer_for(self.settings)
+        self.current_issue_id: int | None = None
+        self.sent_total = 0
+        self._messages: dict[int, tuple[float, IssueMessage]] = {}
+        self._link_task: asyncio.Task[None] | None = None
+        self.periodic: list[PeriodicJob] = [
+            PeriodicJob("heartbeat", self.lease_seconds / 4, self.heartbeat),
+            PeriodicJob("requeue expired leases", self.lease_seconds / 2, self.requeue_expired),
+            PeriodicJob("prune dead workers", 300.0, self.prune_dead_workers),
+            PeriodicJob("start scheduled issues", 5.0, self.start_due_issues),
+        ]
 
-    async def run(self, stop: asyncio.Event) -> None:
+    # --- lifecycle ---------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        if stop is not None and stop is not self.stop:
+            self._link(stop)
+        host, _, pid = self.worker_id.rpartition(":")
+        await self.database.execute(
+            "worker_register",
+            self.worker_id,
+            host or socket.gethostname(),
+            int(pid) if pid.isdigit() else os.getpid(),
+        )
         log.info("worker %s started", self.worker_id)
+        periodic = asyncio.create_task(self._run_periodic(), name="periodic")
+        failures = 0
         try:
-            while not stop.is_set():
-                worked = await self.run_once()
+            while not self.stop.is_set():
+                try:
+                    worked = await self.run_once()
+                    failures = 0
+                except Exception:
+                    # Database restarts, network blips: log, wait, carry on.
+                    # Rows we held come back through lease expiry.
+                    failures += 1
+                    log.exception("worker round failed (%s in a row)", failures)
+                    worked = 0
+                    await self._sleep(min(30.0, 0.5 * 2**failures))
                 if not worked:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), IDLE_POLL_SECONDS)
+                    await self._sleep(IDLE_POLL_SECONDS)
         finally:
+            periodic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await periodic
             await self.smtp.close()
-            log.info("worker %s stopped", self.worker_id)
+            with contextlib.suppress(Exception):
+                await self.database.execute("worker_unregister", self.worker_id)
+            log.info("worker %s stopped after sending %s", self.worker_id, self.sent_total)
+
+    def _link(self, outer: asyncio.Event) -> None:
+        """Mirror an externally owned stop event (signal handler) into ours."""
+
+        async def watch() -> None:
+            await outer.wait()
+            self.stop.set()
+
+        self._link_task = asyncio.get_running_loop().create_task(watch())
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def _run_periodic(self) -> None:
+        while True:
+            now = time.monotonic()
+            for job in self.periodic:
+                if now >= job.next_at:
+                    job.next_at = now + job.interval
+                    try:
+                        await job.run()
+                    except Exception:
+                        log.exception("periodic job %r failed", job.name)
+            await asyncio.sleep(min(1.0, min(j.interval for j in self.periodic) / 2))
+
+    async def heartbeat(self) -> None:
+        await self.database.execute("worker_heartbeat", self.worker_id, self.current_issue_id)
+        await self.database.execute("extend_delivery_leases", self.worker_id, self.lease_seconds)
+        await self.database.execute("extend_outbox_leases", self.worker_id, self.lease_seconds)
+
+    async def requeue_expired(self) -> None:
+        status = await self.database.execute("requeue_expired_deliveries")
+        if status != "UPDATE 0":
+            log.warning("put back deliveries of a dead worker: %s", status)
+
+    async def start_due_issues(self) -> None:
+        """The scheduler: any worker may start a due issue; issues.py makes it once only."""
+        started = await issues.start_due_issues(self.database, self.settings)
+        if started:
+            log.info("started scheduled issues %s", started)
+
+    async def prune_dead_workers(self) -> None:
+        await self.database.execute("prune_dead_workers", max(600.0, self.lease_seconds * 10))
+
+    # --- one round ---------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Send one batch of transactional mail; return how many were claimed."""
+        """Send one batch (transactional mail first); return how many were claimed."""
+        handled = await self._outbox_batch()
+        if handled:
+            return handled
+        return await self._delivery_batch()
+
+    # --- transactional mail ------------------------------------------------
+
+    async def _outbox_batch(self) -> int:
         rows = await self.database.fetch(
-            "claim_outbox", self.worker_id, self.settings.batch_size, LEASE_SECONDS
+            "claim_outbox", self.worker_id, self.settings.batch_size, self.lease_seconds
         )
-        remaining = [row["id"] for row in rows]
+        if not rows:
+            return 0
+        results: dict[int, Reply | SendError | None] = {}
+
+        def sent(job: Job, reply: Reply) -> None:
+            results[job.key] = reply
+
+        def failed(job: Job, exc: SendError) -> None:
+            results[job.key] = exc
+
+        def released(job: Job) -> None:
+            results[job.key] = None
+
+        unsent = [row["id"] for row in rows]
         try:
             for row in rows:
-                await self._send_outbox(row)
-                remaining.pop(0)
+                if self.stop.is_set():
+                    break
+                try:
+                    message = render_outbox(
+                        self.mail_context, row["kind"], row["recipient"], row["payload"]
+                    )
+                except (UnknownMailKind, KeyError, ValueError) as exc:
+                    log.error("outbox %s cannot be rendered: %r", row["id"], exc)
+                    await self.database.execute(
+                        "outbox_failed", row["id"], f"render: {exc!r}", None
+                    )
+                    unsent.remove(row["id"])
+                    continue
+                data = dot_stuff(message.as_bytes(policy=SMTP_POLICY))
+                results[row["id"]] = None
+                unsent.remove(row["id"])
+                await self.smtp.submit(
+                    Job(
+                        key=row["id"],
+                        sender=self.envelope_from,
+                        recipient=row["recipient"],
+                        render=_prebuilt(data),
+                        on_sent=sent,
+                        on_error=failed,
+                        on_released=released,
+                    )
+                )
         finally:
-            if remaining:  # cancelled mid-batch: give the rest back
-                await self.database.execute("outbox_release", remaining)
+            await self.smtp.drain()
+            by_id = {row["id"]: row for row in rows}
+            for outbox_id, result in results.items():
+                await self._record_outbox(by_id[outbox_id], result)
+            if unsent:
+                await self.database.execute("outbox_release", unsent)
         return len(rows)
 
-    async def _send_outbox(self, row: Record) -> None:
-        try:
-            message = render_outbox(
-                self.mail_context, row["kind"], row["recipient"], row["payload"]
-            )
-        except (UnknownMailKind, KeyError, ValueError) as exc:
-            log.error("outbox %s cannot be rendered: %r", row["id"], exc)
-            await self.database.execute("outbox_failed", row["id"], f"render: {exc!r}", None)
-            return
-        try:
-            code, _reply = await self.smtp.send(
-                self.envelope_from, row["recipient"], message.as_bytes()
-            )
-        except SendError as exc:
-            await self._record_failure(row, exc)
-            return
-        await self.database.execute("outbox_sent", row["id"], code, message["Message-ID"])
-
-    async def _record_failure(self, row: Record, exc: SendError) -> None:
-        if isinstance(exc, PermanentError) or row["attempts"] >= self.settings.max_attempts:
-            log.warning("outbox %s failed for good: %s", row["id"], exc)
-            await self.database.execute("outbox_failed", row["id"], str(exc), exc.code)
+    async def _record_outbox(self, row: Record, result: Reply | SendError | None) -> None:
+        if isinstance(result, Reply):
+            await self.database.execute("outbox_sent", row["id"], result.code, None)
+        elif result is None:
+            await self.database.execute("outbox_release", [row["id"]])
+        elif isinstance(result, PermanentError) or row["attempts"] >= self.settings.max_attempts:
+            log.warning("outbox %s failed for good: %s", row["id"], result)
+            await self.database.execute("outbox_failed", row["id"], str(result), result.code)
         else:
-            delay = backoff_seconds(row["attempts"])
-            log.info("outbox %s retry in %.0fs: %s", row["id"], delay, exc)
-            await self.database.execute("outbox_retry", row["id"], delay, str(exc), exc.code)
+            delay = 10.0 if isinstance(result, ServerTrouble) else self.backoff(row["attempts"])
+            await self.database.execute("outbox_retry", row["id"], delay, str(result), result.code)
+
+    # --- issue deliveries --------------------------------------------------
+
+    async def _delivery_batch(self) -> int:
+        for issue_row in await self.database.fetch("sending_issue_ids"):
+            issue_id: int = issue_row["id"]
+            claimed = await queue.claim(
+                self.database,
+                self.worker_id,
+                issue_id,
+                self.settings.batch_size,
+                self.lease_seconds,
+            )
+            if claimed:
+                self.current_issue_id = issue_id
+                try:
+                    await self._send_batch(issue_id, claimed)
+                finally:
+                    self.current_issue_id = None
+                await self._finish(issue_id)
+                return len(claimed)
+            await self._finish(issue_id)
+        return 0
+
+    async def _finish(self, issue_id: int) -> None:
+        if await self.database.fetchval("finish_issue", issue_id):
+            self._messages.pop(issue_id, None)
+            log.info("issue %s sent: every delivery is final", issue_id)
+
+    async def _message_for(self, issue_id: int) -> IssueMessage | None:
+        cached = self._messages.get(issue_id)
+        if cached and time.monotonic() - cached[0] < MESSAGE_MAX_AGE:
+            return cached[1]
+        row = await self.database.fetchrow("issue_for_sending", issue_id)
+        if row is None or row["status"] != "sending":
+            return None
+        message = IssueMessage(
+            self.settings,
+            issue_id=issue_id,
+            subject=row["subject"] or "",
+            html_body=row["rendered_html"] or "",
+            text_body=row["rendered_text"] or "",
+            signer=self.signer,
+        )
+        self._messages[issue_id] = (time.monotonic(), message)
+        return message
+
+    async def _send_batch(self, issue_id: int, claimed: list[queue.Claimed]) -> None:
+        outcomes = self.outcomes
+        attempts = {c.id: c.attempts for c in claimed}
+        pending = [c.id for c in claimed]
+        message = await self._message_for(issue_id)
+        if message is None:
+            outcomes.released.extend(pending)
+            await outcomes.flush(self.database)
+            return
+
+        def sent(job: Job, _reply: Reply) -> None:
+            outcomes.sent.append(job.key)
+            self.sent_total += 1
+
+        def failed(job: Job, exc: SendError) -> None:
+            outcomes.errors.append((job.key, subscribers.get(job.key), attempts[job.key], exc))
+
+        def released(job: Job) -> None:
+            outcomes.released.append(job.key)
+
+        subscribers: dict[int, int] = {}
+        try:
+            while pending and not self.stop.is_set():
+                granted = await self.limiter.take(min(len(pending), CHUNK), self.stop)
+                if not granted:
+                    break
+                chunk, pending = pending[:granted], pending[granted:]
+                gate = await queue.check(self.database, issue_id, chunk, self.worker_id)
+                if not gate.issue_sending:  # paused or cancelled: give it all back
+                    pending = chunk + pending
+                    log.info("issue %s no longer sending; releasing the batch", issue_id)
+                    break
+                outcomes.skipped.update(gate.skip)
+                for row in gate.send:
+                    recipient = Recipient(
+                        row["id"], row["subscriber_id"], row["email"], row["name"]
+                    )
+                    subscribers[row["id"]] = row["subscriber_id"]
+                    await self.smtp.submit(self._job(message, recipient, sent, failed, released))
+                if outcomes.due():
+                    await outcomes.flush(self.database)
+        finally:
+            outcomes.released.extend(pending)
+            await self.smtp.drain()
+            await outcomes.flush(self.database)
+
+    def _job(
+        self,
+        message: IssueMessage,
+        recipient: Recipient,
+        sent: Callable[[Job, Reply], None],
+        failed: Callable[[Job, SendError], None],
+        released: Callable[[Job], None],
+    ) -> Job:
+        tokens = self.tokens
+
+        def render(eight_bit: bool) -> tuple[bytes, bool]:
+            token = tokens.unsubscribe(recipient.subscriber_id)
+            data = message.render(recipient, token, eight_bit=eight_bit)
+            return data, eight_bit and message.needs_8bit
+
+        return Job(
+            key=recipient.delivery_id,
+            sender=message.envelope_sender(recipient.delivery_id),
+            recipient=recipient.email,
+            render=render,
+            on_sent=sent,
+            on_error=failed,
+            on_released=released,
+        )
+
+
+def _prebuilt(data: bytes) -> Callable[[bool], tuple[bytes, bool]]:
+    """Transactional mail is 7-bit already (the email package chose QP/base64)."""
+
+    def render(_eight_bit: bool) -> tuple[bytes, bool]:
+        return data, False
+
+    return render
 
 
 async def run_worker(
-    settings: Settings, *, database: Database | None = None, stop: asyncio.Event | None = None
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    stop: asyncio.Event | None = None,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> None:
     owned = database is None
     db = database or await Database.connect(_require_url(settings))
     try:
-        await Worker(settings, db).run(stop or asyncio.Event())
+        worker = Worker(settings, db, lease_seconds=lease_seconds)
+        await worker.run(stop)
     finally:
         if owned:
             await db.close()

@@ -1,0 +1,279 @@
+"""Issue mail built once per issue, personalised per recipient by byte splicing.
+
+Building a message with the ``email`` package costs ~6.7 ms (≈150 msg/s per
+core), so the MIME structure, the encoded Subject and From, the boundary and
+both bodies are prepared once per issue as a list of byte segments with named
+holes. Per recipient we only join bytes: To, Message-ID, the unsubscribe link
+(body and ``List-Unsubscribe``) and the name.
+
+Transfer encoding: a body part goes out as ``8bit`` (UTF-8 as-is; splicing
+raw bytes is then exactly right) when the server offers 8BITMIME and every
+line stays under the 998-octet limit; otherwise the part is quoted-printable,
+re-encoded per recipient only if it has holes (``binascii.b2a_qp`` runs in C:
+≈55 µs for 20 KB). Headers never carry raw 8-bit: names and subjects are
+RFC 2047 encoded-words, folded so no line exceeds 78 characters, and the
+``List-*`` headers hold only ASCII (no encoded-words, RFC 2369/2919).
+
+Lines are CRLF and dot-stuffed here, so the SMTP layer sends the bytes as they
+are (see ``smtp.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime, parseaddr
+
+from newsletter.bounces import message_id_for, verp_sender
+from newsletter.rendering import DEFAULT_NAME, RECIPIENT_NAME, UNSUBSCRIBE_URL
+from newsletter.settings import Settings
+
+MAX_LINE = 998  # RFC 5322 hard limit, CRLF excluded
+# Room left on a body line for what a hole may become: a 100-character Korean
+# name is 300 bytes (HTML-escaped a little more), a URL ~120.
+HOLE_ROOM = 400
+ENCODED_WORD_BYTES = 39  # UTF-8 bytes per encoded-word: 52 base64 chars + 12 = 64 < 75
+
+Segment = bytes | str  # literal bytes, or the name of a per-recipient field
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str | None
+
+
+class Template:
+    """Byte segments with named holes; ``fill`` is one ``b"".join``."""
+
+    __slots__ = ("segments",)
+
+    def __init__(self, segments: Sequence[Segment]) -> None:
+        merged: list[Segment] = []
+        for segment in segments:
+            if isinstance(segment, bytes) and merged and isinstance(merged[-1], bytes):
+                merged[-1] += segment
+            elif segment != b"":
+                merged.append(segment)
+        self.segments = tuple(merged)
+
+    @classmethod
+    def parse(cls, text: str, holes: dict[str, str]) -> Template:
+        """Split ``text`` at each placeholder in ``holes`` (placeholder → field)."""
+        if not holes:
+            return cls([text.encode()])
+        pattern = re.compile("|".join(re.escape(p) for p in holes))
+        segments: list[Segment] = []
+        position = 0
+        for match in pattern.finditer(text):
+            segments.append(text[position : match.start()].encode())
+            segments.append(holes[match.group(0)])
+            position = match.end()
+        segments.append(text[position:].encode())
+        return cls(segments)
+
+    @property
+    def has_holes(self) -> bool:
+        return any(isinstance(s, str) for s in self.segments)
+
+    def fill(self, values: dict[str, bytes]) -> bytes:
+        return b"".join(s if isinstance(s, bytes) else values[s] for s in self.segments)
+
+
+def crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """RFC 5321 4.5.2: a line starting with '.' gets another one."""
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+def encode_words(text: str) -> str:
+    """RFC 2047 base64 encoded-words, folded; whole characters per word."""
+    words: list[str] = []
+    chunk = ""
+    for char in text:
+        if len((chunk + char).encode()) > ENCODED_WORD_BYTES:
+            words.append(chunk)
+            chunk = ""
+        chunk += char
+    if chunk:
+        words.append(chunk)
+    return "\r\n ".join(
+        "=?utf-8?b?" + base64.b64encode(word.encode()).decode("ascii") + "?=" for word in words
+    )
+
+
+_ATOM_SAFE = re.compile(r"^[A-Za-z0-9 !#$%&'*+\-/=?^_`{|}~.]*$")
+
+
+def encode_phrase(name: str) -> str:
+    """A display name fit for an address header, ASCII only.
+
+    One encoded-word, even past RFC 2047's 75 characters for a very long
+    name: Python's address parser (and so many tools built on it) inserts a
+    space between adjacent encoded-words in a display name, which would
+    corrupt the name, while long encoded-words decode everywhere. A name is
+    at most 100 characters (≈400 encoded), so the line stays under 998.
+    """
+    if name.isascii() and _ATOM_SAFE.match(name) and len(name) < 60:
+        return '"' + name + '"'
+    return "=?utf-8?b?" + base64.b64encode(name.encode()).decode("ascii") + "?="
+
+
+def mailbox(name: str | None, address: str) -> str:
+    clean = (name or "").replace("\r", " ").replace("\n", " ").strip()
+    return f"{encode_phrase(clean)} <{address}>" if clean else address
+
+
+def encode_subject(subject: str) -> str:
+    clean = " ".join(subject.split())
+    if clean.isascii() and len(clean) <= 66 and "=?" not in clean:
+        return clean
+    return encode_words(clean)
+
+
+def list_id_header(list_id: str) -> str:
+    """``List-Id`` without encoded-words: keep the phrase only if it is ASCII."""
+    phrase, _, rest = list_id.partition("<")
+    ident = rest.rstrip().rstrip(">").strip() if rest else list_id.strip()
+    phrase = phrase.strip().strip('"')
+    if phrase and phrase.isascii() and _ATOM_SAFE.match(phrase):
+        return f'"{phrase}" <{ident}>'
+    return f"<{ident}>"
+
+
+def _longest_line(data: bytes) -> int:
+    return max((len(line) for line in data.split(b"\r\n")), default=0)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One body part: its MIME headers and how to produce its body bytes."""
+
+    headers: bytes
+    template: Template  # decoded UTF-8 with CRLF line ends
+    eight_bit_ok: bool  # every line fits even after filling the holes
+
+    def encode(self, values: dict[str, bytes], eight_bit: bool) -> tuple[bytes, bytes]:
+        """(content-transfer-encoding header value, body bytes)."""
+        raw = self.template.fill(values)
+        if eight_bit and self.eight_bit_ok:
+            return b"8bit", raw
+        encoded = binascii.b2a_qp(raw.replace(b"\r\n", b"\n"), istext=True)
+        return b"quoted-printable", encoded.replace(b"\n", b"\r\n")
+
+
+class IssueMessage:
+    """An issue ready to send: ``render(recipient, token)`` gives SMTP-ready bytes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        issue_id: int,
+        subject: str,
+        html_body: str,
+        text_body: str,
+        date: datetime | None = None,
+        signer: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.issue_id = issue_id
+        self.signer = signer
+        self.boundary = "=_nl_" + secrets.token_hex(12)
+        self.unsubscribe_base = settings.base_url + "/unsubscribe?token="
+        from_name, from_addr = parseaddr(settings.from_address)
+        self.from_address = from_addr
+        mailto = settings.bounce_address or from_addr
+        if settings.bounce_address:
+            local, _, domain = settings.bounce_address.rpartition("@")
+            mailto = f"{local.split('+', 1)[0]}+unsubscribe@{domain}"
+        when = format_datetime(date or datetime.now().astimezone())
+        head = (
+            f"From: {mailbox(from_name, from_addr)}\r\n"
+            f"To: \0to\0\r\n"
+            f"Subject: {encode_subject(subject)}\r\n"
+            f"Date: {when}\r\n"
+            f"Message-ID: \0msgid\0\r\n"
+            f"List-Id: {list_id_header(settings.list_id)}\r\n"
+            f"List-Unsubscribe: <\0unsubscribe_url\0>,\r\n"
+            f" <mailto:{mailto}?subject=unsubscribe>\r\n"
+            f"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            f"MIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'
+            f"\r\n"
+        )
+        pieces = head.split("\0")
+        self.head = Template(
+            [piece.encode() if i % 2 == 0 else piece for i, piece in enumerate(pieces)]
+        )
+        self.parts = (
+            self._part("text/plain", text_body, {UNSUBSCRIBE_URL: "url", RECIPIENT_NAME: "name"}),
+            self._part(
+                "text/html", html_body, {UNSUBSCRIBE_URL: "url_html", RECIPIENT_NAME: "name_html"}
+            ),
+        )
+        self.delimiter = f"\r\n--{self.boundary}\r\n".encode()
+        self.closing = f"\r\n--{self.boundary}--\r\n".encode()
+        self.needs_8bit = any(p.eight_bit_ok for p in self.parts)
+
+    def _part(self, content_type: str, body: str, holes: dict[str, str]) -> Part:
+        text = crlf(body)
+        if not text.endswith("\r\n"):
+            text += "\r\n"
+        template = Template.parse(text, holes)
+        literal = Template.parse(text, {}).fill({})
+        longest = _longest_line(literal)
+        return Part(
+            headers=f"Content-Type: {content_type}; charset=utf-8\r\n".encode(),
+            template=template,
+            eight_bit_ok=longest + (HOLE_ROOM if template.has_holes else 0) <= MAX_LINE,
+        )
+
+    def values(self, recipient: Recipient, token: str) -> dict[str, bytes]:
+        url = self.unsubscribe_base + token
+        # Same rule as rendering.personalise (preview, test send): no name → "구독자".
+        name = " ".join((recipient.name or "").split()) or DEFAULT_NAME
+        return {
+            "to": mailbox(recipient.name, recipient.email).encode(),
+            "msgid": message_id_for(self.settings, self.issue_id, recipient.delivery_id).encode(),
+            "unsubscribe_url": url.encode(),
+            "url": url.encode(),
+            "url_html": html.escape(url).encode(),
+            "name": name.encode(),
+            "name_html": html.escape(name).encode(),
+        }
+
+    def render(self, recipient: Recipient, token: str, *, eight_bit: bool = True) -> bytes:
+        """The whole message for one recipient: CRLF line ends, dot-stuffed."""
+        values = self.values(recipient, token)
+        chunks = [self.head.fill(values), b"This is a multi-part message in MIME format."]
+        for part in self.parts:
+            encoding, body = part.encode(values, eight_bit)
+            chunks += [
+                self.delimiter,
+                part.headers,
+                b"Content-Transfer-Encoding: ",
+                encoding,
+                b"\r\n\r\n",
+                body,
+            ]
+        chunks.append(self.closing)
+        message = b"".join(chunks)
+        if self.signer is not None:
+            message = self.signer(message) + message
+        return dot_stuff(message)
+
+    def envelope_sender(self, delivery_id: int) -> str:
+        return verp_sender(self.settings, delivery_id) or self.from_address

@@ -1,0 +1,123 @@
+"""A pool of SMTP connections sending concurrently, each reused for many messages.
+
+The worker puts :class:`Job` s on a small queue; each connection takes the
+next one, renders it (the connection knows whether 8BITMIME is on offer),
+sends it and reports the outcome through the job's callbacks. The queue is
+kept short on purpose: a message is checked (subscriber still active, issue
+still sending) just before it is queued, so a short queue keeps that check
+close to the moment the message is handed to SMTP.
+
+Server trouble (drop, refusal, timeout, 421) does not fail the message: the
+connection waits with exponential backoff and jitter and tries again on a
+fresh connection, a few times, before handing the job back for later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from newsletter.delivery.smtp import Reply, SendError, ServerTrouble, SmtpConnection
+from newsletter.settings import SmtpTarget
+
+log = logging.getLogger("newsletter.pool")
+
+INLINE_RETRIES = 5  # reconnect attempts per job before it goes back to the queue
+
+
+@dataclass(eq=False)
+class Job:
+    """One message: who to, how to render it, and where to report."""
+
+    key: int
+    sender: str
+    recipient: str
+    render: Callable[[bool], tuple[bytes, bool]]  # (server has 8BITMIME) → (bytes, uses 8bit)
+    on_sent: Callable[[Job, Reply], None]
+    on_error: Callable[[Job, SendError], None]
+    on_released: Callable[[Job], None]
+
+
+class SmtpPool:
+    def __init__(
+        self,
+        target: SmtpTarget,
+        size: int,
+        *,
+        stop: asyncio.Event | None = None,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        timeout: float = 60.0,
+    ) -> None:
+        self.connections = [SmtpConnection(target, timeout=timeout) for _ in range(size)]
+        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=size)
+        self.stop = stop or asyncio.Event()
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _ensure_started(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._run(conn), name=f"smtp-{i}")
+                for i, conn in enumerate(self.connections)
+            ]
+
+    async def submit(self, job: Job) -> None:
+        self._ensure_started()
+        await self.queue.put(job)
+
+    async def drain(self) -> None:
+        """Wait until every submitted job has an outcome."""
+        if self._tasks:
+            await self.queue.join()
+
+    async def _run(self, conn: SmtpConnection) -> None:
+        while True:
+            job = await self.queue.get()
+            try:
+                await self._deliver(conn, job)
+            except Exception:  # a bug must not kill the connection task
+                log.exception("unexpected error sending job %s", job.key)
+                job.on_released(job)
+            finally:
+                self.queue.task_done()
+
+    async def _deliver(self, conn: SmtpConnection, job: Job) -> None:
+        troubles = 0
+        while True:
+            try:
+                await conn.connect()
+                data, eight_bit = job.render(conn.eight_bit_mime)
+                reply = await conn.send(job.sender, job.recipient, data, eight_bit=eight_bit)
+            except ServerTrouble as exc:
+                troubles += 1
+                if troubles > INLINE_RETRIES or self.stop.is_set():
+                    job.on_error(job, exc)
+                    return
+                delay = min(self.backoff_cap, self.backoff_base * 2 ** (troubles - 1))
+                delay *= random.uniform(0.5, 1.0)
+                log.info("smtp trouble (%s); retry in %.1fs", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), delay)
+                continue
+            except SendError as exc:
+                job.on_error(job, exc)
+                return
+            job.on_sent(job, reply)
+            return
+
+    async def close(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for conn in self.connections:
+            with contextlib.suppress(Exception):
+                await conn.close()
