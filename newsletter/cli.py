@@ -48,7 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
 
-    sub.add_parser("worker", help="send queued mail; run as many as you like, on any host")
+    worker = sub.add_parser(
+        "worker",
+        help="send queued mail; run as many as you like, on any host "
+        "(SIGTERM: finish the messages in flight, give the rest back, exit)",
+    )
+    worker.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=60.0,
+        help="how long claimed mail stays ours without a heartbeat; a killed "
+        "worker's mail is taken over after this (60)",
+    )
+    bounce = sub.add_parser(
+        "bounces", help="apply bounce messages (DSNs) from an mbox file or a Maildir"
+    )
+    source = bounce.add_mutually_exclusive_group(required=True)
+    source.add_argument("--mbox", metavar="FILE", help="an mbox file of bounce messages")
+    source.add_argument("--maildir", metavar="DIR", help="a Maildir of bounce messages")
     sub.add_parser("migrate", help="apply pending database migrations (safe to run concurrently)")
 
     create_key = sub.add_parser(
@@ -159,7 +176,7 @@ async def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.delivery.worker import run_worker
 
     require_database_url(settings)
-    await run_worker(settings, stop=stop_on_signals())
+    await run_worker(settings, stop=stop_on_signals(), lease_seconds=args.lease_seconds)
     return 0
 
 
@@ -310,4 +327,39 @@ async def _erase(args: argparse.Namespace, settings: Settings) -> int:
         print("not on the list; the address is now suppressed so it is never imported or mailed")
     else:
         print(f"erased subscriber #{erased.subscriber_id}; only a salted hash remains")
+    return 0
+
+
+@command("bounces")
+async def _bounces(args: argparse.Namespace, settings: Settings) -> int:
+    import mailbox
+
+    from newsletter import bounces
+    from newsletter.db import Database
+
+    box: mailbox.Mailbox
+    try:
+        if args.mbox:
+            box = mailbox.mbox(args.mbox, create=False)
+        else:
+            box = mailbox.Maildir(args.maildir, create=False)
+    except (OSError, mailbox.NoSuchMailboxError) as exc:
+        print(f"newsletter: cannot open {args.mbox or args.maildir}: {exc}", file=sys.stderr)
+        return 2
+    db = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
+    totals = {"messages": 0, "suppressed": 0, "counted": 0, "unmatched": 0, "ignored": 0}
+    try:
+        for key in box.iterkeys():
+            raw = box.get_bytes(key)
+            totals["messages"] += 1
+            result = await bounces.process(db, settings, raw)
+            for applied in result.applied:
+                if applied.action in totals:
+                    totals[applied.action] += 1
+            totals["unmatched"] += len(result.unmatched)
+            totals["ignored"] += 1 if result.ignored else 0
+    finally:
+        await db.close()
+        box.close()
+    print(", ".join(f"{name}: {count}" for name, count in totals.items()))
     return 0

@@ -25,7 +25,7 @@ import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import aiosmtplib
 
@@ -184,8 +184,11 @@ class SmtpConnection:
         self.eight_bit_mime = client.supports_extension("8bitmime")
         size = client.esmtp_extensions.get("size", "")
         self.max_size = int(size) if size.isdigit() and int(size) > 0 else None
-        transport = client.transport
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses but speak
+        # the same interface, set_protocol included.
+        transport = cast(asyncio.Transport | None, client.transport)
+        if transport is None or transport.is_closing():
+            raise ServerTrouble(None, "connect: connection closed during negotiation")
         reader = _ReplyReader()
         transport.set_protocol(reader)
         self._transport, self._reader = transport, reader

@@ -26,10 +26,11 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email import policy
 from email.utils import parseaddr
 
-from newsletter import issues
+from newsletter import issues, lifecycle
 from newsletter.db import Database, Record
 from newsletter.delivery import claim as queue
 from newsletter.delivery.dkim import signer_for
@@ -102,6 +103,12 @@ class Worker:
             PeriodicJob("requeue expired leases", self.lease_seconds / 2, self.requeue_expired),
             PeriodicJob("prune dead workers", 300.0, self.prune_dead_workers),
             PeriodicJob("start scheduled issues", 5.0, self.start_due_issues),
+            # Re-confirm, lapse, purge: a no-op unless this is the day's first run anywhere.
+            PeriodicJob(
+                "daily lifecycle",
+                60.0,
+                lambda: lifecycle.run_daily_jobs(self.database, self.settings, datetime.now(UTC)),
+            ),
         ]
 
     # --- lifecycle ---------------------------------------------------------

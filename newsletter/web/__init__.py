@@ -20,6 +20,9 @@ def routes(settings: Settings) -> list[Any]:
     from newsletter.web import api_subscribers, reconfirm
 
     handlers.extend([*api_subscribers.ROUTES, *reconfirm.ROUTES])
+    from newsletter.web import api_bounces
+
+    handlers.extend(api_bounces.ROUTES)
     if settings.dev:
         from newsletter.web import dev_outbox
 
