@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import csv
+import hmac
 import io
 import re
 import unicodedata
@@ -36,7 +37,6 @@ from newsletter.subscribers import (
     MAX_EMAIL_LENGTH,
     MAX_NAME_LENGTH,
     normalise_email,
-    suppression_hash,
 )
 
 Mode = Literal["confirmed", "invite"]
@@ -225,14 +225,28 @@ def _parse_when(text: str, timezone: str) -> datetime:
 
 
 def _clean_text(raw: str, limit: int, what: str) -> str | None:
-    value = unicodedata.normalize("NFC", _unquote_formula(raw.strip()))
+    """The rules of :func:`newsletter.subscribers.clean_name`, fast on ordinary text."""
+    value = raw.strip()
     if not value:
         return None
+    if value[0] == "'":
+        value = _unquote_formula(value)
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
     if len(value) > limit:
         raise ValueError(f"{what} longer than {limit} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+    # isprintable() is False for every Cc/Cf/Zl/Zp character (and for some
+    # allowed ones too, which the exact check below lets through).
+    if not value.isprintable() and any(
+        unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value
+    ):
         raise ValueError(f"{what} contains control characters")
     return value
+
+
+@lru_cache(maxsize=1024)
+def _clean_source(raw: str) -> str | None:
+    return _clean_text(raw, MAX_SOURCE_LENGTH, "source")  # few distinct values per file
 
 
 StagedRow = tuple[int, str, str, str, str | None, datetime | None, str | None]
@@ -246,7 +260,9 @@ class CsvRows:
     ) -> None:
         self.binary = binary
         self.encoding = encoding
-        self.secret = settings.secret_key
+        self.secret = settings.secret_key.encode()
+        # UTF-8 was checked over the whole file; only CP949 decoding can be lossy.
+        self.lossy = codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig")
         self.timezone = settings.timezone
         self.latest_allowed = now + timedelta(days=1)
         self.text = io.TextIOWrapper(binary, encoding=encoding, errors="replace", newline="")
@@ -256,8 +272,8 @@ class CsvRows:
         self.invalid = 0
         self.rows = 0
         self.header = False
-        self.positions: dict[str, int] = {}
-        self.width = 0
+        self.positions: dict[str, int] = {name: index for index, name in enumerate(COLUMNS)}
+        self.width = 1
 
     def error(self, line: int, reason: str) -> None:
         self.invalid += 1
@@ -313,6 +329,7 @@ class CsvRows:
                     "the header row has no e-mail column (expected one of: email, 이메일, ...)",
                     field="file",
                 )
+            self.positions = {}
             for index, key in enumerate(keys):
                 if key is not None and key not in self.positions:
                     self.positions[key] = index
@@ -320,23 +337,22 @@ class CsvRows:
             self.header = True
             return True
         self.positions = {name: index for index, name in enumerate(COLUMNS)}
+        self.width = 1  # without a header only the address is required
         return False
 
-    def _cell(self, cells: list[str], column: str) -> str:
-        index = self.positions.get(column)
-        if index is None or index >= len(cells):
-            return ""
-        return cells[index]
-
     def _row(self, line: int, cells: list[str]) -> StagedRow | None:
-        if self.header and len(cells) < self.width:
-            self.error(line, f"missing columns: the header has {self.width}, this row {len(cells)}")
+        # The hot loop of an import (a million calls): plain indexing, no helpers.
+        width = len(cells)
+        if width < self.width:
+            self.error(line, f"missing columns: the header has {self.width}, this row {width}")
             return None
-        raw_email = _unquote_formula(self._cell(cells, "email").strip())
+        where = self.positions
+        at = where["email"]
+        raw_email = _unquote_formula(cells[at].strip()) if at < width else ""
         if not raw_email:
             self.error(line, "e-mail address missing")
             return None
-        if "\ufffd" in "".join(cells):
+        if self.lossy and "\ufffd" in "".join(cells):
             self.error(line, f"characters that are not valid {self.encoding.upper()} text")
             return None
         try:
@@ -344,10 +360,13 @@ class CsvRows:
         except InvalidInput as exc:
             self.error(line, f"invalid e-mail address: {exc.detail}")
             return None
+        at_name = where.get("name", width)
+        at_source = where.get("source", width)
+        at_when = where.get("subscribed_at", width)
         try:
-            name = _clean_text(self._cell(cells, "name"), MAX_NAME_LENGTH, "name")
-            source = _clean_text(self._cell(cells, "source"), MAX_SOURCE_LENGTH, "source")
-            when_text = self._cell(cells, "subscribed_at").strip()
+            name = _clean_text(cells[at_name], MAX_NAME_LENGTH, "name") if at_name < width else None
+            source = _clean_source(cells[at_source]) if at_source < width else None
+            when_text = cells[at_when].strip() if at_when < width else ""
             subscribed_at = _parse_when(when_text, self.timezone) if when_text else None
         except ValueError as exc:
             self.error(line, str(exc))
@@ -356,7 +375,9 @@ class CsvRows:
             self.error(line, "subscribed_at is in the future")
             return None
         key = email.lower()
-        return (line, email, key, suppression_hash(self.secret, key), name, subscribed_at, source)
+        # = suppression_hash(secret, key), via OpenSSL's one-shot HMAC (3x faster).
+        digest = hmac.digest(self.secret, key.encode(), "sha256").hex()
+        return (line, email, key, digest, name, subscribed_at, source)
 
     def bytes_read(self) -> int:
         try:
@@ -457,7 +478,7 @@ async def import_csv(
             )
             await conn.execute(QUERIES.roster_analyze_staging)
             # The merge sorts and hashes the whole staging table: give it room.
-            await conn.execute("SET LOCAL work_mem = '128MB'")
+            await conn.execute("SET LOCAL work_mem = '256MB'")
             if mode == "confirmed":
                 merged = await conn.fetchrow(
                     QUERIES.roster_merge_confirmed, now, stated, recorded_by, MAX_REPORTED

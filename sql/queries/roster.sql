@@ -42,7 +42,9 @@ WITH firsts AS MATERIALIZED (
     SELECT email, name, 'active', coalesce(source, $2::text), $1::timestamptz, $1::timestamptz,
            coalesce(subscribed_at, $1::timestamptz), coalesce(subscribed_at, $1::timestamptz)
     FROM classified WHERE outcome = 'new'
-    ORDER BY line
+    -- In address order, new entries append to the right edge of both e-mail
+    -- indexes instead of landing on random pages: markedly faster at 1M rows.
+    ORDER BY email_key
     -- A resident signing up at this very moment wins; the line is reported.
     ON CONFLICT ((lower(email))) DO NOTHING
     RETURNING id, source, last_consent_at
@@ -111,7 +113,7 @@ WITH firsts AS MATERIALIZED (
     INSERT INTO subscribers (email, name, status, source, created_at, updated_at)
     SELECT email, name, 'pending', coalesce(source, $2::text), $1::timestamptz, $1::timestamptz
     FROM classified WHERE outcome = 'new'
-    ORDER BY line
+    ORDER BY email_key
     ON CONFLICT ((lower(email))) DO NOTHING
     RETURNING id, email, name, source
 ), evidence AS (
