@@ -98,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     erase.add_argument("email", help="the address to erase")
 
+    status = sub.add_parser(
+        "status", help="how the sending issue is doing: progress, speed, time left, failures"
+    )
+    status.add_argument(
+        "--watch", action="store_true", help="keep the view updated until the send finishes"
+    )
+    status.add_argument(
+        "--issue", type=int, help="issue id (default: the one sending now, else the latest)"
+    )
+    status.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between updates with --watch (2)"
+    )
+
     return parser
 
 
@@ -363,3 +376,21 @@ async def _bounces(args: argparse.Namespace, settings: Settings) -> int:
         box.close()
     print(", ".join(f"{name}: {count}" for name, count in totals.items()))
     return 0
+
+
+@command("status")
+async def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.errors import DomainError
+    from newsletter.status_view import run_status
+
+    try:
+        return await run_status(
+            settings,
+            require_database_url(settings),
+            issue_id=args.issue,
+            watch=args.watch,
+            interval=max(args.interval, 0.1),
+        )
+    except DomainError as exc:
+        print(f"newsletter: {exc.detail}", file=sys.stderr)
+        return 2

@@ -9,7 +9,7 @@ can go negative or past 100 %. The queries and why they are cheap are in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -142,20 +142,52 @@ async def snapshot(db: Database) -> AsyncIterator[Connection]:
         yield conn
 
 
-def _build_issue(
-    header: Record,
-    counts: Record | None,
-    codes: Sequence[Record],
-    limit: float,
-    chart: list[MinuteCount] | None = None,
-) -> IssueStats:
-    def count(name: str) -> int:
-        return int(counts[name]) if counts is not None else 0
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """One group of an issue's deliveries: same status, same SMTP code."""
 
-    recipients, queued, sending = count("recipients"), count("queued"), count("sending")
+    issue_id: int
+    status: str
+    smtp_code: int | None
+    count: int
+    tried: int  # rows with at least one attempt (tells a retry from a fresh row)
+    attempts: int
+
+
+@dataclass
+class _Tally:
+    """An issue's groups summed up (what the figures are built from)."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    attempts: int = 0
+    errors: dict[int | None, int] = field(default_factory=dict)
+    sent_last_minute: int = 0
+
+    def add(self, group: DeliveryResult) -> None:
+        self.by_status[group.status] = self.by_status.get(group.status, 0) + group.count
+        self.attempts += group.attempts
+        # Why messages did not go: final failures and bounces, plus rows waiting
+        # to retry after a transient error (queued, but already tried).
+        failing = group.count if group.status in ("failed", "bounced") else 0
+        if group.status == "queued":
+            failing = group.tried
+        if failing:
+            self.errors[group.smtp_code] = self.errors.get(group.smtp_code, 0) + failing
+
+    def top_errors(self) -> list[ErrorCount]:
+        ranked = sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or 0))
+        return [ErrorCount(code=code, count=count) for code, count in ranked[:TOP_ERROR_CODES]]
+
+
+def _build_issue(
+    header: Record, tally: _Tally, limit: float, chart: list[MinuteCount] | None = None
+) -> IssueStats:
+    count = tally.by_status.get
+    recipients = sum(tally.by_status.values())
+    queued, sending = count("queued", 0), count("sending", 0)
     done = recipients - queued - sending
     as_of: datetime = header["as_of"]
-    rate = send_rate(count("sent_last_minute"), header["started_at"], as_of)
+    rate = send_rate(tally.sent_last_minute, header["started_at"], as_of)
     eta = eta_seconds(queued + sending, header["status"], rate, limit)
     return IssueStats(
         id=header["id"],
@@ -165,11 +197,11 @@ def _build_issue(
         recipients=recipients,
         queued=queued,
         sending=sending,
-        sent=count("sent"),
-        failed=count("failed"),
-        bounced=count("bounced"),
-        skipped=count("skipped"),
-        attempts=count("attempts"),
+        sent=count("sent", 0),
+        failed=count("failed", 0),
+        bounced=count("bounced", 0),
+        skipped=count("skipped", 0),
+        attempts=tally.attempts,
         done=done,
         progress=done / recipients if recipients else 0.0,
         rate_per_second=round(rate, 2),
@@ -178,23 +210,36 @@ def _build_issue(
         eta_seconds=round(eta, 1) if eta is not None else None,
         eta_at=as_of + timedelta(seconds=eta) if eta is not None else None,
         finished_at=header["finished_at"],
-        error_codes=[ErrorCount(code=r["smtp_code"], count=r["count"]) for r in codes][
-            :TOP_ERROR_CODES
-        ],
+        error_codes=tally.top_errors(),
         sends_per_minute=chart or [],
         as_of=as_of,
     )
 
 
-async def _issues(
-    conn: Connection, headers: Sequence[Record], limit: float
-) -> dict[int, tuple[Record | None, list[Record]]]:
-    ids = [h["id"] for h in headers]
-    counts = {r["issue_id"]: r for r in await conn.fetch(QUERIES.stats_delivery_counts, ids)}
-    codes: dict[int, list[Record]] = {}
-    for row in await conn.fetch(QUERIES.stats_error_codes, ids):
-        codes.setdefault(row["issue_id"], []).append(row)
-    return {i: (counts.get(i), codes.get(i, [])) for i in ids}
+async def _groups(conn: Connection, ids: list[int]) -> list[DeliveryResult]:
+    return [
+        DeliveryResult(
+            issue_id=r["issue_id"],
+            status=r["status"],
+            smtp_code=r["smtp_code"],
+            count=r["count"],
+            tried=r["tried"],
+            attempts=r["attempts"],
+        )
+        for r in await conn.fetch(QUERIES.stats_delivery_groups, ids)
+    ]
+
+
+async def _tallies(
+    conn: Connection, ids: list[int]
+) -> tuple[dict[int, _Tally], list[DeliveryResult]]:
+    tallies = {i: _Tally() for i in ids}
+    groups = await _groups(conn, ids)
+    for group in groups:
+        tallies[group.issue_id].add(group)
+    for row in await conn.fetch(QUERIES.stats_sent_last_minute, ids):
+        tallies[row["issue_id"]].sent_last_minute = row["count"]
+    return tallies, groups
 
 
 async def sends_per_minute(
@@ -210,9 +255,9 @@ async def issue_stats(db: Database, settings: Settings, issue_id: int) -> IssueS
         header = await conn.fetchrow(QUERIES.stats_issue_header, issue_id)
         if header is None:
             raise NotFound(f"no issue {issue_id}")
-        [(counts, codes)] = (await _issues(conn, [header], rate_limit(settings))).values()
+        tallies, _ = await _tallies(conn, [issue_id])
         chart = await sends_per_minute(conn, issue_id, header["finished_at"] or header["as_of"])
-    return _build_issue(header, counts, codes, rate_limit(settings), chart)
+    return _build_issue(header, tallies[issue_id], rate_limit(settings), chart)
 
 
 async def current_issue(db: Database, settings: Settings) -> IssueStats | None:
@@ -222,9 +267,9 @@ async def current_issue(db: Database, settings: Settings) -> IssueStats | None:
         if not headers:
             return None
         header = headers[0]
-        [(counts, codes)] = (await _issues(conn, headers, rate_limit(settings))).values()
+        tallies, _ = await _tallies(conn, [header["id"]])
         chart = await sends_per_minute(conn, header["id"], header["finished_at"] or header["as_of"])
-    return _build_issue(header, counts, codes, rate_limit(settings), chart)
+    return _build_issue(header, tallies[header["id"]], rate_limit(settings), chart)
 
 
 async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -> Overview:
@@ -236,7 +281,7 @@ async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -
         }
         growth = await conn.fetch(QUERIES.stats_subscriber_growth, settings.timezone, GROWTH_DAYS)
         headers = await conn.fetch(QUERIES.stats_recent_issues, issue_limit)
-        per_issue = await _issues(conn, headers, limit)
+        tallies, _ = await _tallies(conn, [h["id"] for h in headers])
         outbox = await conn.fetchrow(QUERIES.stats_outbox_depth)
     assert outbox is not None
     return Overview(
@@ -250,19 +295,11 @@ async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -
             )
             for r in growth
         ],
-        issues=[_build_issue(h, *per_issue[h["id"]], limit) for h in headers],
+        issues=[_build_issue(h, tallies[h["id"]], limit) for h in headers],
         outbox_queued=outbox["queued"],
         outbox_sending=outbox["sending"],
         as_of=outbox["as_of"],
     )
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    issue_id: int
-    status: str
-    smtp_code: int | None
-    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,24 +325,44 @@ async def metrics_snapshot(
 ) -> MetricsSnapshot:
     async with snapshot(db) as conn:
         headers = await conn.fetch(QUERIES.stats_recent_issues, issue_limit)
-        ids = [h["id"] for h in headers]
-        results = await conn.fetch(QUERIES.metrics_delivery_results, ids)
-        counts = {r["issue_id"]: r for r in await conn.fetch(QUERIES.stats_delivery_counts, ids)}
+        tallies, groups = await _tallies(conn, [h["id"] for h in headers])
         outbox = await conn.fetchrow(QUERIES.stats_outbox_depth)
+        beats = await workers(conn)
     assert outbox is not None
     rates = {
-        h["id"]: send_rate(
-            counts[h["id"]]["sent_last_minute"] if h["id"] in counts else 0,
-            h["started_at"],
-            h["as_of"],
-        )
+        h["id"]: send_rate(tallies[h["id"]].sent_last_minute, h["started_at"], h["as_of"])
         for h in headers
     }
     return MetricsSnapshot(
-        results=[
-            DeliveryResult(r["issue_id"], r["status"], r["smtp_code"], r["count"]) for r in results
-        ],
+        results=groups,
         outbox_queued=outbox["queued"],
         outbox_sending=outbox["sending"],
         rates=rates,
+        workers=beats,
     )
+
+
+HEARTBEAT_WINDOW_SECONDS = 60
+
+
+async def worker_problems(conn: Connection) -> list[str]:
+    """Why sending is stuck: an issue is 'sending' but no worker beat in the last minute."""
+    row = await conn.fetchrow(QUERIES.readyz_worker_check)
+    assert row is not None
+    issue_ids: list[int] = list(row["sending_issue_ids"])
+    if not issue_ids or row["live_workers"] > 0:
+        return []
+    last = row["last_heartbeat"]
+    seen = f"last heartbeat {last.isoformat(timespec='seconds')}" if last else "no worker ever seen"
+    ids = ", ".join(str(i) for i in issue_ids)
+    return [
+        f"issue {ids} is sending but no worker heartbeat in the last "
+        f"{HEARTBEAT_WINDOW_SECONDS} s ({seen}); start `newsletter worker`"
+    ]
+
+
+async def workers(conn: Connection) -> list[WorkerBeat]:
+    return [
+        WorkerBeat(worker_id=r["worker_id"], last_seen_at=r["last_seen_at"], alive=r["alive"])
+        for r in await conn.fetch(QUERIES.stats_workers)
+    ]

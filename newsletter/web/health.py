@@ -8,6 +8,7 @@ import asyncpg
 from litestar import MediaType, Response, get
 
 from newsletter.db import pending_migrations
+from newsletter.stats import worker_problems
 from newsletter.web.deps import DB
 
 
@@ -19,14 +20,17 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", media_type=MediaType.JSON, tags=["ops"])
 async def readyz(db: DB) -> Response[dict[str, Any]]:
-    """Ready to serve: database reachable and every migration applied."""
+    """Ready to serve: database reachable, every migration applied, and, while an
+    issue is sending, at least one worker heartbeat in the last minute."""
     problems: list[str] = []
     try:
         async with db.pool.acquire(timeout=2) as conn:
             pending = await pending_migrations(conn)
             if pending:
                 problems.append(f"migrations not applied: {', '.join(pending)}")
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            else:  # the heartbeat table exists only once migrations ran
+                problems.extend(await worker_problems(conn))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         problems.append(f"database unreachable: {type(exc).__name__}")
     if problems:
         return Response({"status": "unavailable", "problems": problems}, status_code=503)

@@ -1,6 +1,6 @@
 """Counts every HTTP request of this web process by route template and status.
 
-The route label is the template (``/api/v1/issues/{issue_id:int}/stats``), never
+The route label is the template (``/api/v1/issues/{issue_id}/stats``), never
 the raw path, so ids and probes of random URLs cannot blow up the number of
 series. Requests that match no route are not seen here (Litestar answers 404
 before route middleware runs).

@@ -47,40 +47,38 @@ LIMIT $1;
 SELECT id, number, title, status, started_at, finished_at, now() AS as_of
 FROM issues WHERE id = $1;
 
--- name: stats_delivery_counts
--- One pass per issue over deliveries_issue_stats (issue_id, status) INCLUDE
--- (attempts, smtp_code, sent_at): an index-only scan, no heap rows decoded.
--- Every figure is a FILTER over the same rows, so queued + sending + done
--- always equals recipients: nothing can be negative or exceed 100 %.
-SELECT issue_id,
-       count(*) AS recipients,
-       count(*) FILTER (WHERE status = 'queued') AS queued,
-       count(*) FILTER (WHERE status = 'sending') AS sending,
-       count(*) FILTER (WHERE status = 'sent') AS sent,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) FILTER (WHERE status = 'bounced') AS bounced,
-       count(*) FILTER (WHERE status = 'skipped') AS skipped,
-       coalesce(sum(attempts), 0)::bigint AS attempts,
-       count(*) FILTER (WHERE status IN ('sent', 'bounced')
-                          AND sent_at > now() - interval '60 seconds') AS sent_last_minute
+-- name: stats_delivery_groups
+-- The one pass over an issue's deliveries that every figure is derived from
+-- (in Python: status counts, attempts, error codes, /metrics counters). One
+-- GROUP BY with few aggregates costs about a third of the same figures as a
+-- row of FILTER clauses, each of which is evaluated for every row. Grouped
+-- output is tiny: statuses x SMTP codes. With many issues in the table,
+-- deliveries_issue_stats (issue_id, status) INCLUDE (attempts, smtp_code,
+-- sent_at) serves it as an index-only scan of just this issue's range.
+-- Every row lands in exactly one group, so queued + sending + done always
+-- equals recipients: nothing can be negative or exceed 100 %.
+SELECT issue_id, status, smtp_code,
+       count(*) AS count,
+       count(*) FILTER (WHERE attempts > 0) AS tried,
+       coalesce(sum(attempts), 0)::bigint AS attempts
 FROM deliveries
 WHERE issue_id = ANY($1::bigint[])
+GROUP BY issue_id, status, smtp_code;
+
+-- name: stats_sent_last_minute
+-- Messages accepted by SMTP in the last 60 s. Only an accepted message gets
+-- a sent_at (a later DSN bounce keeps it), so no status test is needed and
+-- this is an index-only range scan at the end of deliveries_issue_sent_at.
+SELECT issue_id, count(*) AS count
+FROM deliveries
+WHERE issue_id = ANY($1::bigint[])
+  AND sent_at > now() - interval '60 seconds'
 GROUP BY issue_id;
 
--- name: stats_error_codes
--- Why messages did not go: final failures and bounces, plus rows waiting to
--- retry after a transient error. smtp_code NULL means no SMTP reply at all
--- (connection refused, timeout). Served by the same covering index.
-SELECT issue_id, smtp_code, count(*) AS count
-FROM deliveries
-WHERE issue_id = ANY($1::bigint[])
-  AND (status IN ('failed', 'bounced') OR (status = 'queued' AND attempts > 0))
-GROUP BY issue_id, smtp_code
-ORDER BY issue_id, count DESC, smtp_code NULLS LAST;
-
 -- name: stats_sends_per_minute
--- $1 issue, $2 end of the chart, $3 minutes. A range scan at the end of
--- deliveries_issue_sent_at, so the cost depends on the window, not the issue.
+-- $1 issue, $2 end of the chart, $3 minutes. An index-only range scan of
+-- deliveries_issue_sent_at (sent_at is set only when SMTP accepted the
+-- message), so the cost depends on the window, not on the issue's size.
 WITH minutes AS (
     SELECT generate_series(date_trunc('minute', $2::timestamptz) - ($3::int - 1) * interval '1 minute',
                            date_trunc('minute', $2::timestamptz), interval '1 minute') AS minute
@@ -90,7 +88,6 @@ WITH minutes AS (
     WHERE issue_id = $1 AND sent_at IS NOT NULL
       AND sent_at >= date_trunc('minute', $2::timestamptz) - ($3::int - 1) * interval '1 minute'
       AND sent_at < date_trunc('minute', $2::timestamptz) + interval '1 minute'
-      AND status IN ('sent', 'bounced')
     GROUP BY 1
 )
 SELECT m.minute, coalesce(s.n, 0) AS sent
@@ -104,14 +101,6 @@ SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
        count(*) FILTER (WHERE status = 'sending') AS sending,
        now() AS as_of
 FROM outbox WHERE status IN ('queued', 'sending');
-
--- name: metrics_delivery_results
--- Per issue, status and SMTP code, for /metrics. Same covering index as
--- stats_delivery_counts; bounded to the issues stats_recent_issues returns.
-SELECT issue_id, status, smtp_code, count(*) AS count
-FROM deliveries
-WHERE issue_id = ANY($1::bigint[])
-GROUP BY issue_id, status, smtp_code;
 
 -- name: ops_session_key
 -- The /ops login cookie names a key id; revoking the key ends the session at
