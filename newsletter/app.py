@@ -100,7 +100,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
     return Litestar(
         route_handlers=routes(settings),
         lifespan=[lifespan],
-        state=State({"db": database}),
+        state=State({"db": database, "settings": settings}),
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
