@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.utils import parseaddr
 
-from newsletter import issues, lifecycle
+from newsletter import issues, lifecycle, metrics
 from newsletter.db import Database, Record
 from newsletter.delivery import claim as queue
 from newsletter.delivery.dkim import signer_for
@@ -176,6 +176,7 @@ class Worker:
 
     async def heartbeat(self) -> None:
         await self.database.execute("worker_heartbeat", self.worker_id, self.current_issue_id)
+        metrics.heartbeat()
         await self.database.execute("extend_delivery_leases", self.worker_id, self.lease_seconds)
         await self.database.execute("extend_outbox_leases", self.worker_id, self.lease_seconds)
 

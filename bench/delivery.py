@@ -1,0 +1,294 @@
+"""Delivery throughput: one issue to N subscribers into Postfix's smtp-sink.
+
+Reference, measured in the same run on the same sink: Postfix's smtp-source
+sending the same count and size at the same concurrency over reused
+connections (``-d -s 10``). Our figure is the whole path: real
+``newsletter worker`` processes claiming from PostgreSQL, the rate limiter
+(set high: "off"), send-time checks, personalising each message, SMTP, and
+recording outcomes.
+
+    .venv/bin/python bench/delivery.py                  # 20k: 1 and 2 workers, 100k RSS
+    .venv/bin/python bench/delivery.py --counts 20000 --workers 1
+
+Needs PostgreSQL (NEWSLETTER_BENCH_DATABASE_URL, default the local server)
+and Postfix's smtp-sink/smtp-source (installed with apt-get if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from newsletter import issues
+from newsletter.audit import Actor
+from newsletter.db import Database, migrate
+from newsletter.delivery.message import IssueMessage, Recipient
+from newsletter.settings import Settings
+
+ADMIN_URL = os.environ.get(
+    "NEWSLETTER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+SECRET = "bench-secret-key-0123456789"
+CONNECTIONS = 10
+ITEMS = 2  # news items per issue: ≈20 KB per mail with the MJML layout
+PARAGRAPH = (
+    "김포시는 시민 여러분의 안전과 편의를 위해 한강 야간 축제 기간 동안 임시 셔틀버스를 "
+    "운행합니다. 자세한 운행 시간과 정류장 위치는 시 누리집에서 확인하실 수 있습니다. "
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def ensure_postfix_tools() -> None:
+    if shutil.which("smtp-sink") and shutil.which("smtp-source"):
+        return
+    print("installing postfix (for smtp-sink and smtp-source) ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-q", "postfix"], check=True, env=env)
+
+
+def start_sink(port: int) -> subprocess.Popen[bytes]:
+    sink = subprocess.Popen(
+        ["smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return sink
+        time.sleep(0.05)
+    raise RuntimeError("smtp-sink did not start")
+
+
+def reference(port: int, count: int, size: int) -> float:
+    """smtp-source: same count and size, 10 sessions, connections reused."""
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "smtp-source", "-s", str(CONNECTIONS), "-l", str(size), "-m", str(count), "-d",
+            "-f", "a@example.org", "-t", "b@example.org", f"127.0.0.1:{port}",
+        ],
+        check=True,
+    )  # fmt: skip
+    return count / (time.perf_counter() - started)
+
+
+def settings_for(url: str, port: int) -> Settings:
+    env = {
+        "NEWSLETTER_DATABASE_URL": url,
+        "NEWSLETTER_SECRET_KEY": SECRET,
+        "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr",
+        "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{port}",
+        "NEWSLETTER_RATE_PER_SECOND": "1000000",
+        "NEWSLETTER_SMTP_CONNECTIONS": str(CONNECTIONS),
+        "NEWSLETTER_BATCH_SIZE": "500",
+        "NEWSLETTER_BOUNCE_ADDRESS": "bounce@gimpo.go.kr",
+    }
+    return Settings.from_env(env)
+
+
+async def fresh_database(count: int) -> str:
+    name = "nl_bench_delivery"
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(ADMIN_URL, name)
+    await migrate(url)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO subscribers (email, name, status, confirmed_at, last_consent_at)
+            SELECT 'r' || g || '@example.com', '김포시민' || g, 'active', now(), now()
+            FROM generate_series(1, $1) g
+            """,
+            count,
+        )
+    finally:
+        await conn.close()
+    return url
+
+
+async def start_big_issue(db: Database, settings: Settings) -> tuple[int, int, float]:
+    """An issue of a few news items (~20 KB per mail); returns (id, bytes, snapshot s)."""
+    ids = []
+    for n in range(ITEMS):
+        body = f"<p>{PARAGRAPH}</p>"
+        ids.append(
+            await db.pool.fetchval(
+                "INSERT INTO news_items (title, summary, body, link) VALUES ($1, $2, $3, $4)"
+                " RETURNING id",
+                f"김포시 소식 {n + 1}: 한강 야간 축제 셔틀버스 운행 안내",
+                PARAGRAPH,
+                body,
+                f"https://www.gimpo.go.kr/news/{n + 1}",
+            )
+        )
+    editor = Actor(name="bench", role="editor")
+    row = await issues.create(
+        db, editor, issues.IssueFields("11월 김포시 소식", "안녕하세요.", ids)
+    )
+    started = time.perf_counter()
+    async with db.transaction() as conn:
+        await issues.start_issue(conn, row["id"], settings)
+    snapshot = time.perf_counter() - started
+    issue = await db.pool.fetchrow(
+        "SELECT subject, rendered_html, rendered_text FROM issues WHERE id = $1", row["id"]
+    )
+    message = IssueMessage(
+        settings,
+        issue_id=row["id"],
+        subject=issue["subject"],
+        html_body=issue["rendered_html"],
+        text_body=issue["rendered_text"],
+    )
+    sample = message.render(Recipient(1, 1, "r1@example.com", "김포시민1"), "MQ.abcdefghijklmnop")
+    return row["id"], len(sample), snapshot
+
+
+def rss_kb(pid: int, field: str = "VmHWM") -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+async def run_workers(
+    url: str, port: int, workers: int, issue_id: int, db: Database
+) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        {
+            "NEWSLETTER_DATABASE_URL": url,
+            "NEWSLETTER_SECRET_KEY": SECRET,
+            "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr",
+            "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{port}",
+            "NEWSLETTER_RATE_PER_SECOND": "1000000",
+            "NEWSLETTER_SMTP_CONNECTIONS": str(CONNECTIONS),
+            "NEWSLETTER_BATCH_SIZE": "500",
+            "NEWSLETTER_BOUNCE_ADDRESS": "bounce@gimpo.go.kr",
+        }
+    )
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(  # noqa: ASYNC220 - started once, never awaited
+            [sys.executable, "-m", "newsletter", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
+    peak = 0
+    try:
+        while True:
+            status = await db.pool.fetchval("SELECT status FROM issues WHERE id = $1", issue_id)
+            peak = max([peak, *(rss_kb(p.pid) for p in procs)])
+            if status == "sent":
+                break
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a worker exited early")
+            await asyncio.sleep(0.1)
+        total = time.perf_counter() - started
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
+    span = await db.pool.fetchrow(
+        "SELECT count(*) AS n, extract(epoch FROM max(sent_at) - min(sent_at)) AS s"
+        " FROM deliveries WHERE issue_id = $1 AND status = 'sent'",
+        issue_id,
+    )
+    return {
+        "sent": float(span["n"]),
+        "total": total,
+        "steady_rate": float(span["n"]) / max(float(span["s"] or 0.0), 1e-9),
+        "rate": float(span["n"]) / total,
+        "peak_rss_mb": peak / 1024,
+    }
+
+
+async def measure(count: int, workers: int, port: int) -> tuple[dict[str, float], int]:
+    url = await fresh_database(count)
+    settings = settings_for(url, port)
+    db = await Database.connect(url, min_size=1, max_size=3)
+    try:
+        issue_id, size, snapshot = await start_big_issue(db, settings)
+        result = await run_workers(url, port, workers, issue_id, db)
+        result["snapshot_s"] = snapshot
+    finally:
+        await db.close()
+    return result, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--counts", type=int, nargs="+", default=[20000])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rss-count", type=int, default=100000, help="0 to skip")
+    args = parser.parse_args()
+    ensure_postfix_tools()
+    port = free_port()
+    sink = start_sink(port)
+    try:
+        runs: list[tuple[int, int]] = [(c, w) for c in args.counts for w in args.workers]
+        if args.rss_count:
+            runs.append((args.rss_count, 1))
+        sizes: dict[int, int] = {}
+        results = []
+        for count, workers in runs:
+            result, size = asyncio.run(measure(count, workers, port))
+            sizes[count] = size
+            results.append((count, workers, result))
+        ref = reference(port, max(args.counts), sizes[max(args.counts)])
+    finally:
+        sink.terminate()
+        sink.wait()
+    print(f"\nmessage size ≈ {sizes[max(args.counts)] / 1024:.1f} KB (text + html, personalised)")
+    print(f"reference smtp-source -d -s {CONNECTIONS}: {ref:,.0f} msg/s")
+    print(
+        f"{'recipients':>10} {'workers':>7} {'total s':>8} {'msg/s':>8} {'steady':>8}"
+        f" {'ratio':>6} {'peak RSS MB':>11} {'snapshot s':>10}"
+    )
+    for count, workers, r in results:
+        print(
+            f"{count:>10,} {workers:>7} {r['total']:>8.1f} {r['rate']:>8,.0f}"
+            f" {r['steady_rate']:>8,.0f} {r['rate'] / ref:>6.2f} {r['peak_rss_mb']:>11.0f}"
+            f" {r['snapshot_s']:>10.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
