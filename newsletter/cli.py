@@ -187,8 +187,14 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 @command("worker")
 async def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.delivery.worker import run_worker
+    from newsletter.metrics import serve_worker_metrics_from_env
 
     require_database_url(settings)
+    try:  # this worker's own SMTP latency and rate-limit waits, for Prometheus
+        serve_worker_metrics_from_env()
+    except (ValueError, OSError) as exc:
+        print(f"newsletter: configuration error: {exc}", file=sys.stderr)
+        return 2
     await run_worker(settings, stop=stop_on_signals(), lease_seconds=args.lease_seconds)
     return 0
 

@@ -18,8 +18,9 @@ web layer and the delivery loop can import it.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from prometheus_client import (
@@ -51,6 +52,8 @@ __all__ = [
     "process_exposition",
     "rate_limit_waited",
     "serve_worker_metrics",
+    "serve_worker_metrics_from_env",
+    "smtp_observed",
     "smtp_timer",
 ]
 
@@ -166,7 +169,8 @@ class _DatabaseFigures(Collector):
             "newsletter_messages",
             "Issue messages by final result, from the database (all workers). "
             "result=sent counts every message the SMTP server accepted, later bounces "
-            "included, so it never goes down; failed and bounced carry the SMTP code.",
+            "included, so it never goes down; failed and bounced carry the SMTP code "
+            "(code=dsn: accepted, then bounced by a delivery status notification).",
             labels=["issue_id", "result", "code"],
         )
         deliveries = GaugeMetricFamily(
@@ -193,6 +197,8 @@ class _DatabaseFigures(Collector):
                 sent[r.issue_id] = sent.get(r.issue_id, 0) + r.count
             if r.status in ("failed", "bounced"):
                 code = str(r.smtp_code) if r.smtp_code is not None else "none"
+                if r.smtp_code is not None and r.smtp_code < 400:
+                    code = "dsn"  # accepted at send time (2xx), bounced later by DSN
                 messages.add_metric([str(r.issue_id), r.status, code], r.count)
             if r.status in ("queued", "sending"):
                 issue_depth += r.count
@@ -233,3 +239,27 @@ def database_exposition(snapshot: MetricsSnapshot | None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_DatabaseFigures(snapshot) if snapshot is not None else _DatabaseDown())
     return generate_latest(registry)
+
+
+METRICS_PORT_VARIABLE = "NEWSLETTER_METRICS_PORT"
+
+
+def serve_worker_metrics_from_env(environ: Mapping[str, str] | None = None) -> int | None:
+    """Start this worker's exporter if ``NEWSLETTER_METRICS_PORT`` is set; return the port.
+
+    Each worker needs its own port (one per process on a host); Prometheus
+    scrapes them all and sums across instances.
+    """
+    raw = (os.environ if environ is None else environ).get(METRICS_PORT_VARIABLE, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ValueError(f"{METRICS_PORT_VARIABLE}: expected a port number 1-65535, got {raw!r}")
+    serve_worker_metrics(int(raw))
+    return int(raw)
+
+
+def smtp_observed(seconds: float, outcome: str, kind: str = "issue") -> None:
+    """Record one SMTP hand-over that took ``seconds``: ok, transient or permanent."""
+    SMTP_SECONDS.labels(outcome).observe(seconds)
+    WORKER_MESSAGES.labels(kind, outcome).inc()

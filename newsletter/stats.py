@@ -168,9 +168,14 @@ class _Tally:
         self.attempts += group.attempts
         # Why messages did not go: final failures and bounces, plus rows waiting
         # to retry after a transient error (queued, but already tried).
+        # A DSN bounce keeps the 250 the server first gave; it shows in `bounced`,
+        # not here, where only codes that explain a refusal belong.
+        accepted_then_bounced = group.smtp_code is not None and group.smtp_code < 400
         failing = group.count if group.status in ("failed", "bounced") else 0
         if group.status == "queued":
             failing = group.tried
+        if accepted_then_bounced:
+            failing = 0
         if failing:
             self.errors[group.smtp_code] = self.errors.get(group.smtp_code, 0) + failing
 

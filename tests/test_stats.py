@@ -7,11 +7,21 @@ import random
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from newsletter import stats
+from newsletter import bounces, metrics, stats
 from newsletter.apikeys import create_key
 from newsletter.db import Database
 from newsletter.settings import Settings
+from tests.conftest import SmtpServer, make_settings
+from tests.delivery_support import (
+    add_subscribers,
+    address,
+    fast_worker,
+    running,
+    start_issue,
+    wait_for_status,
+)
 from tests.ops_seed import make_subscribers, seed_issue
 
 Client = httpx.AsyncClient
@@ -195,3 +205,80 @@ async def test_figures_stay_consistent_while_workers_send(
         previous_done = figures.done
     final = seen[-1]
     assert final.done == 600 and final.progress == 1.0
+
+
+async def test_figures_after_a_real_send_with_failures_and_bounces(
+    client: Client, database_url: str, db: Database, smtp_server: SmtpServer
+) -> None:
+    """The delivery engine sends to a real SMTP server that refuses two
+    addresses; three DSN bounces arrive later. Stats, /metrics and the worker's
+    own SMTP histogram all agree with the database."""
+    settings = make_settings(database_url, smtp_server.target)
+    await add_subscribers(db, 30)
+    for n in (4, 9):
+        smtp_server.handler.rcpt_reply[address(n)] = "550 5.1.1 No such user here"
+    latency_before = smtp_count("ok")
+    issue_id = await start_issue(db, settings)
+    async with running(fast_worker(settings, db, "stats")):
+        await wait_for_status(db, issue_id, "sent", timeout=60)
+    bounced = await db.pool.fetch(
+        "SELECT id, subscriber_id FROM deliveries WHERE issue_id = $1 AND status = 'sent' "
+        "ORDER BY id LIMIT 3",
+        issue_id,
+    )
+    for row in bounced:  # DSNs arriving after the send
+        async with db.transaction() as conn:
+            await bounces.apply(
+                conn,
+                subscriber_id=row["subscriber_id"],
+                delivery_id=row["id"],
+                kind="hard",
+                source="dsn",
+                code=550,
+                detail="5.1.1 user unknown",
+            )
+
+    response = await client.get(
+        f"/api/v1/issues/{issue_id}/stats", headers=await key_for(db, "ops")
+    )
+    figures = response.json()
+    truth = await db.pool.fetchrow(
+        "SELECT count(*) AS recipients, count(*) FILTER (WHERE status = 'sent') AS sent, "
+        "count(*) FILTER (WHERE status = 'failed') AS failed, "
+        "count(*) FILTER (WHERE status = 'bounced') AS bounced, "
+        "sum(attempts) AS attempts FROM deliveries WHERE issue_id = $1",
+        issue_id,
+    )
+    assert truth is not None
+    assert (truth["recipients"], truth["sent"], truth["failed"], truth["bounced"]) == (30, 25, 2, 3)
+    assert figures["recipients"] == 30
+    assert (figures["sent"], figures["failed"], figures["bounced"]) == (25, 2, 3)
+    assert (figures["queued"], figures["sending"], figures["skipped"]) == (0, 0, 0)
+    assert figures["attempts"] == truth["attempts"]
+    assert figures["status"] == "sent" and figures["progress"] == 1.0
+    assert figures["eta_seconds"] == 0.0 and figures["finished_at"] is not None
+    # The two refusals explain themselves; the DSN bounces count under `bounced`.
+    assert figures["error_codes"] == [{"code": 550, "count": 2}]
+    assert sum(m["sent"] for m in figures["sends_per_minute"]) == 28  # bounced were accepted
+
+    families = {
+        f.name: f.samples
+        for f in text_string_to_metric_families((await client.get("/metrics")).text)
+    }
+    counters = {
+        (s.labels["result"], s.labels["code"]): s.value
+        for s in families["newsletter_messages"]
+        if s.labels.get("issue_id") == str(issue_id) and s.name.endswith("_total")
+    }
+    assert counters == {("sent", "2xx"): 28, ("failed", "550"): 2, ("bounced", "dsn"): 3}
+
+    # The worker ran in this process, so its own SMTP histogram saw every hand-over.
+    assert smtp_count("ok") - latency_before >= 28
+    assert smtp_count("permanent") >= 2
+
+
+def smtp_count(outcome: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "newsletter_smtp_send_seconds_count", {"outcome": outcome}
+    )
+    return value or 0.0

@@ -18,10 +18,18 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from newsletter.delivery.smtp import Reply, SendError, ServerTrouble, SmtpConnection
+from newsletter import metrics
+from newsletter.delivery.smtp import (
+    PermanentError,
+    Reply,
+    SendError,
+    ServerTrouble,
+    SmtpConnection,
+)
 from newsletter.settings import SmtpTarget
 
 log = logging.getLogger("newsletter.pool")
@@ -90,11 +98,13 @@ class SmtpPool:
     async def _deliver(self, conn: SmtpConnection, job: Job) -> None:
         troubles = 0
         while True:
+            started = time.perf_counter()  # connect included: that is what a message waits
             try:
                 await conn.connect()
                 data, eight_bit = job.render(conn.eight_bit_mime)
                 reply = await conn.send(job.sender, job.recipient, data, eight_bit=eight_bit)
             except ServerTrouble as exc:
+                metrics.smtp_observed(time.perf_counter() - started, "transient")
                 troubles += 1
                 if troubles > INLINE_RETRIES or self.stop.is_set():
                     job.on_error(job, exc)
@@ -106,8 +116,11 @@ class SmtpPool:
                     await asyncio.wait_for(self.stop.wait(), delay)
                 continue
             except SendError as exc:
+                outcome = "permanent" if isinstance(exc, PermanentError) else "transient"
+                metrics.smtp_observed(time.perf_counter() - started, outcome)
                 job.on_error(job, exc)
                 return
+            metrics.smtp_observed(time.perf_counter() - started, "ok")
             job.on_sent(job, reply)
             return
 

@@ -17,6 +17,7 @@ import asyncio
 import random
 from dataclasses import dataclass
 
+from newsletter import metrics
 from newsletter.db import Database
 
 BUCKET = "smtp"
@@ -61,4 +62,5 @@ class RateLimiter:
                 return granted
             if stop is not None and stop.is_set():
                 return 0
+            metrics.rate_limit_waited(min(wait, MAX_WAIT))
             await asyncio.sleep(min(wait, MAX_WAIT))
