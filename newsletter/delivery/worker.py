@@ -103,6 +103,8 @@ class Worker:
             PeriodicJob("requeue expired leases", self.lease_seconds / 2, self.requeue_expired),
             PeriodicJob("prune dead workers", 300.0, self.prune_dead_workers),
             PeriodicJob("start scheduled issues", 5.0, self.start_due_issues),
+            # Signup-limit hits older than a day count for nothing (and name IPs).
+            PeriodicJob("prune signup limit log", 3600.0, self.prune_signup_hits),
             # Re-confirm, lapse, purge: a no-op unless this is the day's first run anywhere.
             PeriodicJob(
                 "daily lifecycle",
@@ -112,6 +114,9 @@ class Worker:
         ]
 
     # --- lifecycle ---------------------------------------------------------
+
+    async def prune_signup_hits(self) -> None:
+        await self.database.execute("prune_signup_hits")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         if stop is not None and stop is not self.stop:
