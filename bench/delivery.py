@@ -184,7 +184,7 @@ def rss_kb(pid: int, field: str = "VmHWM") -> int:
 
 
 async def run_workers(
-    url: str, port: int, workers: int, issue_id: int, db: Database
+    url: str, port: int, workers: int, issue_id: int, db: Database, profile: Path | None = None
 ) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
@@ -210,6 +210,26 @@ async def run_workers(
         )
         for _ in range(workers)
     ]
+    spies = [  # py-spy attached to each worker, stopped with SIGINT when the issue is sent
+        subprocess.Popen(  # noqa: ASYNC220 - started once, never awaited
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "-r",
+                "200",
+                "-f",
+                "raw",
+                "-o",
+                str(profile.with_name(f"{profile.name}.w{n}.txt")),
+                "-p",
+                str(p.pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n, p in enumerate(procs)
+        if profile is not None
+    ]
     peak = 0
     try:
         while True:
@@ -222,6 +242,10 @@ async def run_workers(
             await asyncio.sleep(0.1)
         total = time.perf_counter() - started
     finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            spy.wait(timeout=30)
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
@@ -240,13 +264,15 @@ async def run_workers(
     }
 
 
-async def measure(count: int, workers: int, port: int) -> tuple[dict[str, float], int]:
+async def measure(
+    count: int, workers: int, port: int, profile: Path | None = None
+) -> tuple[dict[str, float], int]:
     url = await fresh_database(count)
     settings = settings_for(url, port)
     db = await Database.connect(url, min_size=1, max_size=3)
     try:
         issue_id, size, snapshot = await start_big_issue(db, settings)
-        result = await run_workers(url, port, workers, issue_id, db)
+        result = await run_workers(url, port, workers, issue_id, db, profile)
         result["snapshot_s"] = snapshot
     finally:
         await db.close()
@@ -258,6 +284,11 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[20000])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rss-count", type=int, default=100000, help="0 to skip")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="attach py-spy to each worker; raw stacks go to PROFILE.w<n>.txt",
+    )
     args = parser.parse_args()
     ensure_postfix_tools()
     port = free_port()
@@ -269,7 +300,15 @@ def main() -> None:
         sizes: dict[int, int] = {}
         results = []
         for count, workers in runs:
-            result, size = asyncio.run(measure(count, workers, port))
+            result, size = asyncio.run(
+                measure(
+                    count,
+                    workers,
+                    port,
+                    args.profile
+                    and args.profile.with_name(f"{args.profile.name}-{count}x{workers}"),
+                )
+            )
             sizes[count] = size
             results.append((count, workers, result))
         ref = reference(port, max(args.counts), sizes[max(args.counts)])
