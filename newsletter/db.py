@@ -128,6 +128,8 @@ class Database:
 
     pool: asyncpg.Pool
     queries: Queries
+    # Key for the keyed hashes of addresses (see migration 0007), read once.
+    address_key: str = ""
 
     @classmethod
     async def connect(
@@ -137,12 +139,13 @@ class Database:
             url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
         )
         database = cls(pool=pool, queries=QUERIES)
-        if check_queries:
-            try:
+        try:
+            if check_queries:
                 await database.check_queries()
-            except BaseException:
-                await pool.close()
-                raise
+            database.address_key = await pool.fetchval(QUERIES.address_hash_key) or ""
+        except BaseException:
+            await pool.close()
+            raise
         return database
 
     async def check_queries(self) -> None:

@@ -23,7 +23,7 @@ from newsletter import audit, outbox
 from newsletter.db import QUERIES, Connection, Database
 from newsletter.errors import NotFound
 from newsletter.settings import Settings
-from newsletter.subscribers import Evidence, normalise_email, suppression_hash
+from newsletter.subscribers import Evidence, address_key, normalise_email, suppression_hash
 
 log = logging.getLogger("newsletter.lifecycle")
 
@@ -44,7 +44,7 @@ async def _erase_locked(
     conn: Connection, settings: Settings, *, subscriber_id: int | None, email: str
 ) -> None:
     await conn.execute(
-        QUERIES.suppress_hash, suppression_hash(settings.secret_key, email), "erased"
+        QUERIES.suppress_hash, suppression_hash(await address_key(conn), email), "erased"
     )
     if subscriber_id is not None:
         await conn.execute(QUERIES.erase_personal_data, subscriber_id, email)
@@ -148,8 +148,9 @@ async def purge_departed(conn: Connection, settings: Settings, now: datetime) ->
     pending_days = settings.confirm_max_age_seconds // 86400 + PENDING_GRACE_DAYS
     rows = await conn.fetch(QUERIES.lifecycle_purge, now, settings.retention_days, pending_days)
     departed = []
+    key = await address_key(conn) if rows else ""
     for row in rows:
-        digest = suppression_hash(settings.secret_key, row["email"])
+        digest = suppression_hash(key, row["email"])
         if row["status"] == "suppressed":
             await conn.execute(
                 QUERIES.suppress_hash_keep, digest, row["suppressed_reason"] or "suppressed"

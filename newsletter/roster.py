@@ -256,11 +256,17 @@ class CsvRows:
     """Streams one CSV file as validated staging rows; bad lines go to ``errors``."""
 
     def __init__(
-        self, binary: IO[bytes], *, encoding: str, settings: Settings, now: datetime
+        self,
+        binary: IO[bytes],
+        *,
+        encoding: str,
+        settings: Settings,
+        now: datetime,
+        address_key: str,
     ) -> None:
         self.binary = binary
         self.encoding = encoding
-        self.secret = settings.secret_key.encode()
+        self.secret = address_key.encode()
         # UTF-8 was checked over the whole file; only CP949 decoding can be lossy.
         self.lossy = codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig")
         self.timezone = settings.timezone
@@ -456,7 +462,9 @@ async def import_csv(
     if total == 0:
         raise InvalidInput("the file is empty", field="file")
     encoding = encoding or detect_encoding(binary)
-    rows = CsvRows(binary, encoding=encoding, settings=settings, now=now)
+    rows = CsvRows(
+        binary, encoding=encoding, settings=settings, now=now, address_key=db.address_key
+    )
     recorded_by = f"import by {actor.name}" + (
         f" (api key #{actor.api_key_id})" if actor.api_key_id else ""
     )

@@ -80,9 +80,19 @@ def clean_name(raw: str | None) -> str | None:
     return name
 
 
-def suppression_hash(secret_salt: str, email: str) -> str:
-    """A keyed hash of an address: lets us refuse it again without storing it."""
-    return hmac.new(secret_salt.encode(), email.lower().encode(), hashlib.sha256).hexdigest()
+def suppression_hash(key: str, email: str) -> str:
+    """A keyed hash of an address: lets us refuse it again without storing it.
+
+    ``key`` is the installation's address key (``Database.address_key`` or
+    :func:`address_key`), never SECRET_KEY, so rotating that cannot lift a
+    suppression.
+    """
+    return hmac.new(key.encode(), email.lower().encode(), hashlib.sha256).hexdigest()
+
+
+async def address_key(conn: Connection) -> str:
+    key: str = await conn.fetchval(QUERIES.address_hash_key)
+    return key
 
 
 async def sign_up(
@@ -104,7 +114,7 @@ async def sign_up(
     display_name = clean_name(name)
     if not consent:
         raise InvalidInput("개인정보 수집·이용에 동의하셔야 구독하실 수 있습니다.", field="consent")
-    address_hash = suppression_hash(settings.secret_key, address)
+    address_hash = suppression_hash(db.address_key, address)
     ip_ok = await db.fetchval(
         "sign_up",
         f"ip:{evidence.ip or 'unknown'}",

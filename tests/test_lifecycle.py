@@ -113,7 +113,7 @@ async def test_reconfirmation_then_lapse_then_retention_purge(
             )
             departed = await conn.fetchval(
                 "SELECT count(*) FROM departed_addresses WHERE email_hash = $1",
-                suppression_hash(settings.secret_key, "silent@example.com"),
+                suppression_hash(db.address_key, "silent@example.com"),
             )
             leftovers = await conn.fetchval(
                 "SELECT count(*) FROM outbox WHERE recipient = 'silent@example.com'"
@@ -193,7 +193,7 @@ async def test_erase_keeps_counts_and_a_hash_but_not_the_address(
         )
         reason = await conn.fetchval(
             "SELECT reason FROM suppressions WHERE email_hash = $1",
-            suppression_hash(settings.secret_key, "erase-me@example.com"),
+            suppression_hash(db.address_key, "erase-me@example.com"),
         )
         audit_rows = await conn.fetch(
             "SELECT actor, action, target, details::text AS details, occurred_at FROM audit_log "

@@ -52,7 +52,7 @@ async def test_answer_is_byte_identical_for_every_address_state(
         )
         await conn.execute(
             "INSERT INTO suppressions (email_hash, reason) VALUES ($1, 'erased')",
-            suppression_hash(settings.secret_key, "erased@example.com"),
+            suppression_hash(db.address_key, "erased@example.com"),
         )
     bodies = set()
     for email in (
@@ -298,3 +298,27 @@ async def test_unsubscribe_skips_queued_bulk_mail(
         "SELECT status FROM deliveries WHERE subscriber_id = $1", subscriber_id
     )
     assert status == "skipped"
+
+
+async def test_rotating_secret_key_keeps_erased_addresses_out(
+    db: Database, settings: Settings
+) -> None:
+    from newsletter import subscribers
+    from newsletter.subscribers import Evidence
+
+    await db.pool.execute(
+        "INSERT INTO suppressions (email_hash, reason) VALUES ($1, 'erased')",
+        suppression_hash(db.address_key, "erased@example.com"),
+    )
+    rotated = settings.replace(secret_key="a-brand-new-signing-key-after-rotation")
+    await subscribers.sign_up(
+        db,
+        rotated,
+        email="erased@example.com",
+        name=None,
+        consent=True,
+        evidence=Evidence("198.51.100.9", "ua", "/subscribe", rotated.consent_version),
+    )
+    assert await status_of(db, "erased@example.com") is None
+    assert len(db.address_key) >= 32
+    assert db.address_key not in (settings.secret_key, rotated.secret_key)

@@ -98,3 +98,6 @@ WHERE subscriber_id = $1 AND status = 'queued';
 -- name: cancel_queued_outbox
 UPDATE outbox SET status = 'cancelled'
 WHERE subscriber_id = $1 AND status = 'queued';
+
+-- name: address_hash_key
+SELECT value FROM instance_keys WHERE name = 'address_hash';
