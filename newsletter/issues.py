@@ -334,12 +334,16 @@ async def start_due_issues(db: Database, settings: Settings) -> list[int]:
     """Start every scheduled issue whose time has come; safe with many workers.
 
     ``claim_due_issue`` locks the row with SKIP LOCKED and start_issue checks
-    the status again under that lock, so each issue starts exactly once.
+    the status again under that lock, so each issue starts exactly once. Only
+    one scheduler works at a time (``try_lock_issue_numbers``), so issues that
+    fall due together are numbered in send_at order.
     """
     started: list[int] = []
     tried: list[int] = []
     while True:
         async with db.transaction() as conn:
+            if not await conn.fetchval(QUERIES.try_lock_issue_numbers):
+                return started  # another scheduler is at it
             issue_id: int | None = await conn.fetchval(QUERIES.claim_due_issue, tried)
             if issue_id is None:
                 return started

@@ -97,6 +97,12 @@ RETURNING *;
 -- whoever starts an issue holds this transaction-scoped lock while taking one.
 SELECT pg_advisory_xact_lock(7234561001);
 
+-- name: try_lock_issue_numbers
+-- The scheduler's variant: if another worker is starting issues right now it
+-- will start every due one in send_at order, so this one need not wait. That
+-- also keeps archive numbers in due order when several issues fall due at once.
+SELECT pg_try_advisory_xact_lock(7234561001);
+
 -- name: next_issue_number
 SELECT coalesce(max(number), 0) + 1 FROM issues;
 
