@@ -178,6 +178,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         log_config=None,
         proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
         server_header=False,
     )
     await uvicorn.Server(config).serve()

@@ -7,6 +7,8 @@ naming the variable, so an operator sees exactly what to fix.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
 import zoneinfo
 from collections.abc import Mapping
@@ -18,6 +20,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 PREFIX = "NEWSLETTER_"
 DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"  # noqa: S105 - dev mode only
+# Phrases of example values that must never sign real links.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "not-for-production", "example", "secret-key-here")
 
 
 class SettingsError(ValueError):
@@ -88,6 +92,10 @@ class Settings:
     signup_limit_per_ip_per_hour: int = 20
     signup_limit_per_address_per_day: int = 3
     consent_version: str = "2026-11"
+    # Proxies whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips):
+    # without the right value every resident shares the proxy's address and the
+    # per-IP signup limit turns into a city-wide one.
+    trusted_proxies: str = "127.0.0.1"
     dev: bool = False
     dev_dir: Path = Path(".dev")
 
@@ -114,6 +122,11 @@ class Settings:
             secret = DEV_SECRET_KEY
         elif len(secret) < 16:
             raise SettingsError(f"{PREFIX}SECRET_KEY: too short, use at least 16 characters")
+        elif not dev and any(marker in secret.lower() for marker in PLACEHOLDER_MARKERS):
+            raise SettingsError(
+                f"{PREFIX}SECRET_KEY: looks like a placeholder; anyone who knows it can forge "
+                "unsubscribe and confirmation links — set a long random value"
+            )
 
         database_url = reader.text("DATABASE_URL")
         if database_url is not None:
@@ -191,6 +204,7 @@ class Settings:
             signup_limit_per_address_per_day=int(
                 reader.number("SIGNUP_LIMIT_PER_ADDRESS_PER_DAY", 3, minimum=1, integer=True)
             ),
+            trusted_proxies=reader.proxies("TRUSTED_PROXIES", "127.0.0.1"),
             dev=dev,
             dev_dir=Path(reader.text("DEV_DIR") or ".dev"),
         )
@@ -225,8 +239,10 @@ class _Reader:
         try:
             parsed = int(value) if integer else float(value)
         except ValueError:
+            parsed = math.nan
+        if not math.isfinite(parsed):
             kind = "an integer" if integer else "a number"
-            raise SettingsError(f"{PREFIX}{name}: expected {kind}, got {value!r}") from None
+            raise SettingsError(f"{PREFIX}{name}: expected {kind}, got {value!r}")
         if parsed < minimum:
             raise SettingsError(f"{PREFIX}{name}: must be at least {minimum}, got {value!r}")
         return parsed
@@ -235,6 +251,20 @@ class _Reader:
         if self.text(name) is None:
             return None
         return int(self.number(name, 0, minimum=minimum, integer=True))
+
+    def proxies(self, name: str, default: str) -> str:
+        value = self.text(name) or default
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"{PREFIX}{name}: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                ) from None
+        return ",".join(entries)
 
     def mailbox(self, name: str, default: str) -> str:
         value = self.text(name) or default

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from newsletter.cli import build_parser
@@ -21,9 +22,18 @@ def compose() -> dict[str, dict[str, dict[str, object]]]:
     return loaded
 
 
-def resolve(value: str) -> str:
-    """Apply compose's ${VAR:-default} with the defaults (nothing set)."""
-    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+def resolve(value: str, env: dict[str, str]) -> str:
+    """Apply compose's ${VAR:-default} and ${VAR:?error} interpolation."""
+
+    def one(match: re.Match[str]) -> str:
+        name, kind, rest = match.groups()
+        if name in env:
+            return env[name]
+        if kind == "?":
+            raise LookupError(f"compose refuses to start without {name}: {rest}")
+        return rest
+
+    return re.sub(r"\$\{([A-Z_]+):([-?])([^}]*)\}", one, value)
 
 
 def test_compose_has_the_documented_services() -> None:
@@ -43,11 +53,19 @@ def test_compose_commands_are_real_cli_commands() -> None:
         assert parsed.command in ("serve", "worker", "migrate")
 
 
+def test_compose_requires_a_real_secret_key() -> None:
+    environment = compose()["services"]["web"]["environment"]
+    assert isinstance(environment, dict)
+    with pytest.raises(LookupError, match="NEWSLETTER_SECRET_KEY"):
+        resolve(str(environment["NEWSLETTER_SECRET_KEY"]), {})
+
+
 def test_compose_environment_is_valid_configuration() -> None:
+    operator = {"NEWSLETTER_SECRET_KEY": "kP9v2sLq8ZrT4wXy7NbC1dEf"}
     for name in ("web", "worker", "migrate"):
         environment = compose()["services"][name]["environment"]
         assert isinstance(environment, dict)
-        env = {key: resolve(str(value)) for key, value in environment.items()}
+        env = {key: resolve(str(value), operator) for key, value in environment.items()}
         settings = Settings.from_env(env)
         assert settings.database_url is not None
         assert "@postgres:5432/" in settings.database_url

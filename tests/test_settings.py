@@ -54,6 +54,11 @@ def test_smtp_url_with_credentials_and_starttls() -> None:
         ({"NEWSLETTER_FROM": "no address here"}, "NEWSLETTER_FROM"),
         ({"NEWSLETTER_BASE_URL": "ftp://x"}, "NEWSLETTER_BASE_URL"),
         ({"NEWSLETTER_DKIM_SELECTOR": "s1"}, "NEWSLETTER_DKIM_SELECTOR"),
+        ({"NEWSLETTER_SECRET_KEY": "change-me-to-a-long-random-value"}, "NEWSLETTER_SECRET_KEY"),
+        ({"NEWSLETTER_RATE_PER_SECOND": "inf"}, "NEWSLETTER_RATE_PER_SECOND"),
+        ({"NEWSLETTER_RATE_PER_SECOND": "nan"}, "NEWSLETTER_RATE_PER_SECOND"),
+        ({"NEWSLETTER_RATE_PER_SECOND": "1e400"}, "NEWSLETTER_RATE_PER_SECOND"),
+        ({"NEWSLETTER_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "NEWSLETTER_TRUSTED_PROXIES"),
     ],
 )
 def test_bad_values_name_their_variable(changes: dict[str, str], variable: str) -> None:
@@ -85,3 +90,9 @@ def test_cli_refuses_to_start_without_secret_key() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "NEWSLETTER_SECRET_KEY" in lines[0]
+
+
+def test_trusted_proxies_accept_addresses_and_networks() -> None:
+    settings = Settings.from_env({**BASE, "NEWSLETTER_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1"})
+    assert settings.trusted_proxies == "10.0.0.0/8,192.0.2.1"
+    assert Settings.from_env(BASE).trusted_proxies == "127.0.0.1"
