@@ -17,7 +17,7 @@ from newsletter import lifecycle
 from newsletter.settings import Settings
 from newsletter.tokens import ExpiredToken, InvalidToken, Tokens
 from newsletter.web.deps import DB, Config, Signer
-from newsletter.web.public import PUBLIC_BODY_LIMIT, _evidence, _fields, _message, _page, _text
+from newsletter.web.forms import PUBLIC_BODY_LIMIT, evidence, form_fields, message, page, text_field
 
 
 def _max_age(settings: Settings) -> int:
@@ -32,7 +32,7 @@ def _read(tokens: Tokens, settings: Settings, token: str) -> int | Template:
     except ExpiredToken:
         return _ended()
     except InvalidToken:
-        return _message(
+        return message(
             "올바르지 않은 링크입니다",
             "링크가 잘렸거나 변경된 것 같습니다. 메일의 링크를 그대로 열어 주세요.",
             status=400,
@@ -41,7 +41,7 @@ def _read(tokens: Tokens, settings: Settings, token: str) -> int | Template:
 
 
 def _ended() -> Template:
-    return _message(
+    return message(
         "확인 기한이 지났습니다",
         "수신 동의 확인 기한이 지나 뉴스레터 발송이 중단되었습니다. 다시 구독해 주세요.",
         status=400,
@@ -54,7 +54,7 @@ async def reconfirm_page(tokens: Signer, settings: Config, token: FromQuery[str]
     read = _read(tokens, settings, token)
     if isinstance(read, Template):
         return read
-    return _page("reconfirm.html", token=token)
+    return page("reconfirm.html", token=token)
 
 
 @post(
@@ -67,20 +67,20 @@ async def reconfirm_page(tokens: Signer, settings: Config, token: FromQuery[str]
 async def reconfirm(
     request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
 ) -> Template:
-    fields = await _fields(request)
-    token = _text(fields, "token") or request.query_params.get("token") or ""
+    fields = await form_fields(request)
+    token = text_field(fields, "token") or request.query_params.get("token") or ""
     read = _read(tokens, settings, token)
     if isinstance(read, Template):
         return read
     kept = await lifecycle.reconfirm(
         db,
         subscriber_id=read,
-        evidence=_evidence(request, settings, "/reconfirm"),
+        evidence=evidence(request, settings, "/reconfirm"),
         now=datetime.now(UTC),
     )
     if not kept:
         return _ended()
-    return _message(
+    return message(
         "수신 동의가 유지되었습니다",
         "앞으로도 김포시 뉴스레터를 보내 드리겠습니다. 처리 결과는 이메일로도 알려 드립니다.",
     )

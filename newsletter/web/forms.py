@@ -1,0 +1,75 @@
+"""What the public pages share: reading form or JSON bodies, consent evidence,
+and the Korean page shells (Jinja templates under templates/pages)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.datastructures import FormMultiDict
+from litestar.exceptions import ClientException
+from litestar.response import Template
+
+from newsletter.errors import InvalidInput
+from newsletter.settings import Settings
+from newsletter.subscribers import Evidence
+
+PUBLIC_BODY_LIMIT = 16 * 1024  # a signup form is a few hundred bytes
+TRUE_VALUES = {"1", "true", "on", "yes", "y"}
+
+
+def page(template: str, status: int = 200, **context: Any) -> Template:
+    return Template(template_name=template, context=context, status_code=status)
+
+
+def message(
+    heading: str, *paragraphs: str, status: int = 200, link: dict[str, str] | None = None
+) -> Template:
+    return page("message.html", status, heading=heading, paragraphs=paragraphs, link=link)
+
+
+def evidence(request: Request[Any, Any, Any], settings: Settings, source: str) -> Evidence:
+    user_agent = request.headers.get("user-agent")
+    return Evidence(
+        ip=request.client.host if request.client else None,
+        user_agent=user_agent[:500] if user_agent else None,
+        source=source[:500],
+        consent_version=settings.consent_version,
+    )
+
+
+def wants_json(request: Request[Any, Any, Any]) -> bool:
+    return (
+        request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+    )
+
+
+async def form_fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Form (urlencoded or multipart) or JSON body as a flat dict."""
+    if wants_json(request):
+        body = await request.body()
+        try:
+            data = msgspec.json.decode(body) if body else {}
+        except msgspec.DecodeError:
+            raise ClientException("request body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ClientException("JSON body must be an object")
+        return data
+    form: FormMultiDict = await request.form()
+    return {key: form.get(key) for key in form}
+
+
+def text_field(fields: dict[str, Any], key: str) -> str | None:
+    value = fields.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    raise InvalidInput(f"'{key}' must be text", field=key)
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str | int) and str(value).strip().lower() in TRUE_VALUES
