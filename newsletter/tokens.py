@@ -78,16 +78,6 @@ class Tokens:
             raise InvalidToken("unsubscribe link is not valid") from None
         return _as_id(value)
 
-    def preferences(self, subscriber_id: int) -> str:
-        return self._plain("preferences").dumps(subscriber_id)
-
-    def read_preferences(self, token: str) -> int:
-        try:
-            value = self._plain("preferences").loads(token)
-        except BadSignature:
-            raise InvalidToken("preferences link is not valid") from None
-        return _as_id(value)
-
 
 def _as_id(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
