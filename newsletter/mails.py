@@ -114,7 +114,9 @@ def _confirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Email
     text, html_body = fill(
         "confirm",
         {
-            "greeting": _greeting(payload),
+            # No name here: whoever typed the address typed the name too, and the
+            # city must not carry a stranger's words into someone's inbox.
+            "greeting": "안녕하세요.",
             "confirm_url": ctx.url(f"/confirm?token={token}"),
             "valid_for": f"{hours // 24}일" if hours % 24 == 0 else f"{hours}시간",
         },
