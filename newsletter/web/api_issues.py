@@ -7,22 +7,23 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import MediaType, Response, Router, delete, get, post, put
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 
 from newsletter import issues
 from newsletter.db import Record
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
+from newsletter.web.params import BIGINT_MAX, RowId, body_text
 
 ItemIds = Annotated[
-    list[Annotated[int, msgspec.Meta(ge=1)]],
+    list[Annotated[int, msgspec.Meta(ge=1, le=BIGINT_MAX)]],
     msgspec.Meta(max_length=issues.MAX_ITEMS, description="news item ids, in reading order"),
 ]
 
 
 class IssueIn(msgspec.Struct, forbid_unknown_fields=True):
-    title: Annotated[str, msgspec.Meta(max_length=issues.MAX_TITLE)]
-    intro: Annotated[str, msgspec.Meta(max_length=issues.MAX_INTRO)] = ""
+    title: Annotated[str, body_text(issues.MAX_TITLE)]
+    intro: Annotated[str, body_text(issues.MAX_INTRO)] = ""
     news_item_ids: ItemIds = msgspec.field(default_factory=list)
     is_advertisement: Annotated[
         bool, msgspec.Meta(description='advertising issue: the subject gets the "(광고)" prefix')
@@ -69,9 +70,9 @@ class IssuePage(msgspec.Struct):
 class ScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
     send_at: Annotated[
         str,
-        msgspec.Meta(
-            max_length=64,
-            description="ISO 8601, e.g. 2026-03-02T09:00:00+09:00; without an offset it "
+        body_text(
+            64,
+            "ISO 8601, e.g. 2026-03-02T09:00:00+09:00; without an offset it "
             "is Asia/Seoul time; must be in the future",
         ),
     ]
@@ -79,7 +80,7 @@ class ScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class TestSendIn(msgspec.Struct, forbid_unknown_fields=True):
     addresses: Annotated[
-        list[Annotated[str, msgspec.Meta(max_length=320)]],
+        list[Annotated[str, body_text(320)]],
         msgspec.Meta(min_length=1, max_length=issues.MAX_TEST_ADDRESSES),
     ]
 
@@ -89,7 +90,7 @@ class TestSendOut(msgspec.Struct):
     addresses: list[str]
 
 
-Id = FromPath[int]
+Id = RowId
 
 
 @post("/issues", summary="Create a draft issue")

@@ -9,29 +9,30 @@ import msgspec
 from litestar import Request, Router, delete, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 
 from newsletter import news
 from newsletter.db import Record
 from newsletter.errors import InvalidInput
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
+from newsletter.web.params import RowId, body_text
 
 FEED_BODY_LIMIT = news.FEED_MAX_BYTES + 64 * 1024  # the feed plus multipart framing
 
-Title = Annotated[str, msgspec.Meta(max_length=news.MAX_TITLE, description="plain text")]
-Url = Annotated[str, msgspec.Meta(max_length=news.MAX_URL, description="http:// or https:// only")]
+Title = Annotated[str, body_text(news.MAX_TITLE, "plain text")]
+Url = Annotated[str, body_text(news.MAX_URL, "http:// or https:// only")]
 
 
 class NewsItemIn(msgspec.Struct, forbid_unknown_fields=True):
     """A news item as an editor writes it. ``body`` may hold simple HTML; it is sanitised."""
 
     title: Title
-    summary: Annotated[str, msgspec.Meta(max_length=news.MAX_SUMMARY)] = ""
-    body: Annotated[str, msgspec.Meta(max_length=news.MAX_BODY)] = ""
+    summary: Annotated[str, body_text(news.MAX_SUMMARY)] = ""
+    body: Annotated[str, body_text(news.MAX_BODY)] = ""
     link: Url | None = None
     image_url: Url | None = None
-    category: Annotated[str, msgspec.Meta(max_length=news.MAX_CATEGORY)] | None = None
+    category: Annotated[str, body_text(news.MAX_CATEGORY)] | None = None
     published_at: Annotated[
         datetime | None,
         msgspec.Meta(description="ISO 8601; without an offset it is Asia/Seoul time"),
@@ -126,20 +127,20 @@ async def list_news_items(
 
 
 @get("/news-items/{item_id:int}", summary="Get one news item")
-async def get_news_item(db: DB, item_id: FromPath[int]) -> NewsItemOut:
+async def get_news_item(db: DB, item_id: RowId) -> NewsItemOut:
     return NewsItemOut.of(await news.get(db, item_id))
 
 
 @put("/news-items/{item_id:int}", summary="Replace a news item")
 async def update_news_item(
-    db: DB, settings: Config, actor: Who, item_id: FromPath[int], data: JSONBody[NewsItemIn]
+    db: DB, settings: Config, actor: Who, item_id: RowId, data: JSONBody[NewsItemIn]
 ) -> NewsItemOut:
     """Replaces every field (send the whole item, as returned by GET, with your changes)."""
     return NewsItemOut.of(await news.replace(db, settings, actor, item_id, data.fields()))
 
 
 @delete("/news-items/{item_id:int}", summary="Delete a news item")
-async def delete_news_item(db: DB, actor: Who, item_id: FromPath[int]) -> None:
+async def delete_news_item(db: DB, actor: Who, item_id: RowId) -> None:
     """Refused (409) while an unsent issue still lists the item."""
     await news.delete(db, actor, item_id)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Router, get
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 
 from newsletter import stats
 from newsletter.stats import IssueStats, Overview
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config
+from newsletter.web.params import RowId
 
 
 @get("/stats", summary="Audience and delivery figures")
@@ -26,7 +27,7 @@ async def get_stats(
 
 
 @get("/issues/{issue_id:int}/stats", summary="One issue's delivery figures")
-async def get_issue_stats(db: DB, settings: Config, issue_id: FromPath[int]) -> IssueStats:
+async def get_issue_stats(db: DB, settings: Config, issue_id: RowId) -> IssueStats:
     """Recipients, queued, in flight (`sending`), sent, failed, bounced, skipped,
     attempts, send rate over the last minute, ETA, top SMTP error codes and
     messages accepted per minute over the last 30 minutes of the send."""

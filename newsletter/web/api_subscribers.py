@@ -9,11 +9,11 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
 from litestar import Request, Router, delete, get, post
 from litestar.exceptions import ClientException
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
@@ -23,6 +23,7 @@ from newsletter.db import Record
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
+from newsletter.web.params import AfterId, QueryText, RowId
 
 # A million rows of "email,name,date,source" is ~70 MB; leave headroom.
 IMPORT_BODY_LIMIT = 256 * 1024 * 1024
@@ -47,10 +48,10 @@ def _subscriber(row: Record) -> dict[str, Any]:
 @get("/", guards=[requires("editor")], summary="List or search subscribers (keyset paged)")
 async def list_subscribers(
     db: DB,
-    after: FromQuery[int] = 0,
-    limit: FromQuery[int] = 100,
-    status: FromQuery[str | None] = None,
-    email_prefix: FromQuery[str | None] = None,
+    after: AfterId = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    status: QueryText = None,
+    email_prefix: QueryText = None,
 ) -> dict[str, Any]:
     """Pages in id order: pass the previous answer's ``next_after`` as ``after``."""
     rows = await roster.page(db, after=after, limit=limit, status=status, email_prefix=email_prefix)
@@ -61,7 +62,7 @@ async def list_subscribers(
 
 
 @get("/{subscriber_id:int}", guards=[requires("editor")], summary="One subscriber")
-async def get_subscriber(db: DB, subscriber_id: FromPath[int]) -> dict[str, Any]:
+async def get_subscriber(db: DB, subscriber_id: RowId) -> dict[str, Any]:
     row = await db.fetchrow("roster_get", subscriber_id)
     if row is None:
         raise NotFound(f"no subscriber #{subscriber_id}")
@@ -82,7 +83,7 @@ async def get_subscriber(db: DB, subscriber_id: FromPath[int]) -> dict[str, Any]
     summary="Erase a subscriber (PIPA): personal data deleted, a salted hash keeps them out",
 )
 async def erase_subscriber(
-    db: DB, settings: Config, actor: Who, subscriber_id: FromPath[int]
+    db: DB, settings: Config, actor: Who, subscriber_id: RowId
 ) -> dict[str, Any]:
     await lifecycle.erase(db, settings, subscriber_id=subscriber_id, actor=actor)
     return {"id": subscriber_id, "status": "erased"}
@@ -193,7 +194,7 @@ async def import_subscribers(
     settings: Config,
     actor: Who,
     mode: FromQuery[str] = "confirmed",
-    source: FromQuery[str | None] = None,
+    source: QueryText = None,
 ) -> dict[str, Any]:
     """UTF-8 (with or without BOM) or CP949/EUC-KR. Answers with counts and the
     line number and reason of every invalid or skipped row (first 1,000 each)."""
@@ -226,7 +227,7 @@ async def export_subscribers(
     settings: Config,
     actor: Who,
     bom: FromQuery[bool] = False,
-    status: FromQuery[str | None] = None,
+    status: QueryText = None,
 ) -> Stream:
     if status is not None and status not in roster.STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(roster.STATUSES)}", field="status")

@@ -6,13 +6,14 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from litestar import MediaType, Response, get
-from litestar.params import FromPath, FromQuery, Parameter
+from litestar.params import FromQuery, Parameter
 from litestar.response import Template
 
 from newsletter import issues
 from newsletter.errors import NotFound
 from newsletter.rendering import for_web
 from newsletter.web.deps import DB, Config
+from newsletter.web.params import ArchiveNumber
 
 PER_PAGE = 20
 
@@ -35,7 +36,7 @@ async def archive_list(
 
 @get("/archive/{number:int}", media_type=MediaType.HTML, include_in_schema=False)
 async def archive_issue(
-    db: DB, settings: Config, number: FromPath[int]
+    db: DB, settings: Config, number: ArchiveNumber
 ) -> Response[str] | Template:
     """The issue as mailed, minus anything personal: no name, no unsubscribe token."""
     try:

@@ -1,0 +1,31 @@
+"""Parameter types every route shares, bounded to what PostgreSQL can hold.
+
+An id beyond bigint or a NUL character (PostgreSQL refuses it in text) would
+otherwise reach asyncpg and come back as a 500; declared here, Litestar turns
+them into our 422 before a handler runs, and the OpenAPI document states the
+limits for clients and the schemathesis test.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar.params import PathParameter, QueryParameter
+
+BIGINT_MAX = 2**63 - 1  # ids are bigint
+INTEGER_MAX = 2**31 - 1  # archive numbers are integer
+NO_NUL = "^[^\\x00]*$"  # ECMA and Python regex alike: any text without NUL
+
+RowId = Annotated[int, PathParameter(ge=1, le=BIGINT_MAX, description="row id")]
+AfterId = Annotated[
+    int, QueryParameter(ge=0, le=BIGINT_MAX, description="the previous page's next_after")
+]
+ArchiveNumber = Annotated[int, PathParameter(ge=1, le=INTEGER_MAX)]
+
+QueryText = Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=500)]
+
+
+def body_text(max_length: int, description: str | None = None) -> msgspec.Meta:
+    """The constraint for a text field of a JSON body: bounded, no NUL."""
+    return msgspec.Meta(max_length=max_length, pattern=NO_NUL, description=description)
