@@ -77,18 +77,26 @@ WHERE id = ANY($1::bigint[]) AND status = 'sending';
 
 -- name: deliveries_release
 -- Claimed but not handed to SMTP (pause, shutdown): back to the queue as if
--- never claimed, without spending an attempt.
-UPDATE deliveries
-SET status = 'queued', lease_until = NULL, worker = NULL, attempts = greatest(attempts - 1, 0)
-WHERE id = ANY($1::bigint[]) AND status = 'sending';
+-- never claimed, without spending an attempt. If the issue was cancelled
+-- meanwhile, the rows are final instead: nobody will ever send them.
+UPDATE deliveries d
+SET status = CASE WHEN i.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
+    last_error = CASE WHEN i.status = 'cancelled' THEN 'issue cancelled' ELSE d.last_error END,
+    lease_until = NULL, worker = NULL, attempts = greatest(d.attempts - 1, 0)
+FROM issues i
+WHERE d.id = ANY($1::bigint[]) AND d.status = 'sending' AND i.id = d.issue_id;
 
 -- name: requeue_expired_deliveries
 -- A worker died (SIGKILL, lost host): its leases ran out. Served by the
 -- partial index deliveries_leased. The attempt stays counted: the message
 -- may have been handed to SMTP just before the crash.
-UPDATE deliveries
-SET status = 'queued', lease_until = NULL, worker = NULL, next_attempt_at = now()
-WHERE status = 'sending' AND lease_until < now();
+-- Rows of a cancelled issue become final ('skipped') instead.
+UPDATE deliveries d
+SET status = CASE WHEN i.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
+    last_error = CASE WHEN i.status = 'cancelled' THEN 'issue cancelled' ELSE d.last_error END,
+    lease_until = NULL, worker = NULL, next_attempt_at = now()
+FROM issues i
+WHERE d.status = 'sending' AND d.lease_until < now() AND i.id = d.issue_id;
 
 -- name: extend_delivery_leases
 -- Heartbeat: a live worker keeps what it holds however slow the rate limit.
