@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from newsletter import metrics
 from newsletter.delivery.smtp import (
+    Ahead,
     PermanentError,
     Reply,
     SendError,
@@ -48,6 +49,14 @@ class Job:
     on_sent: Callable[[Job, Reply], None]
     on_error: Callable[[Job, SendError], None]
     on_released: Callable[[Job], None]
+    rendered: tuple[bool, bytes, bool] | None = None  # (8BITMIME offered, bytes, uses 8bit)
+
+    def prepared(self, eight_bit_mime: bool) -> tuple[bytes, bool]:
+        """Rendered once per connection kind (a pipelined job is sized before it is sent)."""
+        if self.rendered is None or self.rendered[0] != eight_bit_mime:
+            data, eight_bit = self.render(eight_bit_mime)
+            self.rendered = (eight_bit_mime, data, eight_bit)
+        return self.rendered[1], self.rendered[2]
 
 
 class SmtpPool:
@@ -62,7 +71,9 @@ class SmtpPool:
         timeout: float = 60.0,
     ) -> None:
         self.connections = [SmtpConnection(target, timeout=timeout) for _ in range(size)]
-        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=size)
+        # Room for each connection's next job too, so the next envelope can
+        # travel with the current content (see SmtpConnection.send).
+        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=2 * size)
         self.stop = stop or asyncio.Event()
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -85,24 +96,43 @@ class SmtpPool:
             await self.queue.join()
 
     async def _run(self, conn: SmtpConnection) -> None:
+        held: Job | None = None  # taken from the queue already; goes next on this connection
         while True:
-            job = await self.queue.get()
+            job = held if held is not None else await self.queue.get()
+            held = None
             try:
-                await self._deliver(conn, job)
+                if conn.pipelining and not self.queue.empty():
+                    held = self.queue.get_nowait()
+                await self._deliver(conn, job, held)
             except Exception:  # a bug must not kill the connection task
                 log.exception("unexpected error sending job %s", job.key)
                 job.on_released(job)
             finally:
                 self.queue.task_done()
 
-    async def _deliver(self, conn: SmtpConnection, job: Job) -> None:
+    def _ahead(self, conn: SmtpConnection, job: Job | None) -> Ahead | None:
+        if job is None or not conn.pipelining:
+            return None
+        try:
+            data, eight_bit = job.prepared(conn.eight_bit_mime)
+        except Exception:  # its own turn reports the error
+            return None
+        return Ahead(job.sender, job.recipient, len(data), eight_bit)
+
+    async def _deliver(self, conn: SmtpConnection, job: Job, then: Job | None = None) -> None:
         troubles = 0
         while True:
             started = time.perf_counter()  # connect included: that is what a message waits
             try:
                 await conn.connect()
-                data, eight_bit = job.render(conn.eight_bit_mime)
-                reply = await conn.send(job.sender, job.recipient, data, eight_bit=eight_bit)
+                data, eight_bit = job.prepared(conn.eight_bit_mime)
+                reply = await conn.send(
+                    job.sender,
+                    job.recipient,
+                    data,
+                    eight_bit=eight_bit,
+                    then=self._ahead(conn, then),
+                )
             except ServerTrouble as exc:
                 metrics.smtp_observed(time.perf_counter() - started, "transient")
                 troubles += 1
