@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import MediaType, Response, Router, delete, get, post, put
-from litestar.params import FromQuery, JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from newsletter import issues
 from newsletter.db import Record
@@ -104,8 +104,8 @@ async def list_issues(
     status: FromQuery[
         Literal["draft", "scheduled", "sending", "paused", "sent", "cancelled"] | None
     ] = None,
-    page: Annotated[FromQuery[int], Parameter(ge=1, le=100_000)] = 1,
-    per_page: Annotated[FromQuery[int], Parameter(ge=1, le=100)] = 20,
+    page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
 ) -> IssuePage:
     rows, total = await issues.list_issues(db, status=status, page=page, per_page=per_page)
     return IssuePage(

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Router, delete, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
-from litestar.params import FromQuery, JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
 
 from newsletter import news
 from newsletter.db import Record
@@ -101,8 +101,8 @@ async def create_news_item(
 async def list_news_items(
     db: DB,
     settings: Config,
-    page: Annotated[FromQuery[int], Parameter(ge=1, le=100_000)] = 1,
-    per_page: Annotated[FromQuery[int], Parameter(ge=1, le=news.MAX_PAGE_SIZE)] = 20,
+    page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, QueryParameter(ge=1, le=news.MAX_PAGE_SIZE)] = 20,
     published_from: Annotated[
         FromQuery[datetime | None], Parameter(description="inclusive; naive = Asia/Seoul")
     ] = None,

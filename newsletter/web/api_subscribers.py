@@ -193,13 +193,11 @@ async def import_subscribers(
     db: DB,
     settings: Config,
     actor: Who,
-    mode: FromQuery[str] = "confirmed",
+    mode: FromQuery[roster.Mode] = "confirmed",
     source: QueryText = None,
 ) -> dict[str, Any]:
     """UTF-8 (with or without BOM) or CP949/EUC-KR. Answers with counts and the
     line number and reason of every invalid or skipped row (first 1,000 each)."""
-    if mode not in roster.MODES:
-        raise InvalidInput("mode must be 'confirmed' or 'invite'", field="mode")
     if mode == "confirmed" and not (source or "").strip():
         raise InvalidInput(
             "a confirmed import needs ?source=... (where and how these people consented); "

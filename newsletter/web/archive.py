@@ -6,14 +6,13 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from litestar import MediaType, Response, get
-from litestar.params import FromQuery, Parameter
+from litestar.params import FromPath, FromQuery, Parameter
 from litestar.response import Template
 
 from newsletter import issues
 from newsletter.errors import NotFound
 from newsletter.rendering import for_web
 from newsletter.web.deps import DB, Config
-from newsletter.web.params import ArchiveNumber
 
 PER_PAGE = 20
 
@@ -36,9 +35,11 @@ async def archive_list(
 
 @get("/archive/{number:int}", media_type=MediaType.HTML, include_in_schema=False)
 async def archive_issue(
-    db: DB, settings: Config, number: ArchiveNumber
+    db: DB, settings: Config, number: FromPath[int]
 ) -> Response[str] | Template:
-    """The issue as mailed, minus anything personal: no name, no unsubscribe token."""
+    """The issue as mailed, minus anything personal: no name, no unsubscribe token.
+    Residents type these URLs: any number that cannot exist (0, beyond the
+    integer column) gets the same friendly 404 page, checked in issues.archived."""
     try:
         row = await issues.archived(db, number)
     except NotFound:

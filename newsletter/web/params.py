@@ -14,14 +14,12 @@ import msgspec
 from litestar.params import PathParameter, QueryParameter
 
 BIGINT_MAX = 2**63 - 1  # ids are bigint
-INTEGER_MAX = 2**31 - 1  # archive numbers are integer
 NO_NUL = "^[^\\x00]*$"  # ECMA and Python regex alike: any text without NUL
 
 RowId = Annotated[int, PathParameter(ge=1, le=BIGINT_MAX, description="row id")]
 AfterId = Annotated[
     int, QueryParameter(ge=0, le=BIGINT_MAX, description="the previous page's next_after")
 ]
-ArchiveNumber = Annotated[int, PathParameter(ge=1, le=INTEGER_MAX)]
 
 QueryText = Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=500)]
 
