@@ -162,6 +162,7 @@ async def start_big_issue(db: Database, settings: Settings) -> tuple[int, int, f
     issue = await db.pool.fetchrow(
         "SELECT subject, rendered_html, rendered_text FROM issues WHERE id = $1", row["id"]
     )
+    assert issue is not None
     message = IssueMessage(
         settings,
         issue_id=row["id"],
@@ -171,6 +172,15 @@ async def start_big_issue(db: Database, settings: Settings) -> tuple[int, int, f
     )
     sample = message.render(Recipient(1, 1, "r1@example.com", "김포시민1"), "MQ.abcdefghijklmnop")
     return row["id"], len(sample), snapshot
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (/proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kb(pid: int, field: str = "VmHWM") -> int:
@@ -231,16 +241,24 @@ async def run_workers(
         if profile is not None
     ]
     peak = 0
+    startup_cpu: float | None = None  # CPU spent before the first claim (imports, connects)
     try:
         while True:
             status = await db.pool.fetchval("SELECT status FROM issues WHERE id = $1", issue_id)
             peak = max([peak, *(rss_kb(p.pid) for p in procs)])
+            if startup_cpu is None and await db.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM deliveries WHERE issue_id = $1"
+                " AND status <> 'queued')",
+                issue_id,
+            ):
+                startup_cpu = sum(cpu_seconds(p.pid) for p in procs)
             if status == "sent":
                 break
             if any(p.poll() is not None for p in procs):
                 raise RuntimeError("a worker exited early")
             await asyncio.sleep(0.1)
         total = time.perf_counter() - started
+        cpu = sum(cpu_seconds(p.pid) for p in procs) - (startup_cpu or 0.0)
     finally:
         for spy in spies:
             spy.send_signal(signal.SIGINT)
@@ -255,12 +273,14 @@ async def run_workers(
         " FROM deliveries WHERE issue_id = $1 AND status = 'sent'",
         issue_id,
     )
+    assert span is not None
     return {
         "sent": float(span["n"]),
         "total": total,
         "steady_rate": float(span["n"]) / max(float(span["s"] or 0.0), 1e-9),
         "rate": float(span["n"]) / total,
         "peak_rss_mb": peak / 1024,
+        "cpu_us_per_msg": cpu / max(float(span["n"]), 1.0) * 1e6,
     }
 
 
@@ -289,43 +309,40 @@ def main() -> None:
         type=Path,
         help="attach py-spy to each worker; raw stacks go to PROFILE.w<n>.txt",
     )
+    parser.add_argument("--repeat", type=int, default=1, help="run each case this often")
     args = parser.parse_args()
     ensure_postfix_tools()
     port = free_port()
     sink = start_sink(port)
+    results = []
     try:
-        runs: list[tuple[int, int]] = [(c, w) for c in args.counts for w in args.workers]
+        runs = [(c, w) for _ in range(args.repeat) for c in args.counts for w in args.workers]
         if args.rss_count:
             runs.append((args.rss_count, 1))
-        sizes: dict[int, int] = {}
-        results = []
         for count, workers in runs:
-            result, size = asyncio.run(
-                measure(
-                    count,
-                    workers,
-                    port,
-                    args.profile
-                    and args.profile.with_name(f"{args.profile.name}-{count}x{workers}"),
-                )
+            profile = args.profile and args.profile.with_name(
+                f"{args.profile.name}-{count}x{workers}"
             )
-            sizes[count] = size
-            results.append((count, workers, result))
-        ref = reference(port, max(args.counts), sizes[max(args.counts)])
+            result, size = asyncio.run(measure(count, workers, port, profile))
+            # The reference runs right after each case (same sink, same count
+            # and size), so both see about the same load from the rest of the box.
+            result["reference"] = reference(port, count, size)
+            results.append((count, workers, size, result))
     finally:
         sink.terminate()
         sink.wait()
-    print(f"\nmessage size ≈ {sizes[max(args.counts)] / 1024:.1f} KB (text + html, personalised)")
-    print(f"reference smtp-source -d -s {CONNECTIONS}: {ref:,.0f} msg/s")
+    print(f"\nmessage size ≈ {results[0][2] / 1024:.1f} KB (text + html, personalised)")
+    print(f"reference: smtp-source -d -s {CONNECTIONS} right after each case, same sink")
     print(
         f"{'recipients':>10} {'workers':>7} {'total s':>8} {'msg/s':>8} {'steady':>8}"
-        f" {'ratio':>6} {'peak RSS MB':>11} {'snapshot s':>10}"
+        f" {'ref msg/s':>9} {'ratio':>6} {'CPU µs/msg':>10} {'peak RSS MB':>11}"
+        f" {'snapshot s':>10}"
     )
-    for count, workers, r in results:
+    for count, workers, _size, r in results:
         print(
             f"{count:>10,} {workers:>7} {r['total']:>8.1f} {r['rate']:>8,.0f}"
-            f" {r['steady_rate']:>8,.0f} {r['rate'] / ref:>6.2f} {r['peak_rss_mb']:>11.0f}"
-            f" {r['snapshot_s']:>10.2f}"
+            f" {r['steady_rate']:>8,.0f} {r['reference']:>9,.0f} {r['rate'] / r['reference']:>6.2f}"
+            f" {r['cpu_us_per_msg']:>10.0f} {r['peak_rss_mb']:>11.0f} {r['snapshot_s']:>10.2f}"
         )
 
 
