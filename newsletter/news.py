@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import http.client
+import ipaddress
+import socket
+import ssl
 import unicodedata
 import urllib.error
 import urllib.request
@@ -264,8 +268,124 @@ async def list_items(
 # --- feed import ------------------------------------------------------------
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # reaches the IPv4 address in its low bits
+
+
+@dataclass(frozen=True)
+class FeedFetchPolicy:
+    """Which addresses a feed URL may reach. An editor's URL must never become
+    a way to probe the city's own network (SSRF): only public addresses are
+    fetched. Tests, whose feed server listens on loopback, name its exact
+    address here (see tests/test_news_api.py); production never does."""
+
+    allowed_private: frozenset[IPAddress] = frozenset()
+
+
+FEED_FETCH_POLICY = FeedFetchPolicy()
+FETCH_FAILED = "could not fetch the feed"  # one answer: never reveal what is reachable
+
+
+class _Refused(OSError):
+    """A resolved address is not public: handled like any connection failure."""
+
+
+def is_public(address: IPAddress) -> bool:
+    """Public unicast only. IPv4-mapped/compatible IPv6 is judged as the IPv4
+    address it reaches; ``is_global`` alone lets multicast through."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address.teredo:
+            embedded = address.teredo[1]
+        if embedded is None and address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_public(embedded)
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def _checked_addresses(
+    host: str, port: int, allowed_private: frozenset[IPAddress]
+) -> list[tuple[Any, ...]]:
+    """Resolve once and check every address; a host with any non-public
+    address is refused outright (mixed answers are how rebinding starts)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if not is_public(address) and address not in allowed_private:
+            raise _Refused(f"{host} resolves to a non-public address")
+    return infos
+
+
+def _connector(allowed_private: frozenset[IPAddress]) -> Any:
+    """``socket.create_connection`` that connects to the very addresses it
+    checked: no second DNS lookup between check and connect (DNS rebinding).
+    Every connection, so every redirect hop, goes through it."""
+
+    def create_connection(
+        address: tuple[str, int], timeout: Any = None, source_address: Any = None
+    ) -> socket.socket:
+        host, port = address
+        last: OSError = _Refused(f"{host} has no address")
+        for family, kind, proto, _, sockaddr in _checked_addresses(host, port, allowed_private):
+            sock = socket.socket(family, kind, proto)
+            try:
+                if timeout is not None:
+                    sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            return sock
+        raise last
+
+    return create_connection
+
+
+def _opener(allowed_private: frozenset[IPAddress]) -> urllib.request.OpenerDirector:
+    connect = _connector(allowed_private)
+    tls = ssl.create_default_context()  # verifies certificates and host names
+
+    class CheckedHTTP(http.client.HTTPConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    class CheckedHTTPS(http.client.HTTPSConnection):
+        # TLS still verifies the certificate against the URL's host name.
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    class HTTPOnly(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(CheckedHTTP, req)
+
+    class HTTPSOnly(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(CheckedHTTPS, req, context=tls)
+
+    # No ProxyHandler: a proxy would resolve and connect on our behalf, unchecked.
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), HTTPOnly, HTTPSOnly, _HttpOnlyRedirects
+    )
+
+
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only to http(s): never to file:, ftp: or anything else."""
+    """Follow redirects only to http(s): never to file:, ftp: or anything else.
+    (The new host is checked when its connection opens.)"""
+
+    max_redirections = 5
 
     def redirect_request(
         self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
@@ -276,22 +396,23 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _fetch(url: str, timeout: float, limit: int) -> bytes:
-    opener = urllib.request.build_opener(_HttpOnlyRedirects)
+def _fetch(
+    url: str, timeout: float, limit: int, allowed_private: frozenset[IPAddress] = frozenset()
+) -> bytes:
     request = urllib.request.Request(  # noqa: S310 - scheme checked by clean_url
         url, headers={"User-Agent": "gimpo-newsletter/1.0 (feed import)"}
     )
     try:
-        with opener.open(request, timeout=timeout) as response:
+        with _opener(allowed_private).open(request, timeout=timeout) as response:
             data: bytes = response.read(limit + 1)
     except InvalidInput:
         raise
     except urllib.error.HTTPError as exc:
-        exc.close()
-        raise InvalidInput(f"fetching the feed failed: HTTP {exc.code}", field="url") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise InvalidInput(f"fetching the feed failed: {reason}", field="url") from None
+        exc.close()  # the server answered: it is public, its status may be told
+        raise InvalidInput(f"{FETCH_FAILED}: HTTP {exc.code}", field="url") from None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        # Refused, unresolvable, unreachable, timed out: all look the same.
+        raise InvalidInput(FETCH_FAILED, field="url") from None
     if len(data) > limit:
         raise InvalidInput(f"the feed is larger than {limit // 1024 // 1024} MB", field="url")
     return data
@@ -300,14 +421,19 @@ def _fetch(url: str, timeout: float, limit: int) -> bytes:
 async def fetch_feed(
     url: str, *, seconds: float = FEED_TIMEOUT_SECONDS, limit: int = FEED_MAX_BYTES
 ) -> bytes:
-    """Download a feed (http/https only, with a timeout and a size cap)."""
+    """Download a feed (http/https only, public addresses only, with a timeout
+    and a size cap)."""
     checked = clean_url(url, "url")
     if checked is None:
         raise InvalidInput("url must not be empty", field="url")
+    allowed = FEED_FETCH_POLICY.allowed_private
     # urllib blocks; a thread keeps the event loop serving other requests.
-    return await asyncio.wait_for(
-        asyncio.to_thread(_fetch, checked, seconds, limit), timeout=seconds * 3
-    )
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(_fetch, checked, seconds, limit, allowed), timeout=seconds * 3
+        )
+    except TimeoutError:
+        raise InvalidInput(FETCH_FAILED, field="url") from None
 
 
 def _entry_time(entry: Any) -> datetime | None:

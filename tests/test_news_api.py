@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from newsletter import news
 from newsletter.db import Database
 from tests.conftest import bearer
 
@@ -217,6 +220,11 @@ class _FeedHandler(BaseHTTPRequestHandler):
             self.send_header("Location", "file:///etc/passwd")
             self.end_headers()
             return
+        elif self.path.startswith("/to/"):  # /to/<url>: redirect there
+            self.send_response(302)
+            self.send_header("Location", self.path.removeprefix("/to/"))
+            self.end_headers()
+            return
         else:
             body = FEED
         self.send_response(200)
@@ -229,15 +237,38 @@ class _FeedHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def feed_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FeedHandler)
+@contextlib.contextmanager
+def serve_feeds(host: str) -> Iterator[str]:
+    server = ThreadingHTTPServer((host, 0), _FeedHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def allow_private(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:
+    """Let feed fetches reach these loopback addresses (production: none)."""
+    policy = news.FeedFetchPolicy(frozenset(ipaddress.ip_address(a) for a in addresses))
+    monkeypatch.setattr(news, "FEED_FETCH_POLICY", policy)
+
+
+@pytest.fixture
+def feed_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A feed server on 127.0.0.1, which the fetch policy is told to allow."""
+    allow_private(monkeypatch, "127.0.0.1")
+    with serve_feeds("127.0.0.1") as url:
+        yield url
+
+
+@pytest.fixture
+def loopback_feed_server() -> Iterator[str]:
+    """A feed server on 127.0.0.1 under the production policy (not allowed)."""
+    with serve_feeds("127.0.0.1") as url:
+        yield url
 
 
 async def test_import_feed_from_url(client: Client, db: Database, feed_server: str) -> None:
@@ -256,3 +287,82 @@ async def test_import_feed_from_url(client: Client, db: Database, feed_server: s
     )
     assert redirected.status_code == 422
     await asyncio.sleep(0)
+
+
+async def test_feed_urls_reaching_internal_addresses_are_refused(
+    client: Client, db: Database, loopback_feed_server: str
+) -> None:
+    headers = await editor(db)
+    port = loopback_feed_server.rsplit(":", 1)[1]
+    for url in (
+        f"{loopback_feed_server}/rss",  # a real feed: refused only by the policy
+        f"http://localhost:{port}/rss",
+        f"http://2130706433:{port}/rss",  # 127.0.0.1 as one decimal number
+        f"http://[::1]:{port}/rss",
+        f"http://[::ffff:127.0.0.1]:{port}/rss",
+        "http://10.0.0.1/rss",
+        "http://192.168.0.1/rss",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0.0.0.0/rss",
+        "http://224.0.0.1/rss",
+        "http://[fe80::1]/rss",
+        "http://[fd00::1]/rss",
+    ):
+        refused = await client.post(
+            "/api/v1/news-items/import-feed", json={"url": url}, headers=headers
+        )
+        assert refused.status_code == 422, (url, refused.text)
+        # The same answer as for an unreachable host: nothing about the network leaks.
+        assert refused.json() == {"error": "invalid_input", "detail": "could not fetch the feed"}
+    assert await db.fetchval("count_news_items_between", None, None) == 0
+
+
+async def test_redirect_to_an_internal_address_is_refused(
+    client: Client, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = await editor(db)
+    # The first hop (127.0.0.2) is allowed; it redirects to a real feed on
+    # 127.0.0.1, which is not: every hop is checked when its connection opens.
+    allow_private(monkeypatch, "127.0.0.2")
+    with serve_feeds("127.0.0.1") as target, serve_feeds("127.0.0.2") as first:
+        direct = await client.post(
+            "/api/v1/news-items/import-feed", json={"url": f"{first}/rss"}, headers=headers
+        )
+        assert direct.status_code == 200 and direct.json()["inserted"] == 2
+        redirected = await client.post(
+            "/api/v1/news-items/import-feed",
+            json={"url": f"{first}/to/{target}/rss"},
+            headers=headers,
+        )
+    assert redirected.status_code == 422, redirected.text
+    assert redirected.json()["detail"] == "could not fetch the feed"
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("169.254.169.254", False),
+        ("0.0.0.0", False),  # noqa: S104 - an address under test, not a bind
+        ("224.0.0.251", False),
+        ("240.0.0.1", False),
+        ("255.255.255.255", False),
+        ("::1", False),
+        ("::", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("ff02::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+    ],
+)
+def test_only_public_unicast_addresses_count_as_public(address: str, public: bool) -> None:
+    assert news.is_public(ipaddress.ip_address(address)) is public

@@ -179,7 +179,8 @@ async def import_feed(
     """Three ways to hand over the feed:
 
     * `Content-Type: application/json` with `{"url": "https://www.gimpo.go.kr/.../rss"}`
-      (http/https only, 10 s timeout, 5 MB cap);
+      (http/https to public addresses only, redirects re-checked, 10 s timeout, 5 MB cap;
+      any failure answers "could not fetch the feed");
     * the feed document itself as the body (`application/rss+xml`, `application/xml`, ...);
     * a multipart upload in the field `file`.
 
