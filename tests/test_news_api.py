@@ -67,6 +67,7 @@ async def test_crud_with_audit(client: Client, db: Database) -> None:
     assert created.status_code == 201, created.text
     item = created.json()
     assert item["title"] == "김포 소식"
+    assert item["status"] == "published" and item["id"] >= 1
     assert "<script" not in item["body"] and "onclick" not in item["body"]
     assert "javascript:" not in item["body"]
     assert 'href="https://gimpo.go.kr"' in item["body"]
@@ -83,6 +84,12 @@ async def test_crud_with_audit(client: Client, db: Database) -> None:
     )
     assert replaced.status_code == 200
     assert replaced.json()["title"] == "바뀐 제목" and replaced.json()["summary"] == ""
+    assert replaced.json()["status"] == "published"
+    listed = await client.get("/api/v1/news-items", headers=headers)
+    assert [(i["id"], i["status"]) for i in listed.json()["items"]] == [(item["id"], "published")]
+    schema = (await client.get("/api/docs/openapi.json")).json()["components"]["schemas"]
+    out = next(s for name, s in schema.items() if name.endswith("NewsItemOut"))
+    assert "status" in out["required"] and out["properties"]["status"].get("const") == "published"
 
     duplicate = await client.post(
         "/api/v1/news-items",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Router, delete, get, post, put
@@ -52,6 +52,10 @@ class NewsItemIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class NewsItemOut(msgspec.Struct):
     id: int
+    # News items have no workflow: once saved, an item is published, i.e.
+    # ready to be placed in an issue. Stated so every created object carries
+    # a status, as clients expect (SPEC).
+    status: Literal["published"]
     title: str
     summary: str
     body: str
@@ -64,7 +68,8 @@ class NewsItemOut(msgspec.Struct):
 
     @classmethod
     def of(cls, row: Record) -> NewsItemOut:
-        return cls(**{name: row[name] for name in cls.__struct_fields__})
+        fields = {name: row[name] for name in cls.__struct_fields__ if name != "status"}
+        return cls(status="published", **fields)
 
 
 class NewsItemPage(msgspec.Struct):
