@@ -114,9 +114,10 @@ def _confirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Email
     text, html_body = fill(
         "confirm",
         {
-            # No name here: whoever typed the address typed the name too, and the
-            # city must not carry a stranger's words into someone's inbox.
-            "greeting": "안녕하세요.",
+            # A name typed on the public form came from whoever typed the address:
+            # the city must not carry a stranger's words into someone's inbox.
+            # Invitations from the city's own list (roster import) may use it.
+            "greeting": _greeting(payload) if payload.get("greet_by_name") else "안녕하세요.",
             "confirm_url": ctx.url(f"/confirm?token={token}"),
             "valid_for": f"{hours // 24}일" if hours % 24 == 0 else f"{hours}시간",
         },

@@ -122,7 +122,8 @@ WITH firsts AS MATERIALIZED (
 ), mails AS (
     INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload, next_attempt_at)
     SELECT 'confirm', $5::smallint, email, id,
-           jsonb_build_object('subscriber_id', id, 'name', name),
+           -- The name came from the city's own list, so the mail may greet by it.
+           jsonb_build_object('subscriber_id', id, 'name', name, 'greet_by_name', true),
            now() + make_interval(secs => (row_number() OVER (ORDER BY id) - 1) / $6::float8)
     FROM inserted
     RETURNING 1
