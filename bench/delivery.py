@@ -43,6 +43,7 @@ ADMIN_URL = os.environ.get(
     "NEWSLETTER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 SECRET = "bench-secret-key-0123456789"
+DATABASE = "nl_bench_delivery"
 CONNECTIONS = 10
 ITEMS = 2  # news items per issue: ≈20 KB per mail with the MJML layout
 PARAGRAPH = (
@@ -112,7 +113,7 @@ def settings_for(url: str, port: int) -> Settings:
 
 
 async def fresh_database(count: int) -> str:
-    name = "nl_bench_delivery"
+    name = DATABASE
     admin = await asyncpg.connect(ADMIN_URL)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -183,6 +184,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def backends_cpu(database: str) -> float:
+    """CPU used so far by the PostgreSQL backends serving ``database`` (this machine)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"postgres: ") and f" {database} ".encode() in cmdline:
+                total += cpu_seconds(int(entry.name))
+    return total
+
+
 def rss_kb(pid: int, field: str = "VmHWM") -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -242,6 +257,7 @@ async def run_workers(
     ]
     peak = 0
     startup_cpu: float | None = None  # CPU spent before the first claim (imports, connects)
+    startup_db_cpu = 0.0
     try:
         while True:
             status = await db.pool.fetchval("SELECT status FROM issues WHERE id = $1", issue_id)
@@ -252,6 +268,7 @@ async def run_workers(
                 issue_id,
             ):
                 startup_cpu = sum(cpu_seconds(p.pid) for p in procs)
+                startup_db_cpu = backends_cpu(DATABASE)
             if status == "sent":
                 break
             if any(p.poll() is not None for p in procs):
@@ -259,6 +276,7 @@ async def run_workers(
             await asyncio.sleep(0.1)
         total = time.perf_counter() - started
         cpu = sum(cpu_seconds(p.pid) for p in procs) - (startup_cpu or 0.0)
+        db_cpu = backends_cpu(DATABASE) - startup_db_cpu
     finally:
         for spy in spies:
             spy.send_signal(signal.SIGINT)
@@ -281,6 +299,7 @@ async def run_workers(
         "rate": float(span["n"]) / total,
         "peak_rss_mb": peak / 1024,
         "cpu_us_per_msg": cpu / max(float(span["n"]), 1.0) * 1e6,
+        "db_cpu_us_per_msg": db_cpu / max(float(span["n"]), 1.0) * 1e6,
     }
 
 
@@ -335,14 +354,15 @@ def main() -> None:
     print(f"reference: smtp-source -d -s {CONNECTIONS} right after each case, same sink")
     print(
         f"{'recipients':>10} {'workers':>7} {'total s':>8} {'msg/s':>8} {'steady':>8}"
-        f" {'ref msg/s':>9} {'ratio':>6} {'CPU µs/msg':>10} {'peak RSS MB':>11}"
+        f" {'ref msg/s':>9} {'ratio':>6} {'CPU µs/msg':>10} {'PG µs/msg':>9} {'peak RSS MB':>11}"
         f" {'snapshot s':>10}"
     )
     for count, workers, _size, r in results:
         print(
             f"{count:>10,} {workers:>7} {r['total']:>8.1f} {r['rate']:>8,.0f}"
             f" {r['steady_rate']:>8,.0f} {r['reference']:>9,.0f} {r['rate'] / r['reference']:>6.2f}"
-            f" {r['cpu_us_per_msg']:>10.0f} {r['peak_rss_mb']:>11.0f} {r['snapshot_s']:>10.2f}"
+            f" {r['cpu_us_per_msg']:>10.0f} {r['db_cpu_us_per_msg']:>9.0f}"
+            f" {r['peak_rss_mb']:>11.0f} {r['snapshot_s']:>10.2f}"
         )
 
 

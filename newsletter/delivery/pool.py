@@ -4,8 +4,9 @@ The worker puts :class:`Job` s on a small queue; each connection takes the
 next one, renders it (the connection knows whether 8BITMIME is on offer),
 sends it and reports the outcome through the job's callbacks. The queue is
 kept short on purpose: a message is checked (subscriber still active, issue
-still sending) just before it is queued, so a short queue keeps that check
-close to the moment the message is handed to SMTP.
+still sending) just before it is queued, so a short queue (about one check's
+worth of messages, a few milliseconds at full speed) keeps that check close
+to the moment the message is handed to SMTP.
 
 Server trouble (drop, refusal, timeout, 421) does not fail the message: the
 connection waits with exponential backoff and jitter and tries again on a
@@ -69,11 +70,12 @@ class SmtpPool:
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
         timeout: float = 60.0,
+        queue_size: int = 0,
     ) -> None:
         self.connections = [SmtpConnection(target, timeout=timeout) for _ in range(size)]
-        # Room for each connection's next job too, so the next envelope can
-        # travel with the current content (see SmtpConnection.send).
-        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=2 * size)
+        # At least room for each connection's next job, so the next envelope
+        # can travel with the current content (see SmtpConnection.send).
+        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max(2 * size, queue_size))
         self.stop = stop or asyncio.Event()
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap

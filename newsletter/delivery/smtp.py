@@ -94,22 +94,27 @@ class _ReplyReader(asyncio.Protocol):
         self.lines: list[bytes] = []
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\n")
-            if end < 0:
-                break
-            line = bytes(self.buffer[: end + 1]).rstrip(b"\r\n")
-            del self.buffer[: end + 1]
-            self.lines.append(line)
-            if line[3:4] != b"-":
-                try:
-                    code = int(line[:3])
-                except ValueError:
-                    code = 0
+        # Whole lines only; a partial line waits in the buffer. One split per
+        # packet (a pipelined packet carries several replies).
+        if self.buffer:
+            data = bytes(self.buffer) + data
+            self.buffer.clear()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            self.buffer += data[end:]
+        for line in data[:end].split(b"\n")[:-1]:
+            line = line.rstrip(b"\r")
+            if line[3:4] == b"-":  # continuation of a multi-line reply
+                self.lines.append(line)
+                continue
+            code = int(line[:3]) if line[:3].isdigit() else 0
+            if self.lines:
+                self.lines.append(line)
                 text = "\n".join(x[4:].decode("utf-8", "replace") for x in self.lines)
                 self.lines = []
-                self.replies.append(Reply(code, text))
+            else:
+                text = line[4:].decode("utf-8", "replace")
+            self.replies.append(Reply(code, text))
         self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -130,15 +135,24 @@ class _ReplyReader(asyncio.Protocol):
     async def read(self, count: int, timeout: float) -> list[Reply]:  # noqa: ASYNC109
         if len(self.replies) < count and self.lost is None:
             self.wanted = count
-            self.waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self.waiter = loop.create_future()
+            # A bare timer rather than asyncio.timeout(): this runs once per
+            # message and the context manager costs several times more.
+            timer = loop.call_later(timeout, _expire, waiter)
             try:
-                async with asyncio.timeout(timeout):
-                    await self.waiter
+                await waiter
             finally:
+                timer.cancel()
                 self.waiter = None
         if len(self.replies) < count:
             raise ConnectionResetError(f"connection lost: {self.lost}")
         return [self.replies.popleft() for _ in range(count)]
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no reply from the SMTP server in time"))
 
 
 @dataclass

@@ -46,7 +46,7 @@ log = logging.getLogger("newsletter.worker")
 
 LEASE_SECONDS = 60.0
 IDLE_POLL_SECONDS = 0.5
-CHUNK = 32  # messages per rate-limit take and send-time check
+CHUNK = 64  # messages per rate-limit take and send-time check
 MESSAGE_MAX_AGE = 600.0  # rebuild an issue's message (fresh Date) after this
 SMTP_POLICY = policy.SMTP
 
@@ -84,6 +84,8 @@ class Worker:
             self.settings.smtp_connections,
             stop=self.stop,
             backoff_base=self.reconnect_base_seconds,
+            # One checked chunk may wait while the next is being checked.
+            queue_size=CHUNK,
         )
         self.limiter = RateLimiter(
             self.database, self.settings.rate_per_second, self.settings.rate_per_hour
@@ -345,17 +347,31 @@ class Worker:
             outcomes.released.append(job.key)
 
         subscribers: dict[int, int] = {}
+        # Round trips to PostgreSQL are commits or wait for a busy server, and
+        # would leave the SMTP connections idle while they run. So when the
+        # bucket's burst holds two chunks (high rates: taking a chunk's tokens
+        # early stays within the burst the bucket allows anyway) the next
+        # chunk is prepared -- tokens taken, send-time check done -- while this
+        # one is queued; it is still checked before any of it goes to SMTP.
+        # Outcomes are written in the background, one write at a time.
+        ahead = self.limiter.capacity >= 2 * CHUNK
+        position = 0  # claimed[:position] were handed to the pool or skipped
+        upcoming: asyncio.Task[tuple[list[int], queue.Gate | None]] | None = None
+        flushing: asyncio.Task[None] | None = None
         try:
-            while pending and not self.stop.is_set():
-                granted = await self.limiter.take(min(len(pending), CHUNK), self.stop)
-                if not granted:
+            while position < len(pending) and not self.stop.is_set():
+                if upcoming is None:
+                    upcoming = self._prepare(issue_id, pending[position:])
+                chunk, gate = await upcoming
+                upcoming = None
+                if gate is None:  # stop requested while waiting for tokens
                     break
-                chunk, pending = pending[:granted], pending[granted:]
-                gate = await queue.check(self.database, issue_id, chunk, self.worker_id)
                 if not gate.issue_sending:  # paused or cancelled: give it all back
-                    pending = chunk + pending
                     log.info("issue %s no longer sending; releasing the batch", issue_id)
                     break
+                position += len(chunk)
+                if ahead and position < len(pending):
+                    upcoming = self._prepare(issue_id, pending[position:])
                 outcomes.skipped.update(gate.skip)
                 for row in gate.send:
                     recipient = Recipient(
@@ -363,12 +379,36 @@ class Worker:
                     )
                     subscribers[row["id"]] = row["subscriber_id"]
                     await self.smtp.submit(self._job(message, recipient, sent, failed, released))
-                if outcomes.due():
-                    await outcomes.flush(self.database)
+                if outcomes.due() and (flushing is None or flushing.done()):
+                    if flushing is not None:
+                        await flushing  # surfaces its error, if any
+                    flushing = asyncio.create_task(outcomes.flush(self.database))
         finally:
-            outcomes.released.extend(pending)
+            if upcoming is not None:  # prepared but not handed over: back to the queue
+                upcoming.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await upcoming
+            outcomes.released.extend(pending[position:])
             await self.smtp.drain()
-            await outcomes.flush(self.database)
+            try:
+                if flushing is not None:
+                    await flushing
+            finally:
+                await outcomes.flush(self.database)
+
+    def _prepare(
+        self, issue_id: int, pending: list[int]
+    ) -> asyncio.Task[tuple[list[int], queue.Gate | None]]:
+        """The next chunk: rate tokens for it, then its send-time check."""
+
+        async def prepare() -> tuple[list[int], queue.Gate | None]:
+            granted = await self.limiter.take(min(len(pending), CHUNK), self.stop)
+            if not granted:
+                return [], None
+            chunk = pending[:granted]
+            return chunk, await queue.check(self.database, issue_id, chunk, self.worker_id)
+
+        return asyncio.create_task(prepare())
 
     def _job(
         self,
