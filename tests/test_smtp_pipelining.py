@@ -15,7 +15,14 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from newsletter.db import Database
 from newsletter.delivery.message import dot_stuff
 from newsletter.delivery.pool import Job, SmtpPool
-from newsletter.delivery.smtp import PermanentError, Reply, SendError, ServerTrouble
+from newsletter.delivery.smtp import (
+    PermanentError,
+    Reply,
+    SendError,
+    ServerTrouble,
+    SmtpConnection,
+)
+from newsletter.settings import SmtpTarget
 from tests.conftest import SmtpServer, drain, free_port, make_settings
 from tests.delivery_support import (
     TimedHandler,
@@ -194,3 +201,33 @@ async def test_issue_over_a_pipelining_server_with_refusals(
     # Unknown users are hard bounces, suppressed at once; 5.7.1 is about the message.
     inactive = await db.pool.fetch("SELECT email FROM subscribers WHERE status <> 'active'")
     assert {r["email"] for r in inactive} == {address(n) for n in (40, 41, 77)}
+
+
+async def test_a_server_that_stops_answering_times_out_as_server_trouble() -> None:
+    """Greets, answers EHLO, then says nothing: the reply timer fires, no hang."""
+    lines: list[bytes] = []
+    finished = asyncio.Event()
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 mute ESMTP\r\n")
+        while line := await reader.readline():
+            lines.append(line)
+            if line.upper().startswith((b"EHLO", b"HELO")):
+                writer.write(b"250-mute\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+        writer.close()
+        await writer.wait_closed()
+        finished.set()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = SmtpConnection(SmtpTarget(host="127.0.0.1", port=port), timeout=0.3)
+    try:
+        with pytest.raises(ServerTrouble, match="TimeoutError"):
+            await conn.send("a@example.org", "b@example.org", message_for(1))
+        assert not conn.connected
+        assert any(line.startswith(b"MAIL FROM:<a@example.org>") for line in lines)
+    finally:
+        await conn.close()
+        await asyncio.wait_for(finished.wait(), 5)
+        server.close()
+        await server.wait_closed()
