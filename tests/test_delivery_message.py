@@ -13,6 +13,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from newsletter.bounces import message_id_for
 from newsletter.delivery.message import IssueMessage, Plan, Recipient, dot_stuff
 from newsletter.rendering import RECIPIENT_NAME, UNSUBSCRIBE_URL
 from newsletter.settings import Settings
@@ -91,6 +92,12 @@ def test_plan_matches_whole_message_encoding(case: str, eight_bit: bool) -> None
         elif not eight_bit:
             # Quoted-printable lines stay within RFC 2045's 76 characters (+ "=").
             assert longest_line(fast.split(b"\r\n\r\n", 1)[1]) <= 77
+
+
+def test_message_id_is_the_one_bounces_match() -> None:
+    message = IssueMessage(SETTINGS, issue_id=7, subject="s", html_body="h", text_body="t")
+    for delivery_id in (1, 42, 10**9):
+        assert message.message_id(delivery_id) == message_id_for(SETTINGS, 7, delivery_id)
 
 
 def test_plan_falls_back_when_a_value_breaks_a_line() -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parseaddr
 
-from newsletter.bounces import message_id_for, verp_sender
+from newsletter.bounces import signature, verp_sender
 from newsletter.rendering import DEFAULT_NAME, RECIPIENT_NAME, UNSUBSCRIBE_URL
 from newsletter.settings import Settings
 
@@ -262,6 +262,7 @@ class IssueMessage:
         self.signer = signer
         self.boundary = "=_nl_" + secrets.token_hex(12)
         self.unsubscribe_base = settings.base_url + "/unsubscribe?token="
+        self.from_domain = settings.from_domain
         from_name, from_addr = parseaddr(settings.from_address)
         self.from_address = from_addr
         mailto = settings.bounce_address or from_addr
@@ -317,7 +318,7 @@ class IssueMessage:
         name = " ".join((recipient.name or "").split()) or DEFAULT_NAME
         return {
             "to": mailbox(recipient.name, recipient.email).encode(),
-            "msgid": message_id_for(self.settings, self.issue_id, recipient.delivery_id).encode(),
+            "msgid": self.message_id(recipient.delivery_id).encode(),
             "unsubscribe_url": url.encode(),
             "url": url.encode(),
             "url_html": html.escape(url).encode(),
@@ -380,6 +381,11 @@ class IssueMessage:
                 ]
         pieces.append(self.closing)
         return Plan(pieces)
+
+    def message_id(self, delivery_id: int) -> str:
+        """``bounces.message_id_for`` with the domain parsed once per issue, not per mail."""
+        sig = signature(self.settings.secret_key, "msgid", delivery_id)
+        return f"<nl.{self.issue_id}.{delivery_id}.{sig}@{self.from_domain}>"
 
     def envelope_sender(self, delivery_id: int) -> str:
         return verp_sender(self.settings, delivery_id) or self.from_address
