@@ -1,9 +1,9 @@
 """The delivery queue in PostgreSQL: claim, check at send time, record outcomes.
 
 Outcomes are collected in memory as the SMTP connections report them and
-written in groups (:meth:`Outcomes.flush`): one UPDATE marks ~100 messages
-sent. A crash can therefore resend at most the messages sent since the last
-flush, which is bounded by the batch size.
+written in groups (:meth:`Outcomes.flush`): one UPDATE marks up to ~100
+messages sent. A crash can therefore resend at most the messages sent since
+the last flush; the worker sizes the groups so that stays within a batch.
 """
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ class Outcomes:
     def __len__(self) -> int:
         return len(self.sent) + len(self.errors) + len(self.skipped) + len(self.released)
 
-    def due(self) -> bool:
-        return len(self) >= FLUSH_EVERY or (
+    def due(self, every: int = FLUSH_EVERY) -> bool:
+        return len(self) >= every or (
             len(self) > 0 and time.monotonic() - self.last_flush >= FLUSH_SECONDS
         )
 

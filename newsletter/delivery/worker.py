@@ -4,11 +4,12 @@ Any number of workers on any number of hosts may run; they coordinate only
 through the database (``FOR UPDATE SKIP LOCKED`` plus a lease, and the
 shared rate-limit bucket).
 
-Each round: transactional mail (outbox) first, then one batch of the oldest
-sending issue. A batch is sent chunk by chunk: take rate tokens, check the
-chunk (issue still sending, subscribers still active), hand it to the SMTP
-pool. Pause, cancel, unsubscribe and erase therefore take effect for every
-message not yet handed over. A stop request (SIGTERM) lets the messages in
+Each round: transactional mail (outbox) first, then batches of the oldest
+sending issue for up to KEEP_GOING_SECONDS (the next batch is claimed while
+the pool still sends the last one's tail). A batch is sent chunk by chunk:
+take rate tokens, check the chunk (issue still sending, subscribers still
+active), hand it to the SMTP pool. Pause, cancel, unsubscribe and erase
+therefore take effect for every message not yet handed over. A stop request (SIGTERM) lets the messages in
 flight finish and gives the rest of the batch back.
 
 Periodic jobs run beside the loop (:attr:`Worker.periodic`): the heartbeat
@@ -47,6 +48,7 @@ log = logging.getLogger("newsletter.worker")
 LEASE_SECONDS = 60.0
 IDLE_POLL_SECONDS = 0.5
 CHUNK = 64  # messages per rate-limit take and send-time check
+KEEP_GOING_SECONDS = 1.0  # claim batch after batch of one issue for this long
 MESSAGE_MAX_AGE = 600.0  # rebuild an issue's message (fresh Date) after this
 SMTP_POLICY = policy.SMTP
 
@@ -100,6 +102,8 @@ class Worker:
         self.sent_total = 0
         self._messages: dict[int, tuple[float, IssueMessage]] = {}
         self._link_task: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None  # outcomes being written
+        self.flush_every = max(1, min(queue.FLUSH_EVERY, self.settings.batch_size // 4))
         self.periodic: list[PeriodicJob] = [
             PeriodicJob("heartbeat", self.lease_seconds / 4, self.heartbeat),
             PeriodicJob("requeue expired leases", self.lease_seconds / 2, self.requeue_expired),
@@ -285,23 +289,64 @@ class Worker:
     async def _delivery_batch(self) -> int:
         for issue_row in await self.database.fetch("sending_issue_ids"):
             issue_id: int = issue_row["id"]
-            claimed = await queue.claim(
-                self.database,
-                self.worker_id,
-                issue_id,
-                self.settings.batch_size,
-                self.lease_seconds,
-            )
-            if claimed:
-                self.current_issue_id = issue_id
-                try:
-                    await self._send_batch(issue_id, claimed)
-                finally:
-                    self.current_issue_id = None
+            claimed = await self._claim(issue_id)
+            if not claimed:
                 await self._finish(issue_id)
-                return len(claimed)
+                continue
+            handled = 0
+            started = time.monotonic()
+            self.current_issue_id = issue_id
+            try:
+                while claimed:
+                    handled += len(claimed)
+                    if not await self._send_batch(issue_id, claimed):
+                        break  # paused, cancelled or stopping
+                    if self.stop.is_set() or time.monotonic() - started >= KEEP_GOING_SECONDS:
+                        break  # transactional mail gets its turn this often
+                    # The pool is still sending this batch's tail: claim the next
+                    # batch now instead of letting the connections run dry.
+                    claimed = await self._claim(issue_id)
+            finally:
+                self.current_issue_id = None
+                await self._settle()
             await self._finish(issue_id)
+            return handled
         return 0
+
+    async def _claim(self, issue_id: int) -> list[queue.Claimed]:
+        return await queue.claim(
+            self.database,
+            self.worker_id,
+            issue_id,
+            self.settings.batch_size,
+            self.lease_seconds,
+        )
+
+    def _kick_flush(self) -> None:
+        """Write outcomes in the background once enough have gathered, one write at a time.
+
+        Sent but not yet written is what a crash would send again. That is at
+        most the group gathering plus the group being written: two groups of
+        at most a quarter batch (and 100) plus what arrives during one write,
+        so a crash resends less than one batch.
+        """
+        flushing = self._flushing
+        if flushing is not None and (
+            not flushing.done() or (not flushing.cancelled() and flushing.exception() is not None)
+        ):
+            return  # one write at a time; a failed one is raised by the batch loop
+        if self.outcomes.due(self.flush_every):
+            self._flushing = asyncio.create_task(self.outcomes.flush(self.database))
+
+    async def _settle(self) -> None:
+        """Every message handed over has an outcome, and every outcome is written."""
+        await self.smtp.drain()
+        flushing, self._flushing = self._flushing, None
+        try:
+            if flushing is not None:
+                await flushing
+        finally:
+            await self.outcomes.flush(self.database)
 
     async def _finish(self, issue_id: int) -> None:
         if await self.database.fetchval("finish_issue", issue_id):
@@ -326,25 +371,32 @@ class Worker:
         self._messages[issue_id] = (time.monotonic(), message)
         return message
 
-    async def _send_batch(self, issue_id: int, claimed: list[queue.Claimed]) -> None:
+    async def _send_batch(self, issue_id: int, claimed: list[queue.Claimed]) -> bool:
+        """Hand a claimed batch to the pool; True if all of it went (none given back).
+
+        Returns once the last message is queued, not sent: the caller settles
+        (:meth:`_settle`) before it looks at the issue's state.
+        """
         outcomes = self.outcomes
         attempts = {c.id: c.attempts for c in claimed}
         pending = [c.id for c in claimed]
         message = await self._message_for(issue_id)
         if message is None:
             outcomes.released.extend(pending)
-            await outcomes.flush(self.database)
-            return
+            return False
 
         def sent(job: Job, _reply: Reply) -> None:
             outcomes.sent.append(job.key)
             self.sent_total += 1
+            self._kick_flush()
 
         def failed(job: Job, exc: SendError) -> None:
             outcomes.errors.append((job.key, subscribers.get(job.key), attempts[job.key], exc))
+            self._kick_flush()
 
         def released(job: Job) -> None:
             outcomes.released.append(job.key)
+            self._kick_flush()
 
         subscribers: dict[int, int] = {}
         # Round trips to PostgreSQL are commits or wait for a busy server, and
@@ -357,7 +409,6 @@ class Worker:
         ahead = self.limiter.capacity >= 2 * CHUNK
         position = 0  # claimed[:position] were handed to the pool or skipped
         upcoming: asyncio.Task[tuple[list[int], queue.Gate | None]] | None = None
-        flushing: asyncio.Task[None] | None = None
         try:
             while position < len(pending) and not self.stop.is_set():
                 if upcoming is None:
@@ -379,22 +430,21 @@ class Worker:
                     )
                     subscribers[row["id"]] = row["subscriber_id"]
                     await self.smtp.submit(self._job(message, recipient, sent, failed, released))
-                if outcomes.due() and (flushing is None or flushing.done()):
-                    if flushing is not None:
-                        await flushing  # surfaces its error, if any
-                    flushing = asyncio.create_task(outcomes.flush(self.database))
+                flushing = self._flushing
+                if (
+                    flushing is not None
+                    and flushing.done()
+                    and not flushing.cancelled()
+                    and flushing.exception() is not None
+                ):
+                    await flushing  # a failed write ends the round (rows come back by lease)
         finally:
             if upcoming is not None:  # prepared but not handed over: back to the queue
                 upcoming.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await upcoming
             outcomes.released.extend(pending[position:])
-            await self.smtp.drain()
-            try:
-                if flushing is not None:
-                    await flushing
-            finally:
-                await outcomes.flush(self.database)
+        return position == len(pending)
 
     def _prepare(
         self, issue_id: int, pending: list[int]
