@@ -5,6 +5,7 @@ background. Pause and unsubscribe must still hold, and nobody is sent twice."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from tests.delivery_support import (
     status_counts,
     wait_for_status,
 )
+from tests.test_delivery_crash import spawn_worker, wait_for_messages, worker_env
 
 RATE = 1_000_000.0  # "off": the bucket's burst holds many chunks, so the worker works ahead
 
@@ -125,3 +127,34 @@ async def test_unsubscribe_at_full_speed_reaches_messages_not_yet_checked(
     assert await status_counts(db, issue_id) == {"sent": 999, "skipped": 1}
     per_rcpt = h.counts()
     assert set(per_rcpt.values()) == {1}
+
+
+async def test_sigkill_at_full_speed_resends_less_than_a_batch(
+    database_url: str, db: Database, slow_smtp: SmtpServer
+) -> None:
+    env = worker_env(
+        database_url,
+        slow_smtp,
+        NEWSLETTER_RATE_PER_SECOND=str(RATE),
+        NEWSLETTER_BATCH_SIZE="200",
+    )
+    settings = make_settings(database_url, slow_smtp.target, rate_per_second=RATE)
+    await add_subscribers(db, 1500)
+    issue_id = await start_issue(db, settings)
+    h = handler(slow_smtp)
+    process = await spawn_worker(env)
+    try:
+        await wait_for_messages(slow_smtp, 400)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    assert (await status_counts(db, issue_id)).get("sent", 0) < 1500, "finished before the kill"
+
+    async with running(fast_worker(settings, db, "survivor")):
+        await wait_for_status(db, issue_id, "sent", timeout=60)
+
+    per_rcpt = h.counts()
+    assert len(per_rcpt) == 1500, "somebody was skipped"
+    duplicates = sum(n - 1 for n in per_rcpt.values())
+    assert duplicates < 200, f"{duplicates} duplicates, a batch or more"
+    assert await status_counts(db, issue_id) == {"sent": 1500}
