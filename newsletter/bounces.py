@@ -98,6 +98,7 @@ class AppliedBounce:
 class BounceResult:
     applied: list[AppliedBounce] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    unsubscribed: list[int] = field(default_factory=list)  # mail to a List-Unsubscribe mailto
     ignored: str | None = None  # why nothing was done (delay notice, not a bounce)
 
 
@@ -240,9 +241,21 @@ def _worst(failed: list[FailedRecipient]) -> FailedRecipient | None:
 
 
 async def process(db: Database, settings: Settings, raw: bytes) -> BounceResult:
-    """Parse one bounce message, match it, apply the policy (one transaction)."""
-    parsed = parse(raw, settings.secret_key)
+    """Parse one bounce message, match it, apply the policy (one transaction).
+
+    A message sent to a subscriber's List-Unsubscribe mailto address is an
+    opt-out, not a bounce: it unsubscribes that person.
+    """
+    from newsletter import mailto, subscribers  # mailto builds on this module
+
     result = BounceResult()
+    subscriber_id = mailto.subscriber_in_headers(email.message_from_bytes(raw), settings.secret_key)
+    if subscriber_id is not None:
+        evidence = subscribers.Evidence(None, None, "mailto", settings.consent_version)
+        await subscribers.unsubscribe(db, subscriber_id=subscriber_id, evidence=evidence)
+        result.unsubscribed.append(subscriber_id)
+        return result
+    parsed = parse(raw, settings.secret_key)
     if not parsed.failed:
         result.ignored = (
             "delay notice, not a bounce" if parsed.delayed else "no failed recipient found"

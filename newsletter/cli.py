@@ -367,7 +367,14 @@ async def _bounces(args: argparse.Namespace, settings: Settings) -> int:
         print(f"newsletter: cannot open {args.mbox or args.maildir}: {exc}", file=sys.stderr)
         return 2
     db = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
-    totals = {"messages": 0, "suppressed": 0, "counted": 0, "unmatched": 0, "ignored": 0}
+    totals = {
+        "messages": 0,
+        "suppressed": 0,
+        "counted": 0,
+        "unsubscribed": 0,
+        "unmatched": 0,
+        "ignored": 0,
+    }
     try:
         for key in box.iterkeys():
             raw = box.get_bytes(key)
@@ -376,6 +383,7 @@ async def _bounces(args: argparse.Namespace, settings: Settings) -> int:
             for applied in result.applied:
                 if applied.action in totals:
                     totals[applied.action] += 1
+            totals["unsubscribed"] += len(result.unsubscribed)
             totals["unmatched"] += len(result.unmatched)
             totals["ignored"] += 1 if result.ignored else 0
     finally:

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from newsletter import paths
+from newsletter.mailto import unsubscribe_mailto
 from newsletter.settings import Settings
 from newsletter.tokens import Tokens
 
@@ -182,7 +183,6 @@ def _test_issue(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Em
     settings = ctx.settings
     # List-* headers stay ASCII (no RFC 2047 encoded-words): only the <list-id> part.
     list_id = settings.list_id.rpartition("<")[2].rstrip(">").strip() or settings.from_domain
-    mailto = settings.bounce_address or parseaddr(settings.from_address)[1]
     return compose(
         ctx,
         to=recipient,
@@ -192,7 +192,7 @@ def _test_issue(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Em
         headers={
             "List-Id": f"<{list_id}>",
             "List-Unsubscribe": (
-                f"<{ctx.url('/unsubscribe?token=preview')}>, <mailto:{mailto}?subject=unsubscribe>"
+                f"<{ctx.url('/unsubscribe?token=preview')}>, <{unsubscribe_mailto(settings, None)}>"
             ),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },

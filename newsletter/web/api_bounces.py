@@ -25,10 +25,11 @@ class AppliedOut(msgspec.Struct):
 
 
 class BounceOut(msgspec.Struct):
-    status: str  # "applied", "unmatched" or "ignored"
+    status: str  # "applied", "unsubscribed", "unmatched" or "ignored"
     applied: list[AppliedOut]
     unmatched: list[str]
     detail: str | None = None
+    unsubscribed: list[int] = []
 
 
 @post(
@@ -68,6 +69,15 @@ async def post_bounce(
                 ",".join(f"subscriber:{a.subscriber_id}" for a in applied)[:500],
                 actions=[a.action for a in applied],
             )
+    if result.unsubscribed:
+        async with db.transaction() as conn:
+            await record(
+                conn,
+                actor,
+                "unsubscribe.mailto",
+                ",".join(f"subscriber:{s}" for s in result.unsubscribed),
+            )
+        return BounceOut("unsubscribed", [], [], None, result.unsubscribed)
     status = "applied" if applied else ("ignored" if result.ignored else "unmatched")
     return BounceOut(status, applied, result.unmatched, result.ignored)
 
