@@ -73,3 +73,11 @@ def truthy(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     return isinstance(value, str | int) and str(value).strip().lower() in TRUE_VALUES
+
+
+async def posted_token(request: Request[Any, Any, Any]) -> str:
+    """The link token a confirm/unsubscribe/reconfirm POST carries: the form's
+    ``token`` field, else the ``?token=`` the page (or an RFC 8058 one-click
+    POST to the List-Unsubscribe URL) was addressed with."""
+    fields = await form_fields(request)
+    return text_field(fields, "token") or request.query_params.get("token") or ""

@@ -22,6 +22,7 @@ from newsletter.web.forms import (
     form_fields,
     message,
     page,
+    posted_token,
     text_field,
     truthy,
     wants_json,
@@ -138,8 +139,7 @@ async def confirm_page(tokens: Signer, token: FromQuery[str] = "") -> Template:
 async def confirm(
     request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
 ) -> Template:
-    fields = await form_fields(request)
-    token = text_field(fields, "token") or request.query_params.get("token") or ""
+    token = await posted_token(request)
     try:
         subscriber_id, issued_at = tokens.read_confirm(token)
     except ExpiredToken:
@@ -184,8 +184,7 @@ async def unsubscribe(
     request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
 ) -> Template:
     """RFC 8058 one-click (``List-Unsubscribe=One-Click``) and the page's own form."""
-    fields = await form_fields(request)
-    token = request.query_params.get("token") or text_field(fields, "token") or ""
+    token = await posted_token(request)
     try:
         subscriber_id = tokens.read_unsubscribe(token)
     except InvalidToken:

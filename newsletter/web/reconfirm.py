@@ -17,7 +17,7 @@ from newsletter import lifecycle
 from newsletter.settings import Settings
 from newsletter.tokens import ExpiredToken, InvalidToken, Tokens
 from newsletter.web.deps import DB, Config, Signer
-from newsletter.web.forms import PUBLIC_BODY_LIMIT, evidence, form_fields, message, page, text_field
+from newsletter.web.forms import PUBLIC_BODY_LIMIT, evidence, message, page, posted_token
 
 
 def _max_age(settings: Settings) -> int:
@@ -67,8 +67,7 @@ async def reconfirm_page(tokens: Signer, settings: Config, token: FromQuery[str]
 async def reconfirm(
     request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
 ) -> Template:
-    fields = await form_fields(request)
-    token = text_field(fields, "token") or request.query_params.get("token") or ""
+    token = await posted_token(request)
     read = _read(tokens, settings, token)
     if isinstance(read, Template):
         return read
