@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from newsletter.db import QUERIES, Connection, Database, Record
 from newsletter.errors import NotFound
@@ -371,3 +372,24 @@ async def workers(conn: Connection) -> list[WorkerBeat]:
         WorkerBeat(worker_id=r["worker_id"], last_seen_at=r["last_seen_at"], alive=r["alive"])
         for r in await conn.fetch(QUERIES.stats_workers)
     ]
+
+
+def format_duration(seconds: float | None, units: tuple[str, str, str, str]) -> str:
+    """``1 h 05 min`` / ``3분 07초``: units are (hours, minutes, seconds, unknown),
+    each with the spacing its language wants before it."""
+    hours_unit, minutes_unit, seconds_unit, unknown = units
+    if seconds is None:
+        return unknown
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}{hours_unit} {minutes:02d}{minutes_unit}"
+    if minutes:
+        return f"{minutes}{minutes_unit} {secs:02d}{seconds_unit}"
+    return f"{secs}{seconds_unit}"
+
+
+def local_clock(moment: datetime | None, zone: ZoneInfo, *, with_date: bool = False) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")

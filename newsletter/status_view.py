@@ -9,7 +9,6 @@ server"). Figures come from :mod:`newsletter.stats`, the same as ``/ops``.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group, RenderableType
@@ -22,6 +21,8 @@ from newsletter import stats
 from newsletter.db import Database
 from newsletter.settings import Settings
 from newsletter.stats import IssueStats, WorkerBeat
+
+ENGLISH_UNITS = (" h", " min", " s", "unknown")
 
 STATUS_WORDS = {
     "sending": "sending",
@@ -45,23 +46,6 @@ def explain_code(code: int | None) -> str:
     if 500 <= code < 600:
         return "refused for good by the receiving server"
     return "unexpected reply"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
-
-
-def _clock(moment: datetime | None, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%H:%M:%S") if moment else "—"
 
 
 def render(issue: IssueStats | None, workers: list[WorkerBeat], zone: ZoneInfo) -> RenderableType:
@@ -91,10 +75,13 @@ def render(issue: IssueStats | None, workers: list[WorkerBeat], zone: ZoneInfo) 
     if issue.status == "sending" and issue.remaining:
         facts.add_row(
             "Time left",
-            f"about {_duration(issue.eta_seconds)} (done near {_clock(issue.eta_at, zone)})",
+            f"about {stats.format_duration(issue.eta_seconds, ENGLISH_UNITS)}"
+            f" (done near {stats.local_clock(issue.eta_at, zone)})",
         )
     facts.add_row(
-        "Started", _clock(issue.started_at, zone) + f"   Finished {_clock(issue.finished_at, zone)}"
+        "Started",
+        stats.local_clock(issue.started_at, zone)
+        + f"   Finished {stats.local_clock(issue.finished_at, zone)}",
     )
     facts.add_row(
         "Delivered",

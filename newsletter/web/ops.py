@@ -27,6 +27,8 @@ from newsletter.settings import Settings
 from newsletter.stats import IssueStats, MinuteCount
 from newsletter.web.deps import DB, Config
 
+KOREAN_UNITS = ("시간", "분", "초", "—")
+
 COOKIE = "nl_ops"
 REFRESH_SECONDS = 5
 LOGIN_BODY_LIMIT = 4 * 1024
@@ -158,23 +160,6 @@ def _chart(series: list[MinuteCount], limit_per_second: float, zone: ZoneInfo) -
     )
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}시간 {minutes}분"
-    if minutes:
-        return f"{minutes}분 {secs:02d}초"
-    return f"{secs}초"
-
-
-def _clock(moment: datetime | None, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
-
-
 @get("/ops", include_in_schema=False)
 async def ops_page(
     request: Request[Any, Any, Any],
@@ -188,6 +173,10 @@ async def ops_page(
             return _login("유효하지 않은 키입니다. (Invalid key.)", 401)
         return _login()
     zone = ZoneInfo(settings.timezone)
+
+    def clock(moment: datetime | None) -> str:
+        return stats.local_clock(moment, zone, with_date=True)
+
     overview = await stats.overview(db, settings)
     focus: IssueStats | None
     if issue is not None:
@@ -203,12 +192,12 @@ async def ops_page(
         else None,
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
-        "eta": _duration(focus.eta_seconds) if focus else "—",
-        "eta_at": _clock(focus.eta_at, zone) if focus and focus.eta_seconds else "—",
-        "started": _clock(focus.started_at, zone) if focus else "—",
-        "finished": _clock(focus.finished_at, zone) if focus else "—",
-        "as_of": _clock(overview.as_of, zone),
-        "clock": lambda moment: _clock(moment, zone),
+        "eta": stats.format_duration(focus.eta_seconds, KOREAN_UNITS) if focus else "—",
+        "eta_at": clock(focus.eta_at) if focus and focus.eta_seconds else "—",
+        "started": clock(focus.started_at) if focus else "—",
+        "finished": clock(focus.finished_at) if focus else "—",
+        "as_of": clock(overview.as_of),
+        "clock": clock,
         "refresh": REFRESH_SECONDS,
     }
     return Template(template_name="ops.html", context=context, media_type=MediaType.HTML)
