@@ -27,8 +27,6 @@ from functools import lru_cache
 from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo
 
-from email_validator import EmailNotValidError, validate_email
-
 from newsletter import audit
 from newsletter.db import QUERIES, Database, Record
 from newsletter.errors import InvalidInput
@@ -131,35 +129,6 @@ class ImportReport:
             "skipped_rows": [s.as_dict() for s in self.skipped_rows],
             "skipped_truncated": self.skipped > len(self.skipped_rows),
         }
-
-
-# --- addresses, fast ----------------------------------------------------------
-
-# A plain dot-atom local part. For these, email-validator returns the local
-# part unchanged, so only the domain needs its (slower) checks, and domains
-# repeat a lot (naver.com, gmail.com ...): one check per distinct domain.
-_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
-
-
-@lru_cache(maxsize=8192)
-def _checked_domain(domain: str) -> str | None:
-    try:
-        result = validate_email(f"a@{domain}", check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError:
-        return None
-    return result.ascii_domain or result.domain
-
-
-def fast_normalise_email(raw: str) -> str:
-    """Same answer as :func:`newsletter.subscribers.normalise_email`, ~15x faster
-    on ordinary addresses; anything unusual takes the full path."""
-    candidate = raw.strip()
-    local, at, domain = candidate.rpartition("@")
-    if at and len(candidate) <= MAX_EMAIL_LENGTH and len(local) <= 64 and _DOT_ATOM.match(local):
-        checked = _checked_domain(domain)
-        if checked is not None:
-            return f"{local}@{checked}"
-    return normalise_email(raw)
 
 
 # --- decoding and parsing -------------------------------------------------------
@@ -362,7 +331,7 @@ class CsvRows:
             self.error(line, f"characters that are not valid {self.encoding.upper()} text")
             return None
         try:
-            email = fast_normalise_email(raw_email)
+            email = normalise_email(raw_email)
         except InvalidInput as exc:
             self.error(line, f"invalid e-mail address: {exc.detail}")
             return None

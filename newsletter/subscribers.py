@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -37,14 +39,37 @@ class Evidence:
     consent_version: str
 
 
+# A plain dot-atom local part. For these, email-validator returns the local
+# part unchanged, so only the domain needs its (slower) checks, and domains
+# repeat a lot (naver.com, gmail.com ...): one check per distinct domain. This
+# keeps validation off the profile of both the signup form and CSV imports.
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+
+
+@lru_cache(maxsize=8192)
+def _checked_domain(domain: str) -> str | None:
+    try:
+        result = validate_email(f"a@{domain}", check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        return None
+    return result.ascii_domain or result.domain
+
+
 def normalise_email(raw: str) -> str:
     """Validate an address and return its canonical ASCII form.
 
     IDN domains become their A-label (``xn--``) form, which every SMTP server
     accepts; a non-ASCII local part would need SMTPUTF8, which most resident
     mailboxes' servers do not offer, so it is refused with a clear message.
+    Ordinary addresses take a cached per-domain path with the same answers;
+    anything unusual (and every error message) comes from email-validator.
     """
     candidate = raw.strip()
+    local, at, domain = candidate.rpartition("@")
+    if at and len(candidate) <= MAX_EMAIL_LENGTH and len(local) <= 64 and _DOT_ATOM.match(local):
+        checked = _checked_domain(domain)
+        if checked is not None:
+            return f"{local}@{checked}"
     if not candidate:
         raise InvalidInput("이메일 주소를 입력해 주세요.", field="email")
     if len(candidate) > MAX_EMAIL_LENGTH:
