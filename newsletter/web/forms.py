@@ -4,6 +4,7 @@ and the Korean page shells (Jinja templates under templates/pages)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request
@@ -40,9 +41,7 @@ def evidence(request: Request[Any, Any, Any], settings: Settings, source: str) -
 
 
 def wants_json(request: Request[Any, Any, Any]) -> bool:
-    return (
-        request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
-    )
+    return _media_type(request) == "application/json"
 
 
 async def form_fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -56,8 +55,20 @@ async def form_fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise ClientException("JSON body must be an object")
         return data
+    if _media_type(request) == "application/x-www-form-urlencoded":
+        # The signup form's own encoding: parsed directly (first value wins,
+        # as with the multipart path), without building Litestar's multi-dict.
+        encoded = (await request.body()).decode("utf-8", errors="replace")
+        fields: dict[str, Any] = {}
+        for key, value in parse_qsl(encoded, keep_blank_values=True):
+            fields.setdefault(key, value)
+        return fields
     form: FormMultiDict = await request.form()
     return {key: form.get(key) for key in form}
+
+
+def _media_type(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def text_field(fields: dict[str, Any], key: str) -> str | None:
