@@ -46,11 +46,20 @@ def _validation_error(
     _: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, Any]]:
     detail: Any = exc.extra if exc.extra else exc.detail
+    if isinstance(detail, list):
+        detail = [_plain_message(item) for item in detail]
     # Malformed JSON is a 400; well-formed but wrong values are a 422.
     status = (
         400 if "decode" in str(exc.detail).lower() or "json" in str(exc.detail).lower() else 422
     )
     return _error(status, "invalid_input" if status == 422 else "bad_request", detail)
+
+
+def _plain_message(item: Any) -> Any:
+    """Say what the no-NUL pattern (web/params.py) means instead of quoting it."""
+    if isinstance(item, dict) and "\\x00" in str(item.get("message", "")):
+        return {**item, "message": "must not contain NUL (\\u0000) characters"}
+    return item
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:

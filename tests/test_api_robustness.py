@@ -107,6 +107,8 @@ async def test_nul_in_query_strings(client: Client, admin: dict[str, str]) -> No
     ):
         response = await client.get(path, params=params, headers=admin)
         assert_client_error(response, 422)
+        messages = [item["message"] for item in response.json()["detail"]]
+        assert messages == ["must not contain NUL (\\u0000) characters"], messages
     imported = await client.post(
         "/api/v1/subscribers/import",
         params={"mode": "confirmed", "source": "설문\x00지"},
