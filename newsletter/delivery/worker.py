@@ -9,8 +9,8 @@ sending issue for up to KEEP_GOING_SECONDS (the next batch is claimed while
 the pool still sends the last one's tail). A batch is sent chunk by chunk:
 take rate tokens, check the chunk (issue still sending, subscribers still
 active), hand it to the SMTP pool. Pause, cancel, unsubscribe and erase
-therefore take effect for every message not yet handed over. A stop request (SIGTERM) lets the messages in
-flight finish and gives the rest of the batch back.
+therefore take effect for every message not yet handed over. A stop request
+(SIGTERM) lets the messages in flight finish and gives the rest of the batch back.
 
 Periodic jobs run beside the loop (:attr:`Worker.periodic`): the heartbeat
 that keeps our leases alive, putting back the rows of dead workers, and
