@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from newsletter import stats
-from newsletter.db import QUERIES, Database, migrate
+from newsletter.db import QUERIES, Connection, Database, migrate
 from newsletter.settings import Settings
 
 ADMIN_URL = os.environ.get(
@@ -52,7 +52,7 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
-async def seed(conn: asyncpg.Connection, deliveries: int) -> int:
+async def seed(conn: Connection, deliveries: int) -> int:
     await conn.execute(
         """
         INSERT INTO subscribers (email, status, confirmed_at, created_at)
