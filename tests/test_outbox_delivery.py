@@ -29,10 +29,11 @@ async def test_smtp_down_then_up_delivers_exactly_once(
     assert response.status_code == 200  # the page does not depend on SMTP at all
 
     await drain(settings, db)
-    row = await db.pool.fetchrow("SELECT status, attempts, last_error FROM outbox")
+    row = await db.pool.fetchrow("SELECT status, attempts, deferrals, last_error FROM outbox")
     assert row is not None
     assert row["status"] == "queued"
-    assert row["attempts"] == 1
+    assert row["attempts"] == 0  # an outage is not counted against MAX_ATTEMPTS
+    assert row["deferrals"] == 1
     assert row["last_error"]
 
     smtp_server.start()

@@ -21,7 +21,13 @@ log = logging.getLogger("newsletter.claim")
 
 FLUSH_EVERY = 100  # messages
 FLUSH_SECONDS = 0.25
-DEFER_SECONDS = 30.0  # server trouble: look again after this, attempt not counted
+DEFER_SECONDS = 30.0  # server trouble: first look again after this, attempt not counted
+DEFER_CAP_SECONDS = 1800.0  # ... doubling per deferral up to this
+# Server trouble for this long after the issue started: the delivery is failed
+# (not bounced) so the issue can finish instead of 'sending' forever.
+DELIVERY_MAX_AGE_SECONDS = 3 * 24 * 3600.0
+# Only replies about a recipient are bounces; a 5xx anywhere else is ours.
+BOUNCE_STAGES = frozenset({"rcpt", "data"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,8 @@ class Outcomes:
     max_attempts: int
     backoff: BackoffFn
     defer_seconds: float = DEFER_SECONDS
+    defer_cap: float = DEFER_CAP_SECONDS
+    max_age: float = DELIVERY_MAX_AGE_SECONDS
     sent: list[int] = field(default_factory=list)
     errors: list[tuple[int, int | None, int, SendError]] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
@@ -126,8 +134,20 @@ class Outcomes:
         attempts: int,
         exc: SendError,
     ) -> None:
-        if isinstance(exc, ServerTrouble):
-            await db.execute("delivery_defer", delivery_id, self.defer_seconds, str(exc), exc.code)
+        if isinstance(exc, ServerTrouble) or (
+            isinstance(exc, PermanentError) and exc.stage not in BOUNCE_STAGES
+        ):
+            status = await db.fetchval(
+                "delivery_defer",
+                delivery_id,
+                self.defer_seconds,
+                str(exc),
+                exc.code,
+                self.defer_cap,
+                self.max_age,
+            )
+            if status == "failed":
+                log.warning("delivery %s failed: server trouble past its maximum age", delivery_id)
         elif isinstance(exc, PermanentError):
             # Failed for good, and the address meets the bounce policy — together.
             async with db.transaction() as conn:

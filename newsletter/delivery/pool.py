@@ -27,6 +27,7 @@ from newsletter import metrics
 from newsletter.delivery.smtp import (
     Ahead,
     PermanentError,
+    RelayRefused,
     Reply,
     SendError,
     ServerTrouble,
@@ -37,6 +38,7 @@ from newsletter.settings import SmtpTarget
 log = logging.getLogger("newsletter.pool")
 
 INLINE_RETRIES = 5  # reconnect attempts per job before it goes back to the queue
+REFUSAL_LOG_SECONDS = 60.0  # a refusing relay is logged as an error this often, not per try
 
 
 @dataclass(eq=False)
@@ -72,6 +74,7 @@ class SmtpPool:
         timeout: float = 60.0,
         queue_size: int = 0,
     ) -> None:
+        self.target = target
         self.connections = [SmtpConnection(target, timeout=timeout) for _ in range(size)]
         # At least room for each connection's next job, so the next envelope
         # can travel with the current content (see SmtpConnection.send).
@@ -80,6 +83,7 @@ class SmtpPool:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self._tasks: list[asyncio.Task[None]] = []
+        self._refusal_logged_at = -REFUSAL_LOG_SECONDS
 
     def _ensure_started(self) -> None:
         if not self._tasks:
@@ -136,7 +140,11 @@ class SmtpPool:
                     then=self._ahead(conn, then),
                 )
             except ServerTrouble as exc:
-                metrics.smtp_observed(time.perf_counter() - started, "transient")
+                refused = isinstance(exc, RelayRefused)
+                outcome = "refused" if refused else "transient"
+                metrics.smtp_observed(time.perf_counter() - started, outcome)
+                if refused:
+                    self._report_refusal(exc)
                 troubles += 1
                 if troubles > INLINE_RETRIES or self.stop.is_set():
                     job.on_error(job, exc)
@@ -155,6 +163,19 @@ class SmtpPool:
             metrics.smtp_observed(time.perf_counter() - started, "ok")
             job.on_sent(job, reply)
             return
+
+    def _report_refusal(self, exc: ServerTrouble) -> None:
+        """Loud, but once a minute: every connection of every worker hits the same wall."""
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_SECONDS:
+            self._refusal_logged_at = now
+            log.error(
+                "SMTP relay %s:%s refuses us before any recipient (%s); mail is deferred, "
+                "nobody is bounced -- check SMTP_URL credentials and the relay's access rules",
+                self.target.host,
+                self.target.port,
+                exc,
+            )
 
     async def close(self) -> None:
         tasks, self._tasks = self._tasks, []

@@ -14,6 +14,10 @@ Failures are sorted for the worker:
 - :class:`ServerTrouble`: connection refused or dropped, timeouts, 421. The
   server, not the recipient, has a problem; retry on a fresh connection and
   never count it against the recipient.
+- :class:`RelayRefused` (a kind of server trouble): the relay said no before
+  any recipient was named -- 5xx to the greeting, EHLO, STARTTLS or AUTH
+  (535). That is our configuration or the relay's, never the recipient's:
+  no bounce, no attempt counted, mail waits until the relay takes it.
 - :class:`TransientError`: any other 4xx. Retry later, counted as an attempt.
 - :class:`PermanentError`: 5xx to RCPT or DATA. The address goes to the
   bounce policy.
@@ -68,8 +72,23 @@ class ServerTrouble(TransientError):
     """The connection, not the recipient: refused, dropped, timed out, 421."""
 
 
+class RelayRefused(ServerTrouble):
+    """A 5xx before any recipient: greeting, EHLO, STARTTLS or AUTH refused.
+
+    Nothing a recipient did; usually wrong credentials or a relay that does
+    not accept us (yet). Ops must hear of it (the pool logs it as an error).
+    """
+
+
 class PermanentError(SendError):
     """Never retry: a 5xx reply to RCPT or DATA."""
+
+
+_SESSION_STEPS: dict[type[Exception], str] = {
+    aiosmtplib.SMTPConnectResponseError: "the connection (greeting)",
+    aiosmtplib.SMTPHeloError: "EHLO",
+    aiosmtplib.SMTPAuthenticationError: "AUTH",
+}
 
 
 def _error_for(reply: Reply, stage: str) -> SendError:
@@ -202,11 +221,18 @@ class SmtpConnection:
                 await client.ehlo()
         except aiosmtplib.SMTPResponseException as exc:
             client.close()
-            cls = ServerTrouble if exc.code < 500 or exc.code == 554 else PermanentError
-            raise cls(exc.code, f"connect: {exc.message}", stage="connect") from exc
+            # No recipient has been named yet, so no reply here is a bounce:
+            # a 550 greeting or a 535 AUTH would otherwise fail and suppress
+            # every address the worker tried.
+            cls = RelayRefused if exc.code >= 500 else ServerTrouble
+            step = _SESSION_STEPS.get(type(exc), "session set-up")
+            raise cls(exc.code, f"relay refused {step}: {exc.message}", stage="connect") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             client.close()
-            raise ServerTrouble(None, f"connect: {type(exc).__name__}: {exc}") from exc
+            # A bare SMTPException is a mismatch, not a blip: no STARTTLS or
+            # no AUTH mechanism on offer although SMTP_URL asks for them.
+            cls = RelayRefused if type(exc) is aiosmtplib.SMTPException else ServerTrouble
+            raise cls(None, f"connect: {type(exc).__name__}: {exc}", stage="connect") from exc
         self.pipelining = client.supports_extension("pipelining")
         self.eight_bit_mime = client.supports_extension("8bitmime")
         size = client.esmtp_extensions.get("size", "")

@@ -50,6 +50,10 @@ IDLE_POLL_SECONDS = 0.5
 CHUNK = 64  # messages per rate-limit take and send-time check
 KEEP_GOING_SECONDS = 1.0  # claim batch after batch of one issue for this long
 MESSAGE_MAX_AGE = 600.0  # rebuild an issue's message (fresh Date) after this
+# Transactional mail in server trouble: 10 s, 20 s ... at most 5 min apart (someone
+# waits for their confirmation link), given up after the link's lifetime.
+OUTBOX_DEFER_SECONDS = 10.0
+OUTBOX_DEFER_CAP_SECONDS = 300.0
 SMTP_POLICY = policy.SMTP
 
 
@@ -76,6 +80,7 @@ class Worker:
     retry_base_seconds: float = 30.0  # 4xx: 30 s, 60 s, 2 min … (jittered)
     reconnect_base_seconds: float = 1.0
     defer_seconds: float = queue.DEFER_SECONDS  # server trouble outlasting the inline retries
+    delivery_max_age_seconds: float = queue.DELIVERY_MAX_AGE_SECONDS
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -96,7 +101,12 @@ class Worker:
             self.settings.bounce_address or parseaddr(self.settings.from_address)[1]
         )
         self.backoff = queue.BackoffFn(self.retry_base_seconds)
-        self.outcomes = queue.Outcomes(self.settings.max_attempts, self.backoff, self.defer_seconds)
+        self.outcomes = queue.Outcomes(
+            self.settings.max_attempts,
+            self.backoff,
+            self.defer_seconds,
+            max_age=self.delivery_max_age_seconds,
+        )
         self.signer = signer_for(self.settings)
         self.current_issue_id: int | None = None
         self.sent_total = 0
@@ -234,10 +244,17 @@ class Worker:
             results[job.key] = None
 
         unsent = [row["id"] for row in rows]
+        tokens = 0  # taken from the global rate limit, not yet used
         try:
-            for row in rows:
+            for position, row in enumerate(rows):
                 if self.stop.is_set():
                     break
+                if not tokens:
+                    # The one global limit covers transactional mail too (SPEC);
+                    # it goes first because it is claimed first, not around the limit.
+                    tokens = await self.limiter.take(len(rows) - position, self.stop)
+                    if not tokens:
+                        break  # stop requested while waiting
                 try:
                     message = render_outbox(
                         self.mail_context, row["kind"], row["recipient"], row["payload"]
@@ -252,6 +269,7 @@ class Worker:
                 data = dot_stuff(message.as_bytes(policy=SMTP_POLICY))
                 results[row["id"]] = None
                 unsent.remove(row["id"])
+                tokens -= 1
                 await self.smtp.submit(
                     Job(
                         key=row["id"],
@@ -277,11 +295,27 @@ class Worker:
             await self.database.execute("outbox_sent", row["id"], result.code, None)
         elif result is None:
             await self.database.execute("outbox_release", [row["id"]])
+        elif isinstance(result, ServerTrouble) or (
+            isinstance(result, PermanentError) and result.stage not in queue.BOUNCE_STAGES
+        ):
+            # Relay down or refusing us: not an attempt, however long it lasts (issue 3:
+            # "retries later and loses nothing"), until the confirm link would be stale.
+            status = await self.database.fetchval(
+                "outbox_defer",
+                row["id"],
+                OUTBOX_DEFER_SECONDS,
+                str(result),
+                result.code,
+                OUTBOX_DEFER_CAP_SECONDS,
+                float(self.settings.confirm_max_age_seconds),
+            )
+            if status == "failed":
+                log.error("outbox %s failed: server trouble past its maximum age", row["id"])
         elif isinstance(result, PermanentError) or row["attempts"] >= self.settings.max_attempts:
             log.warning("outbox %s failed for good: %s", row["id"], result)
             await self.database.execute("outbox_failed", row["id"], str(result), result.code)
         else:
-            delay = 10.0 if isinstance(result, ServerTrouble) else self.backoff(row["attempts"])
+            delay = self.backoff(row["attempts"])
             await self.database.execute("outbox_retry", row["id"], delay, str(result), result.code)
 
     # --- issue deliveries --------------------------------------------------

@@ -59,11 +59,26 @@ SET status = 'queued', lease_until = NULL, worker = NULL,
 WHERE id = $1 AND status = 'sending';
 
 -- name: delivery_defer
--- Server trouble (connection lost, 421): later, and the attempt does not count.
+-- Server trouble (connection lost, 421, relay refusing us): the attempt does
+-- not count, it is not the recipient's doing. Exponential backoff with
+-- jitter on the deferral count: $2 s, 2 x $2 ... capped at $5 s. Still in
+-- trouble $6 s after the issue started (its snapshot made this row), the
+-- delivery is failed -- not a bounce, the subscriber is untouched -- so the
+-- issue can finish. RETURNING says which of the two it was.
 UPDATE deliveries
-SET status = 'queued', lease_until = NULL, worker = NULL, attempts = greatest(attempts - 1, 0),
-    next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4
-WHERE id = $1 AND status = 'sending';
+SET status = CASE WHEN created_at < now() - make_interval(secs => $6) THEN 'failed'
+                  ELSE 'queued' END,
+    lease_until = NULL, worker = NULL, attempts = greatest(attempts - 1, 0),
+    deferrals = deferrals + 1,
+    next_attempt_at = now() + make_interval(
+        secs => least($5::float8, $2::float8 * power(2.0, least(deferrals, 30)))
+                 * (0.5 + random() / 2)),
+    last_error = CASE WHEN created_at < now() - make_interval(secs => $6)
+                      THEN 'gave up, server trouble past the maximum age: ' || $3::text
+                      ELSE $3::text END,
+    smtp_code = $4
+WHERE id = $1 AND status = 'sending'
+RETURNING status;
 
 -- name: delivery_failed
 UPDATE deliveries

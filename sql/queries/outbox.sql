@@ -36,6 +36,23 @@ SET status = 'queued', lease_until = NULL, next_attempt_at = now() + make_interv
     last_error = $3, smtp_code = $4
 WHERE id = $1 AND status = 'sending';
 
+-- name: outbox_defer
+-- Server trouble (relay down or refusing us, 421): not the recipient's
+-- doing, so the attempt does not count and no outage, however long, uses up
+-- MAX_ATTEMPTS. Exponential backoff with jitter on the deferral count ($2 s,
+-- 2 x $2 ... capped at $5 s). A mail still undelivered $6 s after it was
+-- queued (the confirm link's lifetime: later it would be useless) is failed.
+UPDATE outbox
+SET status = CASE WHEN created_at < now() - make_interval(secs => $6) THEN 'failed'
+                  ELSE 'queued' END,
+    lease_until = NULL, attempts = greatest(attempts - 1, 0), deferrals = deferrals + 1,
+    next_attempt_at = now() + make_interval(
+        secs => least($5::float8, $2::float8 * power(2.0, least(deferrals, 30)))
+                 * (0.5 + random() / 2)),
+    last_error = $3, smtp_code = $4
+WHERE id = $1 AND status = 'sending'
+RETURNING status;
+
 -- name: outbox_failed
 UPDATE outbox
 SET status = 'failed', lease_until = NULL, last_error = $2, smtp_code = $3
