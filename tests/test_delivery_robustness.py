@@ -7,19 +7,25 @@ Real PostgreSQL and real aiosmtpd servers throughout."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import dkim
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from newsletter import outbox
+from newsletter import bounces, outbox
 from newsletter.db import Database
+from newsletter.delivery.message import IssueMessage
 from newsletter.delivery.worker import Worker
+from newsletter.mailto import unsubscribe_mailto
 from newsletter.settings import Settings, SmtpTarget
 from tests.conftest import RecordingHandler, SmtpServer, free_port, make_settings
 from tests.delivery_support import (
@@ -35,6 +41,8 @@ from tests.delivery_support import (
     timed_smtp,
     wait_for_status,
 )
+from tests.test_dkim import make_key
+from tests.test_mailto_unsubscribe import reply_to
 
 __all__ = ["timed_smtp"]  # fixture
 
@@ -304,3 +312,79 @@ async def test_server_trouble_backs_off_exponentially_with_a_cap(
         assert ceiling / 2 - 1 <= delay <= ceiling + 1, (row["deferrals"], delay)
     assert await db.pool.fetchval("SELECT min(deferrals) FROM deliveries") == 1
     assert await db.pool.fetchval("SELECT max(attempts) FROM deliveries") == 0
+
+
+# --- List-Unsubscribe mailto per recipient -------------------------------------
+
+
+def raw_header(data: bytes, name: bytes) -> bytes:
+    """The header's physical line(s) as sent, continuation lines included."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    lines = head.split(b"\r\n")
+    for index, line in enumerate(lines):
+        if line.lower().startswith(name.lower() + b":"):
+            folded = [line]
+            for more in lines[index + 1 :]:
+                if more[:1] not in (b" ", b"\t"):
+                    break
+                folded.append(more)
+            return b"\r\n".join(folded)
+    raise AssertionError(f"no {name!r} header")
+
+
+async def test_bulk_mailto_names_the_recipient_and_a_reply_unsubscribes_them(
+    database_url: str, db: Database, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    private, public = make_key(tmp_path)
+    settings = make_settings(
+        database_url,
+        smtp_server.target,
+        bounce_address="bounce@gimpo.go.kr",
+        dkim_selector="news2026",
+        dkim_private_key=private,
+    )
+    await add_subscribers(db, 3)
+    issue_id = await start_issue(db, settings)
+    async with running(fast_worker(settings, db, "one")):
+        await wait_for_status(db, issue_id, "sent", timeout=30)
+
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return record if name == b"news2026._domainkey.gimpo.go.kr." else b""
+
+    mailtos: dict[int, str] = {}
+    for n in (1, 2, 3):
+        row = await db.fetchrow("get_subscriber_by_email", address(n))
+        assert row is not None
+        [mail] = smtp_server.handler.to(address(n))
+        line = raw_header(mail.data, b"List-Unsubscribe")
+        assert b"\r\n" not in line, "List-Unsubscribe is folded"
+        assert line.isascii() and len(line) <= 998
+        found = re.findall(r"<(mailto:[^>]+)>", line.decode())
+        assert found == [unsubscribe_mailto(settings, row["id"])]
+        mailtos[row["id"]] = found[0]
+        assert dkim.verify(mail.data, dnsfunc=dns)
+        # The signature covers the mailto: pointing it at someone else breaks it.
+        other = unsubscribe_mailto(settings, row["id"] + 100).removeprefix("mailto:")
+        forged = mail.data.replace(found[0].removeprefix("mailto:").encode(), other.encode())
+        assert forged != mail.data and not dkim.verify(forged, dnsfunc=dns)
+    assert len(set(mailtos.values())) == 3
+
+    leaver = next(iter(mailtos))
+    result = await bounces.process(db, settings, reply_to(mailtos[leaver]))
+    assert result.unsubscribed == [leaver]
+    rows = await db.pool.fetch("SELECT id, status FROM subscribers")
+    statuses = {r["id"]: r["status"] for r in rows}
+    assert statuses == {sid: "unsubscribed" if sid == leaver else "active" for sid in mailtos}
+
+
+def test_mailto_spliced_per_issue_equals_the_one_bounces_recognise() -> None:
+    for bounce in (None, "bounce@gimpo.go.kr", "bounce+tag@mail.gimpo.go.kr"):
+        settings = make_settings(
+            "postgresql://unused/x", SmtpTarget("127.0.0.1", 25), bounce_address=bounce
+        )
+        message = IssueMessage(settings, issue_id=1, subject="s", html_body="h", text_body="t")
+        for subscriber_id in (1, 42, 10**12):
+            expected = unsubscribe_mailto(settings, subscriber_id)
+            assert message.unsubscribe_mailto(subscriber_id) == expected
