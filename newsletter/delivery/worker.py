@@ -150,11 +150,15 @@ class Worker:
         try:
             while not self.stop.is_set():
                 try:
+                    if failures:
+                        await self._give_back_own_rows()
                     worked = await self.run_once()
                     failures = 0
                 except Exception:
                     # Database restarts, network blips: log, wait, carry on.
-                    # Rows we held come back through lease expiry.
+                    # Rows this worker still holds are given back first thing
+                    # once the database answers again (the heartbeat would
+                    # otherwise keep their leases alive for ever).
                     failures += 1
                     log.exception("worker round failed (%s in a row)", failures)
                     worked = 0
@@ -200,6 +204,12 @@ class Worker:
         metrics.heartbeat()
         await self.database.execute("extend_delivery_leases", self.worker_id, self.lease_seconds)
         await self.database.execute("extend_outbox_leases", self.worker_id, self.lease_seconds)
+
+    async def _give_back_own_rows(self) -> None:
+        await self.smtp.drain()
+        deliveries = await self.database.execute("requeue_own_deliveries", self.worker_id)
+        mails = await self.database.execute("requeue_own_outbox", self.worker_id)
+        log.warning("after a failed round, gave back %s / outbox %s", deliveries, mails)
 
     async def requeue_expired(self) -> None:
         status = await self.database.execute("requeue_expired_deliveries")

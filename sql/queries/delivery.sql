@@ -113,6 +113,22 @@ SET status = CASE WHEN i.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
 FROM issues i
 WHERE d.status = 'sending' AND d.lease_until < now() AND i.id = d.issue_id;
 
+-- name: requeue_own_deliveries
+-- After a failed round (the database went away mid-batch) the worker gives
+-- back every row it still has marked as its own: the heartbeat would otherwise
+-- keep extending their leases for ever. Like lease expiry, the attempt stays
+-- counted: a message may have reached SMTP just before the failure.
+UPDATE deliveries d
+SET status = CASE WHEN i.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
+    last_error = CASE WHEN i.status = 'cancelled' THEN 'issue cancelled' ELSE d.last_error END,
+    lease_until = NULL, worker = NULL, next_attempt_at = now()
+FROM issues i
+WHERE d.status = 'sending' AND d.worker = $1 AND i.id = d.issue_id;
+
+-- name: requeue_own_outbox
+UPDATE outbox SET status = 'queued', lease_until = NULL, worker = NULL
+WHERE status = 'sending' AND worker = $1;
+
 -- name: extend_delivery_leases
 -- Heartbeat: a live worker keeps what it holds however slow the rate limit.
 UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
