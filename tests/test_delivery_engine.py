@@ -74,6 +74,32 @@ async def test_server_refusing_with_421_for_a_while_then_everyone_gets_it(
     assert delivered == {address(n) for n in range(1, 61)}
 
 
+async def test_450_too_many_requests_never_uses_up_attempts(
+    database_url: str, db: Database, smtp_server: SmtpServer
+) -> None:
+    settings = settings_for(database_url, smtp_server, smtp_connections=2, max_attempts=2)
+    await add_subscribers(db, 20)
+    issue_id = await start_issue(db, settings)
+    for n in range(1, 21):  # the receiving server throttles us per recipient
+        smtp_server.handler.rcpt_reply[address(n)] = "450 4.7.28 Too many requests, slow down"
+    async with running(fast_worker(settings, db, "one")):
+        await asyncio.sleep(1.5)  # several rounds: far more than max_attempts=2
+        assert await issue_status(db, issue_id) == "sending"
+        counts = await status_counts(db, issue_id)
+        assert "failed" not in counts
+        attempts = await db.pool.fetchval(
+            "SELECT max(attempts) FROM deliveries WHERE issue_id = $1", issue_id
+        )
+        assert attempts <= 1  # a throttling reply is not the recipient's failure
+        smtp_server.handler.rcpt_reply.clear()
+        await wait_for_status(db, issue_id, "sent", timeout=60)
+    assert await status_counts(db, issue_id) == {"sent": 20}
+    suppressed = await db.pool.fetchval(
+        "SELECT count(*) FROM subscribers WHERE status = 'suppressed'"
+    )
+    assert suppressed == 0
+
+
 async def test_550_recipients_fail_and_are_suppressed_the_rest_delivered(
     database_url: str, db: Database, smtp_server: SmtpServer
 ) -> None:

@@ -62,14 +62,14 @@ async def test_transient_refusals_give_up_after_max_attempts(
     client: httpx.AsyncClient, db: Database, settings: Settings, smtp_server: SmtpServer
 ) -> None:
     settings = settings.replace(max_attempts=3)
-    smtp_server.handler.rcpt_reply[SIGNUP["email"]] = "451 4.7.1 try again later"
+    smtp_server.handler.rcpt_reply[SIGNUP["email"]] = "452 4.2.2 mailbox full"
     await client.post("/subscribe", data=SIGNUP)
     for _ in range(5):
         await drain(settings, db)
         await make_due_now(db)
     row = await db.pool.fetchrow("SELECT status, attempts, smtp_code FROM outbox")
     assert row is not None
-    assert (row["status"], row["attempts"], row["smtp_code"]) == ("failed", 3, 451)
+    assert (row["status"], row["attempts"], row["smtp_code"]) == ("failed", 3, 452)
 
 
 async def test_mail_is_well_formed_utf8_with_korean_subject(

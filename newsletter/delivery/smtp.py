@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
@@ -91,9 +92,18 @@ _SESSION_STEPS: dict[type[Exception], str] = {
 }
 
 
+# A 4xx that says "slow down / come back later" (rate limits, greylisting,
+# policy: enhanced status 4.7.x) is the server pushing back on us, not a
+# problem with the recipient: it must never use up the recipient's attempts
+# or end an issue early, so it is treated like a 421.
+_PUSHBACK = re.compile(r"\b4\.7\.\d{1,3}\b|too many|rate limit|greylist", re.I)
+
+
 def _error_for(reply: Reply, stage: str) -> SendError:
     text = reply.text.replace("\n", " ")[:500]
     if reply.code == 421 or reply.code < 200:
+        return ServerTrouble(reply.code, text, stage=stage)
+    if 400 <= reply.code < 500 and _PUSHBACK.search(text):
         return ServerTrouble(reply.code, text, stage=stage)
     if 500 <= reply.code < 600 and stage in ("rcpt", "data"):
         return PermanentError(reply.code, text, stage=stage)
