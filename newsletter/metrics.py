@@ -85,7 +85,7 @@ HTTP_SECONDS = Histogram(
 SMTP_SECONDS = Histogram(
     "newsletter_smtp_send_seconds",
     "Time to hand one message to the SMTP server (this worker), by outcome.",
-    ["outcome"],  # ok, transient, permanent
+    ["outcome"],  # ok, transient, permanent, refused (the relay turned us away)
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     registry=REGISTRY,
 )
@@ -260,6 +260,6 @@ def serve_worker_metrics_from_env(environ: Mapping[str, str] | None = None) -> i
 
 
 def smtp_observed(seconds: float, outcome: str, kind: str = "issue") -> None:
-    """Record one SMTP hand-over that took ``seconds``: ok, transient or permanent."""
+    """Record one SMTP hand-over that took ``seconds``: ok, transient, permanent or refused."""
     SMTP_SECONDS.labels(outcome).observe(seconds)
     WORKER_MESSAGES.labels(kind, outcome).inc()
