@@ -18,7 +18,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
-from newsletter import paths
+from newsletter import paths, signup_batch
 from newsletter.db import Database
 from newsletter.errors import DomainError
 from newsletter.settings import Settings
@@ -90,7 +90,10 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if database is not None:  # shared pool, owned by the caller
-            yield
+            try:
+                yield
+            finally:
+                await signup_batch.close(app.state)  # answer queued signups first
             return
         if settings.database_url is None:
             raise RuntimeError("NEWSLETTER_DATABASE_URL is not set")
@@ -98,6 +101,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         try:
             yield
         finally:
+            await signup_batch.close(app.state)  # answer queued signups first
             await app.state.db.close()
 
     tokens = Tokens(settings.secret_key, settings.confirm_max_age_seconds)

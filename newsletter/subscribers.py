@@ -20,6 +20,7 @@ from newsletter import outbox
 from newsletter.db import QUERIES, Connection, Database
 from newsletter.errors import InvalidInput, RateLimited
 from newsletter.settings import Settings
+from newsletter.signup_batch import Signup, SignupBatcher, run
 
 MAX_NAME_LENGTH = 100
 MAX_EMAIL_LENGTH = 254
@@ -128,6 +129,7 @@ async def sign_up(
     name: str | None,
     consent: bool,
     evidence: Evidence,
+    batcher: SignupBatcher | None = None,
 ) -> None:
     """Handle a signup. Returns nothing on purpose: the caller must answer the
     same way whether the address was new, pending, active or suppressed.
@@ -140,20 +142,22 @@ async def sign_up(
     if not consent:
         raise InvalidInput("개인정보 수집·이용에 동의하셔야 구독하실 수 있습니다.", field="consent")
     address_hash = suppression_hash(db.address_key, address)
-    ip_ok = await db.fetchval(
-        "sign_up",
-        f"ip:{evidence.ip or 'unknown'}",
-        settings.signup_limit_per_ip_per_hour,
-        address_hash,
-        address,
-        display_name,
-        evidence.source,
-        f"addr:{address_hash}",  # the limit log never holds a readable address
-        settings.signup_limit_per_address_per_day,
-        evidence.ip,
-        evidence.user_agent,
-        evidence.consent_version,
+    signup = Signup(
+        ip_bucket=f"ip:{evidence.ip or 'unknown'}",
+        ip_limit=settings.signup_limit_per_ip_per_hour,
+        email_hash=address_hash,
+        email=address,
+        name=display_name,
+        source=evidence.source,
+        address_bucket=f"addr:{address_hash}",  # the limit log never holds a readable address
+        address_limit=settings.signup_limit_per_address_per_day,
+        ip=evidence.ip,
+        user_agent=evidence.user_agent,
+        consent_version=evidence.consent_version,
     )
+    # Under load the app's batcher shares one statement and commit among
+    # concurrent signups; either way this returns only after the commit.
+    ip_ok = await batcher.submit(signup) if batcher is not None else (await run(db, [signup]))[0]
     if not ip_ok:
         raise RateLimited("요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.")
 

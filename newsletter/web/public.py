@@ -9,7 +9,7 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from newsletter import subscribers
+from newsletter import signup_batch, subscribers
 from newsletter.db import Database
 from newsletter.errors import InvalidInput, RateLimited
 from newsletter.settings import Settings
@@ -63,6 +63,7 @@ async def subscribe(request: Request[Any, Any, Any]) -> Response[Any] | Template
             name=name,
             consent=truthy(fields.get("consent")),
             evidence=evidence(request, settings, request.headers.get("referer") or "/subscribe"),
+            batcher=signup_batch.batcher_for(request.app.state, db),
         )
     except InvalidInput as exc:
         if as_json:

@@ -1,28 +1,47 @@
 -- name: sign_up
--- The whole signup in one statement (one round trip, one implicit
--- transaction), so the public form stays fast under load:
---   1. the per-IP limit: fewer than $2 accepted hits for bucket $1 in the last
---      hour (counting stops at the limit, so this reads at most $2 index rows);
---   2. skip addresses whose keyed hash is suppressed ($3);
---   3. upsert the subscriber ($4 email, $5 name, $6 source) — a known address
---      keeps its status; only rows that may need a confirmation mail come back
---      (not active, not suppressed);
---   4. the per-address limit: fewer than $8 mails for bucket $7 in a day;
---   5. record the signup evidence ($9 ip, $10 user agent, $11 consent version),
---      log the hits and queue the confirmation mail.
+-- Any number of signups in one statement (one round trip, one commit for all
+-- of them: newsletter/signup_batch.py gathers the ones arriving together).
+-- Row n of the arrays is one signup: $1 ip bucket, $2 ip limit per hour,
+-- $3 keyed address hash, $4 email, $5 name, $6 source, $7 address bucket,
+-- $8 address limit per day, $9 ip, $10 user agent, $11 consent version.
+-- The caller never sends one address twice (ON CONFLICT cannot touch a row
+-- twice in one statement). For each row, as for a lone signup:
+--   1. the per-IP limit: the hits already logged for its bucket in the last
+--      hour (counting stops at the limit, so at most limit index rows) plus
+--      its rank among this statement's rows of the same bucket must stay
+--      within the limit — exact however many come from one IP;
+--   2. skip addresses whose keyed hash is suppressed;
+--   3. upsert the subscriber — a known address keeps its status; only rows
+--      that may need a confirmation mail come back (not active, not suppressed);
+--   4. the per-address limit: fewer than the limit mails for its bucket a day;
+--   5. record the signup evidence, log the hits and queue the confirmation mail.
 -- Every CTE sees one snapshot; ON CONFLICT makes concurrent signups of one
--- address converge on a single row.
-WITH gate AS (
-    SELECT (SELECT count(*) FROM (
+-- address (from other statements) converge on a single row. Returns ip_ok per
+-- row, in input order.
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::int[], $9::text[], $10::text[],
+                         $11::text[])
+        WITH ORDINALITY AS t(ip_bucket, ip_limit, email_hash, email, name, source,
+                             address_bucket, address_limit, ip, user_agent,
+                             consent_version, n)
+), gate AS MATERIALIZED (
+    SELECT input.*,
+           (SELECT count(*) FROM (
                 SELECT 1 FROM signup_hits
-                WHERE bucket = $1 AND at > now() - interval '1 hour' LIMIT $2::int
-            ) recent) < $2::int AS ip_ok,
-           NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $3) AS not_suppressed
+                WHERE bucket = input.ip_bucket AND at > now() - interval '1 hour'
+                LIMIT input.ip_limit
+            ) recent)
+           + row_number() OVER (PARTITION BY input.ip_bucket ORDER BY input.n)
+           <= input.ip_limit AS ip_ok,
+           NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = input.email_hash)
+               AS not_suppressed
+    FROM input
 ), ip_hit AS (
-    INSERT INTO signup_hits (bucket) SELECT $1 FROM gate WHERE ip_ok
+    INSERT INTO signup_hits (bucket) SELECT ip_bucket FROM gate WHERE ip_ok
 ), upserted AS (
     INSERT INTO subscribers (email, name, source)
-    SELECT $4, $5, $6 FROM gate WHERE ip_ok AND not_suppressed
+    SELECT email, name, source FROM gate WHERE ip_ok AND not_suppressed ORDER BY n
     ON CONFLICT ((lower(email))) DO UPDATE
     SET name = CASE WHEN subscribers.status = 'pending'
                     THEN coalesce(excluded.name, subscribers.name)
@@ -31,22 +50,25 @@ WITH gate AS (
     WHERE subscribers.status NOT IN ('active', 'suppressed')
     RETURNING id, email, name
 ), mailable AS (
-    SELECT id, email, name FROM upserted
+    SELECT upserted.id, upserted.email, upserted.name, gate.address_bucket, gate.ip,
+           gate.user_agent, gate.source, gate.consent_version
+    FROM upserted JOIN gate ON lower(gate.email) = lower(upserted.email)
     WHERE (SELECT count(*) FROM (
                SELECT 1 FROM signup_hits
-               WHERE bucket = $7 AND at > now() - interval '1 day' LIMIT $8::int
-           ) recent) < $8::int
+               WHERE bucket = gate.address_bucket AND at > now() - interval '1 day'
+               LIMIT gate.address_limit
+           ) recent) < gate.address_limit
 ), address_hit AS (
-    INSERT INTO signup_hits (bucket) SELECT $7 FROM mailable
+    INSERT INTO signup_hits (bucket) SELECT address_bucket FROM mailable
 ), evidence AS (
     INSERT INTO consent_events (subscriber_id, kind, ip, user_agent, source, consent_version)
-    SELECT id, 'signup', $9::inet, $10, $6, $11 FROM mailable
+    SELECT id, 'signup', ip::inet, user_agent, source, consent_version FROM mailable
 ), mail AS (
     INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
     SELECT 'confirm', 0, email, id, jsonb_build_object('subscriber_id', id, 'name', name)
     FROM mailable
 )
-SELECT ip_ok FROM gate;
+SELECT ip_ok FROM gate ORDER BY n;
 
 -- name: prune_signup_hits
 -- Hits older than the longest window (a day) no longer count.
