@@ -41,7 +41,9 @@ WITH input AS (
     INSERT INTO signup_hits (bucket) SELECT ip_bucket FROM gate WHERE ip_ok
 ), upserted AS (
     INSERT INTO subscribers (email, name, source)
-    SELECT email, name, source FROM gate WHERE ip_ok AND not_suppressed ORDER BY n
+    -- Address order, not arrival order: two web processes' batches that share
+    -- addresses then take their row locks in the same order and cannot deadlock.
+    SELECT email, name, source FROM gate WHERE ip_ok AND not_suppressed ORDER BY lower(email)
     ON CONFLICT ((lower(email))) DO UPDATE
     SET name = CASE WHEN subscribers.status = 'pending'
                     THEN coalesce(excluded.name, subscribers.name)
