@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
-from litestar import Request
+from litestar import MediaType, Request, post
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import ClientException
 from litestar.response import Template
@@ -92,3 +92,15 @@ async def posted_token(request: Request[Any, Any, Any]) -> str:
     POST to the List-Unsubscribe URL) was addressed with."""
     fields = await form_fields(request)
     return text_field(fields, "token") or request.query_params.get("token") or ""
+
+
+def page_post(path: str) -> post:
+    """The route for a public page's one-button form: HTML answer, 200 (RFC
+    8058 wants no redirect), small body, kept out of the API schema."""
+    return post(
+        path,
+        request_max_body_size=PUBLIC_BODY_LIMIT,
+        media_type=MediaType.HTML,
+        include_in_schema=False,
+        status_code=200,
+    )

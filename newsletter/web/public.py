@@ -22,6 +22,7 @@ from newsletter.web.forms import (
     form_fields,
     message,
     page,
+    page_post,
     posted_token,
     text_field,
     truthy,
@@ -130,13 +131,7 @@ async def confirm_page(tokens: Signer, token: FromQuery[str] = "") -> Template:
     return page("confirm.html", token=token)
 
 
-@post(
-    "/confirm",
-    request_max_body_size=PUBLIC_BODY_LIMIT,
-    media_type=MediaType.HTML,
-    include_in_schema=False,
-    status_code=200,
-)
+@page_post("/confirm")
 async def confirm(
     request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
 ) -> Template:
@@ -174,13 +169,7 @@ async def unsubscribe_page(tokens: Signer, token: FromQuery[str] = "") -> Templa
     return page("unsubscribe.html", token=token)
 
 
-@post(
-    "/unsubscribe",
-    request_max_body_size=PUBLIC_BODY_LIMIT,
-    media_type=MediaType.HTML,
-    include_in_schema=False,
-    status_code=200,
-)
+@page_post("/unsubscribe")
 async def unsubscribe(
     request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
 ) -> Template:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import MediaType, Request, get, post
+from litestar import MediaType, Request, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
@@ -17,7 +17,7 @@ from newsletter import lifecycle
 from newsletter.settings import Settings
 from newsletter.tokens import ExpiredToken, InvalidToken, Tokens
 from newsletter.web.deps import DB, Config, Signer
-from newsletter.web.forms import PUBLIC_BODY_LIMIT, evidence, message, page, posted_token
+from newsletter.web.forms import evidence, message, page, page_post, posted_token
 
 
 def _max_age(settings: Settings) -> int:
@@ -57,13 +57,7 @@ async def reconfirm_page(tokens: Signer, settings: Config, token: FromQuery[str]
     return page("reconfirm.html", token=token)
 
 
-@post(
-    "/reconfirm",
-    request_max_body_size=PUBLIC_BODY_LIMIT,
-    media_type=MediaType.HTML,
-    include_in_schema=False,
-    status_code=200,
-)
+@page_post("/reconfirm")
 async def reconfirm(
     request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
 ) -> Template:
