@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -23,8 +23,9 @@ class TcpProxy:
     """Forwards a local port to PostgreSQL; stopping it is 'the database went away'
     for every pooled connection at once, and starting it again brings it back."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, unix_socket: str | None = None) -> None:
         self.target = (target_host, target_port)
+        self.unix_socket = unix_socket  # the embedded server listens on a socket only
         self.port = free_port()
         self.server: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
@@ -50,7 +51,10 @@ class TcpProxy:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            if self.unix_socket is not None:
+                up_reader, up_writer = await asyncio.open_unix_connection(self.unix_socket)
+            else:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
             return
@@ -63,9 +67,11 @@ class TcpProxy:
 @pytest.fixture
 async def proxy(database_url: str) -> AsyncIterator[TcpProxy]:
     parts = urlsplit(database_url)
-    if parts.hostname is None or parts.port is None:
-        pytest.skip("needs a TCP PostgreSQL URL (NEWSLETTER_TEST_DATABASE_URL) to cut it off")
-    tcp = TcpProxy(parts.hostname, parts.port)
+    socket_dir = parse_qs(parts.query).get("host", [None])[0]
+    if parts.hostname is None and socket_dir:  # the embedded server: Unix socket only
+        tcp = TcpProxy("", 0, unix_socket=f"{socket_dir}/.s.PGSQL.{parts.port or 5432}")
+    else:
+        tcp = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     await tcp.start()
     yield tcp
     await tcp.stop()
@@ -75,7 +81,10 @@ def through(url: str, port: int) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)
     host = f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "host"])
+    return urlunsplit(
+        parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host, query=query)
+    )
 
 
 async def ready(app: Litestar) -> httpx.Response:
