@@ -168,3 +168,10 @@ def max_per_window(arrivals: list[float], window: float = 1.0) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+def assert_each_got_one(handler: TimedHandler, recipients: int) -> None:
+    """Nobody missing, nobody with a second copy (counted by RCPT at the server)."""
+    counts = handler.counts()
+    assert len(counts) == recipients, "somebody was skipped"
+    assert set(counts.values()) == {1}, "somebody got a duplicate"

@@ -22,6 +22,7 @@ from tests.delivery_support import (
     TimedHandler,
     add_subscribers,
     address,
+    assert_each_got_one,
     fast_worker,
     running,
     start_issue,
@@ -91,9 +92,7 @@ async def test_pause_at_full_speed_stops_within_the_prepared_chunks_then_resume(
         assert counts["sent"] == settled
         await issues.resume(db, EDITOR, issue_id)
         await wait_for_status(db, issue_id, "sent", timeout=60)
-    per_rcpt = h.counts()
-    assert len(per_rcpt) == 1200
-    assert set(per_rcpt.values()) == {1}
+    assert_each_got_one(h, 1200)
     assert await status_counts(db, issue_id) == {"sent": 1200}
 
 
