@@ -33,11 +33,11 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter import issues
-from newsletter.audit import Actor
-from newsletter.db import Database, migrate
+from newsletter.core.db import Database, migrate
+from newsletter.core.settings import Settings
 from newsletter.delivery.message import IssueMessage, Recipient
-from newsletter.settings import Settings
+from newsletter.editorial import issues
+from newsletter.ops.audit import Actor
 
 ADMIN_URL = os.environ.get(
     "NEWSLETTER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

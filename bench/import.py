@@ -38,10 +38,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from newsletter.audit import Actor
-from newsletter.db import Database, migrate
-from newsletter.roster import import_csv
-from newsletter.settings import Settings
+from newsletter.audience.roster import import_csv
+from newsletter.core.db import Database, migrate
+from newsletter.core.settings import Settings
+from newsletter.ops.audit import Actor
 
 DOMAINS = (
     ["naver.com"] * 8

@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from newsletter.rendering import (
+from newsletter.core.settings import Settings
+from newsletter.editorial.rendering import (
     RECIPIENT_NAME,
     UNSUBSCRIBE_URL,
     IssueContent,
@@ -29,7 +30,6 @@ from newsletter.rendering import (
     personalise,
     render_issue,
 )
-from newsletter.settings import Settings
 
 
 def sample_items() -> list[NewsItemContent]:

@@ -33,7 +33,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter.db import migrate
+from newsletter.core.db import migrate
 
 LUA_REPORT = """
 done = function(summary, latency, requests)
@@ -147,7 +147,7 @@ def main() -> int:
     admin_url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
     embedded = None
     if admin_url is None:
-        from newsletter.embedded import start_embedded_postgres
+        from newsletter.dev.embedded import start_embedded_postgres
 
         embedded = start_embedded_postgres(ROOT / ".dev" / "bench-pg")
         admin_url = embedded.get_uri()

@@ -39,9 +39,9 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter import stats
-from newsletter.db import QUERIES, Connection, Database, migrate
-from newsletter.settings import Settings
+from newsletter.core.db import QUERIES, Connection, Database, migrate
+from newsletter.core.settings import Settings
+from newsletter.ops import stats
 
 ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,12 +18,13 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
-from newsletter import paths, signup_batch
-from newsletter.db import Database
-from newsletter.errors import DomainError
-from newsletter.settings import Settings
-from newsletter.tokens import Tokens
-from newsletter.web import routes
+from newsletter.audience import signup_batch
+from newsletter.core import paths
+from newsletter.core.db import Database
+from newsletter.core.errors import DomainError
+from newsletter.core.settings import Settings
+from newsletter.core.tokens import Tokens
+from newsletter.web import ROUTES
 from newsletter.web.request_metrics import RequestMetrics
 
 log = logging.getLogger("newsletter.web")
@@ -84,8 +85,14 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal error; see server logs")
 
 
-def create_app(settings: Settings, database: Database | None = None) -> Litestar:
-    """Build the application. Pass ``database`` to share a pool (tests, ``dev``)."""
+def create_app(
+    settings: Settings,
+    database: Database | None = None,
+    *,
+    extra_routes: Sequence[Any] = (),
+) -> Litestar:
+    """Build the application. Pass ``database`` to share a pool (tests, ``dev``);
+    ``extra_routes`` are added by ``newsletter dev`` (the captured-mail pages)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -111,7 +118,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Litestar
         return db
 
     return Litestar(
-        route_handlers=routes(settings),
+        route_handlers=[*ROUTES, *extra_routes],
         lifespan=[lifespan],
         state=State({"db": database, "settings": settings}),
         dependencies={

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from newsletter.settings import Settings, SettingsError
+from newsletter.core.settings import Settings, SettingsError
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 COMMANDS: dict[str, Command] = {}
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"newsletter: configuration error: {exc}", file=sys.stderr)
         return 2
-    from newsletter.logs import configure_logging
+    from newsletter.core.logs import configure_logging
 
     configure_logging(settings)
     try:
@@ -158,7 +158,7 @@ def stop_on_signals() -> asyncio.Event:
 
 @command("migrate")
 async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.db import migrate
+    from newsletter.core.db import migrate
 
     applied = await migrate(require_database_url(settings))
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
@@ -188,7 +188,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 @command("worker")
 async def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.delivery.worker import run_worker
-    from newsletter.metrics import serve_worker_metrics_from_env
+    from newsletter.ops.metrics import serve_worker_metrics_from_env
 
     require_database_url(settings)
     try:  # this worker's own SMTP latency and rate-limit waits, for Prometheus
@@ -202,10 +202,10 @@ async def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("create-api-key")
 async def _create_api_key(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.apikeys import create_key
-    from newsletter.audit import CLI_ACTOR, record
-    from newsletter.db import connect
-    from newsletter.errors import DomainError
+    from newsletter.core.db import connect
+    from newsletter.core.errors import DomainError
+    from newsletter.ops.apikeys import create_key
+    from newsletter.ops.audit import CLI_ACTOR, record
 
     conn = await connect(require_database_url(settings))
     try:
@@ -224,10 +224,10 @@ async def _create_api_key(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("revoke-api-key")
 async def _revoke_api_key(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.apikeys import revoke_key
-    from newsletter.audit import CLI_ACTOR, record
-    from newsletter.db import connect
-    from newsletter.errors import DomainError
+    from newsletter.core.db import connect
+    from newsletter.core.errors import DomainError
+    from newsletter.ops.apikeys import revoke_key
+    from newsletter.ops.audit import CLI_ACTOR, record
 
     conn = await connect(require_database_url(settings))
     try:
@@ -245,7 +245,7 @@ async def _revoke_api_key(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("dev")
 async def _dev(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.devserver import run_dev
+    from newsletter.dev.server import run_dev
 
     return await run_dev(settings, host=args.host, port=args.port, smtp_port=args.smtp_port)
 
@@ -256,10 +256,10 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from newsletter.audit import CLI_ACTOR
-    from newsletter.db import Database
-    from newsletter.errors import DomainError
-    from newsletter.roster import import_csv
+    from newsletter.audience.roster import import_csv
+    from newsletter.core.db import Database
+    from newsletter.core.errors import DomainError
+    from newsletter.ops.audit import CLI_ACTOR
 
     database = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn())
@@ -306,10 +306,10 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("export")
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.audit import CLI_ACTOR, record
-    from newsletter.db import Database
-    from newsletter.errors import DomainError
-    from newsletter.roster import export_csv
+    from newsletter.audience.roster import export_csv
+    from newsletter.core.db import Database
+    from newsletter.core.errors import DomainError
+    from newsletter.ops.audit import CLI_ACTOR, record
 
     database = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
     try:
@@ -330,10 +330,10 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("erase")
 async def _erase(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.audit import CLI_ACTOR
-    from newsletter.db import Database
-    from newsletter.errors import DomainError
-    from newsletter.lifecycle import erase_address
+    from newsletter.audience.lifecycle import erase_address
+    from newsletter.core.db import Database
+    from newsletter.core.errors import DomainError
+    from newsletter.ops.audit import CLI_ACTOR
 
     database = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
     try:
@@ -354,8 +354,8 @@ async def _erase(args: argparse.Namespace, settings: Settings) -> int:
 async def _bounces(args: argparse.Namespace, settings: Settings) -> int:
     import mailbox
 
-    from newsletter import bounces
-    from newsletter.db import Database
+    from newsletter.audience import bounces
+    from newsletter.core.db import Database
 
     box: mailbox.Mailbox
     try:
@@ -395,8 +395,8 @@ async def _bounces(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("status")
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.errors import DomainError
-    from newsletter.status_view import run_status
+    from newsletter.core.errors import DomainError
+    from newsletter.ops.status_view import run_status
 
     try:
         return await run_status(

@@ -25,9 +25,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from litestar import Litestar
 
 from newsletter.app import create_app
-from newsletter.db import Database, migrate
+from newsletter.core.db import Database, migrate
+from newsletter.core.settings import Settings, SmtpTarget
 from newsletter.delivery.worker import Worker
-from newsletter.settings import Settings, SmtpTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -45,7 +45,7 @@ def pg_admin_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from newsletter.embedded import start_embedded_postgres
+    from newsletter.dev.embedded import start_embedded_postgres
 
     server = start_embedded_postgres(ROOT / ".dev" / "test-pg")
     yield server.get_uri()
@@ -223,7 +223,7 @@ async def drain(settings: Settings, db: Database, *, rounds: int = 20) -> int:
 
 async def bearer(db: Database, role: str = "editor", name: str | None = None) -> dict[str, str]:
     """Authorization headers for a fresh API key of ``role``."""
-    from newsletter.apikeys import create_key
+    from newsletter.ops.apikeys import create_key
 
     async with db.transaction() as conn:
         _, key = await create_key(conn, role=role, name=name or f"test {role}")

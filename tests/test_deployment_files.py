@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from newsletter.cli import build_parser
-from newsletter.settings import Settings
+from newsletter.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

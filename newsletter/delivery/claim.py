@@ -13,8 +13,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from newsletter import bounces
-from newsletter.db import Database, Record
+from newsletter.audience import bounces
+from newsletter.core.db import Database, Record
 from newsletter.delivery.smtp import PermanentError, SendError, ServerTrouble
 
 log = logging.getLogger("newsletter.claim")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import dkim
 
-from newsletter.settings import Settings
+from newsletter.core.settings import Settings
 
 SIGNED_HEADERS = (
     b"From",

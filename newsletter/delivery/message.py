@@ -30,11 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parseaddr
 
-from newsletter.bounces import signature, verp_sender
-from newsletter.mailto import PURPOSE as MAILTO_PURPOSE
-from newsletter.mailto import unsubscribe_mailto
-from newsletter.rendering import DEFAULT_NAME, RECIPIENT_NAME, UNSUBSCRIBE_URL
-from newsletter.settings import Settings
+from newsletter.core.settings import Settings
+from newsletter.core.signing import MAILTO_PURPOSE, signature, unsubscribe_mailto, verp_sender
+from newsletter.editorial.rendering import DEFAULT_NAME, RECIPIENT_NAME, UNSUBSCRIBE_URL
 
 MAX_LINE = 998  # RFC 5322 hard limit, CRLF excluded
 # Room left on a body line for what a hole may become: a 100-character Korean

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from newsletter import metrics
+from newsletter.core.settings import SmtpTarget
 from newsletter.delivery.smtp import (
     Ahead,
     PermanentError,
@@ -33,7 +33,7 @@ from newsletter.delivery.smtp import (
     ServerTrouble,
     SmtpConnection,
 )
-from newsletter.settings import SmtpTarget
+from newsletter.ops import metrics
 
 log = logging.getLogger("newsletter.pool")
 

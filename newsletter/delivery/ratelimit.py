@@ -17,8 +17,8 @@ import asyncio
 import random
 from dataclasses import dataclass
 
-from newsletter import metrics
-from newsletter.db import Database
+from newsletter.core.db import Database
+from newsletter.ops import metrics
 
 BUCKET = "smtp"
 BURST_FRACTION = 0.05

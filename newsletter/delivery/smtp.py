@@ -35,7 +35,7 @@ from typing import NamedTuple, cast
 
 import aiosmtplib
 
-from newsletter.settings import SmtpTarget
+from newsletter.core.settings import SmtpTarget
 
 log = logging.getLogger("newsletter.smtp")
 

@@ -31,17 +31,19 @@ from datetime import UTC, datetime
 from email import policy
 from email.utils import parseaddr
 
-from newsletter import issues, lifecycle, metrics
-from newsletter.db import Database, Record
+from newsletter.audience import lifecycle
+from newsletter.core.db import Database, Record
+from newsletter.core.settings import Settings
+from newsletter.core.tokens import Tokens
 from newsletter.delivery import claim as queue
 from newsletter.delivery.dkim import signer_for
 from newsletter.delivery.message import IssueMessage, Recipient, dot_stuff
 from newsletter.delivery.pool import Job, SmtpPool
 from newsletter.delivery.ratelimit import RateLimiter
 from newsletter.delivery.smtp import PermanentError, Reply, SendError, ServerTrouble
-from newsletter.mails import MailContext, UnknownMailKind, render_outbox
-from newsletter.settings import Settings
-from newsletter.tokens import Tokens
+from newsletter.editorial import issues
+from newsletter.mail.transactional import MailContext, UnknownMailKind, render_outbox
+from newsletter.ops import metrics
 
 log = logging.getLogger("newsletter.worker")
 

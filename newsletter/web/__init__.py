@@ -1,30 +1,34 @@
 """HTTP routes only: parse the request, call the domain, shape the response.
 
-Each module exposes ``ROUTES``; :func:`routes` collects them for app.py.
+Each module exposes ``ROUTES``; :data:`ROUTES` here collects them for app.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from newsletter.settings import Settings
+from newsletter.web import (
+    api_bounces,
+    api_issues,
+    api_news,
+    api_stats,
+    api_subscribers,
+    archive,
+    health,
+    ops,
+    public,
+    reconfirm,
+)
 
-
-def routes(settings: Settings) -> list[Any]:
-    from newsletter.web import api_stats, health, ops, public
-
-    handlers: list[Any] = [*health.ROUTES, *public.ROUTES, *api_stats.ROUTES, *ops.ROUTES]
-    from newsletter.web import api_issues, api_news, archive
-
-    handlers.extend([*api_news.ROUTES, *api_issues.ROUTES, *archive.ROUTES])
-    from newsletter.web import api_subscribers, reconfirm
-
-    handlers.extend([*api_subscribers.ROUTES, *reconfirm.ROUTES])
-    from newsletter.web import api_bounces
-
-    handlers.extend(api_bounces.ROUTES)
-    if settings.dev:
-        from newsletter.web import dev_outbox
-
-        handlers.extend(dev_outbox.ROUTES)
-    return handlers
+ROUTES: list[Any] = [
+    *health.ROUTES,
+    *public.ROUTES,
+    *reconfirm.ROUTES,
+    *archive.ROUTES,
+    *ops.ROUTES,
+    *api_news.ROUTES,
+    *api_issues.ROUTES,
+    *api_subscribers.ROUTES,
+    *api_stats.ROUTES,
+    *api_bounces.ROUTES,
+]

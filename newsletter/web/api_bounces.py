@@ -8,8 +8,8 @@ import msgspec
 from litestar import Request, Router, post
 from litestar.exceptions import ClientException, HTTPException
 
-from newsletter import bounces
-from newsletter.audit import record
+from newsletter.audience import bounces
+from newsletter.ops.audit import record
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
 

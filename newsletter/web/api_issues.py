@@ -9,8 +9,8 @@ import msgspec
 from litestar import MediaType, Response, Router, delete, get, post, put
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from newsletter import issues
-from newsletter.db import Record
+from newsletter.core.db import Record
+from newsletter.editorial import issues
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
 from newsletter.web.params import BIGINT_MAX, RowId, body_text

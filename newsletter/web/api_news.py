@@ -11,9 +11,9 @@ from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
 from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
 
-from newsletter import news
-from newsletter.db import Record
-from newsletter.errors import InvalidInput
+from newsletter.core.db import Record
+from newsletter.core.errors import InvalidInput
+from newsletter.editorial import news
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
 from newsletter.web.params import RowId, body_text

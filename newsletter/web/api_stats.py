@@ -7,8 +7,8 @@ from typing import Annotated
 from litestar import Router, get
 from litestar.params import QueryParameter
 
-from newsletter import stats
-from newsletter.stats import IssueStats, Overview
+from newsletter.ops import stats
+from newsletter.ops.stats import IssueStats, Overview
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config
 from newsletter.web.params import RowId

@@ -18,9 +18,10 @@ from litestar.response import Stream
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
-from newsletter import audit, lifecycle, roster
-from newsletter.db import Record
-from newsletter.errors import InvalidInput, NotFound
+from newsletter.audience import lifecycle, roster
+from newsletter.core.db import Record
+from newsletter.core.errors import InvalidInput, NotFound
+from newsletter.ops import audit
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
 from newsletter.web.params import AfterId, QueryText, RowId

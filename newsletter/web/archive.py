@@ -9,9 +9,9 @@ from litestar import MediaType, Response, get
 from litestar.params import FromPath, FromQuery, Parameter
 from litestar.response import Template
 
-from newsletter import issues
-from newsletter.errors import NotFound
-from newsletter.rendering import for_web
+from newsletter.core.errors import NotFound
+from newsletter.editorial import issues
+from newsletter.editorial.rendering import for_web
 from newsletter.web.deps import DB, Config
 
 PER_PAGE = 20

@@ -15,9 +15,9 @@ from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from newsletter.apikeys import ApiKey, authenticate
-from newsletter.audit import Actor
-from newsletter.db import Database
+from newsletter.core.db import Database
+from newsletter.ops.apikeys import ApiKey, authenticate
+from newsletter.ops.audit import Actor
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
 

@@ -7,10 +7,10 @@ from typing import TypeAlias
 
 from litestar.di import NamedDependency
 
-from newsletter.audit import Actor
-from newsletter.db import Database
-from newsletter.settings import Settings
-from newsletter.tokens import Tokens
+from newsletter.core.db import Database
+from newsletter.core.settings import Settings
+from newsletter.core.tokens import Tokens
+from newsletter.ops.audit import Actor
 
 DB: TypeAlias = NamedDependency[Database]
 Config: TypeAlias = NamedDependency[Settings]

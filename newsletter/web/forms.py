@@ -12,9 +12,9 @@ from litestar.datastructures import FormMultiDict
 from litestar.exceptions import ClientException
 from litestar.response import Template
 
-from newsletter.errors import InvalidInput
-from newsletter.settings import Settings
-from newsletter.subscribers import Evidence
+from newsletter.audience.subscribers import Evidence
+from newsletter.core.errors import InvalidInput
+from newsletter.core.settings import Settings
 
 PUBLIC_BODY_LIMIT = 16 * 1024  # a signup form is a few hundred bytes
 TRUE_VALUES = {"1", "true", "on", "yes", "y"}

@@ -7,8 +7,8 @@ from typing import Any
 import asyncpg
 from litestar import MediaType, Response, get
 
-from newsletter.db import pending_migrations
-from newsletter.stats import worker_problems
+from newsletter.core.db import pending_migrations
+from newsletter.ops.stats import worker_problems
 from newsletter.web.deps import DB
 
 

@@ -20,11 +20,11 @@ from litestar.datastructures import Cookie
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
-from newsletter import metrics, stats
-from newsletter.apikeys import ApiKey, authenticate
-from newsletter.ops_access import SESSION_MAX_AGE_SECONDS, read_session, session_key, sign_session
-from newsletter.settings import Settings
-from newsletter.stats import IssueStats, MinuteCount
+from newsletter.core.settings import Settings
+from newsletter.ops import metrics, stats
+from newsletter.ops.access import SESSION_MAX_AGE_SECONDS, read_session, session_key, sign_session
+from newsletter.ops.apikeys import ApiKey, authenticate
+from newsletter.ops.stats import IssueStats, MinuteCount
 from newsletter.web.deps import DB, Config
 
 KOREAN_UNITS = ("시간", "분", "초", "—")

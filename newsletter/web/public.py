@@ -9,12 +9,12 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from newsletter import signup_batch, subscribers
-from newsletter.db import Database
-from newsletter.errors import InvalidInput, RateLimited
-from newsletter.settings import Settings
-from newsletter.subscribers import LinkNoLongerValid
-from newsletter.tokens import ExpiredToken, InvalidToken
+from newsletter.audience import signup_batch, subscribers
+from newsletter.audience.subscribers import LinkNoLongerValid
+from newsletter.core.db import Database
+from newsletter.core.errors import InvalidInput, RateLimited
+from newsletter.core.settings import Settings
+from newsletter.core.tokens import ExpiredToken, InvalidToken
 from newsletter.web.deps import DB, Config, Signer
 from newsletter.web.forms import (
     PUBLIC_BODY_LIMIT,

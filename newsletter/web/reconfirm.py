@@ -13,9 +13,9 @@ from litestar import MediaType, Request, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from newsletter import lifecycle
-from newsletter.settings import Settings
-from newsletter.tokens import ExpiredToken, InvalidToken, Tokens
+from newsletter.audience import lifecycle
+from newsletter.core.settings import Settings
+from newsletter.core.tokens import ExpiredToken, InvalidToken, Tokens
 from newsletter.web.deps import DB, Config, Signer
 from newsletter.web.forms import evidence, message, page, page_post, posted_token
 

@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from newsletter.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from newsletter.ops.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 
 class RequestMetrics(ASGIMiddleware):

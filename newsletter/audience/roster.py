@@ -1,0 +1,593 @@
+"""The subscriber roster as a whole: CSV import, listing and CSV export.
+
+An import streams the file once: each line is decoded, parsed and validated
+in Python (the same address rules as a signup), valid rows go to the
+``roster_staging`` table with ``COPY``, and one set-based SQL statement
+merges them into ``subscribers`` (see ``sql/queries/roster.sql``). Memory
+stays flat whatever the file size: nothing holds more than one batch.
+
+Korean Excel saves "CSV" in CP949 (a superset of EUC-KR); other tools write
+UTF-8 with or without a BOM. The encoding is detected by reading the whole
+file once as UTF-8 (cheap next to the import itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import csv
+import hmac
+import io
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import IO, Any, Literal
+from zoneinfo import ZoneInfo
+
+from newsletter.audience.subscribers import MAX_NAME_LENGTH
+from newsletter.core.addresses import MAX_EMAIL_LENGTH, normalise_email
+from newsletter.core.db import QUERIES, Database, Record
+from newsletter.core.errors import InvalidInput
+from newsletter.core.settings import Settings
+from newsletter.ops import audit
+
+Mode = Literal["confirmed", "invite"]
+MODES: tuple[Mode, ...] = ("confirmed", "invite")
+STATUSES = ("pending", "active", "unsubscribed", "suppressed", "lapsed")
+COLUMNS = ("email", "name", "subscribed_at", "source")
+
+MAX_LINE_CHARS = 64 * 1024  # a real row is well under 1 KB; longer lines are reported
+MAX_SOURCE_LENGTH = 500
+MAX_REPORTED = 1000  # lines listed per category in a report; the counts are always complete
+BATCH_ROWS = 5000
+INVITE_PRIORITY = 3  # after residents' own confirmations (0), notices (1) and test sends (2)
+SNIFF_BYTES = 1024 * 1024
+
+# Header cells we recognise, compared after lower-casing and dropping spaces,
+# dashes and underscores (Korean office files use Korean headers).
+HEADER_ALIASES: dict[str, str] = {
+    **dict.fromkeys(
+        ("email", "emailaddress", "mail", "이메일", "이메일주소", "메일", "전자우편", "메일주소"),
+        "email",
+    ),
+    **dict.fromkeys(("name", "fullname", "이름", "성명", "성함"), "name"),
+    **dict.fromkeys(
+        (
+            "subscribedat",
+            "subscribed",
+            "consentedat",
+            "consentdate",
+            "구독일",
+            "구독일시",
+            "가입일",
+            "가입일시",
+            "동의일",
+            "동의일시",
+        ),
+        "subscribed_at",
+    ),
+    **dict.fromkeys(("source", "출처", "경로", "수집경로", "동의경로", "가입경로"), "source"),
+}
+
+SKIP_REASONS = {
+    "suppressed": "address is on the suppression list (erased, bounced or complained); "
+    "an import never brings it back",
+    "departed": "this resident left and their data was destroyed; only they can subscribe again",
+    "unsubscribed": "this resident unsubscribed; only they can subscribe again",
+    "lapsed": "subscription lapsed (consent not re-confirmed); only the resident can renew it",
+}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class LineReport:
+    line: int
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "reason": self.reason}
+
+
+@dataclass
+class ImportReport:
+    mode: Mode
+    encoding: str
+    header: bool
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    invalid: int = 0
+    invited: int = 0
+    errors: list[LineReport] = field(default_factory=list)
+    skipped_rows: list[LineReport] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "encoding": self.encoding,
+            "header": self.header,
+            "rows": self.rows,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "invalid": self.invalid,
+            "invited": self.invited,
+            "errors": [e.as_dict() for e in self.errors],
+            "errors_truncated": self.invalid > len(self.errors),
+            "skipped_rows": [s.as_dict() for s in self.skipped_rows],
+            "skipped_truncated": self.skipped > len(self.skipped_rows),
+        }
+
+
+# --- decoding and parsing -------------------------------------------------------
+
+
+def detect_encoding(binary: IO[bytes]) -> str:
+    """``utf-8-sig`` with a BOM, ``utf-8`` if the whole file decodes, else ``cp949``.
+
+    Reads the file once in 1 MB chunks and rewinds it.
+    """
+    start = binary.tell()
+    head = binary.read(3)
+    if head == codecs.BOM_UTF8:
+        binary.seek(start)
+        return "utf-8-sig"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    chunk = head
+    encoding = "utf-8"
+    try:
+        while chunk:
+            decoder.decode(chunk)
+            chunk = binary.read(SNIFF_BYTES)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        encoding = "cp949"
+    binary.seek(start)
+    return encoding
+
+
+def _header_key(cell: str) -> str:
+    return re.sub(r"[\s_\-]", "", cell.strip().lstrip("\ufeff").lower())
+
+
+def _unquote_formula(cell: str) -> str:
+    """Undo our own export's formula guard ('=x → =x) so a round trip is lossless."""
+    if len(cell) > 1 and cell[0] == "'" and cell[1] in FORMULA_STARTS:
+        return cell[1:]
+    return cell
+
+
+_DATE_SEPARATORS = re.compile(r"[./]")
+_DATE_PARTS = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(.*)")
+
+
+@lru_cache(maxsize=65536)
+def _parse_when(text: str, timezone: str) -> datetime:
+    """ISO 8601 and the forms Korean spreadsheets write: 2024.3.5, 2024/03/05 14:00."""
+    cleaned = _DATE_SEPARATORS.sub("-", text.strip().rstrip("."))
+    cleaned = cleaned.replace("- ", "-")
+    match = _DATE_PARTS.fullmatch(cleaned)
+    if match:
+        year, month, day, rest = match.groups()
+        cleaned = f"{year}-{int(month):02d}-{int(day):02d}{rest}"
+    try:
+        moment = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise ValueError(
+            f"subscribed_at {text[:40]!r} is not a date (use e.g. 2024-03-05 or 2024-03-05 14:00)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(timezone))
+    return moment
+
+
+def _clean_text(raw: str, limit: int, what: str) -> str | None:
+    """The rules of :func:`newsletter.subscribers.clean_name`, fast on ordinary text."""
+    value = raw.strip()
+    if not value:
+        return None
+    if value[0] == "'":
+        value = _unquote_formula(value)
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+    if len(value) > limit:
+        raise ValueError(f"{what} longer than {limit} characters")
+    # isprintable() is False for every Cc/Cf/Zl/Zp character (and for some
+    # allowed ones too, which the exact check below lets through).
+    if not value.isprintable() and any(
+        unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value
+    ):
+        raise ValueError(f"{what} contains control characters")
+    return value
+
+
+@lru_cache(maxsize=1024)
+def _clean_source(raw: str) -> str | None:
+    return _clean_text(raw, MAX_SOURCE_LENGTH, "source")  # few distinct values per file
+
+
+StagedRow = tuple[int, str, str, str, str | None, datetime | None, str | None]
+
+
+class CsvRows:
+    """Streams one CSV file as validated staging rows; bad lines go to ``errors``."""
+
+    def __init__(
+        self,
+        binary: IO[bytes],
+        *,
+        encoding: str,
+        settings: Settings,
+        now: datetime,
+        address_key: str,
+    ) -> None:
+        self.binary = binary
+        self.encoding = encoding
+        self.secret = address_key.encode()
+        # UTF-8 was checked over the whole file; only CP949 decoding can be lossy.
+        self.lossy = codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig")
+        self.timezone = settings.timezone
+        self.latest_allowed = now + timedelta(days=1)
+        self.text = io.TextIOWrapper(binary, encoding=encoding, errors="replace", newline="")
+        self.physical = 0  # physical lines consumed so far
+        self.record_start = 1
+        self.errors: list[LineReport] = []
+        self.invalid = 0
+        self.rows = 0
+        self.header = False
+        self.positions: dict[str, int] = {name: index for index, name in enumerate(COLUMNS)}
+        self.width = 1
+
+    def error(self, line: int, reason: str) -> None:
+        self.invalid += 1
+        if len(self.errors) < MAX_REPORTED:
+            self.errors.append(LineReport(line, reason))
+
+    def _lines(self) -> Iterator[str]:
+        """Physical lines for the csv module, with overlong ones cut out and reported."""
+        readline = self.text.readline
+        while True:
+            line = readline(MAX_LINE_CHARS)
+            if not line:
+                return
+            self.physical += 1
+            if len(line) == MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+                while line and not line.endswith(("\n", "\r")):  # drain the rest of the line
+                    line = readline(MAX_LINE_CHARS)
+                self.error(self.physical, f"line longer than {MAX_LINE_CHARS} characters")
+                self.record_start = self.physical + 1
+                continue
+            yield line
+
+    def __iter__(self) -> Iterator[StagedRow]:
+        reader = csv.reader(self._lines(), strict=False)
+        first = True
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                self.error(self.record_start, f"malformed CSV: {exc}")
+                self.record_start = self.physical + 1
+                continue
+            line = self.record_start
+            self.record_start = self.physical + 1
+            if not any(cell.strip() for cell in cells):
+                continue  # blank lines are not rows
+            if first:
+                first = False
+                if self._read_header(cells):
+                    continue
+            self.rows += 1
+            staged = self._row(line, cells)
+            if staged is not None:
+                yield staged
+
+    def _read_header(self, cells: list[str]) -> bool:
+        keys = [HEADER_ALIASES.get(_header_key(cell)) for cell in cells]
+        if any(keys):
+            if "email" not in keys:
+                raise InvalidInput(
+                    "the header row has no e-mail column (expected one of: email, 이메일, ...)",
+                    field="file",
+                )
+            self.positions = {}
+            for index, key in enumerate(keys):
+                if key is not None and key not in self.positions:
+                    self.positions[key] = index
+            self.width = len(cells)
+            self.header = True
+            return True
+        self.positions = {name: index for index, name in enumerate(COLUMNS)}
+        self.width = 1  # without a header only the address is required
+        return False
+
+    def _row(self, line: int, cells: list[str]) -> StagedRow | None:
+        # The hot loop of an import (a million calls): plain indexing, no helpers.
+        width = len(cells)
+        if width < self.width:
+            self.error(line, f"missing columns: the header has {self.width}, this row {width}")
+            return None
+        where = self.positions
+        at = where["email"]
+        raw_email = _unquote_formula(cells[at].strip()) if at < width else ""
+        if not raw_email:
+            self.error(line, "e-mail address missing")
+            return None
+        if self.lossy and "\ufffd" in "".join(cells):
+            self.error(line, f"characters that are not valid {self.encoding.upper()} text")
+            return None
+        try:
+            email = normalise_email(raw_email)
+        except InvalidInput as exc:
+            self.error(line, f"invalid e-mail address: {exc.detail}")
+            return None
+        at_name = where.get("name", width)
+        at_source = where.get("source", width)
+        at_when = where.get("subscribed_at", width)
+        try:
+            name = _clean_text(cells[at_name], MAX_NAME_LENGTH, "name") if at_name < width else None
+            source = _clean_source(cells[at_source]) if at_source < width else None
+            when_text = cells[at_when].strip() if at_when < width else ""
+            subscribed_at = _parse_when(when_text, self.timezone) if when_text else None
+        except ValueError as exc:
+            self.error(line, str(exc))
+            return None
+        if subscribed_at is not None and subscribed_at > self.latest_allowed:
+            self.error(line, "subscribed_at is in the future")
+            return None
+        key = email.lower()
+        # = suppression_hash(secret, key), via OpenSSL's one-shot HMAC (3x faster).
+        digest = hmac.digest(self.secret, key.encode(), "sha256").hex()
+        return (line, email, key, digest, name, subscribed_at, source)
+
+    def bytes_read(self) -> int:
+        try:
+            return self.binary.tell()
+        except (OSError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        self.text.detach()  # leave the caller's file open
+
+
+def _file_size(binary: IO[bytes]) -> int:
+    position = binary.tell()
+    size = binary.seek(0, io.SEEK_END)
+    binary.seek(position)
+    return size
+
+
+async def _staged_batches(
+    rows: CsvRows, progress: Progress | None, total: int
+) -> AsyncIterator[StagedRow]:
+    """Parse in a worker thread, BATCH_ROWS at a time, so a web process stays
+    responsive while a big file is read; asyncpg streams the rows into COPY."""
+    iterator = iter(rows)
+
+    def take() -> list[StagedRow]:
+        batch: list[StagedRow] = []
+        for row in iterator:
+            batch.append(row)
+            if len(batch) >= BATCH_ROWS:
+                break
+        return batch
+
+    while True:
+        batch = await asyncio.to_thread(take)
+        if progress is not None:
+            progress(min(rows.bytes_read(), total), total)
+        if not batch:
+            return
+        for row in batch:
+            yield row
+
+
+async def import_csv(
+    db: Database,
+    settings: Settings,
+    binary: IO[bytes],
+    *,
+    mode: str,
+    source: str | None,
+    actor: audit.Actor,
+    now: datetime,
+    encoding: str | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import a subscriber CSV (columns email, name, subscribed_at, source).
+
+    ``confirmed``: the city already holds consent; ``source`` says where it
+    was given and is kept as consent evidence. ``invite``: new addresses get a
+    confirmation mail and stay pending until they click. Either way, nobody
+    who is suppressed, erased, unsubscribed or lapsed is ever (re-)activated.
+    The whole import is one transaction: all of it lands or none of it.
+    """
+    if mode not in MODES:
+        raise InvalidInput("mode must be 'confirmed' or 'invite'", field="mode")
+    stated = (source or "").strip() or None
+    if mode == "confirmed" and stated is None:
+        raise InvalidInput(
+            "a confirmed import needs the consent source (where and how these people "
+            "agreed, e.g. '2023 시민 설문 동의서'); use mode=invite otherwise",
+            field="source",
+        )
+    if stated is not None and len(stated) > MAX_SOURCE_LENGTH:
+        raise InvalidInput(f"source longer than {MAX_SOURCE_LENGTH} characters", field="source")
+    total = _file_size(binary)
+    if total == 0:
+        raise InvalidInput("the file is empty", field="file")
+    encoding = encoding or detect_encoding(binary)
+    rows = CsvRows(
+        binary, encoding=encoding, settings=settings, now=now, address_key=db.address_key
+    )
+    recorded_by = f"import by {actor.name}" + (
+        f" (api key #{actor.api_key_id})" if actor.api_key_id else ""
+    )
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(QUERIES.roster_lock_staging)
+            await conn.copy_records_to_table(
+                "roster_staging",
+                records=_staged_batches(rows, progress, total),
+                columns=[
+                    "line",
+                    "email",
+                    "email_key",
+                    "email_hash",
+                    "name",
+                    "subscribed_at",
+                    "source",
+                ],
+            )
+            await conn.execute(QUERIES.roster_analyze_staging)
+            # The merge sorts and hashes the whole staging table: give it room.
+            await conn.execute("SET LOCAL work_mem = '256MB'")
+            if mode == "confirmed":
+                merged = await conn.fetchrow(
+                    QUERIES.roster_merge_confirmed, now, stated, recorded_by, MAX_REPORTED
+                )
+            else:
+                merged = await conn.fetchrow(
+                    QUERIES.roster_merge_invite,
+                    now,
+                    stated or "import",
+                    recorded_by,
+                    MAX_REPORTED,
+                    INVITE_PRIORITY,
+                    invites_per_second(settings),
+                )
+            assert merged is not None
+            await conn.execute(QUERIES.roster_lock_staging)  # no personal data lingers
+            report = _report(mode, encoding, rows, merged)
+            await audit.record(
+                conn,
+                actor,
+                f"subscribers.import.{mode}",
+                "subscribers",
+                source=stated,
+                **{k: v for k, v in report.as_dict().items() if isinstance(v, int)},
+            )
+    finally:
+        rows.close()
+    return report
+
+
+def invites_per_second(settings: Settings) -> float:
+    """Invitations trickle out at half the global send rate (at most 10/s)."""
+    return max(min(settings.rate_per_second / 2, 10.0), 0.1)
+
+
+def _report(mode: Mode | str, encoding: str, rows: CsvRows, merged: Record) -> ImportReport:
+    raced = int(merged["raced"])
+    report = ImportReport(
+        mode="confirmed" if mode == "confirmed" else "invite",
+        encoding=encoding,
+        header=rows.header,
+        rows=rows.rows,
+        inserted=int(merged["inserted"]),
+        updated=int(merged["updated"]),
+        unchanged=int(merged["unchanged"]),
+        duplicates=int(merged["duplicates"]),
+        skipped=int(merged["skipped"]) + raced,
+        invalid=rows.invalid,
+        invited=int(merged["invited"]),
+        errors=rows.errors,
+        skipped_rows=[
+            LineReport(int(item["line"]), SKIP_REASONS[item["outcome"]])
+            for item in merged["skipped_rows"]
+        ],
+    )
+    return report
+
+
+# --- listing and export ---------------------------------------------------------
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+
+
+async def page(
+    db: Database,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    status: str | None = None,
+    email_prefix: str | None = None,
+) -> list[Record]:
+    """One keyset page of subscribers in id order, after id ``after``."""
+    _check_status(status)
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("limit must be between 1 and 1000", field="limit")
+    if after < 0:
+        raise InvalidInput("after must not be negative", field="after")
+    prefix = (email_prefix or "").strip().lower()
+    if prefix:
+        if len(prefix) > MAX_EMAIL_LENGTH:
+            raise InvalidInput("email_prefix is too long", field="email_prefix")
+        return await db.fetch("roster_search_prefix", after, prefix, status, limit)
+    if status is not None:
+        return await db.fetch("roster_page_by_status", after, status, limit)
+    return await db.fetch("roster_page", after, limit)
+
+
+# A spreadsheet treats cells starting with these as formulas (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_COLUMNS = ("email", "name", "status", "subscribed_at", "last_consent_at", "source")
+
+
+def neutralise(cell: str) -> str:
+    """Prefix a would-be formula with ' so Excel shows it as text."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def _when(moment: datetime | None, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).isoformat(timespec="seconds") if moment else ""
+
+
+async def export_csv(
+    db: Database, settings: Settings, *, bom: bool = False, status: str | None = None
+) -> AsyncIterator[bytes]:
+    """The roster as UTF-8 CSV, one keyset page at a time (flat memory).
+
+    ``bom`` adds a UTF-8 byte-order mark so Korean Excel opens it correctly.
+    """
+    _check_status(status)
+    zone = ZoneInfo(settings.timezone)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    head = buffer.getvalue().encode()
+    yield (codecs.BOM_UTF8 + head) if bom else head
+    after = 0
+    while True:
+        records = await page(db, after=after, limit=1000, status=status)
+        if not records:
+            return
+        buffer.seek(0)
+        buffer.truncate()
+        for record in records:
+            writer.writerow(
+                (
+                    neutralise(record["email"]),
+                    neutralise(record["name"] or ""),
+                    record["status"],
+                    _when(record["confirmed_at"], zone),
+                    _when(record["last_consent_at"], zone),
+                    neutralise(record["source"] or ""),
+                )
+            )
+        yield buffer.getvalue().encode()
+        after = records[-1]["id"]

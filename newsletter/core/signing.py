@@ -1,0 +1,59 @@
+"""Identifiers our mail carries, signed so that only we can mint them.
+
+A bounce, a reply or an unsubscribe message may come from anyone; it changes
+a subscriber only when it names one of these identifiers with a valid tag:
+
+- the VERP envelope sender ``<local>+<delivery>-<sig>@<domain>`` (bounces);
+- the Message-ID ``<nl.<issue>.<delivery>.<sig>@<domain>>`` (quoted in DSNs);
+- the List-Unsubscribe mailto ``<local>+unsubscribe-<subscriber>-<sig>@<domain>``.
+
+Tags are keyed (SECRET_KEY), 40 bits, lower-case base32 because mail servers
+may fold the case of local parts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from email.utils import parseaddr
+
+from newsletter.core.settings import Settings
+
+MAILTO_PURPOSE = "unsubscribe"
+
+
+def signature(secret: str, purpose: str, value: int) -> str:
+    """A short keyed tag proving we minted an id (VERP address, Message-ID)."""
+    digest = hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:5]).decode("ascii").lower()
+
+
+def message_id_for(settings: Settings, issue_id: int, delivery_id: int) -> str:
+    sig = signature(settings.secret_key, "msgid", delivery_id)
+    return f"<nl.{issue_id}.{delivery_id}.{sig}@{settings.from_domain}>"
+
+
+def verp_sender(settings: Settings, delivery_id: int) -> str | None:
+    """``bounce+<delivery>-<sig>@domain`` when a bounce address is configured."""
+    if not settings.bounce_address:
+        return None
+    local, _, domain = settings.bounce_address.rpartition("@")
+    local = local.split("+", 1)[0]
+    sig = signature(settings.secret_key, "verp", delivery_id)
+    return f"{local}+{delivery_id}-{sig}@{domain}"
+
+
+def _base(settings: Settings) -> tuple[str, str]:
+    address = settings.bounce_address or parseaddr(settings.from_address)[1]
+    local, _, domain = address.rpartition("@")
+    return local.split("+", 1)[0], domain
+
+
+def unsubscribe_mailto(settings: Settings, subscriber_id: int | None) -> str:
+    """``mailto:`` URI for List-Unsubscribe; ``None`` (previews) names nobody."""
+    local, domain = _base(settings)
+    if subscriber_id is None:
+        return f"mailto:{local}+unsubscribe@{domain}?subject=unsubscribe"
+    sig = signature(settings.secret_key, MAILTO_PURPOSE, subscriber_id)
+    return f"mailto:{local}+unsubscribe-{subscriber_id}-{sig}@{domain}?subject=unsubscribe"

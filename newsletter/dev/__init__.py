@@ -1,0 +1,1 @@
+"""`newsletter dev`: the embedded PostgreSQL, the capture SMTP server and the dev server."""

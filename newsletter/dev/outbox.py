@@ -1,0 +1,67 @@
+"""``/dev/outbox``: the mail the capture server kept (dev mode only)."""
+
+from __future__ import annotations
+
+import re
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+from litestar import MediaType, get
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Template
+
+from newsletter.core.settings import Settings
+from newsletter.dev.capture import open_maildir
+from newsletter.web.deps import Config
+
+LINK_RE = re.compile(r"https?://[^\s<>\"]+")
+
+
+def _messages(settings: Settings) -> list[tuple[str, float, EmailMessage]]:
+    directory = settings.dev_dir / "mail"
+    box = open_maildir(directory)
+    parser = BytesParser(policy=policy.default)
+    found = []
+    for key in box.iterkeys():
+        path = directory / ("new" if (directory / "new" / key).exists() else "cur") / key
+        message = parser.parsebytes(box.get_bytes(key))
+        assert isinstance(message, EmailMessage)
+        found.append((key, path.stat().st_mtime if path.exists() else 0.0, message))
+    found.sort(key=lambda item: item[1], reverse=True)
+    return found
+
+
+@get("/dev/outbox", media_type=MediaType.HTML, include_in_schema=False)
+async def outbox_list(settings: Config) -> Template:
+    rows = [
+        {
+            "key": key,
+            "to": str(message["To"]),
+            "subject": str(message["Subject"]),
+            "date": str(message["Date"]),
+        }
+        for key, _, message in _messages(settings)
+    ]
+    return Template(template_name="dev_outbox.html", context={"rows": rows})
+
+
+@get("/dev/outbox/{key:str}", media_type=MediaType.HTML, include_in_schema=False)
+async def outbox_show(settings: Config, key: FromPath[str]) -> Template:
+    for found_key, _, message in _messages(settings):
+        if found_key == key:
+            html_part = message.get_body(preferencelist=("html",))
+            text_part = message.get_body(preferencelist=("plain",))
+            context: dict[str, Any] = {
+                "headers": list(message.items()),
+                "html": html_part.get_content() if html_part is not None else None,
+                "text": text_part.get_content() if text_part is not None else None,
+            }
+            context["links"] = sorted(set(LINK_RE.findall(context["text"] or "")))
+            return Template(template_name="dev_message.html", context=context)
+    raise NotFoundException("no such captured message")
+
+
+ROUTES = [outbox_list, outbox_show]

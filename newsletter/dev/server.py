@@ -1,0 +1,122 @@
+"""``newsletter dev``: the whole service on a laptop, in one process.
+
+Embedded PostgreSQL (data in ``.dev/pg``), a capture SMTP server (mail in
+``.dev/mail``, listed at ``/dev/outbox``), migrations, demo news, a demo editor
+key, then the web app and a worker side by side until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+import uvicorn
+from litestar import Litestar
+
+from newsletter.app import create_app
+from newsletter.core.db import Database, migrate
+from newsletter.core.settings import Settings, SmtpTarget
+from newsletter.delivery.worker import Worker
+from newsletter.dev import outbox
+from newsletter.dev.capture import start_capture_server
+from newsletter.dev.embedded import start_embedded_postgres
+from newsletter.ops.apikeys import create_key
+
+DEMO_NEWS = [
+    (
+        "김포골드라인 혼잡도 개선 대책 발표",
+        "출퇴근 시간 김포골드라인 혼잡 완화를 위해 증차와 버스 대체 노선을 운영합니다.",
+        "https://www.gimpo.go.kr/news/demo-1",
+        "교통",
+    ),
+    (
+        "한강신도시 수변공원 가을 음악회 개최",
+        "11월 둘째 주 토요일, 라베니체 수변공원에서 시민 음악회가 열립니다.",
+        "https://www.gimpo.go.kr/news/demo-2",
+        "문화",
+    ),
+    (
+        "김포금쌀 직거래 장터 운영 안내",
+        "시청 광장에서 김포금쌀과 지역 농산물 직거래 장터를 운영합니다.",
+        "https://www.gimpo.go.kr/news/demo-3",
+        "경제",
+    ),
+]
+
+
+async def _load_demo(db: Database) -> str:
+    async with db.transaction() as conn:
+        if not await conn.fetchval(db.queries.count_news_items):
+            now = datetime.now(UTC)
+            for index, (title, summary, link, category) in enumerate(DEMO_NEWS):
+                await conn.execute(
+                    db.queries.insert_demo_news_item,
+                    title,
+                    summary,
+                    link,
+                    category,
+                    now - timedelta(days=index),
+                )
+        await conn.execute(db.queries.revoke_api_keys_named, "dev editor")
+        _, key = await create_key(conn, role="editor", name="dev editor")
+    return key
+
+
+def create_dev_app(settings: Settings, db: Database) -> Litestar:
+    """The production app plus the captured-mail pages (``/dev/outbox``)."""
+    return create_app(settings, db, extra_routes=outbox.ROUTES)
+
+
+async def run_dev(settings: Settings, *, host: str, port: int, smtp_port: int) -> int:
+    settings.dev_dir.mkdir(parents=True, exist_ok=True)
+    pg = None
+    database_url = settings.database_url
+    if database_url is None:
+        pg = start_embedded_postgres(settings.dev_dir / "pg")
+        database_url = pg.get_uri()
+    capture = start_capture_server(settings.dev_dir / "mail", port=smtp_port)
+    settings = settings.replace(
+        database_url=database_url,
+        smtp=SmtpTarget(host="127.0.0.1", port=smtp_port),
+        base_url=settings.base_url
+        if settings.base_url != "http://127.0.0.1:8000"
+        else f"http://{host}:{port}",
+    )
+    try:
+        await migrate(database_url)
+        db = await Database.connect(database_url)
+        try:
+            key = await _load_demo(db)
+            server = uvicorn.Server(
+                uvicorn.Config(create_dev_app(settings, db), host=host, port=port, log_config=None)
+            )
+            stop = asyncio.Event()
+            worker = asyncio.create_task(Worker(settings, db).run(stop))
+            base = f"http://{host}:{port}"
+            print(
+                "\n김포시 뉴스레터 — development server\n"
+                f"  subscribe page    {base}/subscribe\n"
+                f"  captured mail     {base}/dev/outbox\n"
+                f"  API docs          {base}/api/docs\n"
+                f"  health            {base}/healthz\n"
+                f"  capture SMTP      127.0.0.1:{smtp_port}\n"
+                f"  database          {database_url}\n"
+                f"  demo editor key   {key}\n"
+                "Press Ctrl-C to stop.\n",
+                flush=True,
+            )
+            try:
+                await server.serve()
+            finally:
+                stop.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+        finally:
+            await db.close()
+    finally:
+        capture.stop()
+        if pg is not None:
+            with contextlib.suppress(Exception):
+                pg.cleanup()
+    return 0

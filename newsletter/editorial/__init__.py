@@ -1,0 +1,1 @@
+"""What the city says: news items, feeds, issues and their rendering."""

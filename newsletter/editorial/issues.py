@@ -1,0 +1,415 @@
+"""Issues: drafts, their life cycle, and starting a send.
+
+    draft ──schedule──▶ scheduled ──(due / send-now)──▶ sending ──▶ sent
+      │                    │                            │  ▲
+      └──send-now──────────┼───────────────────────────▶│  │resume
+                           │                          pause│
+                           ▼                            ▼  │
+                       cancelled ◀──────cancel────── paused
+
+Every change reads the issue under a row lock (``lock_issue``) and checks the
+state in Python, so the messages for illegal moves can say exactly why.
+Sending starts in :func:`start_issue`: one transaction renders the snapshot,
+takes the archive number and copies the recipients into ``deliveries``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from newsletter.core.addresses import normalise_email
+from newsletter.core.db import QUERIES, Connection, Database, Record
+from newsletter.core.errors import Conflict, InvalidInput, NotFound
+from newsletter.core.settings import Settings
+from newsletter.editorial import news
+from newsletter.editorial.news import one
+from newsletter.editorial.rendering import (
+    IssueContent,
+    RenderedIssue,
+    RenderError,
+    personalise,
+    render_issue,
+)
+from newsletter.mail.outbox import PRIORITY_TEST, enqueue
+from newsletter.ops.audit import Actor, record
+
+log = logging.getLogger("newsletter.issues")
+
+MAX_TITLE = 200
+MAX_INTRO = 5000
+MAX_ITEMS = 50
+MAX_TEST_ADDRESSES = 10
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
+STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
+SCHEDULER = Actor(name="scheduler", role="admin")
+
+# The token in preview and test-send links: deliberately not a real
+# subscriber's, so clicking "수신 거부" in a test copy unsubscribes nobody.
+PREVIEW_TOKEN = "preview"  # noqa: S105 - not a secret
+
+
+@dataclass(frozen=True)
+class IssueFields:
+    title: str
+    intro: str = ""
+    news_item_ids: Sequence[int] = ()
+    is_advertisement: bool = False
+
+
+def _validate(fields: IssueFields) -> IssueFields:
+    title = news.clean_text(fields.title, "title", MAX_TITLE, required=True).replace("\n", " ")
+    intro = news.clean_text(fields.intro, "intro", MAX_INTRO)
+    ids = list(fields.news_item_ids)
+    if len(ids) > MAX_ITEMS:
+        raise InvalidInput(f"an issue holds at most {MAX_ITEMS} news items", field="news_item_ids")
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("news_item_ids lists an item twice", field="news_item_ids")
+    return IssueFields(title, intro, ids, bool(fields.is_advertisement))
+
+
+async def _check_items_exist(conn: Connection, ids: Sequence[int]) -> None:
+    wanted = [i for i in ids if 1 <= i <= news.MAX_ID]
+    found = {r["id"] for r in await conn.fetch(QUERIES.news_items_by_ids, wanted)}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(
+            f"unknown news item id(s): {', '.join(map(str, missing))}", field="news_item_ids"
+        )
+
+
+async def _locked(conn: Connection, issue_id: int) -> Record:
+    news.check_id(issue_id, "issue")
+    row: Record | None = await conn.fetchrow(QUERIES.lock_issue, issue_id)
+    if row is None:
+        raise NotFound(f"no issue {issue_id}")
+    return row
+
+
+def _require(row: Record, allowed: Sequence[str], doing: str) -> None:
+    status = row["status"]
+    if status in allowed:
+        return
+    if status == "sent":
+        raise Conflict(f"issue {row['id']} was sent and can no longer be changed")
+    raise Conflict(
+        f"cannot {doing} issue {row['id']}: it is {status}; "
+        f"only a {' or '.join(allowed)} issue can be {_past(doing)}"
+    )
+
+
+def _past(verb: str) -> str:
+    return {
+        "update": "updated",
+        "delete": "deleted",
+        "schedule": "scheduled",
+        "send": "sent now",
+        "pause": "paused",
+        "resume": "resumed",
+        "cancel": "cancelled",
+    }.get(verb, verb)
+
+
+# --- drafts -----------------------------------------------------------------
+
+
+async def create(db: Database, actor: Actor, fields: IssueFields) -> Record:
+    issue = _validate(fields)
+    async with db.transaction() as conn:
+        await _check_items_exist(conn, issue.news_item_ids)
+        row = await one(
+            conn,
+            QUERIES.insert_issue,
+            issue.title,
+            issue.intro,
+            list(issue.news_item_ids),
+            issue.is_advertisement,
+        )
+        await record(conn, actor, "issue.create", f"issue:{row['id']}", title=issue.title)
+    return row
+
+
+async def get(db: Database, issue_id: int) -> Record:
+    news.check_id(issue_id, "issue")
+    row = await db.fetchrow("get_issue", issue_id)
+    if row is None:
+        raise NotFound(f"no issue {issue_id}")
+    return row
+
+
+async def list_issues(
+    db: Database, *, status: str | None, page: int, per_page: int
+) -> tuple[list[Record], int]:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+    if not 1 <= per_page <= news.MAX_PAGE_SIZE:
+        raise InvalidInput(f"per_page must be between 1 and {news.MAX_PAGE_SIZE}", field="per_page")
+    if not 1 <= page <= 100_000:
+        raise InvalidInput("page must be between 1 and 100000", field="page")
+    rows = await db.fetch("list_issues", status, per_page, (page - 1) * per_page)
+    total: int = await db.fetchval("count_issues", status)
+    return rows, total
+
+
+async def update(db: Database, actor: Actor, issue_id: int, fields: IssueFields) -> Record:
+    issue = _validate(fields)
+    async with db.transaction() as conn:
+        _require(await _locked(conn, issue_id), ("draft",), "update")
+        await _check_items_exist(conn, issue.news_item_ids)
+        row = await one(
+            conn,
+            QUERIES.update_issue_draft,
+            issue_id,
+            issue.title,
+            issue.intro,
+            list(issue.news_item_ids),
+            issue.is_advertisement,
+        )
+        await record(conn, actor, "issue.update", f"issue:{issue_id}", title=issue.title)
+    return row
+
+
+async def delete(db: Database, actor: Actor, issue_id: int) -> None:
+    async with db.transaction() as conn:
+        _require(await _locked(conn, issue_id), ("draft",), "delete")
+        await conn.execute(QUERIES.delete_issue, issue_id)
+        await record(conn, actor, "issue.delete", f"issue:{issue_id}")
+
+
+# --- rendering --------------------------------------------------------------
+
+
+async def _render(conn: Connection, row: Record, settings: Settings, number: int) -> RenderedIssue:
+    ids: list[int] = list(row["news_item_ids"])
+    by_id = {r["id"]: r for r in await conn.fetch(QUERIES.news_items_by_ids, ids)}
+    # The issue's order is the editor's order, not the table's.
+    items = [news.content(by_id[i]) for i in ids if i in by_id]
+    content = IssueContent(
+        title=row["title"],
+        intro=row["intro"],
+        number=number,
+        is_advertisement=row["is_advertisement"],
+    )
+    return render_issue(content, items, settings)
+
+
+async def snapshot_or_render(conn: Connection, row: Record, settings: Settings) -> RenderedIssue:
+    """What subscribers get (or will get): the stored snapshot once sending started."""
+    if row["rendered_html"] is not None:
+        return RenderedIssue(row["subject"], row["rendered_html"], row["rendered_text"])
+    # Not started yet: render with the number it would get if it started now.
+    number: int = await conn.fetchval(QUERIES.next_issue_number)
+    return await _render(conn, row, settings, number)
+
+
+def preview_unsubscribe_url(settings: Settings) -> str:
+    return f"{settings.base_url}/unsubscribe?token={PREVIEW_TOKEN}"
+
+
+async def preview(db: Database, settings: Settings, issue_id: int) -> tuple[str, str]:
+    """``(html, text)`` exactly as a subscriber sees it, for a nameless subscriber."""
+    news.check_id(issue_id, "issue")
+    async with db.pool.acquire() as conn:
+        row = await conn.fetchrow(QUERIES.get_issue, issue_id)
+        if row is None:
+            raise NotFound(f"no issue {issue_id}")
+        rendered = await snapshot_or_render(conn, row, settings)
+    return personalise(rendered, unsubscribe_url=preview_unsubscribe_url(settings), name=None)
+
+
+async def test_send(
+    db: Database, settings: Settings, actor: Actor, issue_id: int, addresses: Sequence[str]
+) -> list[int]:
+    """Queue a "[TEST]" copy to each address through the outbox."""
+    if not addresses:
+        raise InvalidInput("give at least one address", field="addresses")
+    if len(addresses) > MAX_TEST_ADDRESSES:
+        raise InvalidInput(
+            f"test-send goes to at most {MAX_TEST_ADDRESSES} addresses", field="addresses"
+        )
+    recipients = list(dict.fromkeys(normalise_email(a) for a in addresses))
+    news.check_id(issue_id, "issue")
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(QUERIES.get_issue, issue_id)
+        if row is None:
+            raise NotFound(f"no issue {issue_id}")
+        rendered = await snapshot_or_render(conn, row, settings)
+        html_part, text_part = personalise(
+            rendered, unsubscribe_url=preview_unsubscribe_url(settings), name=None
+        )
+        payload: dict[str, Any] = {
+            "issue_id": issue_id,
+            "subject": rendered.subject,
+            "html": html_part,
+            "text": text_part,
+        }
+        ids = [
+            await enqueue(conn, "test_issue", address, payload, priority=PRIORITY_TEST)
+            for address in recipients
+        ]
+        await record(conn, actor, "issue.test_send", f"issue:{issue_id}", addresses=recipients)
+    return ids
+
+
+# --- state changes ----------------------------------------------------------
+
+
+def parse_send_at(value: str, settings: Settings, *, now: datetime | None = None) -> datetime:
+    """ISO 8601; a time without offset is city time (settings.timezone); future only."""
+    text = (value or "").strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            "send_at must be an ISO 8601 date-time, e.g. 2026-03-02T09:00:00+09:00",
+            field="send_at",
+        ) from None
+    if "T" not in text.upper() and " " not in text:
+        raise InvalidInput("send_at needs a time of day, not just a date", field="send_at")
+    at = news.aware(moment, settings, "send_at")
+    current = now or datetime.now(UTC)
+    if at <= current:
+        raise InvalidInput("send_at is in the past", field="send_at")
+    if at - current > MAX_SCHEDULE_AHEAD:
+        raise InvalidInput("send_at is more than a year ahead", field="send_at")
+    return at
+
+
+def _ready(row: Record) -> None:
+    if not row["news_item_ids"]:
+        raise Conflict(f"issue {row['id']} has no news items yet; add some before sending")
+
+
+async def schedule(
+    db: Database, settings: Settings, actor: Actor, issue_id: int, send_at: str
+) -> Record:
+    at = parse_send_at(send_at, settings)
+    async with db.transaction() as conn:
+        row = await _locked(conn, issue_id)
+        _require(row, ("draft", "scheduled"), "schedule")
+        _ready(row)
+        updated = await one(conn, QUERIES.set_issue_schedule, issue_id, at)
+        await record(conn, actor, "issue.schedule", f"issue:{issue_id}", send_at=at.isoformat())
+    return updated
+
+
+async def start_issue(conn: Connection, issue_id: int, settings: Settings) -> int:
+    """Start sending: snapshot, archive number, recipients. Returns the recipient count.
+
+    All or nothing (one transaction, nested as a savepoint if the caller has
+    one open). The recipients are copied with one INSERT ... SELECT, however
+    many there are.
+    """
+    async with conn.transaction():
+        row = await _locked(conn, issue_id)
+        _require(row, ("draft", "scheduled"), "send")
+        _ready(row)
+        await conn.execute(QUERIES.lock_issue_numbers)
+        number: int = await conn.fetchval(QUERIES.next_issue_number)
+        rendered = await _render(conn, row, settings, number)
+        await conn.execute(
+            QUERIES.store_issue_snapshot,
+            issue_id,
+            number,
+            rendered.subject,
+            rendered.html,
+            rendered.text,
+        )
+        status: str = await conn.execute(QUERIES.snapshot_recipients, issue_id)
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def send_now(db: Database, settings: Settings, actor: Actor, issue_id: int) -> Record:
+    async with db.transaction() as conn:
+        recipients = await start_issue(conn, issue_id, settings)
+        await record(conn, actor, "issue.send_now", f"issue:{issue_id}", recipients=recipients)
+        row = await one(conn, QUERIES.get_issue, issue_id)
+    return row
+
+
+async def start_due_issues(db: Database, settings: Settings) -> list[int]:
+    """Start every scheduled issue whose time has come; safe with many workers.
+
+    ``claim_due_issue`` locks the row with SKIP LOCKED and start_issue checks
+    the status again under that lock, so each issue starts exactly once. Only
+    one scheduler works at a time (``try_lock_issue_numbers``), so issues that
+    fall due together are numbered in send_at order.
+    """
+    started: list[int] = []
+    tried: list[int] = []
+    while True:
+        async with db.transaction() as conn:
+            if not await conn.fetchval(QUERIES.try_lock_issue_numbers):
+                return started  # another scheduler is at it
+            issue_id: int | None = await conn.fetchval(QUERIES.claim_due_issue, tried)
+            if issue_id is None:
+                return started
+            tried.append(issue_id)
+            try:
+                recipients = await start_issue(conn, issue_id, settings)
+            except (Conflict, InvalidInput, RenderError) as exc:
+                # e.g. its news items were emptied: leave it scheduled for an editor to fix.
+                log.error("scheduled issue %s could not start: %s", issue_id, exc)
+                continue
+            await record(conn, SCHEDULER, "issue.start", f"issue:{issue_id}", recipients=recipients)
+        log.info("issue %s started: %s recipients", issue_id, recipients)
+        started.append(issue_id)
+
+
+async def _move(
+    db: Database,
+    actor: Actor,
+    issue_id: int,
+    *,
+    allowed: Sequence[str],
+    doing: str,
+    to: str,
+) -> Record:
+    async with db.transaction() as conn:
+        _require(await _locked(conn, issue_id), allowed, doing)
+        row = await one(conn, QUERIES.set_issue_status, issue_id, to)
+        skipped = 0
+        if to == "cancelled":
+            status: str = await conn.execute(QUERIES.skip_issue_queued_deliveries, issue_id)
+            skipped = int(status.rsplit(" ", 1)[1])
+        await record(conn, actor, f"issue.{doing}", f"issue:{issue_id}", skipped=skipped)
+    return row
+
+
+async def pause(db: Database, actor: Actor, issue_id: int) -> Record:
+    return await _move(db, actor, issue_id, allowed=("sending",), doing="pause", to="paused")
+
+
+async def resume(db: Database, actor: Actor, issue_id: int) -> Record:
+    return await _move(db, actor, issue_id, allowed=("paused",), doing="resume", to="sending")
+
+
+async def cancel(db: Database, actor: Actor, issue_id: int) -> Record:
+    return await _move(
+        db,
+        actor,
+        issue_id,
+        allowed=("draft", "scheduled", "sending", "paused"),
+        doing="cancel",
+        to="cancelled",
+    )
+
+
+# --- archive ----------------------------------------------------------------
+
+
+async def archive_page(db: Database, *, page: int, per_page: int = 20) -> tuple[list[Record], int]:
+    page = max(1, min(page, 100_000))
+    rows = await db.fetch("archive_issues", per_page, (page - 1) * per_page)
+    total: int = await db.fetchval("count_archive_issues")
+    return rows, total
+
+
+async def archived(db: Database, number: int) -> Record:
+    row = await db.fetchrow("archive_issue", number) if 1 <= number <= 2**31 - 1 else None
+    if row is None:
+        raise NotFound(f"no published issue number {number}")
+    return row

@@ -1,0 +1,200 @@
+"""Issue rendering: MJML -> responsive HTML plus a plain-text part, once per issue.
+
+MJML runs once per issue. Per-recipient values (unsubscribe link, name) are
+left in the output as ASCII markers (``%%UNSUBSCRIBE_URL%%``,
+``%%RECIPIENT_NAME%%``) and filled in later by plain string substitution, so
+mailing 20,000 residents costs 20,000 ``str.replace`` calls, not 20,000 MJML
+runs. The markers are pure ASCII so they survive any transfer-encoding choice
+made on the whole message, and the name marker sits in HTML text context, so
+the value that replaces it must be HTML-escaped (``personalise`` does that).
+
+Every editor field is HTML-escaped by the template's autoescaping; only a news
+item's ``body`` goes in raw, and it was sanitised with nh3 when it was saved.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import jinja2
+import mjml
+
+from newsletter.core import paths
+from newsletter.core.settings import Settings
+
+TEMPLATES_DIR = paths.TEMPLATES_DIR / "email"
+
+UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
+RECIPIENT_NAME = "%%RECIPIENT_NAME%%"
+# What the greeting says when we do not know the resident's name.
+DEFAULT_NAME = "구독자"
+ADVERTISEMENT_PREFIX = "(광고) "  # 정보통신망법 제50조: advertising mail says so up front
+
+_BLOCK_END = re.compile(r"(?i)<br\s*/?>|</(p|div|li|h[1-6]|blockquote|tr|ul|ol)>")
+_TAG = re.compile(r"<[^>]*>")
+_BLANKS = re.compile(r"\n{3,}")
+_SPACES = re.compile(r"[ \t\r\f\v]+")
+
+
+@dataclass(frozen=True)
+class IssueContent:
+    title: str
+    intro: str = ""
+    number: int | None = None  # archive number; None until sending starts
+    is_advertisement: bool = False
+
+
+@dataclass(frozen=True)
+class NewsItemContent:
+    title: str
+    summary: str = ""
+    body: str = ""  # sanitised HTML (see newsletter.news.sanitise_body)
+    link: str | None = None
+    image_url: str | None = None
+    category: str | None = None
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    """One issue as every recipient gets it, markers still in place."""
+
+    subject: str
+    html: str
+    text: str
+
+
+class RenderError(RuntimeError):
+    """The MJML template itself is broken (a bug, not bad editor input)."""
+
+
+@cache
+def _environment(autoescape: bool) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=autoescape,  # noqa: S701 - False only for the text/plain part
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def subject_for(issue: IssueContent) -> str:
+    # A header must never carry a line break, whatever the editor typed.
+    subject = " ".join(issue.title.split())
+    return ADVERTISEMENT_PREFIX + subject if issue.is_advertisement else subject
+
+
+def web_url(settings: Settings, number: int | None) -> str:
+    """The "view in browser" address: the archive page of this issue."""
+    return f"{settings.base_url}/archive/{number}" if number else f"{settings.base_url}/archive"
+
+
+def html_to_text(fragment: str) -> str:
+    """Readable text from sanitised body HTML (block ends become line breaks)."""
+    text = _BLOCK_END.sub("\n", fragment)
+    text = html.unescape(_TAG.sub("", text))
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _date(moment: datetime | None, settings: Settings) -> str:
+    if moment is None:
+        return ""
+    local = moment.astimezone(ZoneInfo(settings.timezone)) if moment.tzinfo else moment
+    return f"{local.year}년 {local.month}월 {local.day}일"
+
+
+def render_issue(
+    issue: IssueContent, items: Sequence[NewsItemContent], settings: Settings
+) -> RenderedIssue:
+    """Render ``issue`` with its ``items`` (in order) to subject, HTML and text."""
+    subject = subject_for(issue)
+    link = web_url(settings, issue.number)
+    sender = settings.from_address
+    intro_paragraphs = [p.strip() for p in re.split(r"\n\s*\n", issue.intro) if p.strip()]
+    masthead = "김포시 뉴스레터" + (f" 제{issue.number}호" if issue.number else "")
+    html_items = [
+        {
+            "title": item.title,
+            "summary": item.summary,
+            "body": item.body,
+            "link": item.link,
+            "image_url": item.image_url,
+            "category": item.category,
+            "date": _date(item.published_at, settings),
+        }
+        for item in items
+    ]
+    source = (
+        _environment(True)
+        .get_template("issue.mjml")
+        .render(
+            subject=subject,
+            preview_text=(intro_paragraphs[0] if intro_paragraphs else issue.title)[:120],
+            title=issue.title,
+            number=issue.number,
+            intro_paragraphs=intro_paragraphs,
+            items=html_items,
+            web_url=link,
+            sender=sender,
+        )
+    )
+    try:
+        rendered_html = mjml.mjml2html(source, fonts={})
+    except ValueError as exc:  # mjml-python's answer to malformed MJML
+        raise RenderError(f"issue template does not render: {exc}") from exc
+    text_items = [{**item, "body": html_to_text(item["body"] or "")} for item in html_items]
+    text = (
+        _environment(False)
+        .get_template("issue.txt")
+        .render(
+            masthead=masthead,
+            title=issue.title,
+            intro="\n\n".join(intro_paragraphs),
+            items=text_items,
+            web_url=link,
+            sender=sender,
+        )
+    )
+    return RenderedIssue(
+        subject=subject, html=rendered_html, text=_BLANKS.sub("\n\n", text).strip() + "\n"
+    )
+
+
+def personalise(
+    rendered: RenderedIssue, *, unsubscribe_url: str, name: str | None
+) -> tuple[str, str]:
+    """``(html, text)`` for one recipient (preview, test send, archive).
+
+    Bulk delivery does the same substitution on pre-encoded bytes; this is the
+    readable reference version.
+    """
+    shown = (name or "").strip() or DEFAULT_NAME
+    html_part = rendered.html.replace(UNSUBSCRIBE_URL, html.escape(unsubscribe_url)).replace(
+        RECIPIENT_NAME, html.escape(shown)
+    )
+    text_part = rendered.text.replace(UNSUBSCRIBE_URL, unsubscribe_url).replace(
+        RECIPIENT_NAME, shown
+    )
+    return html_part, text_part
+
+
+# The footer's unsubscribe link exactly as the template writes it; the web
+# version swaps the whole link for an invitation to subscribe.
+_UNSUBSCRIBE_LINK = f'<a href="{UNSUBSCRIBE_URL}">수신 거부</a>'
+
+
+def for_web(rendered_html: str, settings: Settings) -> str:
+    """The archive's copy of an issue: no recipient name, no unsubscribe token."""
+    subscribe = f"{settings.base_url}/subscribe"
+    page = rendered_html.replace(
+        _UNSUBSCRIBE_LINK, f'<a href="{html.escape(subscribe)}">뉴스레터 구독하기</a>'
+    )
+    page = page.replace(UNSUBSCRIBE_URL, html.escape(subscribe))
+    return page.replace(RECIPIENT_NAME, DEFAULT_NAME)

@@ -1,0 +1,1 @@
+"""Transactional mail: the outbox queue and the mails it carries."""

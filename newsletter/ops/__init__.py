@@ -1,0 +1,3 @@
+"""Running the service: API keys, the audit trail, /ops sessions, stats, metrics and the
+status view.
+"""

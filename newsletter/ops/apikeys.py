@@ -1,0 +1,59 @@
+"""API keys for editors, ops and admins: shown once, stored as a hash, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from newsletter.core.db import QUERIES, Connection
+from newsletter.core.errors import InvalidInput, NotFound
+
+ROLES = ("editor", "ops", "admin")
+KEY_PREFIX = "nl_"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    name: str
+    role: str
+
+    def allows(self, role: str) -> bool:
+        """Admin can do everything; the others only their own role's work."""
+        return self.role == "admin" or self.role == role
+
+
+def _digest(key: str) -> bytes:
+    # Keys are 256 random bits, so a plain SHA-256 is enough: no dictionary to attack.
+    return hashlib.sha256(key.encode()).digest()
+
+
+async def create_key(conn: Connection, *, role: str, name: str) -> tuple[int, str]:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+    if not name.strip():
+        raise InvalidInput("name must not be empty", field="name")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_id: int = await conn.fetchval(
+        QUERIES.insert_api_key, name.strip(), role, key[:10], _digest(key)
+    )
+    return key_id, key
+
+
+async def authenticate(conn: Connection, key: str) -> ApiKey | None:
+    row = await conn.fetchrow(QUERIES.use_api_key, _digest(key))
+    if row is None:
+        return None
+    return ApiKey(id=row["id"], name=row["name"], role=row["role"])
+
+
+async def revoke_key(conn: Connection, key_id_or_prefix: str) -> int:
+    if key_id_or_prefix.isdigit():
+        row = await conn.fetchrow(QUERIES.revoke_api_key_by_id, int(key_id_or_prefix))
+    else:
+        row = await conn.fetchrow(QUERIES.revoke_api_key_by_key, _digest(key_id_or_prefix))
+    if row is None:
+        raise NotFound("no active API key with that id or value")
+    key_id: int = row["id"]
+    return key_id

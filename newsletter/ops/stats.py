@@ -1,0 +1,395 @@
+"""Delivery and audience figures for ops, straight from the database.
+
+Every report is read inside one REPEATABLE READ, READ ONLY transaction: all
+its numbers come from one snapshot and one ``now()``, so a report taken while
+workers are sending never shows a message twice or not at all, and no figure
+can go negative or past 100 %. The queries and why they are cheap are in
+``sql/queries/stats.sql`` and ``sql/migrations/0006_ops.sql``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from newsletter.core.db import QUERIES, Connection, Database, Record
+from newsletter.core.errors import NotFound
+from newsletter.core.settings import Settings
+
+SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "suppressed", "lapsed")
+GROWTH_DAYS = 30
+CHART_MINUTES = 30
+RATE_WINDOW_SECONDS = 60.0
+TOP_ERROR_CODES = 5
+ACQUIRE_TIMEOUT_SECONDS = 5.0  # a dashboard should fail fast, not hang, when the DB is gone
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCount:
+    """How many messages of an issue ended (or wait to retry) with one SMTP code.
+
+    ``code`` is None when there was no SMTP reply at all (refused, timed out).
+    """
+
+    code: int | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCount:
+    minute: datetime
+    sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssueStats:
+    id: int
+    number: int | None
+    title: str
+    status: str
+    recipients: int
+    queued: int
+    sending: int  # claimed by a worker, being handed to SMTP right now
+    sent: int
+    failed: int
+    bounced: int
+    skipped: int
+    attempts: int
+    done: int  # sent + failed + bounced + skipped
+    progress: float  # done / recipients, 0.0 .. 1.0
+    rate_per_second: float  # messages accepted by SMTP over the last minute
+    rate_limit_per_second: float
+    started_at: datetime | None
+    eta_seconds: float | None  # None: not sending (paused, cancelled, not started)
+    eta_at: datetime | None
+    finished_at: datetime | None
+    error_codes: list[ErrorCount]
+    sends_per_minute: list[MinuteCount] = field(default_factory=list)
+    as_of: datetime | None = None
+
+    @property
+    def remaining(self) -> int:
+        return self.queued + self.sending
+
+    @property
+    def percent(self) -> float:
+        return round(self.progress * 100, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DayGrowth:
+    day: date
+    signups: int
+    confirmations: int
+    leaves: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    subscribers: dict[str, int]
+    growth: list[DayGrowth]
+    issues: list[IssueStats]
+    outbox_queued: int
+    outbox_sending: int
+    as_of: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rate_limit(settings: Settings) -> float:
+    """The global limit in messages per second, the hourly cap included."""
+    limit = settings.rate_per_second
+    if settings.rate_per_hour is not None:
+        limit = min(limit, settings.rate_per_hour / 3600.0)
+    return limit
+
+
+def send_rate(sent_last_minute: int, started_at: datetime | None, as_of: datetime) -> float:
+    """Messages per second over the last minute, or since the start if that is sooner."""
+    window = RATE_WINDOW_SECONDS
+    if started_at is not None:
+        window = min(window, max((as_of - started_at).total_seconds(), 1.0))
+    return sent_last_minute / window
+
+
+def eta_seconds(remaining: int, status: str, rate: float, limit: float) -> float | None:
+    """Seconds until the last message goes, at the current pace (never above the limit).
+
+    Before the first minute of figures, the limit is the best guess of the pace.
+    """
+    if remaining == 0:
+        return 0.0
+    if status != "sending":
+        return None
+    pace = min(rate, limit) if rate > 0 else limit
+    return remaining / pace
+
+
+@asynccontextmanager
+async def snapshot(db: Database) -> AsyncIterator[Connection]:
+    """A connection whose every query sees the same committed state."""
+    async with (
+        db.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        yield conn
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """One group of an issue's deliveries: same status, same SMTP code."""
+
+    issue_id: int
+    status: str
+    smtp_code: int | None
+    count: int
+    tried: int  # rows with at least one attempt (tells a retry from a fresh row)
+    attempts: int
+
+
+@dataclass
+class _Tally:
+    """An issue's groups summed up (what the figures are built from)."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    attempts: int = 0
+    errors: dict[int | None, int] = field(default_factory=dict)
+    sent_last_minute: int = 0
+
+    def add(self, group: DeliveryResult) -> None:
+        self.by_status[group.status] = self.by_status.get(group.status, 0) + group.count
+        self.attempts += group.attempts
+        # Why messages did not go: final failures and bounces, plus rows waiting
+        # to retry after a transient error (queued, but already tried).
+        # A DSN bounce keeps the 250 the server first gave; it shows in `bounced`,
+        # not here, where only codes that explain a refusal belong.
+        accepted_then_bounced = group.smtp_code is not None and group.smtp_code < 400
+        failing = group.count if group.status in ("failed", "bounced") else 0
+        if group.status == "queued":
+            failing = group.tried
+        if accepted_then_bounced:
+            failing = 0
+        if failing:
+            self.errors[group.smtp_code] = self.errors.get(group.smtp_code, 0) + failing
+
+    def top_errors(self) -> list[ErrorCount]:
+        ranked = sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or 0))
+        return [ErrorCount(code=code, count=count) for code, count in ranked[:TOP_ERROR_CODES]]
+
+
+def _build_issue(
+    header: Record, tally: _Tally, limit: float, chart: list[MinuteCount] | None = None
+) -> IssueStats:
+    count = tally.by_status.get
+    recipients = sum(tally.by_status.values())
+    queued, sending = count("queued", 0), count("sending", 0)
+    done = recipients - queued - sending
+    as_of: datetime = header["as_of"]
+    rate = send_rate(tally.sent_last_minute, header["started_at"], as_of)
+    eta = eta_seconds(queued + sending, header["status"], rate, limit)
+    return IssueStats(
+        id=header["id"],
+        number=header["number"],
+        title=header["title"],
+        status=header["status"],
+        recipients=recipients,
+        queued=queued,
+        sending=sending,
+        sent=count("sent", 0),
+        failed=count("failed", 0),
+        bounced=count("bounced", 0),
+        skipped=count("skipped", 0),
+        attempts=tally.attempts,
+        done=done,
+        progress=done / recipients if recipients else 0.0,
+        rate_per_second=round(rate, 2),
+        rate_limit_per_second=limit,
+        started_at=header["started_at"],
+        eta_seconds=round(eta, 1) if eta is not None else None,
+        eta_at=as_of + timedelta(seconds=eta) if eta is not None else None,
+        finished_at=header["finished_at"],
+        error_codes=tally.top_errors(),
+        sends_per_minute=chart or [],
+        as_of=as_of,
+    )
+
+
+async def _groups(conn: Connection, ids: list[int]) -> list[DeliveryResult]:
+    return [
+        DeliveryResult(
+            issue_id=r["issue_id"],
+            status=r["status"],
+            smtp_code=r["smtp_code"],
+            count=r["count"],
+            tried=r["tried"],
+            attempts=r["attempts"],
+        )
+        for r in await conn.fetch(QUERIES.stats_delivery_groups, ids)
+    ]
+
+
+async def _tallies(
+    conn: Connection, ids: list[int]
+) -> tuple[dict[int, _Tally], list[DeliveryResult]]:
+    tallies = {i: _Tally() for i in ids}
+    groups = await _groups(conn, ids)
+    for group in groups:
+        tallies[group.issue_id].add(group)
+    for row in await conn.fetch(QUERIES.stats_sent_last_minute, ids):
+        tallies[row["issue_id"]].sent_last_minute = row["count"]
+    return tallies, groups
+
+
+async def sends_per_minute(
+    conn: Connection, issue_id: int, end: datetime, minutes: int = CHART_MINUTES
+) -> list[MinuteCount]:
+    rows = await conn.fetch(QUERIES.stats_sends_per_minute, issue_id, end, minutes)
+    return [MinuteCount(minute=r["minute"], sent=r["sent"]) for r in rows]
+
+
+async def issue_stats(db: Database, settings: Settings, issue_id: int) -> IssueStats:
+    """Figures for one issue, with its per-minute send chart."""
+    async with snapshot(db) as conn:
+        header = await conn.fetchrow(QUERIES.stats_issue_header, issue_id)
+        if header is None:
+            raise NotFound(f"no issue {issue_id}")
+        tallies, _ = await _tallies(conn, [issue_id])
+        chart = await sends_per_minute(conn, issue_id, header["finished_at"] or header["as_of"])
+    return _build_issue(header, tallies[issue_id], rate_limit(settings), chart)
+
+
+async def current_issue(db: Database, settings: Settings) -> IssueStats | None:
+    """The issue sending now, else the one that started last (what ops wants to watch)."""
+    async with snapshot(db) as conn:
+        headers = await conn.fetch(QUERIES.stats_recent_issues, 1)
+        if not headers:
+            return None
+        header = headers[0]
+        tallies, _ = await _tallies(conn, [header["id"]])
+        chart = await sends_per_minute(conn, header["id"], header["finished_at"] or header["as_of"])
+    return _build_issue(header, tallies[header["id"]], rate_limit(settings), chart)
+
+
+async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -> Overview:
+    """Audience by status, growth per day, and the recent issues' figures."""
+    limit = rate_limit(settings)
+    async with snapshot(db) as conn:
+        by_status = {
+            r["status"]: r["count"] for r in await conn.fetch(QUERIES.stats_subscriber_counts)
+        }
+        growth = await conn.fetch(QUERIES.stats_subscriber_growth, settings.timezone, GROWTH_DAYS)
+        headers = await conn.fetch(QUERIES.stats_recent_issues, issue_limit)
+        tallies, _ = await _tallies(conn, [h["id"] for h in headers])
+        outbox = await conn.fetchrow(QUERIES.stats_outbox_depth)
+    assert outbox is not None
+    return Overview(
+        subscribers={status: by_status.get(status, 0) for status in SUBSCRIBER_STATUSES},
+        growth=[
+            DayGrowth(
+                day=r["day"],
+                signups=r["signups"],
+                confirmations=r["confirmations"],
+                leaves=r["leaves"],
+            )
+            for r in growth
+        ],
+        issues=[_build_issue(h, tallies[h["id"]], limit) for h in headers],
+        outbox_queued=outbox["queued"],
+        outbox_sending=outbox["sending"],
+        as_of=outbox["as_of"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerBeat:
+    worker_id: str
+    last_seen_at: datetime
+    alive: bool  # heartbeat within the last minute
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """What /metrics reports from the database: the same for every process."""
+
+    results: list[DeliveryResult]
+    outbox_queued: int
+    outbox_sending: int
+    rates: dict[int, float]
+    workers: list[WorkerBeat] | None = None  # None: no heartbeat table yet
+
+
+async def metrics_snapshot(
+    db: Database, settings: Settings, *, issue_limit: int = 10
+) -> MetricsSnapshot:
+    async with snapshot(db) as conn:
+        headers = await conn.fetch(QUERIES.stats_recent_issues, issue_limit)
+        tallies, groups = await _tallies(conn, [h["id"] for h in headers])
+        outbox = await conn.fetchrow(QUERIES.stats_outbox_depth)
+        beats = await workers(conn)
+    assert outbox is not None
+    rates = {
+        h["id"]: send_rate(tallies[h["id"]].sent_last_minute, h["started_at"], h["as_of"])
+        for h in headers
+    }
+    return MetricsSnapshot(
+        results=groups,
+        outbox_queued=outbox["queued"],
+        outbox_sending=outbox["sending"],
+        rates=rates,
+        workers=beats,
+    )
+
+
+HEARTBEAT_WINDOW_SECONDS = 60
+
+
+async def worker_problems(conn: Connection) -> list[str]:
+    """Why sending is stuck: an issue is 'sending' but no worker beat in the last minute."""
+    row = await conn.fetchrow(QUERIES.readyz_worker_check)
+    assert row is not None
+    issue_ids: list[int] = list(row["sending_issue_ids"])
+    if not issue_ids or row["live_workers"] > 0:
+        return []
+    last = row["last_heartbeat"]
+    seen = f"last heartbeat {last.isoformat(timespec='seconds')}" if last else "no worker ever seen"
+    ids = ", ".join(str(i) for i in issue_ids)
+    return [
+        f"issue {ids} is sending but no worker heartbeat in the last "
+        f"{HEARTBEAT_WINDOW_SECONDS} s ({seen}); start `newsletter worker`"
+    ]
+
+
+async def workers(conn: Connection) -> list[WorkerBeat]:
+    return [
+        WorkerBeat(worker_id=r["worker_id"], last_seen_at=r["last_seen_at"], alive=r["alive"])
+        for r in await conn.fetch(QUERIES.stats_workers)
+    ]
+
+
+def format_duration(seconds: float | None, units: tuple[str, str, str, str]) -> str:
+    """``1 h 05 min`` / ``3분 07초``: units are (hours, minutes, seconds, unknown),
+    each with the spacing its language wants before it."""
+    hours_unit, minutes_unit, seconds_unit, unknown = units
+    if seconds is None:
+        return unknown
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}{hours_unit} {minutes:02d}{minutes_unit}"
+    if minutes:
+        return f"{minutes}{minutes_unit} {secs:02d}{seconds_unit}"
+    return f"{secs}{seconds_unit}"
+
+
+def local_clock(moment: datetime | None, zone: ZoneInfo, *, with_date: bool = False) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")

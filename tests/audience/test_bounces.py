@@ -1,0 +1,212 @@
+"""Bounces arriving later as messages: parsed with flufl.bounce, matched by
+VERP return path, Message-ID or address, and the bounce policy applied."""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+import sys
+from pathlib import Path
+
+import httpx
+
+from newsletter.audience import bounces
+from newsletter.core.db import Database
+from newsletter.core.settings import Settings
+from newsletter.ops.apikeys import create_key
+from tests.conftest import ROOT, SmtpServer, drain, make_settings
+from tests.support.delivery import add_subscribers, address, start_issue
+
+
+def dsn(
+    *,
+    to: str,
+    recipient: str,
+    status: str = "5.1.1",
+    action: str = "failed",
+    diagnostic: str = "smtp; 550 5.1.1 <{r}>: Recipient address rejected: User unknown",
+    original_headers: str = "",
+) -> bytes:
+    """An RFC 3464 delivery status notification as Postfix writes it."""
+    return (
+        f"From: MAILER-DAEMON@mx.example.com (Mail Delivery System)\r\n"
+        f"To: {to}\r\n"
+        f"Subject: Undelivered Mail Returned to Sender\r\n"
+        f"MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
+        f"\r\n--B\r\nContent-Type: text/plain\r\n\r\n"
+        f"I'm sorry to have to inform you that your message could not be delivered.\r\n"
+        f"\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx.example.com\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\n"
+        f"Original-Recipient: rfc822;{recipient}\r\n"
+        f"Action: {action}\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: {diagnostic.format(r=recipient)}\r\n"
+        f"\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"{original_headers or 'Subject: something'}\r\n"
+        f"\r\n--B--\r\n"
+    ).encode()
+
+
+async def sent_issue(db: Database, settings: Settings, count: int = 5) -> int:
+    await add_subscribers(db, count)
+    issue_id = await start_issue(db, settings)
+    await drain(settings, db)
+    return issue_id
+
+
+async def subscriber(db: Database, email: str) -> dict[str, object]:
+    row = await db.fetchrow("get_subscriber_by_email", email)
+    assert row is not None
+    return dict(row)
+
+
+async def ops_headers(db: Database, role: str = "ops") -> dict[str, str]:
+    async with db.transaction() as conn:
+        _, key = await create_key(conn, role=role, name=f"test-{role}")
+    return {"authorization": f"Bearer {key}", "content-type": "message/rfc822"}
+
+
+async def test_dsn_to_the_verp_address_suppresses_that_subscriber(
+    database_url: str, db: Database, smtp_server: SmtpServer, client: httpx.AsyncClient
+) -> None:
+    settings = make_settings(database_url, smtp_server.target, bounce_address="bounce@gimpo.go.kr")
+    issue_id = await sent_issue(db, settings)
+    [mail] = smtp_server.handler.to(address(3))
+    assert mail.mail_from.startswith("bounce+") and mail.mail_from.endswith("@gimpo.go.kr")
+
+    # The remote MTA bounces to the envelope sender and names a different
+    # (rewritten) address: VERP still finds the right subscriber.
+    body = dsn(to=mail.mail_from, recipient="alias-of-r3@example.com")
+    response = await client.post("/api/v1/bounces", content=body, headers=await ops_headers(db))
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["status"] == "applied"
+    [applied] = result["applied"]
+    assert applied["matched_by"] == "verp" and applied["action"] == "suppressed"
+
+    row = await subscriber(db, address(3))
+    assert row["status"] == "suppressed"
+    assert "5.1.1" in str(row["suppressed_reason"])
+    status = await db.pool.fetchval(
+        "SELECT status FROM deliveries WHERE issue_id = $1 AND subscriber_id = $2",
+        issue_id,
+        row["id"],
+    )
+    assert status == "bounced"
+    assert (await subscriber(db, address(4)))["status"] == "active"
+
+
+async def test_match_by_message_id_then_by_address_and_soft_bounce_threshold(
+    database_url: str, db: Database, smtp_server: SmtpServer
+) -> None:
+    settings = make_settings(database_url, smtp_server.target)  # no VERP
+    await sent_issue(db, settings)
+    [mail] = smtp_server.handler.to(address(1))
+    message_id = str(mail.message["Message-ID"])
+
+    by_id = await bounces.process(
+        db,
+        settings,
+        dsn(
+            to="news@gimpo.go.kr",
+            recipient="forwarded@elsewhere.example",
+            original_headers=f"Message-ID: {message_id}\r\nSubject: x",
+        ),
+    )
+    assert [(a.matched_by, a.action) for a in by_id.applied] == [("message-id", "suppressed")]
+    assert (await subscriber(db, address(1)))["status"] == "suppressed"
+
+    # Mailbox full is soft: counted, suppressed only at the threshold.
+    for n in range(1, bounces.SOFT_BOUNCE_LIMIT + 1):
+        result = await bounces.process(
+            db,
+            settings,
+            dsn(
+                to="news@gimpo.go.kr",
+                recipient=address(2),
+                status="5.2.2",
+                diagnostic="smtp; 552 5.2.2 Mailbox full",
+            ),
+        )
+        [applied] = result.applied
+        assert applied.matched_by == "address"
+        row = await subscriber(db, address(2))
+        assert row["soft_bounces"] == n
+        expected = "suppressed" if n == bounces.SOFT_BOUNCE_LIMIT else "active"
+        assert row["status"] == expected
+
+    # A delay notice is not a bounce.
+    delayed = await bounces.process(
+        db,
+        settings,
+        dsn(to="news@gimpo.go.kr", recipient=address(4), status="4.4.7", action="delayed"),
+    )
+    assert delayed.applied == [] and delayed.ignored
+    assert (await subscriber(db, address(4)))["status"] == "active"
+
+    unknown = await bounces.process(
+        db, settings, dsn(to="news@gimpo.go.kr", recipient="stranger@example.net")
+    )
+    assert unknown.unmatched == ["stranger@example.net"]
+
+
+async def test_forged_verp_signature_matches_nothing(
+    database_url: str, db: Database, smtp_server: SmtpServer
+) -> None:
+    settings = make_settings(database_url, smtp_server.target, bounce_address="bounce@gimpo.go.kr")
+    await sent_issue(db, settings, count=2)
+    result = await bounces.process(
+        db, settings, dsn(to="bounce+1-aaaaaaaa@gimpo.go.kr", recipient="nobody@example.org")
+    )
+    assert result.applied == [] and result.unmatched == ["nobody@example.org"]
+    assert (await subscriber(db, address(1)))["status"] == "active"
+
+
+async def test_bounce_api_guards_and_content_type(db: Database, client: httpx.AsyncClient) -> None:
+    body = dsn(to="news@gimpo.go.kr", recipient="x@example.org")
+    assert (await client.post("/api/v1/bounces", content=body)).status_code == 401
+    editor = await ops_headers(db, role="editor")
+    assert (await client.post("/api/v1/bounces", content=body, headers=editor)).status_code == 403
+    ops = await ops_headers(db)
+    wrong = await client.post(
+        "/api/v1/bounces", content=b"{}", headers={**ops, "content-type": "application/json"}
+    )
+    assert wrong.status_code == 415 and wrong.json()["error"] == "unsupported_media_type"
+    empty = await client.post("/api/v1/bounces", content=b"", headers=ops)
+    assert empty.status_code == 400
+
+
+async def test_bounces_command_reads_an_mbox(
+    database_url: str, db: Database, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    settings = make_settings(database_url, smtp_server.target, bounce_address="bounce@gimpo.go.kr")
+    await sent_issue(db, settings, count=3)
+    box = mailbox.mbox(tmp_path / "bounces.mbox")
+    for n in (1, 2):
+        [mail] = smtp_server.handler.to(address(n))
+        box.add(dsn(to=mail.mail_from, recipient=address(n)))
+    box.close()
+    env = {
+        "NEWSLETTER_DATABASE_URL": database_url,
+        "NEWSLETTER_SECRET_KEY": settings.secret_key,
+        "NEWSLETTER_BOUNCE_ADDRESS": "bounce@gimpo.go.kr",
+        "PATH": "/usr/bin:/bin",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "newsletter",
+        "bounces",
+        "--mbox",
+        str(tmp_path / "bounces.mbox"),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "messages: 2, suppressed: 2" in out.decode()
+    assert (await subscriber(db, address(1)))["status"] == "suppressed"
+    assert (await subscriber(db, address(3)))["status"] == "active"

@@ -1,0 +1,98 @@
+"""Configuration: a bad or missing value stops start-up with one line naming it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from newsletter.core.settings import DEV_SECRET_KEY, Settings, SettingsError
+
+BASE = {
+    "NEWSLETTER_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
+    "NEWSLETTER_SECRET_KEY": "a-long-enough-secret-value",
+}
+
+
+def test_defaults_are_sensible() -> None:
+    settings = Settings.from_env(BASE)
+    assert settings.timezone == "Asia/Seoul"
+    assert settings.from_address == "김포시 <news@gimpo.go.kr>"
+    assert settings.from_domain == "gimpo.go.kr"
+    assert settings.smtp.host == "127.0.0.1"
+    assert settings.rate_per_hour is None
+
+
+def test_smtp_url_with_credentials_and_starttls() -> None:
+    settings = Settings.from_env(
+        {**BASE, "NEWSLETTER_SMTP_URL": "smtp://news%40gimpo:p%40ss@mail.example:587?starttls=1"}
+    )
+    assert settings.smtp.host == "mail.example"
+    assert settings.smtp.port == 587
+    assert settings.smtp.username == "news@gimpo"
+    assert settings.smtp.password == "p@ss"
+    assert settings.smtp.starttls is True
+    assert settings.smtp.use_tls is False
+
+
+@pytest.mark.parametrize(
+    ("changes", "variable"),
+    [
+        ({"NEWSLETTER_SECRET_KEY": ""}, "NEWSLETTER_SECRET_KEY"),
+        ({"NEWSLETTER_SECRET_KEY": "short"}, "NEWSLETTER_SECRET_KEY"),
+        ({"NEWSLETTER_DATABASE_URL": ""}, "NEWSLETTER_DATABASE_URL"),
+        ({"NEWSLETTER_DATABASE_URL": "mysql://x"}, "NEWSLETTER_DATABASE_URL"),
+        ({"NEWSLETTER_SMTP_URL": "http://mail"}, "NEWSLETTER_SMTP_URL"),
+        ({"NEWSLETTER_SMTP_URL": "smtp://mail:notaport"}, "NEWSLETTER_SMTP_URL"),
+        ({"NEWSLETTER_RATE_PER_SECOND": "fast"}, "NEWSLETTER_RATE_PER_SECOND"),
+        ({"NEWSLETTER_RATE_PER_SECOND": "0"}, "NEWSLETTER_RATE_PER_SECOND"),
+        ({"NEWSLETTER_RATE_PER_HOUR": "-5"}, "NEWSLETTER_RATE_PER_HOUR"),
+        ({"NEWSLETTER_SMTP_CONNECTIONS": "1.5"}, "NEWSLETTER_SMTP_CONNECTIONS"),
+        ({"NEWSLETTER_TIMEZONE": "Mars/Olympus"}, "NEWSLETTER_TIMEZONE"),
+        ({"NEWSLETTER_FROM": "no address here"}, "NEWSLETTER_FROM"),
+        ({"NEWSLETTER_BASE_URL": "ftp://x"}, "NEWSLETTER_BASE_URL"),
+        ({"NEWSLETTER_DKIM_SELECTOR": "s1"}, "NEWSLETTER_DKIM_SELECTOR"),
+        ({"NEWSLETTER_SECRET_KEY": "change-me-to-a-long-random-value"}, "NEWSLETTER_SECRET_KEY"),
+        ({"NEWSLETTER_RATE_PER_SECOND": "inf"}, "NEWSLETTER_RATE_PER_SECOND"),
+        ({"NEWSLETTER_RATE_PER_SECOND": "nan"}, "NEWSLETTER_RATE_PER_SECOND"),
+        ({"NEWSLETTER_RATE_PER_SECOND": "1e400"}, "NEWSLETTER_RATE_PER_SECOND"),
+        ({"NEWSLETTER_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "NEWSLETTER_TRUSTED_PROXIES"),
+    ],
+)
+def test_bad_values_name_their_variable(changes: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**BASE, **changes})
+    message = str(caught.value)
+    assert message.startswith(variable + ":")
+    assert "\n" not in message
+
+
+def test_dev_mode_runs_without_secret_or_database() -> None:
+    settings = Settings.from_env({}, dev=True)
+    assert settings.secret_key == DEV_SECRET_KEY
+    assert settings.database_url is None
+
+
+def test_cli_refuses_to_start_without_secret_key() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_DATABASE_URL"] = BASE["NEWSLETTER_DATABASE_URL"]
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "NEWSLETTER_SECRET_KEY" in lines[0]
+
+
+def test_trusted_proxies_accept_addresses_and_networks() -> None:
+    settings = Settings.from_env({**BASE, "NEWSLETTER_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1"})
+    assert settings.trusted_proxies == "10.0.0.0/8,192.0.2.1"
+    assert Settings.from_env(BASE).trusted_proxies == "127.0.0.1"
