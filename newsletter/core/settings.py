@@ -1,7 +1,10 @@
 """Settings, read once from ``NEWSLETTER_*`` environment variables and validated.
 
-A bad or missing value raises :class:`SettingsError` whose message is one line
-naming the variable, so an operator sees exactly what to fix.
+Each setting is declared once, as a field of :class:`Settings` with its
+default, its variable and its bounds (:func:`setting`); :meth:`Settings.from_env`
+reads them all from that declaration. A bad or missing value raises
+:class:`SettingsError` whose message is one line naming the variable, so an
+operator sees exactly what to fix.
 """
 
 from __future__ import annotations
@@ -11,17 +14,19 @@ import ipaddress
 import math
 import os
 import zoneinfo
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 PREFIX = "NEWSLETTER_"
 DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"  # noqa: S105 - dev mode only
 # Phrases of example values that must never sign real links.
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "not-for-production", "example", "secret-key-here")
+HOW_TO_MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 class SettingsError(ValueError):
@@ -65,39 +70,141 @@ class SmtpTarget:
         )
 
 
+# A parser turns the variable's text (None when unset) into the field's value.
+Parser = Callable[[str, "str | None", Any], Any]
+
+
+def setting(
+    default: Any,
+    variable: str | None,
+    *,
+    minimum: float | None = None,
+    scale: int = 1,
+    parse: Parser | None = None,
+) -> Any:
+    """Declare one setting: its default, ``NEWSLETTER_<variable>`` and how to read it.
+
+    Without ``parse``, the field's type decides (int, float, str, bool,
+    Path, optionally ``| None``); ``minimum`` bounds numbers as written in the
+    variable and ``scale`` converts them to the field's unit (hours → seconds).
+    ``variable=None`` marks a value that is not read from the environment.
+    """
+    metadata = {"variable": variable, "minimum": minimum, "scale": scale, "parse": parse}
+    return field(default=default, metadata=metadata)
+
+
+def _secret_key(variable: str, value: str | None, _default: Any) -> str | None:
+    if value is None:
+        return None  # from_env decides: required outside dev, a dev secret in dev
+    if len(value) < 16:
+        raise SettingsError(f"{variable}: too short, use at least 16 characters")
+    return value
+
+
+def _database_url(variable: str, value: str | None, _default: Any) -> str | None:
+    if value is not None and urlsplit(value).scheme not in ("postgres", "postgresql"):
+        scheme = urlsplit(value).scheme or "nothing"
+        raise SettingsError(f"{variable}: must start with postgresql://, got {scheme!r}")
+    return value
+
+
+def _smtp(_variable: str, value: str | None, default: Any) -> SmtpTarget:
+    return SmtpTarget.parse(value) if value is not None else default
+
+
+def _base_url(variable: str, value: str | None, default: Any) -> str:
+    url = (value or default).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{variable}: must be an http(s) URL, got {url!r}")
+    return url
+
+
+def _mailbox(variable: str, value: str | None, default: Any) -> str:
+    text = value or default
+    display, addr = parseaddr(text)
+    if "@" not in addr or any(c in text for c in "\r\n"):
+        raise SettingsError(f"{variable}: not a mailbox like '김포시 <news@gimpo.go.kr>'")
+    local, _, domain = addr.rpartition("@")
+    return str(Address(display_name=display, username=local, domain=domain))
+
+
+def _address(variable: str, value: str | None, default: Any) -> str | None:
+    if value is not None and "@" not in value:
+        raise SettingsError(f"{variable}: must be an e-mail address")
+    return value or default
+
+
+def _timezone(variable: str, value: str | None, default: Any) -> str:
+    name = value or default
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{variable}: unknown time zone {name!r}") from None
+    return str(name)
+
+
+def _pem(variable: str, value: str | None, _default: Any) -> str | None:
+    """A PEM key, or the path of a file holding one."""
+    if value is None or "BEGIN" in value:
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise SettingsError(f"{variable}: neither a PEM key nor a readable file: {value!r}")
+    return path.read_text()
+
+
+def _proxies(variable: str, value: str | None, default: Any) -> str:
+    entries = [entry.strip() for entry in (value or default).split(",") if entry.strip()]
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"{variable}: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return ",".join(entries)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a web or worker process needs to know, validated."""
 
-    database_url: str | None
-    smtp: SmtpTarget
-    secret_key: str
-    base_url: str
-    from_address: str
-    list_id: str
-    rate_per_second: float
-    rate_per_hour: int | None = None
-    smtp_connections: int = 10
-    batch_size: int = 200
-    max_attempts: int = 6
-    timezone: str = "Asia/Seoul"
-    dkim_selector: str | None = None
-    dkim_private_key: str | None = None
-    dkim_domain: str | None = None
-    bounce_address: str | None = None
-    confirm_max_age_seconds: int = 3 * 24 * 3600
-    reconfirm_after_days: int = 730
-    reconfirm_grace_days: int = 30
-    retention_days: int = 30
-    signup_limit_per_ip_per_hour: int = 20
-    signup_limit_per_address_per_day: int = 3
-    consent_version: str = "2026-11"
+    database_url: str | None = setting(None, "DATABASE_URL", parse=_database_url)
+    smtp: SmtpTarget = setting(SmtpTarget("127.0.0.1", 2525), "SMTP_URL", parse=_smtp)
+    secret_key: str = setting(DEV_SECRET_KEY, "SECRET_KEY", parse=_secret_key)
+    base_url: str = setting("http://127.0.0.1:8000", "BASE_URL", parse=_base_url)
+    from_address: str = setting("김포시 <news@gimpo.go.kr>", "FROM", parse=_mailbox)
+    list_id: str = setting("김포시 뉴스레터 <newsletter.gimpo.go.kr>", "LIST_ID")
+    rate_per_second: float = setting(20.0, "RATE_PER_SECOND", minimum=0.1)
+    rate_per_hour: int | None = setting(None, "RATE_PER_HOUR", minimum=1)
+    smtp_connections: int = setting(10, "SMTP_CONNECTIONS", minimum=1)
+    batch_size: int = setting(200, "BATCH_SIZE", minimum=1)
+    max_attempts: int = setting(6, "MAX_ATTEMPTS", minimum=1)
+    timezone: str = setting("Asia/Seoul", "TIMEZONE", parse=_timezone)
+    dkim_selector: str | None = setting(None, "DKIM_SELECTOR")
+    dkim_private_key: str | None = setting(None, "DKIM_PRIVATE_KEY", parse=_pem)
+    dkim_domain: str | None = setting(None, "DKIM_DOMAIN")
+    bounce_address: str | None = setting(None, "BOUNCE_ADDRESS", parse=_address)
+    confirm_max_age_seconds: int = setting(
+        72 * 3600, "CONFIRM_MAX_AGE_HOURS", minimum=1, scale=3600
+    )
+    reconfirm_after_days: int = setting(730, "RECONFIRM_AFTER_DAYS", minimum=1)
+    reconfirm_grace_days: int = setting(30, "RECONFIRM_GRACE_DAYS", minimum=1)
+    retention_days: int = setting(30, "RETENTION_DAYS", minimum=0)
+    signup_limit_per_ip_per_hour: int = setting(20, "SIGNUP_LIMIT_PER_IP_PER_HOUR", minimum=1)
+    signup_limit_per_address_per_day: int = setting(
+        3, "SIGNUP_LIMIT_PER_ADDRESS_PER_DAY", minimum=1
+    )
+    consent_version: str = setting("2026-11", None)
     # Proxies whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips):
     # without the right value every resident shares the proxy's address and the
     # per-IP signup limit turns into a city-wide one.
-    trusted_proxies: str = "127.0.0.1"
-    dev: bool = False
-    dev_dir: Path = Path(".dev")
+    trusted_proxies: str = setting("127.0.0.1", "TRUSTED_PROXIES", parse=_proxies)
+    dev: bool = setting(False, "DEV")
+    dev_dir: Path = setting(Path(".dev"), "DEV_DIR")
 
     @property
     def from_domain(self) -> str:
@@ -109,167 +216,69 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dev: bool = False) -> Settings:
         env = os.environ if environ is None else environ
-        reader = _Reader(env)
-        dev = dev or reader.flag("DEV", default=False)
-        secret = reader.text("SECRET_KEY")
+        values = {f.name: _read(f, env) for f in dataclasses.fields(cls) if f.metadata["variable"]}
+        dev = values["dev"] = dev or values["dev"]
+        secret = values["secret_key"]
         if secret is None:
             if not dev:
                 raise SettingsError(
                     f"{PREFIX}SECRET_KEY: required outside dev mode "
-                    "(set a long random value, e.g. `python -c 'import secrets; "
-                    "print(secrets.token_urlsafe(48))'`)"
+                    f"(set a long random value, e.g. `{HOW_TO_MAKE_A_KEY}`)"
                 )
-            secret = DEV_SECRET_KEY
-        elif len(secret) < 16:
-            raise SettingsError(f"{PREFIX}SECRET_KEY: too short, use at least 16 characters")
+            values["secret_key"] = DEV_SECRET_KEY
         elif not dev and any(marker in secret.lower() for marker in PLACEHOLDER_MARKERS):
             raise SettingsError(
                 f"{PREFIX}SECRET_KEY: looks like a placeholder; anyone who knows it can forge "
                 "unsubscribe and confirmation links — set a long random value"
             )
-
-        database_url = reader.text("DATABASE_URL")
-        if database_url is not None:
-            scheme = urlsplit(database_url).scheme
-            if scheme not in ("postgres", "postgresql"):
-                raise SettingsError(
-                    f"{PREFIX}DATABASE_URL: must start with postgresql://, "
-                    f"got {scheme or 'nothing'!r}"
-                )
-        elif not dev:
+        if values["database_url"] is None and not dev:
             raise SettingsError(f"{PREFIX}DATABASE_URL: required outside dev mode")
-
-        smtp = SmtpTarget.parse(reader.text("SMTP_URL") or "smtp://127.0.0.1:2525")
-
-        base_url = (reader.text("BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
-        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
-            raise SettingsError(f"{PREFIX}BASE_URL: must be an http(s) URL, got {base_url!r}")
-
-        from_address = reader.mailbox("FROM", "김포시 <news@gimpo.go.kr>")
-        bounce_address = reader.text("BOUNCE_ADDRESS")
-        if bounce_address is not None and "@" not in bounce_address:
-            raise SettingsError(f"{PREFIX}BOUNCE_ADDRESS: must be an e-mail address")
-
-        timezone = reader.text("TIMEZONE") or "Asia/Seoul"
-        try:
-            zoneinfo.ZoneInfo(timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(f"{PREFIX}TIMEZONE: unknown time zone {timezone!r}") from None
-
-        dkim_selector = reader.text("DKIM_SELECTOR")
-        dkim_key = reader.text("DKIM_PRIVATE_KEY")
-        if (dkim_selector is None) != (dkim_key is None):
+        if (values["dkim_selector"] is None) != (values["dkim_private_key"] is None):
             raise SettingsError(
                 f"{PREFIX}DKIM_SELECTOR: set both DKIM_SELECTOR and DKIM_PRIVATE_KEY, or neither"
             )
-        if dkim_key is not None and "BEGIN" not in dkim_key:
-            # Allow a path to a PEM file as well as the PEM text itself.
-            path = Path(dkim_key)
-            if not path.is_file():
-                raise SettingsError(
-                    f"{PREFIX}DKIM_PRIVATE_KEY: neither a PEM key nor a readable file: {dkim_key!r}"
-                )
-            dkim_key = path.read_text()
+        return cls(**values)
 
-        settings = cls(
-            database_url=database_url,
-            smtp=smtp,
-            secret_key=secret,
-            base_url=base_url,
-            from_address=from_address,
-            list_id=reader.text("LIST_ID") or "김포시 뉴스레터 <newsletter.gimpo.go.kr>",
-            rate_per_second=reader.number("RATE_PER_SECOND", 20.0, minimum=0.1),
-            rate_per_hour=reader.optional_int("RATE_PER_HOUR", minimum=1),
-            smtp_connections=int(reader.number("SMTP_CONNECTIONS", 10, minimum=1, integer=True)),
-            batch_size=int(reader.number("BATCH_SIZE", 200, minimum=1, integer=True)),
-            max_attempts=int(reader.number("MAX_ATTEMPTS", 6, minimum=1, integer=True)),
-            timezone=timezone,
-            dkim_selector=dkim_selector,
-            dkim_private_key=dkim_key,
-            dkim_domain=reader.text("DKIM_DOMAIN"),
-            bounce_address=bounce_address,
-            confirm_max_age_seconds=int(
-                reader.number("CONFIRM_MAX_AGE_HOURS", 72, minimum=1, integer=True) * 3600
-            ),
-            reconfirm_after_days=int(
-                reader.number("RECONFIRM_AFTER_DAYS", 730, minimum=1, integer=True)
-            ),
-            reconfirm_grace_days=int(
-                reader.number("RECONFIRM_GRACE_DAYS", 30, minimum=1, integer=True)
-            ),
-            retention_days=int(reader.number("RETENTION_DAYS", 30, minimum=0, integer=True)),
-            signup_limit_per_ip_per_hour=int(
-                reader.number("SIGNUP_LIMIT_PER_IP_PER_HOUR", 20, minimum=1, integer=True)
-            ),
-            signup_limit_per_address_per_day=int(
-                reader.number("SIGNUP_LIMIT_PER_ADDRESS_PER_DAY", 3, minimum=1, integer=True)
-            ),
-            trusted_proxies=reader.proxies("TRUSTED_PROXIES", "127.0.0.1"),
-            dev=dev,
-            dev_dir=Path(reader.text("DEV_DIR") or ".dev"),
+
+def _read(declared: dataclasses.Field[Any], env: Mapping[str, str]) -> Any:
+    """One field's value from the environment, by its declaration."""
+    variable = PREFIX + declared.metadata["variable"]
+    raw = env.get(variable)
+    text = raw.strip() if raw is not None and raw.strip() else None
+    parse: Parser | None = declared.metadata["parse"]
+    if parse is not None:
+        return parse(variable, text, declared.default)
+    kind = str(declared.type).replace(" | None", "")
+    if text is None:
+        return declared.default
+    if kind == "bool":
+        return _flag(variable, text)
+    if kind == "Path":
+        return Path(text)
+    if kind in ("int", "float"):
+        return _number(
+            variable, text, kind, declared.metadata["minimum"], declared.metadata["scale"]
         )
-        return settings
+    return text
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
+def _flag(variable: str, text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{variable}: expected true/false, got {text!r}")
 
-    def text(self, name: str) -> str | None:
-        value = self._env.get(PREFIX + name)
-        if value is None or not value.strip():
-            return None
-        return value.strip()
 
-    def flag(self, name: str, *, default: bool) -> bool:
-        value = self.text(name)
-        if value is None:
-            return default
-        lowered = value.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{PREFIX}{name}: expected true/false, got {value!r}")
-
-    def number(self, name: str, default: float, *, minimum: float, integer: bool = False) -> float:
-        value = self.text(name)
-        if value is None:
-            return default
-        try:
-            parsed = int(value) if integer else float(value)
-        except ValueError:
-            parsed = math.nan
-        if not math.isfinite(parsed):
-            kind = "an integer" if integer else "a number"
-            raise SettingsError(f"{PREFIX}{name}: expected {kind}, got {value!r}")
-        if parsed < minimum:
-            raise SettingsError(f"{PREFIX}{name}: must be at least {minimum}, got {value!r}")
-        return parsed
-
-    def optional_int(self, name: str, *, minimum: int) -> int | None:
-        if self.text(name) is None:
-            return None
-        return int(self.number(name, 0, minimum=minimum, integer=True))
-
-    def proxies(self, name: str, default: str) -> str:
-        value = self.text(name) or default
-        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
-        for entry in entries:
-            if entry == "*":
-                continue
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise SettingsError(
-                    f"{PREFIX}{name}: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
-                ) from None
-        return ",".join(entries)
-
-    def mailbox(self, name: str, default: str) -> str:
-        value = self.text(name) or default
-        display, addr = parseaddr(value)
-        if "@" not in addr or any(c in value for c in "\r\n"):
-            raise SettingsError(f"{PREFIX}{name}: not a mailbox like '김포시 <news@gimpo.go.kr>'")
-        local, _, domain = addr.rpartition("@")
-        return str(Address(display_name=display, username=local, domain=domain))
+def _number(variable: str, text: str, kind: str, minimum: float | None, scale: int) -> float:
+    try:
+        parsed: float = int(text) if kind == "int" else float(text)
+    except ValueError:
+        parsed = math.nan
+    if not math.isfinite(parsed):
+        article = "an integer" if kind == "int" else "a number"
+        raise SettingsError(f"{variable}: expected {article}, got {text!r}")
+    if minimum is not None and parsed < minimum:
+        raise SettingsError(f"{variable}: must be at least {minimum:g}, got {text!r}")
+    return parsed * scale
