@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck check bench clean serve worker migrate
+.PHONY: dev test lint typecheck check bench clean serve worker migrate queries
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ typecheck: $(STAMP)
 
 serve worker migrate: $(STAMP)
 	$(BIN)/newsletter $@
+
+## After adding or renaming a query in sql/queries/: regenerate the names mypy checks.
+queries: $(STAMP)
+	$(BIN)/python -m newsletter.core.sqlfiles
 
 bench: $(STAMP)
 	$(BIN)/python bench/signup.py

@@ -1,6 +1,6 @@
 """PostgreSQL access: connection pool, named queries, migrations.
 
-Every SQL statement lives in ``sql/queries/*.sql`` under a ``-- name: xyz``
+Every SQL statement lives in ``sql/queries/<package>/*.sql`` under a ``-- name: xyz``
 marker. :func:`load_queries` reads them once, and :meth:`Database.connect`
 prepares each one against the live schema, so a typo or a stale column name
 stops start-up instead of failing at 3 a.m.
@@ -8,9 +8,9 @@ stops start-up instead of failing at 3 a.m.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +19,15 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import asyncpg
 
 from newsletter.core import paths
+from newsletter.core.queries import NamedQueries, QueryName
+from newsletter.core.sqlfiles import QUERIES_DIR, QueryError, read_statements
 
 SQL_DIR = paths.SQL_DIR
 MIGRATIONS_DIR = SQL_DIR / "migrations"
-QUERIES_DIR = SQL_DIR / "queries"
 
 # Arbitrary constant shared by every process: pg_advisory_lock(MIGRATION_LOCK)
 # serialises concurrent `newsletter migrate` runs.
 MIGRATION_LOCK = 0x6E6C_6D67  # "nlmg"
-
-_NAME_RE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 Record = asyncpg.Record
 if TYPE_CHECKING:
@@ -40,58 +39,18 @@ else:
     Connection = asyncpg.Connection
 
 
-class QueryError(RuntimeError):
-    """A named query is missing, duplicated or does not prepare."""
-
-
-class Queries(Mapping[str, str]):
-    """Named SQL statements, available as attributes: ``queries.get_subscriber``."""
-
-    def __init__(self, statements: dict[str, str]) -> None:
-        self._statements = statements
-
-    def __getattr__(self, name: str) -> str:
-        try:
-            return self._statements[name]
-        except KeyError:
-            raise QueryError(f"no query named {name!r} in {QUERIES_DIR}") from None
-
-    def __getitem__(self, name: str) -> str:
-        return self._statements[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._statements)
-
-    def __len__(self) -> int:
-        return len(self._statements)
-
-
-def parse_queries(text: str, origin: str) -> dict[str, str]:
-    """Split one ``.sql`` file into its named statements."""
-    markers = list(_NAME_RE.finditer(text))
-    if not markers and text.strip():
-        raise QueryError(f"{origin}: no '-- name: ...' marker")
-    statements: dict[str, str] = {}
-    for index, marker in enumerate(markers):
-        end = markers[index + 1].start() if index + 1 < len(markers) else len(text)
-        body = text[marker.end() : end].strip().rstrip(";").strip()
-        name = marker.group(1)
-        if not body:
-            raise QueryError(f"{origin}: query {name!r} is empty")
-        if name in statements:
-            raise QueryError(f"{origin}: query {name!r} defined twice")
-        statements[name] = body
-    return statements
-
-
-def load_queries(directory: Path = QUERIES_DIR) -> Queries:
-    statements: dict[str, str] = {}
-    for path in sorted(directory.glob("*.sql")):
-        for name, body in parse_queries(path.read_text(encoding="utf-8"), path.name).items():
-            if name in statements:
-                raise QueryError(f"{path.name}: query {name!r} already defined in another file")
-            statements[name] = body
-    return Queries(statements)
+def load_queries(directory: Path = QUERIES_DIR) -> NamedQueries:
+    """The statements as :class:`NamedQueries`, whose names mypy checks in the code."""
+    statements = read_statements(directory)
+    declared = {f.name for f in dataclasses.fields(NamedQueries)}
+    if statements.keys() != declared:
+        new = ", ".join(sorted(statements.keys() - declared))
+        gone = ", ".join(sorted(declared - statements.keys()))
+        raise QueryError(
+            f"sql/queries and newsletter/core/queries.py disagree (new: {new or '-'}; "
+            f"gone: {gone or '-'}); run `make queries`"
+        )
+    return NamedQueries(**statements)
 
 
 QUERIES = load_queries()
@@ -127,7 +86,7 @@ class Database:
     """The pool plus the prepared-and-checked named queries."""
 
     pool: asyncpg.Pool
-    queries: Queries
+    queries: NamedQueries
     # Key for the keyed hashes of addresses (see migration 0007), read once.
     address_key: str = ""
 
@@ -148,10 +107,12 @@ class Database:
             raise
         return database
 
-    async def check_queries(self) -> None:
+    async def check_queries(self, statements: Mapping[str, str] | None = None) -> None:
         """Prepare every named query once; a broken one names itself."""
+        if statements is None:
+            statements = dataclasses.asdict(self.queries)
         async with self.pool.acquire() as conn:
-            for name, sql in self.queries.items():
+            for name, sql in statements.items():
                 try:
                     await conn.prepare(sql)
                 except asyncpg.PostgresError as exc:
@@ -165,19 +126,23 @@ class Database:
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
 
-    async def fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await self.pool.fetch(self.queries[name], *args)
+    def _sql(self, name: QueryName) -> str:
+        sql: str = getattr(self.queries, name)
+        return sql
+
+    async def fetch(self, name: QueryName, *args: Any) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.pool.fetch(self._sql(name), *args)
         return rows
 
-    async def fetchrow(self, name: str, *args: Any) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self.pool.fetchrow(self.queries[name], *args)
+    async def fetchrow(self, name: QueryName, *args: Any) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self.pool.fetchrow(self._sql(name), *args)
         return row
 
-    async def fetchval(self, name: str, *args: Any) -> Any:
-        return await self.pool.fetchval(self.queries[name], *args)
+    async def fetchval(self, name: QueryName, *args: Any) -> Any:
+        return await self.pool.fetchval(self._sql(name), *args)
 
-    async def execute(self, name: str, *args: Any) -> str:
-        status: str = await self.pool.execute(self.queries[name], *args)
+    async def execute(self, name: QueryName, *args: Any) -> str:
+        status: str = await self.pool.execute(self._sql(name), *args)
         return status
 
 

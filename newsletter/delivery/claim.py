@@ -151,7 +151,7 @@ class Outcomes:
         elif isinstance(exc, PermanentError):
             # Failed for good, and the address meets the bounce policy — together.
             async with db.transaction() as conn:
-                await conn.execute(db.queries["delivery_failed"], delivery_id, str(exc), exc.code)
+                await conn.execute(db.queries.delivery_failed, delivery_id, str(exc), exc.code)
                 action = await bounces.apply(
                     conn,
                     subscriber_id=subscriber_id,

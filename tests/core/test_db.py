@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,16 +12,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from newsletter.core.db import (
-    Database,
-    QueryError,
-    list_migrations,
-    load_queries,
-    migrate,
-    parse_queries,
-    pending_migrations,
-)
-from tests.conftest import with_database
+from newsletter.core import queries as generated
+from newsletter.core.db import Database, list_migrations, migrate, pending_migrations
+from newsletter.core.sqlfiles import QueryError, parse_queries, query_names_module, read_statements
+from tests.conftest import ROOT, with_database
 
 
 @pytest.fixture
@@ -52,7 +48,7 @@ async def test_concurrent_migrations_apply_each_file_once(empty_database: str) -
 
 
 async def test_every_named_query_prepares(db: Database) -> None:
-    assert len(db.queries) > 10
+    assert len(dataclasses.fields(db.queries)) > 100
     await db.check_queries()
 
 
@@ -62,9 +58,8 @@ async def test_broken_query_fails_start_up(database_url: str, tmp_path: Path) ->
     )
     database = await Database.connect(database_url, check_queries=False)
     try:
-        database.queries = load_queries(tmp_path)
         with pytest.raises(QueryError, match="broken"):
-            await database.check_queries()
+            await database.check_queries(read_statements(tmp_path))
     finally:
         await database.close()
 
@@ -75,3 +70,22 @@ def test_query_files_reject_duplicates_and_missing_markers() -> None:
     with pytest.raises(QueryError, match="marker"):
         parse_queries("SELECT 1;", "x.sql")
     assert parse_queries("-- name: one\nSELECT 1;\n", "x.sql") == {"one": "SELECT 1"}
+
+
+def test_query_names_module_is_current() -> None:
+    """newsletter/core/queries.py (what mypy checks names against) matches the SQL."""
+    written = Path(generated.__file__).read_text(encoding="utf-8")
+    assert written == query_names_module(read_statements()), "run `make queries`"
+
+
+def test_every_named_query_is_used() -> None:
+    """A query nobody calls is dead weight prepared at every start-up."""
+    sources = [
+        path.read_text(encoding="utf-8")
+        for folder in ("newsletter", "bench", "tests")
+        for path in (ROOT / folder).rglob("*.py")
+        if path.name != "queries.py"
+    ]
+    text = "\n".join(sources)
+    unused = [name for name in read_statements() if not re.search(rf"\b{name}\b", text)]
+    assert unused == []

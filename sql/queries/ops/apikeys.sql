@@ -1,3 +1,5 @@
+-- API keys, stored hashed.
+
 -- name: insert_api_key
 INSERT INTO api_keys (name, role, prefix, key_hash)
 VALUES ($1, $2, $3, $4)
@@ -25,7 +27,3 @@ RETURNING id;
 UPDATE api_keys SET revoked_at = now()
 WHERE key_hash = $1 AND revoked_at IS NULL
 RETURNING id;
-
--- name: insert_audit
-INSERT INTO audit_log (api_key_id, actor, action, target, details)
-VALUES ($1, $2, $3, $4, $5);

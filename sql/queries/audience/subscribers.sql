@@ -1,3 +1,5 @@
+-- The resident's lifecycle: signup, confirm, unsubscribe, consent evidence.
+
 -- name: sign_up
 -- Any number of signups in one statement (one round trip, one commit for all
 -- of them: newsletter/signup_batch.py gathers the ones arriving together).
@@ -76,9 +78,6 @@ SELECT ip_ok FROM gate ORDER BY n;
 -- Hits older than the longest window (a day) no longer count.
 DELETE FROM signup_hits WHERE at < now() - interval '1 day';
 
--- name: is_suppressed
-SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $1);
-
 -- name: lock_subscriber
 SELECT id, email, name, status, unsubscribed_at FROM subscribers WHERE id = $1 FOR UPDATE;
 
@@ -122,6 +121,3 @@ WHERE subscriber_id = $1 AND status = 'queued';
 -- name: cancel_queued_outbox
 UPDATE outbox SET status = 'cancelled'
 WHERE subscriber_id = $1 AND status = 'queued';
-
--- name: address_hash_key
-SELECT value FROM instance_keys WHERE name = 'address_hash';

@@ -1,6 +1,24 @@
--- Ops figures. newsletter/stats.py runs these inside one REPEATABLE READ,
+-- Ops figures. newsletter/ops/stats.py runs these inside one REPEATABLE READ,
 -- READ ONLY transaction, so every figure of a report comes from the same
 -- snapshot (and the same now()) even while workers keep updating rows.
+
+-- name: readyz_worker_check
+-- Issues in 'sending' and the workers alive to send them (heartbeat within
+-- the last minute). Both tables hold a handful of rows.
+SELECT coalesce(array_agg(i.id ORDER BY i.id), '{}') AS sending_issue_ids,
+       (SELECT count(*) FROM workers
+        WHERE last_seen_at > now() - interval '60 seconds') AS live_workers,
+       (SELECT max(last_seen_at) FROM workers) AS last_heartbeat
+FROM issues i WHERE i.status = 'sending';
+
+-- name: stats_workers
+-- Worker heartbeats for /metrics and `newsletter status`. Rows of workers
+-- gone for more than a day are ignored (the worker loop prunes them anyway).
+SELECT worker_id, host, pid, started_at, last_seen_at, current_issue_id,
+       last_seen_at > now() - interval '60 seconds' AS alive
+FROM workers
+WHERE last_seen_at > now() - interval '1 day'
+ORDER BY worker_id;
 
 -- name: stats_subscriber_counts
 -- Index-only scan of subscribers_status (status, id).
@@ -101,8 +119,3 @@ SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
        count(*) FILTER (WHERE status = 'sending') AS sending,
        now() AS as_of
 FROM outbox WHERE status IN ('queued', 'sending');
-
--- name: ops_session_key
--- The /ops login cookie names a key id; revoking the key ends the session at
--- the next page load. Primary-key lookup.
-SELECT id, name, role FROM api_keys WHERE id = $1 AND revoked_at IS NULL;

@@ -1,7 +1,12 @@
--- name: enqueue_outbox
-INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
-VALUES ($1, $2, $3, $4, $5)
-RETURNING id;
+-- Sending the transactional outbox: claim, outcomes, leases.
+
+-- name: requeue_own_outbox
+UPDATE outbox SET status = 'queued', lease_until = NULL, worker = NULL
+WHERE status = 'sending' AND worker = $1;
+
+-- name: extend_outbox_leases
+UPDATE outbox SET lease_until = now() + make_interval(secs => $2)
+WHERE status = 'sending' AND worker = $1;
 
 -- name: claim_outbox
 -- Claim up to $2 due messages for worker $1 with a lease of $3 seconds.

@@ -1,3 +1,6 @@
+-- The database itself: the migration runner's bookkeeping and the installation's
+-- address key (see migration 0007).
+
 -- name: migration_lock
 -- Serialises concurrent `newsletter migrate` runs (any host): the second waits here.
 SELECT pg_advisory_lock($1);
@@ -20,3 +23,6 @@ SELECT version FROM schema_migrations;
 
 -- name: schema_migrations_exists
 SELECT to_regclass('schema_migrations') IS NOT NULL;
+
+-- name: address_hash_key
+SELECT value FROM instance_keys WHERE name = 'address_hash';

@@ -1,5 +1,4 @@
--- Bulk delivery: claiming, send-time checks, outcomes, the shared rate
--- limit, worker heartbeats and bounces.
+-- Bulk delivery: claiming, send-time checks, outcomes, lease recovery.
 
 -- name: sending_issue_ids
 -- Issues workers should be sending, oldest first. Tiny: a handful of rows.
@@ -125,17 +124,9 @@ SET status = CASE WHEN i.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
 FROM issues i
 WHERE d.status = 'sending' AND d.worker = $1 AND i.id = d.issue_id;
 
--- name: requeue_own_outbox
-UPDATE outbox SET status = 'queued', lease_until = NULL, worker = NULL
-WHERE status = 'sending' AND worker = $1;
-
 -- name: extend_delivery_leases
 -- Heartbeat: a live worker keeps what it holds however slow the rate limit.
 UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
-WHERE status = 'sending' AND worker = $1;
-
--- name: extend_outbox_leases
-UPDATE outbox SET lease_until = now() + make_interval(secs => $2)
 WHERE status = 'sending' AND worker = $1;
 
 -- name: finish_issue
@@ -148,89 +139,3 @@ WHERE id = $1 AND status = 'sending'
       SELECT 1 FROM deliveries WHERE issue_id = $1 AND status IN ('queued', 'sending')
   )
 RETURNING id;
-
--- name: take_rate_tokens
--- The global token bucket. $1 bucket name, $2 rate per second, $3 capacity
--- (the largest burst), $4 tokens wanted, $5 per-hour cap or NULL.
--- Refill by the time elapsed, grant what is there (at most $4), all under
--- the row lock of one UPDATE: workers serialise on this row for
--- microseconds, and whatever their number the grants in any interval of t
--- seconds never exceed rate * t + capacity.
-WITH clock AS (SELECT clock_timestamp() AS now_ts),
-bucket AS (
-    SELECT b.name, c.now_ts,
-           least($3::float8,
-                 b.tokens + $2::float8 * greatest(extract(epoch FROM c.now_ts - b.refilled_at), 0)
-           ) AS available,
-           CASE WHEN b.hour_start = date_trunc('hour', c.now_ts) THEN b.hour_count ELSE 0 END
-               AS used_this_hour
-    FROM rate_buckets b, clock c
-    WHERE b.name = $1
-    FOR UPDATE OF b
-),
-grant_ AS (
-    SELECT bucket.*,
-           greatest(0, least($4::int, floor(available)::int,
-                             coalesce($5::int - used_this_hour, $4::int)))::int AS granted
-    FROM bucket
-)
-UPDATE rate_buckets r
-SET tokens = g.available - g.granted, refilled_at = g.now_ts,
-    hour_start = date_trunc('hour', g.now_ts), hour_count = g.used_this_hour + g.granted
-FROM grant_ g
-WHERE r.name = g.name
-RETURNING g.granted, g.available - g.granted AS tokens_left,
-          g.used_this_hour + g.granted AS used_this_hour;
-
--- name: ensure_rate_bucket
-INSERT INTO rate_buckets (name, tokens) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING;
-
--- name: worker_register
-INSERT INTO workers (worker_id, host, pid) VALUES ($1, $2, $3)
-ON CONFLICT (worker_id) DO UPDATE
-SET host = excluded.host, pid = excluded.pid, started_at = now(), last_seen_at = now(),
-    current_issue_id = NULL;
-
--- name: worker_heartbeat
-UPDATE workers SET last_seen_at = now(), current_issue_id = $2 WHERE worker_id = $1;
-
--- name: worker_unregister
-DELETE FROM workers WHERE worker_id = $1;
-
--- name: prune_dead_workers
--- Rows of processes that stopped beating long ago (SIGKILL leaves them behind).
-DELETE FROM workers WHERE last_seen_at < now() - make_interval(secs => $1);
-
--- name: delivery_for_bounce
-SELECT d.id, d.issue_id, d.subscriber_id, d.status FROM deliveries d WHERE d.id = $1;
-
--- name: latest_delivery_for_email
--- Bounce matched by the failed address only: the subscriber and their most
--- recent delivery (deliveries_subscriber index).
-SELECT s.id AS subscriber_id,
-       (SELECT d.id FROM deliveries d WHERE d.subscriber_id = s.id
-        ORDER BY d.id DESC LIMIT 1) AS delivery_id
-FROM subscribers s WHERE lower(s.email) = lower($1);
-
--- name: insert_bounce_event
-INSERT INTO bounce_events (delivery_id, subscriber_id, kind, source, smtp_code, detail)
-VALUES ($1, $2, $3, $4, $5, $6);
-
--- name: mark_delivery_bounced
-UPDATE deliveries SET status = 'bounced', bounced_at = now(), lease_until = NULL,
-    last_error = coalesce($2, last_error)
-WHERE id = $1 AND status IN ('sent', 'failed', 'sending', 'queued');
-
--- name: suppress_subscriber
--- Hard bounce: stop mailing the address at once (queued deliveries are
--- skipped by the caller in the same transaction).
-UPDATE subscribers
-SET status = 'suppressed', suppressed_reason = $2, last_bounce_at = now(), updated_at = now()
-WHERE id = $1 AND status <> 'suppressed'
-RETURNING id;
-
--- name: count_soft_bounce
-UPDATE subscribers
-SET soft_bounces = soft_bounces + 1, last_bounce_at = now(), updated_at = now()
-WHERE id = $1
-RETURNING soft_bounces, status;

@@ -1,3 +1,5 @@
+-- `newsletter dev`: demo news items and the demo editor key.
+
 -- name: count_news_items
 SELECT count(*) FROM news_items;
 
