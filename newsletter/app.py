@@ -24,6 +24,7 @@ from newsletter.core.db import Database
 from newsletter.core.errors import DomainError
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import Tokens
+from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES
 from newsletter.web.request_metrics import RequestMetrics
 
@@ -90,9 +91,11 @@ def create_app(
     database: Database | None = None,
     *,
     extra_routes: Sequence[Any] = (),
+    feed_policy: FeedFetchPolicy = PUBLIC_ONLY,
 ) -> Litestar:
     """Build the application. Pass ``database`` to share a pool (tests, ``dev``);
-    ``extra_routes`` are added by ``newsletter dev`` (the captured-mail pages)."""
+    ``extra_routes`` are added by ``newsletter dev`` (the captured-mail pages);
+    ``feed_policy`` says which private addresses feed imports may reach (none)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -120,7 +123,7 @@ def create_app(
     return Litestar(
         route_handlers=[*ROUTES, *extra_routes],
         lifespan=[lifespan],
-        state=State({"db": database, "settings": settings}),
+        state=State({"db": database, "settings": settings, "feed_policy": feed_policy}),
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),

@@ -22,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from newsletter.core.addresses import normalise_email
+from newsletter.core.clock import aware
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import Conflict, InvalidInput, NotFound
+from newsletter.core.records import MAX_ID, check_id, one
 from newsletter.core.settings import Settings
 from newsletter.editorial import news
-from newsletter.editorial.news import one
 from newsletter.editorial.rendering import (
     IssueContent,
     RenderedIssue,
@@ -72,7 +73,7 @@ def _validate(fields: IssueFields) -> IssueFields:
 
 
 async def _check_items_exist(conn: Connection, ids: Sequence[int]) -> None:
-    wanted = [i for i in ids if 1 <= i <= news.MAX_ID]
+    wanted = [i for i in ids if 1 <= i <= MAX_ID]
     found = {r["id"] for r in await conn.fetch(QUERIES.news_items_by_ids, wanted)}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -82,7 +83,7 @@ async def _check_items_exist(conn: Connection, ids: Sequence[int]) -> None:
 
 
 async def _locked(conn: Connection, issue_id: int) -> Record:
-    news.check_id(issue_id, "issue")
+    check_id(issue_id, "issue")
     row: Record | None = await conn.fetchrow(QUERIES.lock_issue, issue_id)
     if row is None:
         raise NotFound(f"no issue {issue_id}")
@@ -133,7 +134,7 @@ async def create(db: Database, actor: Actor, fields: IssueFields) -> Record:
 
 
 async def get(db: Database, issue_id: int) -> Record:
-    news.check_id(issue_id, "issue")
+    check_id(issue_id, "issue")
     row = await db.fetchrow("get_issue", issue_id)
     if row is None:
         raise NotFound(f"no issue {issue_id}")
@@ -211,7 +212,7 @@ def preview_unsubscribe_url(settings: Settings) -> str:
 
 async def preview(db: Database, settings: Settings, issue_id: int) -> tuple[str, str]:
     """``(html, text)`` exactly as a subscriber sees it, for a nameless subscriber."""
-    news.check_id(issue_id, "issue")
+    check_id(issue_id, "issue")
     async with db.pool.acquire() as conn:
         row = await conn.fetchrow(QUERIES.get_issue, issue_id)
         if row is None:
@@ -231,7 +232,7 @@ async def test_send(
             f"test-send goes to at most {MAX_TEST_ADDRESSES} addresses", field="addresses"
         )
     recipients = list(dict.fromkeys(normalise_email(a) for a in addresses))
-    news.check_id(issue_id, "issue")
+    check_id(issue_id, "issue")
     async with db.transaction() as conn:
         row = await conn.fetchrow(QUERIES.get_issue, issue_id)
         if row is None:
@@ -269,7 +270,7 @@ def parse_send_at(value: str, settings: Settings, *, now: datetime | None = None
         ) from None
     if "T" not in text.upper() and " " not in text:
         raise InvalidInput("send_at needs a time of day, not just a date", field="send_at")
-    at = news.aware(moment, settings, "send_at")
+    at = aware(moment, settings, "send_at")
     current = now or datetime.now(UTC)
     if at <= current:
         raise InvalidInput("send_at is in the past", field="send_at")

@@ -13,12 +13,13 @@ from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
 
 from newsletter.core.db import Record
 from newsletter.core.errors import InvalidInput
-from newsletter.editorial import news
+from newsletter.editorial import feeds, news
+from newsletter.editorial.feeds import FeedFetchPolicy
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
 from newsletter.web.params import RowId, body_text
 
-FEED_BODY_LIMIT = news.FEED_MAX_BYTES + 64 * 1024  # the feed plus multipart framing
+FEED_BODY_LIMIT = feeds.FEED_MAX_BYTES + 64 * 1024  # the feed plus multipart framing
 
 Title = Annotated[str, body_text(news.MAX_TITLE, "plain text")]
 Url = Annotated[str, body_text(news.MAX_URL, "http:// or https:// only")]
@@ -150,7 +151,7 @@ async def delete_news_item(db: DB, actor: Who, item_id: RowId) -> None:
     await news.delete(db, actor, item_id)
 
 
-async def _feed_bytes(request: Request[Any, Any, Any]) -> bytes:
+async def _feed_bytes(request: Request[Any, Any, Any], feed_policy: FeedFetchPolicy) -> bytes:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
@@ -159,14 +160,14 @@ async def _feed_bytes(request: Request[Any, Any, Any]) -> bytes:
             raise InvalidInput(f"expected {{'url': 'https://...'}}: {exc}", field="url") from None
         except msgspec.DecodeError:
             raise ClientException("request body is not valid JSON") from None
-        return await news.fetch_feed(payload.url)
+        return await feeds.fetch_feed(payload.url, feed_policy)
     if content_type == "multipart/form-data":
         form = await request.form()
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidInput("send the feed as a multipart field named 'file'", field="file")
-        data: bytes = await upload.read(news.FEED_MAX_BYTES + 1)
-        if len(data) > news.FEED_MAX_BYTES:
+        data: bytes = await upload.read(feeds.FEED_MAX_BYTES + 1)
+        if len(data) > feeds.FEED_MAX_BYTES:
             raise InvalidInput("the feed file is too large", field="file")
         return data
     return await request.body()
@@ -191,7 +192,8 @@ async def import_feed(
 
     Entries whose link is already known are counted as `duplicates` and left alone.
     """
-    result = await news.import_feed(db, settings, actor, await _feed_bytes(request))
+    data = await _feed_bytes(request, request.app.state.feed_policy)
+    result = await feeds.import_feed(db, settings, actor, data)
     return FeedImportOut(
         inserted=result.inserted,
         duplicates=result.duplicates,

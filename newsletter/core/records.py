@@ -1,0 +1,24 @@
+"""Rows by id: the two checks every domain module makes the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from newsletter.core.db import Connection, Record
+from newsletter.core.errors import NotFound
+
+MAX_ID = 2**63 - 1  # the largest bigint
+
+
+async def one(conn: Connection, query: str, *args: Any) -> Record:
+    """The single row a RETURNING or locked statement is certain to give."""
+    row: Record | None = await conn.fetchrow(query, *args)
+    if row is None:  # pragma: no cover - callers checked existence under a lock
+        raise NotFound("the row vanished while being changed")
+    return row
+
+
+def check_id(row_id: int, what: str) -> None:
+    """Ids beyond bigint cannot exist: answer 404 instead of overflowing."""
+    if not 1 <= row_id <= MAX_ID:
+        raise NotFound(f"no {what} {row_id}")
