@@ -1,13 +1,19 @@
 # Production image: `newsletter serve` (web) or `newsletter worker` (delivery).
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY pyproject.toml README.md ./
+# The same lock as `make dev`: uv.lock's versions and hashes, without the dev extra.
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_NO_CACHE=1
+COPY requirements-uv.txt ./
+RUN pip install --no-cache-dir --no-deps --require-hashes -r requirements-uv.txt
+COPY pyproject.toml uv.lock README.md ./
+# Dependencies first, in their own layer: a code change does not reinstall them.
+RUN uv sync --locked --no-install-project --no-editable
 COPY newsletter ./newsletter
 COPY sql ./sql
 COPY templates ./templates
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir .
+RUN uv sync --locked --no-editable
 
 FROM python:3.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \

@@ -3,18 +3,33 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv installs exactly what uv.lock says (versions and hashes) in a few seconds;
+# it comes from PyPI itself, pinned and hash-checked in requirements-uv.txt.
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: dev test lint typecheck check bench clean serve worker migrate queries
+# `make dev PORT=8001 SMTP_PORT=2526` when 8000 or 2525 is taken.
+PORT ?= 8000
+SMTP_PORT ?= 2525
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+.PHONY: dev test lint typecheck check bench clean serve worker migrate queries lock
+
+$(UV): requirements-uv.txt
+	rm -rf $(TOOLS)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+		--no-deps --require-hashes --target $(TOOLS) -r requirements-uv.txt
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --extra dev --quiet || { $(UV) lock --check --quiet 2>/dev/null \
+		|| echo "uv.lock is older than pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
 	touch $(STAMP)
 
 ## Run everything locally: embedded PostgreSQL, capture SMTP, web and worker.
 dev: $(STAMP)
-	$(BIN)/newsletter dev
+	$(BIN)/newsletter dev --port $(PORT) --smtp-port $(SMTP_PORT)
 
 ## The whole test suite plus lints (real PostgreSQL, real SMTP).
 test: $(STAMP) lint typecheck
@@ -32,6 +47,10 @@ typecheck: $(STAMP)
 serve worker migrate: $(STAMP)
 	$(BIN)/newsletter $@
 
+## After adding or changing a dependency in pyproject.toml: re-resolve uv.lock (commit it).
+lock: $(UV)
+	$(UV) lock
+
 ## After adding or renaming a query in sql/queries/: regenerate the names mypy checks.
 queries: $(STAMP)
 	$(BIN)/python -m newsletter.core.sqlfiles
@@ -40,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/signup.py
 
 clean:
-	rm -rf $(VENV) .dev .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .dev .mypy_cache .pytest_cache .ruff_cache

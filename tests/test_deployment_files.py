@@ -90,3 +90,40 @@ def test_dockerfile_passes_hadolint() -> None:
         [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_installs_from_the_lock() -> None:
+    """The image gets uv.lock's versions and hashes, like `make dev`, and the same uv."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert "COPY requirements-uv.txt" in dockerfile
+    assert "--require-hashes -r requirements-uv.txt" in dockerfile
+    assert "--require-hashes" in makefile
+    assert "-r requirements-uv.txt" in makefile
+    assert "COPY pyproject.toml uv.lock" in dockerfile
+    installs = re.findall(r"^RUN (?:pip|uv) .*$", dockerfile, re.MULTILINE)
+    assert all("--locked" in line for line in installs if line.startswith("RUN uv sync"))
+    assert not [line for line in installs if line.startswith("RUN pip") and " -r " not in line]
+    assert "sync --locked" in makefile
+
+
+def test_lock_matches_pyproject() -> None:
+    """A dependency added to pyproject.toml without `make lock` fails here, not on a laptop."""
+    uv = ROOT / ".tools/bin/uv"
+    assert uv.exists(), "uv is bootstrapped by `make .venv/.installed`"
+    result = subprocess.run(
+        [str(uv), "lock", "--check"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, "uv.lock is stale, run `make lock`:\n" + result.stderr
+
+
+def test_every_locked_package_has_hashes() -> None:
+    import tomllib
+
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    packages = [p for p in lock["package"] if p["source"].get("editable") != "."]
+    assert len(packages) > 20
+    for package in packages:
+        files = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
+        assert files, package["name"]
+        assert all(str(f.get("hash", "")).startswith("sha256:") for f in files), package["name"]
