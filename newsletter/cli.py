@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from newsletter.core.settings import Settings, SettingsError
+from newsletter.dev import connection
+from newsletter.dev.connection import NoDevServer
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 COMMANDS: dict[str, Command] = {}
@@ -33,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="newsletter",
         description="김포시 뉴스레터 service. Settings come from NEWSLETTER_* environment "
         "variables (see README.md).",
+    )
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="talk to the `newsletter dev` (make dev) running in this checkout: "
+        "its database, capture SMTP and base URL, read from .dev/server.env",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -117,18 +126,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.dev and args.command == "dev":
+        parser.error("--dev is for the other commands: it points them at a running `dev`")
     try:
-        settings = Settings.from_env(dev=args.command == "dev")
+        environ = dev_environment() if args.dev else os.environ
+        settings = Settings.from_env(environ, dev=args.command == "dev" or args.dev)
     except SettingsError as exc:
         print(f"newsletter: configuration error: {exc}", file=sys.stderr)
         return 2
+    except NoDevServer as exc:
+        print(f"newsletter: {exc}", file=sys.stderr)
+        return 2
     from newsletter.core.logs import configure_logging
 
-    configure_logging(settings)
+    # A person watches `dev`; everything else may be shipped to a log store.
+    configure_logging(settings, human=args.command == "dev")
     try:
         return run(COMMANDS[args.command](args, settings))
     except KeyboardInterrupt:
         return 130
+
+
+def dev_environment() -> dict[str, str]:
+    """This process's environment plus the settings of the running ``newsletter dev``."""
+    dev_dir = Settings.from_env(dev=True).dev_dir
+    return {**os.environ, **connection.read(dev_dir)}
 
 
 def run(main_coroutine: Coroutine[Any, Any, int]) -> int:

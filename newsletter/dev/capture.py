@@ -5,12 +5,18 @@ Messages land in a Maildir (``.dev/mail``) that ``/dev/outbox`` lists.
 
 from __future__ import annotations
 
+import logging
 import mailbox
+from email import policy
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+log = logging.getLogger("newsletter.dev.capture")
+_HEADERS = BytesHeaderParser(policy=policy.default)
 
 
 def open_maildir(directory: Path) -> mailbox.Maildir:
@@ -32,6 +38,8 @@ class MaildirHandler:
         content = envelope.original_content or b""
         envelope_header = f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n".encode()
         self.maildir.add(envelope_header + content)
+        subject = _HEADERS.parsebytes(content).get("Subject", "(no subject)")
+        log.info("captured %s → %s", subject, ", ".join(envelope.rcpt_tos))
         return "250 Message captured"
 
 

@@ -1,24 +1,31 @@
 """``newsletter dev``: the whole service on a laptop, in one process.
 
-Embedded PostgreSQL (data in ``.dev/pg``), a capture SMTP server (mail in
-``.dev/mail``, listed at ``/dev/outbox``), migrations, demo news, a demo editor
-key, then the web app and a worker side by side until Ctrl-C.
+Both ports are taken first, so a busy one stops it with one line before
+anything starts. Then embedded PostgreSQL (data in ``.dev/pg``), a capture SMTP
+server (mail in ``.dev/mail``, listed at ``/dev/outbox``), migrations, demo
+news, a demo editor key, ``.dev/server.env`` for ``newsletter --dev``, and the
+web app and a worker side by side until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
+import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
 
 from newsletter.app import create_app
+from newsletter.core.clock import city_zone
 from newsletter.core.db import Database, migrate
-from newsletter.core.settings import Settings, SmtpTarget
+from newsletter.core.settings import DEV_SECRET_KEY, PREFIX, Settings, SmtpTarget
 from newsletter.delivery.worker import Worker
-from newsletter.dev import outbox
+from newsletter.dev import connection, outbox
 from newsletter.dev.capture import start_capture_server
 from newsletter.dev.embedded import start_embedded_postgres
 from newsletter.ops.apikeys import create_key
@@ -68,17 +75,83 @@ def create_dev_app(settings: Settings, db: Database) -> Litestar:
     return create_app(settings, db, extra_routes=outbox.ROUTES)
 
 
+class PortUnavailable(Exception):
+    """One line for the person who typed ``make dev``: which port, and what to do."""
+
+
+def _unavailable(what: str, host: str, port: int, flag: str, exc: OSError) -> PortUnavailable:
+    if exc.errno == errno.EADDRINUSE:
+        return PortUnavailable(
+            f"newsletter: {what} port {port} on {host} is already in use; pick another with {flag}"
+        )
+    return PortUnavailable(f"newsletter: cannot listen on {host}:{port} ({what}): {exc.strerror}")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The web server's socket, bound now so that a busy port fails before any output."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise _unavailable("web", host, port, "--port (make dev PORT=…)", exc) from None
+
+
+def start_capture(settings: Settings, smtp_port: int) -> Any:
+    try:
+        return start_capture_server(settings.dev_dir / "mail", port=smtp_port)
+    except OSError as exc:
+        flag = "--smtp-port (make dev SMTP_PORT=…)"
+        raise _unavailable("capture SMTP", "127.0.0.1", smtp_port, flag, exc) from None
+
+
+def banner(settings: Settings, *, database_url: str, smtp_port: int, key: str) -> str:
+    base = settings.base_url
+    zone = datetime.now(city_zone(settings)).tzname()
+    return (
+        "\n김포시 뉴스레터 — development server\n"
+        f"  subscribe page    {base}/subscribe\n"
+        f"  captured mail     {base}/dev/outbox\n"
+        f"  API docs          {base}/api/docs\n"
+        f"  health            {base}/healthz\n"
+        f"  capture SMTP      127.0.0.1:{smtp_port}\n"
+        f"  database          {database_url}\n"
+        f"  demo editor key   {key}\n"
+        "  CLI on this setup .venv/bin/newsletter --dev status   (or any other command)\n"
+        f"Log times are {zone}. Press Ctrl-C to stop.\n"
+    )
+
+
 async def run_dev(settings: Settings, *, host: str, port: int, smtp_port: int) -> int:
     settings.dev_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        web_socket = listen(host, port)
+        try:
+            capture = start_capture(settings, smtp_port)
+        except PortUnavailable:
+            web_socket.close()
+            raise
+    except PortUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    try:
+        return await _serve(settings, web_socket, host=host, port=port, smtp_port=smtp_port)
+    finally:
+        capture.stop()
+        web_socket.close()
+
+
+async def _serve(
+    settings: Settings, web_socket: socket.socket, *, host: str, port: int, smtp_port: int
+) -> int:
     pg = None
     database_url = settings.database_url
     if database_url is None:
         pg = start_embedded_postgres(settings.dev_dir / "pg")
         database_url = pg.get_uri()
-    capture = start_capture_server(settings.dev_dir / "mail", port=smtp_port)
+    smtp = SmtpTarget(host="127.0.0.1", port=smtp_port)
     settings = settings.replace(
         database_url=database_url,
-        smtp=SmtpTarget(host="127.0.0.1", port=smtp_port),
+        smtp=smtp,
         base_url=settings.base_url
         if settings.base_url != "http://127.0.0.1:8000"
         else f"http://{host}:{port}",
@@ -93,29 +166,26 @@ async def run_dev(settings: Settings, *, host: str, port: int, smtp_port: int) -
             )
             stop = asyncio.Event()
             worker = asyncio.create_task(Worker(settings, db).run(stop))
-            base = f"http://{host}:{port}"
-            print(
-                "\n김포시 뉴스레터 — development server\n"
-                f"  subscribe page    {base}/subscribe\n"
-                f"  captured mail     {base}/dev/outbox\n"
-                f"  API docs          {base}/api/docs\n"
-                f"  health            {base}/healthz\n"
-                f"  capture SMTP      127.0.0.1:{smtp_port}\n"
-                f"  database          {database_url}\n"
-                f"  demo editor key   {key}\n"
-                "Press Ctrl-C to stop.\n",
-                flush=True,
-            )
+            reach = {
+                f"{PREFIX}DATABASE_URL": database_url,
+                f"{PREFIX}SMTP_URL": f"smtp://{smtp.host}:{smtp.port}",
+                f"{PREFIX}BASE_URL": settings.base_url,
+            }
+            if settings.secret_key != DEV_SECRET_KEY:  # commands must sign links like us
+                reach[f"{PREFIX}SECRET_KEY"] = settings.secret_key
+            connection.write(settings.dev_dir, reach)
+            print(banner(settings, database_url=database_url, smtp_port=smtp_port, key=key))
+            sys.stdout.flush()
             try:
-                await server.serve()
+                await server.serve(sockets=[web_socket])
             finally:
+                connection.remove(settings.dev_dir)
                 stop.set()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
         finally:
             await db.close()
     finally:
-        capture.stop()
         if pg is not None:
             with contextlib.suppress(Exception):
                 pg.cleanup()

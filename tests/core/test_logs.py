@@ -5,14 +5,24 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from newsletter.core.db import Database
-from newsletter.core.logs import JsonFormatter, log_context, mask_email, secrets_of
+from newsletter.core.logs import (
+    HumanFormatter,
+    JsonFormatter,
+    log_context,
+    mask_email,
+    secrets_of,
+    wants_colour,
+)
 from newsletter.core.settings import Settings, SmtpTarget
 from tests.conftest import SmtpServer, drain, make_settings
 
@@ -132,3 +142,42 @@ async def test_a_real_refused_recipient_is_logged_masked(
     assert address not in text
     assert "r***@example.com" in text
     assert settings.secret_key not in text
+
+
+def test_dev_lines_are_short_coloured_and_as_safe_as_json() -> None:
+    settings = secret_settings()
+    zone = ZoneInfo("Asia/Seoul")
+    plain = HumanFormatter(secrets_of(settings), zone=zone)
+    access = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/subscribe?x=1", "1.1", 404), None,
+    )  # fmt: skip
+    access.created = datetime(2026, 3, 2, 0, 0, 5, tzinfo=UTC).timestamp()
+    assert plain.format(access) == "09:00:05 web       GET /subscribe?x=1 404"
+
+    captured = record(logging.INFO, "captured %s → %s", "구독 확인", "hong@example.com")
+    captured.name = "newsletter.dev.capture"
+    assert plain.format(captured).endswith("mail      captured 구독 확인 → h***@example.com")
+
+    leaky = record(logging.WARNING, "smtp=%s key=%s", "smtp-pass-1234", API_KEY, issue_id=7)
+    line = plain.format(leaky)
+    assert "smtp-pass-1234" not in line and API_KEY not in line
+    assert "warning:" in line and line.endswith("issue_id=7")
+    assert "\x1b[" not in line
+
+    coloured = HumanFormatter(zone=zone, colour=True)
+    painted = coloured.format(access)
+    assert "\x1b[36mweb" in painted  # who, in its colour
+    assert "\x1b[33m404\x1b[0m" in painted  # a 4xx stands out
+    assert re.sub(r"\x1b\[\d+m", "", painted) == "09:00:05 web       GET /subscribe?x=1 404"
+
+
+def test_colour_follows_the_terminal_and_no_color() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert wants_colour(Terminal(), {})
+    assert not wants_colour(Terminal(), {"NO_COLOR": "1"})
+    assert not wants_colour(io.StringIO(), {})
+    assert wants_colour(io.StringIO(), {"FORCE_COLOR": "1"})
