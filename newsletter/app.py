@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
@@ -26,6 +27,7 @@ from newsletter.core.settings import Settings
 from newsletter.core.tokens import Tokens
 from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES
+from newsletter.web.forms import message
 from newsletter.web.request_metrics import RequestMetrics
 
 log = logging.getLogger("newsletter.web")
@@ -64,7 +66,25 @@ def _plain_message(item: Any) -> Any:
     return item
 
 
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+def _not_found_page() -> Template:
+    return message(
+        "페이지를 찾을 수 없습니다",
+        "주소가 바뀌었거나 없는 페이지입니다. 주소를 다시 확인해 주세요.",
+        status=404,
+        link={"href": "/subscribe", "label": "김포시 뉴스레터 구독 페이지로 가기"},
+    )
+
+
+def _http_error(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[dict[str, Any]] | Template:
+    # A person who mistyped an address gets a page; programs under /api keep the JSON shape.
+    if exc.status_code == 404 and not _is_api(request.url.path):
+        return _not_found_page()
     code = {
         401: "unauthorized",
         403: "forbidden",

@@ -144,8 +144,8 @@ async def preview_issue(
     The unsubscribe link carries a dummy token."""
     html_part, text_part = await issues.preview(db, settings, issue_id)
     if format == "text":
-        return Response(text_part, media_type="text/plain; charset=utf-8")
-    return Response(html_part, media_type="text/html; charset=utf-8")
+        return Response(text_part, media_type=MediaType.TEXT)
+    return Response(html_part, media_type=MediaType.HTML)
 
 
 @post("/issues/{issue_id:int}/test-send", summary="Send a [TEST] copy", status_code=202)

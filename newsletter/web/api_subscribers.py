@@ -219,7 +219,7 @@ async def import_subscribers(
     "/export",
     guards=[requires("admin")],
     summary="Export the roster as CSV (streamed; ?bom=1 for Excel)",
-    media_type="text/csv; charset=utf-8",
+    media_type="text/csv",
 )
 async def export_subscribers(
     db: DB,
@@ -241,7 +241,7 @@ async def export_subscribers(
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     return Stream(
         body(),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="subscribers-{stamp}.csv"'},
     )
 

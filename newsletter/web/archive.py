@@ -52,7 +52,7 @@ async def archive_issue(
                 "link": {"href": "/archive", "label": "지난 뉴스레터 목록"},
             },
         )
-    return Response(for_web(row["rendered_html"], settings), media_type="text/html; charset=utf-8")
+    return Response(for_web(row["rendered_html"], settings), media_type=MediaType.HTML)
 
 
 ROUTES = [archive_list, archive_issue]

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response, get, post
 from litestar.params import FromQuery
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from newsletter.audience import signup_batch, subscribers
 from newsletter.audience.subscribers import LinkNoLongerValid
@@ -31,6 +31,12 @@ from newsletter.web.forms import (
 
 SIGNUP_ACCEPTED = "구독 신청을 받았습니다. 받은편지함에서 확인 메일을 열어 구독을 완료해 주세요."
 ACCEPTED_JSON = msgspec.json.encode({"status": "accepted", "message": SIGNUP_ACCEPTED})
+
+
+@get("/", include_in_schema=False)
+async def home() -> Redirect:
+    """The bare address, typed or linked, leads to the signup page."""
+    return Redirect("/subscribe")
 
 
 @get("/subscribe", media_type=MediaType.HTML, include_in_schema=False)
@@ -189,4 +195,4 @@ async def unsubscribe(
     )
 
 
-ROUTES = [subscribe_form, subscribe, confirm_page, confirm, unsubscribe_page, unsubscribe]
+ROUTES = [home, subscribe_form, subscribe, confirm_page, confirm, unsubscribe_page, unsubscribe]

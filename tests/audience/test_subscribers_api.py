@@ -129,7 +129,7 @@ async def test_export_streams_csv_with_bom_and_neutralised_formulas(
         "GET", "/api/v1/subscribers/export", params={"bom": 1}, headers=admin
     ) as response:
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/csv")
+        assert response.headers.get_list("content-type") == ["text/csv; charset=utf-8"]
         assert "attachment" in response.headers["content-disposition"]
         data = b"".join([chunk async for chunk in response.aiter_bytes()])
     assert data.startswith(codecs.BOM_UTF8)

@@ -49,7 +49,8 @@ async def test_archive_lists_and_shows_sent_issues(client: Client, db: Database)
     assert listing.text.index("2월 소식") < listing.text.index("1월 소식")  # newest first
 
     page = await client.get(f"/archive/{first['number']}")
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.status_code == 200
+    assert page.headers.get_list("content-type") == ["text/html; charset=utf-8"]
     assert "1월 소식 기사" in page.text
     assert "<script>alert('archive')" not in page.text and "&lt;script&gt;" in page.text
     assert "%%" not in page.text
