@@ -13,6 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
+from newsletter.core.clock import city_zone, clock
 from newsletter.core.settings import Settings
 from newsletter.dev.capture import open_maildir
 from newsletter.web.deps import Config
@@ -34,6 +35,12 @@ def _messages(settings: Settings) -> list[tuple[str, float, EmailMessage]]:
     return found
 
 
+def _sent_at(message: EmailMessage, settings: Settings) -> str:
+    header = message["Date"]
+    moment = getattr(header, "datetime", None)
+    return clock(moment, city_zone(settings)) if moment is not None else str(header or "")
+
+
 @get("/dev/outbox", media_type=MediaType.HTML, include_in_schema=False)
 async def outbox_list(settings: Config) -> Template:
     rows = [
@@ -41,7 +48,7 @@ async def outbox_list(settings: Config) -> Template:
             "key": key,
             "to": str(message["To"]),
             "subject": str(message["Subject"]),
-            "date": str(message["Date"]),
+            "date": _sent_at(message, settings),
         }
         for key, _, message in _messages(settings)
     ]

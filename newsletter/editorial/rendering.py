@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from zoneinfo import ZoneInfo
 
 import jinja2
 import mjml
 
 from newsletter.core import paths
+from newsletter.core.clock import city_zone, korean_date
 from newsletter.core.settings import Settings
 
 TEMPLATES_DIR = paths.TEMPLATES_DIR / "email"
@@ -104,10 +104,7 @@ def html_to_text(fragment: str) -> str:
 
 
 def _date(moment: datetime | None, settings: Settings) -> str:
-    if moment is None:
-        return ""
-    local = moment.astimezone(ZoneInfo(settings.timezone)) if moment.tzinfo else moment
-    return f"{local.year}년 {local.month}월 {local.day}일"
+    return korean_date(moment, city_zone(settings)) if moment is not None else ""
 
 
 def render_issue(

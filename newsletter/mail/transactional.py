@@ -17,9 +17,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from newsletter.core import paths
+from newsletter.core.clock import city_zone, korean_time
 from newsletter.core.settings import Settings
 from newsletter.core.signing import unsubscribe_mailto
 from newsletter.core.tokens import Tokens
@@ -40,8 +40,7 @@ class MailContext:
         return self.settings.base_url + path
 
     def local_time(self, moment: datetime) -> str:
-        local = moment.astimezone(ZoneInfo(self.settings.timezone))
-        return local.strftime("%Y년 %m월 %d일 %H:%M")
+        return korean_time(moment, city_zone(self.settings))
 
 
 def compose(

@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import NotFound
@@ -387,9 +386,3 @@ def format_duration(seconds: float | None, units: tuple[str, str, str, str]) -> 
     if minutes:
         return f"{minutes}{minutes_unit} {secs:02d}{seconds_unit}"
     return f"{secs}{seconds_unit}"
-
-
-def local_clock(moment: datetime | None, zone: ZoneInfo, *, with_date: bool = False) -> str:
-    if moment is None:
-        return "—"
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")

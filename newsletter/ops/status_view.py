@@ -17,6 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from newsletter.core.clock import clock
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.ops import stats
@@ -76,12 +77,11 @@ def render(issue: IssueStats | None, workers: list[WorkerBeat], zone: ZoneInfo) 
         facts.add_row(
             "Time left",
             f"about {stats.format_duration(issue.eta_seconds, ENGLISH_UNITS)}"
-            f" (done near {stats.local_clock(issue.eta_at, zone)})",
+            f" (done near {clock(issue.eta_at, zone, with_date=False)})",
         )
     facts.add_row(
         "Started",
-        stats.local_clock(issue.started_at, zone)
-        + f"   Finished {stats.local_clock(issue.finished_at, zone)}",
+        clock(issue.started_at, zone) + f"   Finished {clock(issue.finished_at, zone)}",
     )
     facts.add_row(
         "Delivered",

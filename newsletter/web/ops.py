@@ -20,6 +20,7 @@ from litestar.datastructures import Cookie
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
+from newsletter.core.clock import clock as city_clock
 from newsletter.core.settings import Settings
 from newsletter.ops import metrics, stats
 from newsletter.ops.access import SESSION_MAX_AGE_SECONDS, read_session, session_key, sign_session
@@ -156,7 +157,10 @@ def _chart(series: list[MinuteCount], limit_per_second: float, zone: ZoneInfo) -
         limit_per_minute=limit_per_minute,
         peak=peak,
         first_label=bars[0].label if bars else "",
-        last_label=bars[-1].label if bars else "",
+        # The axis says its zone once, at its right end.
+        last_label=f"{bars[-1].label} {series[-1].minute.astimezone(zone).tzname()}"
+        if bars
+        else "",
     )
 
 
@@ -175,7 +179,7 @@ async def ops_page(
     zone = ZoneInfo(settings.timezone)
 
     def clock(moment: datetime | None) -> str:
-        return stats.local_clock(moment, zone, with_date=True)
+        return city_clock(moment, zone)
 
     overview = await stats.overview(db, settings)
     focus: IssueStats | None

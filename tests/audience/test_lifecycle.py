@@ -69,7 +69,7 @@ async def test_reconfirmation_then_lapse_then_retention_purge(
         message = render_outbox(context, "reconfirm", "old@example.com", old_mail["payload"])
         text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
         assert "2년마다" in text
-        assert "2026년 02월 09일" in text  # the deadline, in Seoul time
+        assert re.search(r"2026년 02월 09일 \d\d:\d\d \(KST\)", text)  # the deadline, in Seoul time
         match = re.search(r"/reconfirm\?token=([\w.\-]+)", text)
         assert match
         page = await client.get(f"/reconfirm?token={match.group(1)}")

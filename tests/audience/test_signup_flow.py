@@ -67,6 +67,11 @@ async def test_signup_confirm_unsubscribe(
     await drain(settings, db)
     notice = smtp_server.handler.to("resident@example.com")[-1].message
     assert "수신 동의 처리 결과" in str(notice["Subject"])
+    notice_text = notice.get_body(preferencelist=("plain",))
+    assert notice_text is not None
+    assert re.search(
+        r"처리 일시: \d{4}년 \d\d월 \d\d일 \d\d:\d\d \(KST\)", notice_text.get_content()
+    )
 
     unsubscribe_path = link_in(notice, "/unsubscribe")
     one_click = await client.post(

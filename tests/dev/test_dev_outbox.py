@@ -41,6 +41,7 @@ async def test_newcomer_confirms_through_the_captured_mail(
 
         listing = await browser.get("/dev/outbox")
         assert "구독 확인을 부탁드립니다" in listing.text
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d KST", listing.text)
         [key] = re.findall(r'href="/dev/outbox/([^"]+)"', listing.text)
         message = await browser.get(f"/dev/outbox/{key}")
         assert message.status_code == 200

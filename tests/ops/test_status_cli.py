@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 
 from newsletter.core.db import Database
@@ -50,6 +51,8 @@ async def test_status_explains_a_send_in_plain_words(database_url: str, db: Data
     assert "5 failed, 1 bounced back later" in output
     assert "limit 20/s" in output
     assert "Time left" in output
+    assert re.search(r"done near \d\d:\d\d:\d\d KST", output)
+    assert re.search(r"Started +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d KST", output)
     assert "refused for good" in output  # 550 explained, not just a number
     assert "temporary refusal; retried automatically" in output  # the 451 rows
     assert "none alive" in output  # no worker heartbeat: said loudly

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -186,6 +187,10 @@ async def test_ops_page_takes_a_bearer_header(server: str, db: Database) -> None
         assert page.status_code == 200
         assert 'id="progress"' in page.text
         assert '<meta http-equiv="refresh"' in page.text
+        # Every time on the page names its zone: the snapshot, the start, the chart's axis.
+        assert re.search(r"\d\d:\d\d:\d\d KST</span> 기준", page.text)
+        assert re.search(r"시작 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d KST", page.text)
+        assert re.search(r">\d\d:\d\d KST</text>", page.text)
         wrong = await http.get("/ops", headers={"authorization": "Bearer nl_wrong"})
         assert wrong.status_code == 401
         assert 'id="progress"' not in wrong.text
