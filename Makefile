@@ -15,7 +15,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PORT ?= 8000
 SMTP_PORT ?= 2525
 
-.PHONY: dev test lint typecheck check bench clean serve worker migrate queries lock
+.PHONY: dev test lint typecheck check bench clean serve worker migrate queries schema lock
 
 $(UV): requirements-uv.txt
 	rm -rf $(TOOLS)
@@ -54,6 +54,10 @@ lock: $(UV)
 ## After adding or renaming a query in sql/queries/: regenerate the names mypy checks.
 queries: $(STAMP)
 	$(BIN)/python -m newsletter.core.sqlfiles
+
+## After adding a migration: regenerate sql/schema.sql (every table in one file).
+schema: $(STAMP)
+	$(BIN)/python -m newsletter.dev.schema
 
 bench: $(STAMP)
 	$(BIN)/python bench/signup.py

