@@ -83,6 +83,41 @@ def build_parser() -> argparse.ArgumentParser:
     create_key.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
     create_key.add_argument("--name", required=True, help="who or what uses the key")
 
+    create_user = sub.add_parser(
+        "create-user",
+        help="create a console account for a person (without --password-stdin a password "
+        "is generated and printed once, on the last line)",
+    )
+    create_user.add_argument("email", help="the person's e-mail address (their login)")
+    create_user.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
+    create_user.add_argument(
+        "--name", required=True, help="the person's name, as the audit shows it"
+    )
+    create_user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (first line) instead of generating one",
+    )
+    create_user.add_argument(
+        "--require-totp",
+        action="store_true",
+        help="the person must set up an authenticator app at the first login",
+    )
+    for verb, text in (
+        ("disable-user", "disable a console account; its sessions end at once"),
+        ("enable-user", "enable a disabled console account again"),
+    ):
+        toggle = sub.add_parser(verb, help=text)
+        toggle.add_argument("user", help="the account's e-mail address or numeric id")
+    reset = sub.add_parser(
+        "reset-password",
+        help="set a new password for a console account (generated and printed once unless "
+        "--password-stdin); its sessions end and the person must choose their own at next login",
+    )
+    reset.add_argument("user", help="the account's e-mail address or numeric id")
+    reset.add_argument("--password-stdin", action="store_true", help="read it from standard input")
+    sub.add_parser("list-users", help="list console accounts with their role and state")
+
     revoke = sub.add_parser("revoke-api-key", help="revoke an API key by id or by its value")
     revoke.add_argument("key", help="the key's numeric id or the key itself")
 
@@ -262,6 +297,122 @@ async def _revoke_api_key(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await conn.close()
     print(f"revoked key #{key_id}")
+    return 0
+
+
+def _password_from_stdin() -> str:
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise SystemExit("newsletter: no password on standard input")
+    return line
+
+
+@command("create-user")
+async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.core.db import connect
+    from newsletter.core.errors import DomainError
+    from newsletter.ops.audit import CLI_ACTOR
+    from newsletter.ops.users import create_user
+
+    password = _password_from_stdin() if args.password_stdin else None
+    conn = await connect(require_database_url(settings))
+    try:
+        async with conn.transaction():
+            user, generated = await create_user(
+                conn,
+                CLI_ACTOR,
+                email=args.email,
+                name=args.name,
+                role=args.role,
+                password=password,
+                totp_required=args.require_totp,
+            )
+    except DomainError as exc:
+        print(f"newsletter: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        await conn.close()
+    print(f"created {user.role} account #{user.id} for {user.name} <{user.email}>")
+    if generated is not None:
+        print("password (shown only now; they choose their own at the first login):")
+        print(generated)
+    return 0
+
+
+async def _with_user(
+    settings: Settings, who: str, change: Callable[[Any, Any], Coroutine[Any, Any, str]]
+) -> int:
+    from newsletter.core.db import connect
+    from newsletter.core.errors import DomainError
+    from newsletter.ops.users import find_user
+
+    conn = await connect(require_database_url(settings))
+    try:
+        async with conn.transaction():
+            user = await find_user(conn, who)
+            message = await change(conn, user)
+    except DomainError as exc:
+        print(f"newsletter: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        await conn.close()
+    print(message)
+    return 0
+
+
+@command("disable-user")
+async def _disable_user(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.ops.audit import CLI_ACTOR
+    from newsletter.ops.users import set_disabled
+
+    async def change(conn: Any, user: Any) -> str:
+        await set_disabled(conn, CLI_ACTOR, user.id, True)
+        return f"disabled account #{user.id} ({user.email}); its sessions have ended"
+
+    return await _with_user(settings, args.user, change)
+
+
+@command("enable-user")
+async def _enable_user(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.ops.audit import CLI_ACTOR
+    from newsletter.ops.users import set_disabled
+
+    async def change(conn: Any, user: Any) -> str:
+        await set_disabled(conn, CLI_ACTOR, user.id, False)
+        return f"enabled account #{user.id} ({user.email})"
+
+    return await _with_user(settings, args.user, change)
+
+
+@command("reset-password")
+async def _reset_password(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.ops.audit import CLI_ACTOR
+    from newsletter.ops.users import reset_password
+
+    given = _password_from_stdin() if args.password_stdin else None
+
+    async def change(conn: Any, user: Any) -> str:
+        password = await reset_password(conn, CLI_ACTOR, user.id, given)
+        done = f"new password set for #{user.id} ({user.email}); their sessions have ended"
+        return done if given is not None else f"{done}; shown only now:\n{password}"
+
+    return await _with_user(settings, args.user, change)
+
+
+@command("list-users")
+async def _list_users(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.core.db import connect
+    from newsletter.ops.users import list_users
+
+    conn = await connect(require_database_url(settings))
+    try:
+        people = await list_users(conn)
+    finally:
+        await conn.close()
+    for user in people:
+        state = "disabled" if user.disabled else "enabled"
+        factor = "totp" if user.totp_enabled else ("totp required" if user.totp_required else "-")
+        print(f"#{user.id}\t{user.role}\t{state}\t{factor}\t{user.name} <{user.email}>")
     return 0
 
 

@@ -22,6 +22,7 @@ QueryName = Literal[
     "claim_due_issue",
     "claim_outbox",
     "consent_events_for",
+    "count_active_admins",
     "count_archive_issues",
     "count_issues",
     "count_news_items",
@@ -31,6 +32,8 @@ QueryName = Literal[
     "deactivate_subscriber",
     "delete_issue",
     "delete_news_item",
+    "delete_session",
+    "delete_user_sessions",
     "deliveries_release",
     "deliveries_sent",
     "deliveries_skipped",
@@ -58,7 +61,10 @@ QueryName = Literal[
     "insert_consent_event_at",
     "insert_demo_news_item",
     "insert_issue",
+    "insert_login_failure",
     "insert_news_item",
+    "insert_session",
+    "insert_user",
     "issue_for_sending",
     "latest_delivery_for_email",
     "lifecycle_lapse",
@@ -66,6 +72,9 @@ QueryName = Literal[
     "lifecycle_reconfirm_due",
     "list_issues",
     "list_news_items",
+    "list_user_sessions",
+    "list_users",
+    "load_session",
     "lock_issue",
     "lock_issue_numbers",
     "lock_subscriber",
@@ -80,11 +89,16 @@ QueryName = Literal[
     "outbox_release",
     "outbox_retry",
     "outbox_sent",
+    "pop_session_flash",
     "prune_dead_workers",
+    "prune_login_failures",
+    "prune_sessions",
     "prune_signup_hits",
     "readyz_worker_check",
+    "recent_login_failures",
     "reconfirm_subscriber",
     "record_migration",
+    "rehash_user_password",
     "remember_departed",
     "requeue_expired_deliveries",
     "requeue_own_deliveries",
@@ -107,6 +121,13 @@ QueryName = Literal[
     "sending_issue_ids",
     "set_issue_schedule",
     "set_issue_status",
+    "set_session_flash",
+    "set_user_disabled",
+    "set_user_oidc_subject",
+    "set_user_password",
+    "set_user_role",
+    "set_user_totp",
+    "set_user_totp_required",
     "sign_up",
     "skip_issue_queued_deliveries",
     "skip_queued_deliveries",
@@ -125,11 +146,17 @@ QueryName = Literal[
     "suppress_hash_keep",
     "suppress_subscriber",
     "take_rate_tokens",
+    "touch_session",
+    "touch_user_login",
     "try_lock_issue_numbers",
     "unsent_issues_using_news_item",
     "update_issue_draft",
     "update_news_item",
     "use_api_key",
+    "use_totp_step",
+    "user_by_email",
+    "user_by_id",
+    "user_by_oidc_subject",
     "worker_heartbeat",
     "worker_register",
     "worker_unregister",
@@ -151,6 +178,7 @@ class NamedQueries:
     claim_due_issue: str
     claim_outbox: str
     consent_events_for: str
+    count_active_admins: str
     count_archive_issues: str
     count_issues: str
     count_news_items: str
@@ -160,6 +188,8 @@ class NamedQueries:
     deactivate_subscriber: str
     delete_issue: str
     delete_news_item: str
+    delete_session: str
+    delete_user_sessions: str
     deliveries_release: str
     deliveries_sent: str
     deliveries_skipped: str
@@ -187,7 +217,10 @@ class NamedQueries:
     insert_consent_event_at: str
     insert_demo_news_item: str
     insert_issue: str
+    insert_login_failure: str
     insert_news_item: str
+    insert_session: str
+    insert_user: str
     issue_for_sending: str
     latest_delivery_for_email: str
     lifecycle_lapse: str
@@ -195,6 +228,9 @@ class NamedQueries:
     lifecycle_reconfirm_due: str
     list_issues: str
     list_news_items: str
+    list_user_sessions: str
+    list_users: str
+    load_session: str
     lock_issue: str
     lock_issue_numbers: str
     lock_subscriber: str
@@ -209,11 +245,16 @@ class NamedQueries:
     outbox_release: str
     outbox_retry: str
     outbox_sent: str
+    pop_session_flash: str
     prune_dead_workers: str
+    prune_login_failures: str
+    prune_sessions: str
     prune_signup_hits: str
     readyz_worker_check: str
+    recent_login_failures: str
     reconfirm_subscriber: str
     record_migration: str
+    rehash_user_password: str
     remember_departed: str
     requeue_expired_deliveries: str
     requeue_own_deliveries: str
@@ -236,6 +277,13 @@ class NamedQueries:
     sending_issue_ids: str
     set_issue_schedule: str
     set_issue_status: str
+    set_session_flash: str
+    set_user_disabled: str
+    set_user_oidc_subject: str
+    set_user_password: str
+    set_user_role: str
+    set_user_totp: str
+    set_user_totp_required: str
     sign_up: str
     skip_issue_queued_deliveries: str
     skip_queued_deliveries: str
@@ -254,11 +302,17 @@ class NamedQueries:
     suppress_hash_keep: str
     suppress_subscriber: str
     take_rate_tokens: str
+    touch_session: str
+    touch_user_login: str
     try_lock_issue_numbers: str
     unsent_issues_using_news_item: str
     update_issue_draft: str
     update_news_item: str
     use_api_key: str
+    use_totp_step: str
+    user_by_email: str
+    user_by_id: str
+    user_by_oidc_subject: str
     worker_heartbeat: str
     worker_register: str
     worker_unregister: str

@@ -168,6 +168,17 @@ def _proxies(variable: str, value: str | None, default: Any) -> str:
     return ",".join(entries)
 
 
+def _issuer(variable: str, value: str | None, _default: Any) -> str | None:
+    """The SSO's issuer URL: https, or http on a loopback address (a test IdP)."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise SettingsError(f"{variable}: must be an https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a web or worker process needs to know, validated."""
@@ -203,8 +214,27 @@ class Settings:
     # without the right value every resident shares the proxy's address and the
     # per-IP signup limit turns into a city-wide one.
     trusted_proxies: str = setting("127.0.0.1", "TRUSTED_PROXIES", parse=_proxies)
+    # Console sessions: logged out after this much inactivity, and in any case
+    # after the maximum (a working day), as PIPA's safeguards expect.
+    session_idle_seconds: int = setting(30 * 60, "SESSION_IDLE_MINUTES", minimum=5, scale=60)
+    session_max_seconds: int = setting(12 * 3600, "SESSION_MAX_HOURS", minimum=1, scale=3600)
+    # Optional OpenID Connect login (the city's SSO): off unless all three are set.
+    oidc_issuer: str | None = setting(None, "OIDC_ISSUER", parse=_issuer)
+    oidc_client_id: str | None = setting(None, "OIDC_CLIENT_ID")
+    oidc_client_secret: str | None = setting(None, "OIDC_CLIENT_SECRET")
+    oidc_label: str = setting("김포시 통합 로그인", "OIDC_LABEL")
     dev: bool = setting(False, "DEV")
     dev_dir: Path = setting(Path(".dev"), "DEV_DIR")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` whenever the public URL is https, whatever
+        scheme the request reached us with (a TLS-terminating proxy)."""
+        return self.base_url.startswith("https://")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.oidc_issuer is not None
 
     @property
     def from_domain(self) -> str:
@@ -233,6 +263,12 @@ class Settings:
             )
         if values["database_url"] is None and not dev:
             raise SettingsError(f"{PREFIX}DATABASE_URL: required outside dev mode")
+        oidc = [values["oidc_issuer"], values["oidc_client_id"], values["oidc_client_secret"]]
+        if any(v is not None for v in oidc) and not all(v is not None for v in oidc):
+            raise SettingsError(
+                f"{PREFIX}OIDC_ISSUER: set OIDC_ISSUER, OIDC_CLIENT_ID and "
+                "OIDC_CLIENT_SECRET together, or none of them"
+            )
         if (values["dkim_selector"] is None) != (values["dkim_private_key"] is None):
             raise SettingsError(
                 f"{PREFIX}DKIM_SELECTOR: set both DKIM_SELECTOR and DKIM_PRIVATE_KEY, or neither"

@@ -38,9 +38,10 @@ WITH firsts AS MATERIALIZED (
     LEFT JOIN departed_addresses d ON d.email_hash = f.email_hash
 ), inserted AS (
     INSERT INTO subscribers (email, name, status, source, created_at, updated_at,
-                             confirmed_at, last_consent_at)
+                             confirmed_at, last_consent_at, origin)
     SELECT email, name, 'active', coalesce(source, $2::text), $1::timestamptz, $1::timestamptz,
-           coalesce(subscribed_at, $1::timestamptz), coalesce(subscribed_at, $1::timestamptz)
+           coalesce(subscribed_at, $1::timestamptz), coalesce(subscribed_at, $1::timestamptz),
+           'import'
     FROM classified WHERE outcome = 'new'
     -- In address order, new entries append to the right edge of both e-mail
     -- indexes instead of landing on random pages: markedly faster at 1M rows.
@@ -110,8 +111,9 @@ WITH firsts AS MATERIALIZED (
     LEFT JOIN suppressions x ON x.email_hash = f.email_hash
     LEFT JOIN departed_addresses d ON d.email_hash = f.email_hash
 ), inserted AS (
-    INSERT INTO subscribers (email, name, status, source, created_at, updated_at)
-    SELECT email, name, 'pending', coalesce(source, $2::text), $1::timestamptz, $1::timestamptz
+    INSERT INTO subscribers (email, name, status, source, created_at, updated_at, origin)
+    SELECT email, name, 'pending', coalesce(source, $2::text), $1::timestamptz, $1::timestamptz,
+           'invite'
     FROM classified WHERE outcome = 'new'
     ORDER BY email_key
     ON CONFLICT ((lower(email))) DO NOTHING
