@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -16,6 +16,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
+from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
@@ -28,6 +29,7 @@ from newsletter.core.tokens import Tokens
 from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES
 from newsletter.web.forms import message
+from newsletter.web.console import filters as console_filters
 from newsletter.web.request_metrics import RequestMetrics
 
 log = logging.getLogger("newsletter.web")
@@ -140,8 +142,17 @@ def create_app(
         db: Database = request.app.state.db
         return db
 
+    static = create_static_files_router(
+        path="/static",
+        directories=[paths.STATIC_DIR],
+        # File names change with their content's version (vendor/<lib>-<version>/),
+        # our own two files are small: an hour keeps deploys visible quickly.
+        cache_control=CacheControlHeader(max_age=3600, public=True),
+        include_in_schema=False,
+    )
+
     return Litestar(
-        route_handlers=[*ROUTES, *extra_routes],
+        route_handlers=[*ROUTES, static, *extra_routes],
         lifespan=[lifespan],
         state=State({"db": database, "settings": settings, "feed_policy": feed_policy}),
         dependencies={
@@ -155,7 +166,11 @@ def create_app(
             HTTPException: _http_error,
             Exception: _unexpected_error,
         },
-        template_config=TemplateConfig(directory=PAGES_DIR, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=PAGES_DIR,
+            engine=JinjaTemplateEngine,
+            engine_callback=lambda engine: console_filters.install(engine, settings),
+        ),
         openapi_config=OpenAPIConfig(
             title="김포시 뉴스레터 API",
             version="1.0.0",

@@ -134,6 +134,8 @@ QueryName = Literal[
     "snapshot_recipients",
     "stats_delivery_groups",
     "stats_issue_header",
+    "stats_last_sent",
+    "stats_next_scheduled",
     "stats_outbox_depth",
     "stats_recent_issues",
     "stats_sends_per_minute",
@@ -290,6 +292,8 @@ class NamedQueries:
     snapshot_recipients: str
     stats_delivery_groups: str
     stats_issue_header: str
+    stats_last_sent: str
+    stats_next_scheduled: str
     stats_outbox_depth: str
     stats_recent_issues: str
     stats_sends_per_minute: str

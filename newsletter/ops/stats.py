@@ -85,9 +85,10 @@ class IssueStats:
 @dataclass(frozen=True, slots=True)
 class DayGrowth:
     day: date
-    signups: int
+    signups: int  # residents' own signups
     confirmations: int
     leaves: int
+    imports: int = 0  # added by an admin's CSV import (confirmed or invited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +298,7 @@ async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -
                 signups=r["signups"],
                 confirmations=r["confirmations"],
                 leaves=r["leaves"],
+                imports=r["imports"],
             )
             for r in growth
         ],
@@ -304,6 +306,40 @@ async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -
         outbox_queued=outbox["queued"],
         outbox_sending=outbox["sending"],
         as_of=outbox["as_of"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledIssue:
+    id: int
+    title: str
+    send_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """The console's first page: what is next, what is going out, how the last one did."""
+
+    next_scheduled: ScheduledIssue | None
+    current: IssueStats | None  # sending or paused right now
+    last_sent: IssueStats | None
+    overview: Overview
+
+
+async def dashboard(db: Database, settings: Settings) -> Dashboard:
+    view = await overview(db, settings, issue_limit=5)
+    current = next((i for i in view.issues if i.status in ("sending", "paused")), None)
+    async with snapshot(db) as conn:
+        upcoming = await conn.fetchrow(QUERIES.stats_next_scheduled)
+        last_id: int | None = await conn.fetchval(QUERIES.stats_last_sent)
+    last = await issue_stats(db, settings, last_id) if last_id is not None else None
+    return Dashboard(
+        next_scheduled=ScheduledIssue(upcoming["id"], upcoming["title"], upcoming["send_at"])
+        if upcoming is not None
+        else None,
+        current=current,
+        last_sent=last,
+        overview=view,
     )
 
 

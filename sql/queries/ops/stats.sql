@@ -33,7 +33,11 @@ WITH bounds AS (
 ), since AS (
     SELECT first_day, (first_day::timestamp AT TIME ZONE $1) AS since FROM bounds
 ), signups AS (
-    SELECT (created_at AT TIME ZONE $1)::date AS day, count(*) AS n
+    -- Residents' own signups and admins' imports are counted apart: an import
+    -- of 5,000 names is not a surge of interest.
+    SELECT (created_at AT TIME ZONE $1)::date AS day,
+           count(*) FILTER (WHERE origin = 'signup') AS n,
+           count(*) FILTER (WHERE origin <> 'signup') AS imported
     FROM subscribers, since WHERE created_at >= since.since GROUP BY 1
 ), confirmations AS (
     SELECT (confirmed_at AT TIME ZONE $1)::date AS day, count(*) AS n
@@ -44,6 +48,7 @@ WITH bounds AS (
 )
 SELECT d::date AS day,
        coalesce(s.n, 0) AS signups,
+       coalesce(s.imported, 0) AS imports,
        coalesce(c.n, 0) AS confirmations,
        coalesce(l.n, 0) AS leaves
 FROM bounds, generate_series(bounds.first_day, bounds.last_day, interval '1 day') AS d
@@ -119,3 +124,14 @@ SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
        count(*) FILTER (WHERE status = 'sending') AS sending,
        now() AS as_of
 FROM outbox WHERE status IN ('queued', 'sending');
+
+-- name: stats_next_scheduled
+-- The issue due next; issues_due (send_at) WHERE status = 'scheduled' serves it.
+SELECT id, number, title, send_at FROM issues
+WHERE status = 'scheduled'
+ORDER BY send_at, id
+LIMIT 1;
+
+-- name: stats_last_sent
+-- The issue that finished last (a handful of rows).
+SELECT id FROM issues WHERE status = 'sent' ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1;

@@ -1,0 +1,77 @@
+"""The editors' console at ``/admin``: server-rendered Korean pages for people.
+
+Every route sits behind :func:`gate.gate` (session, same-origin and CSRF
+checks, role); each module lists its handlers in ``ROUTES``. Errors become
+Korean pages here, not the API's JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Router
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Template
+
+from newsletter.core.errors import DomainError
+from newsletter.web.console import dashboard, login
+from newsletter.web.console.gate import Refused, forget_shown_flash, gate, refused_page, render
+from newsletter.web.console.korean import explain
+
+HTTP_HEADINGS = {
+    400: "요청을 이해할 수 없습니다",
+    404: "찾을 수 없습니다",
+    405: "이 방법으로는 열 수 없습니다",
+    413: "파일이 너무 큽니다",
+    429: "요청이 너무 많습니다",
+}
+
+
+def _refused(request: Request[Any, Any, Any], exc: Refused) -> Template:
+    return refused_page(request, exc)
+
+
+def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Template:
+    heading = HTTP_HEADINGS.get(exc.status, "처리할 수 없습니다")
+    return render(
+        request,
+        "console/message.html",
+        status=exc.status,
+        title=heading,
+        heading=heading,
+        text=explain(exc),
+    )
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
+    status = exc.status_code if exc.status_code < 500 else 500
+    heading = HTTP_HEADINGS.get(status, "처리할 수 없습니다")
+    text = {
+        404: "주소가 잘못되었거나, 이미 지워진 항목입니다.",
+        405: "화면의 단추나 링크로 다시 시도해 주세요.",
+        413: "보낸 내용이 허용된 크기를 넘었습니다.",
+    }.get(status, "입력한 값을 확인한 뒤 다시 시도해 주세요.")
+    if isinstance(exc, ValidationException) or status == 400:
+        text = "주소나 입력값이 올바르지 않습니다. 화면의 링크로 다시 시도해 주세요."
+    page = render(
+        request, "console/message.html", status=status, title=heading, heading=heading, text=text
+    )
+    if exc.headers:
+        page.headers.update(exc.headers)
+    return page
+
+
+ROUTES: list[Any] = [
+    Router(
+        "/admin",
+        route_handlers=[*login.ROUTES, *dashboard.ROUTES],
+        before_request=gate,
+        after_response=forget_shown_flash,
+        exception_handlers={
+            Refused: _refused,
+            DomainError: _domain,
+            HTTPException: _http,
+        },
+        include_in_schema=False,
+    )
+]

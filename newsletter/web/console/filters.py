@@ -1,0 +1,81 @@
+"""Jinja filters for the console pages: times in the city's zone with the zone
+named, numbers with separators, states in Korean words."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from newsletter.core.settings import Settings
+from newsletter.ops import stats, words
+
+KOREAN_UNITS = ("시간", "분", "초", "—")
+
+
+def zone_label(zone: ZoneInfo) -> str:
+    """'KST' for Asia/Seoul; otherwise the zone's own abbreviation."""
+    return datetime.now(zone).tzname() or str(zone)
+
+
+def filters(settings: Settings) -> dict[str, Any]:
+    zone = ZoneInfo(settings.timezone)
+    label = zone_label(zone)
+
+    def when(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        """'2026-03-02 09:00 KST'; a dash for no time."""
+        if moment is None:
+            return "—"
+        return f"{moment.astimezone(zone).strftime(fmt)} {label}"
+
+    def when_seconds(moment: datetime | None) -> str:
+        return when(moment, "%Y-%m-%d %H:%M:%S")
+
+    def day(moment: datetime | None) -> str:
+        if moment is None:
+            return "—"
+        local = moment.astimezone(zone)
+        return f"{local.year}년 {local.month}월 {local.day}일"
+
+    def local_input(moment: datetime | None) -> str:
+        """The value of a datetime-local field, in the city's zone."""
+        return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if moment else ""
+
+    def iso(moment: datetime | None) -> str:
+        return moment.isoformat() if moment else ""
+
+    def number(value: int | float | None) -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, float) and not value.is_integer():
+            return f"{value:,.1f}"
+        return f"{int(value):,}"
+
+    def duration(seconds: float | None) -> str:
+        return stats.format_duration(seconds, KOREAN_UNITS)
+
+    return {
+        "when": when,
+        "when_seconds": when_seconds,
+        "day": day,
+        "local_input": local_input,
+        "iso": iso,
+        "number": number,
+        "duration": duration,
+        "issue_status": words.issue_status,
+        "delivery_status": words.delivery_status,
+        "subscriber_status": words.subscriber_status,
+        "consent_kind": words.consent_kind,
+        "role_name": words.role,
+        "explain_code": words.explain_code,
+    }
+
+
+def install(engine: Any, settings: Settings) -> None:
+    """The TemplateConfig callback: add the filters and the zone's label."""
+    env = engine.engine
+    env.filters.update(filters(settings))
+    env.globals["zone_label"] = zone_label(ZoneInfo(settings.timezone))
+    env.globals["issue_status_hint"] = words.ISSUE_STATUS_HINT
+    env.globals["delivery_status_hint"] = words.DELIVERY_STATUS_HINT
+    env.globals["attempts_hint"] = words.ATTEMPTS_HINT

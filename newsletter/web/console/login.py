@@ -1,0 +1,338 @@
+"""Logging in and out of the console: password, second factor (TOTP), SSO.
+
+A login that passes the password starts a session in the ``password`` stage
+when a second factor is due (enrolled, or required by an admin and not yet
+set up); the code, or the enrolment, then replaces it with a fresh ``full``
+session (a new token, so a token seen before the second factor never becomes
+a login). Every failure counts against the account and the client address;
+past the limit the answer is 429 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import segno
+from litestar import MediaType, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.response import Redirect, Template
+
+from newsletter.core.errors import DomainError
+from newsletter.ops import oidc, sessions, users
+from newsletter.ops.audit import record
+from newsletter.ops.sessions import Session
+from newsletter.ops.users import User
+from newsletter.web.console.gate import (
+    LOGIN_COOKIE,
+    cleared_session_cookie,
+    client_ip,
+    login_nonce_cookie,
+    login_token,
+    maybe_session,
+    new_login_nonce,
+    render,
+    session_cookie,
+)
+from newsletter.web.deps import DB, Config
+
+LOGIN_BODY_LIMIT = 8 * 1024
+SECOND_FACTOR = "/admin/login/second-factor"
+
+
+def safe_next(value: Any) -> str:
+    """Only a console path of ours: never another site (open redirect)."""
+    if not isinstance(value, str) or not value.startswith("/admin") or value.startswith("//"):
+        return "/admin"
+    if any(c in value for c in "\\\r\n") or value.startswith("/admin/login"):
+        return "/admin"
+    return value
+
+
+def _text(form: Any, name: str, limit: int = 320) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _login_page(
+    request: Request[Any, Any, Any],
+    *,
+    status: int = 200,
+    email: str = "",
+    error: str | None = None,
+    next_path: str = "/admin",
+    notice: str | None = None,
+) -> Template:
+    """The login form, with the pre-login nonce cookie its CSRF token is derived from."""
+    settings = request.app.state.settings
+    nonce = request.cookies.get(LOGIN_COOKIE) or new_login_nonce()
+    page = render(
+        request,
+        "console/login.html",
+        status=status,
+        title="로그인",
+        csrf=login_token(settings, nonce),
+        email=email,
+        login_error=error,
+        next_path=next_path,
+        notice=notice,
+    )
+    page.cookies.append(login_nonce_cookie(settings, nonce))
+    return page
+
+
+@get("/login", opt={"role": None}, media_type=MediaType.HTML)
+async def login_form(request: Request[Any, Any, Any]) -> Response[Any]:
+    session = maybe_session(request)
+    next_path = safe_next(request.query_params.get("next"))
+    if session is not None and session.complete:
+        return Redirect(path=next_path, status_code=303)
+    notice = "로그아웃했습니다." if request.query_params.get("bye") else None
+    if request.query_params.get("expired"):
+        notice = "오래 쓰지 않아 로그아웃되었습니다. 다시 로그인해 주세요."
+    return _login_page(request, next_path=next_path, notice=notice)
+
+
+def _too_many(request: Request[Any, Any, Any], wait: int, email: str, next_path: str) -> Template:
+    minutes = max(1, (wait + 59) // 60)
+    page = _login_page(
+        request,
+        status=429,
+        email=email,
+        next_path=next_path,
+        error=f"로그인 시도가 너무 많습니다. {minutes}분 뒤에 다시 시도해 주세요.",
+    )
+    page.headers["Retry-After"] = str(wait)
+    return page
+
+
+async def _begin(
+    request: Request[Any, Any, Any],
+    db: DB,
+    settings: Config,
+    user: User,
+    next_path: str,
+    *,
+    second_factor_done: bool = False,
+) -> Response[Any]:
+    """Password (or SSO) accepted: a full session, or one waiting for the
+    second factor. The old session, if any, ends: each stage has its own token."""
+    due = user.totp_enabled or user.needs_totp_enrolment
+    stage = "full" if second_factor_done or not due else "password"
+    async with db.transaction() as conn:
+        old = maybe_session(request)
+        if old is not None:
+            await sessions.end(conn, old)
+        token = await sessions.start(
+            conn,
+            settings,
+            user,
+            stage=stage,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+        )
+        if stage == "full":
+            await conn.execute(db.queries.touch_user_login, user.id)
+            await record(
+                conn,
+                user.actor,
+                "user.login",
+                f"user:{user.id}",
+                ip=client_ip(request),
+                second_factor=second_factor_done,
+            )
+    target = next_path if stage == "full" else f"{SECOND_FACTOR}?next={next_path}"
+    response = Redirect(path=target, status_code=303)
+    response.cookies.append(session_cookie(settings, token))
+    return response
+
+
+@post("/login", opt={"role": None}, request_max_body_size=LOGIN_BODY_LIMIT)
+async def login(request: Request[Any, Any, Any], db: DB, settings: Config) -> Response[Any]:
+    form = await request.form()
+    email = _text(form, "email")
+    password = form.get("password")
+    next_path = safe_next(form.get("next"))
+    ip = client_ip(request)
+    if not email or not isinstance(password, str) or not password:
+        return _login_page(
+            request,
+            status=400,
+            email=email,
+            next_path=next_path,
+            error="이메일과 비밀번호를 모두 입력해 주세요.",
+        )
+    async with db.pool.acquire() as conn:
+        wait = await sessions.throttled(conn, email=email, ip=ip)
+        if wait is not None:
+            return _too_many(request, wait, email, next_path)
+        user = await users.verify_login(conn, email, password)
+        if user is None:
+            await sessions.record_failure(conn, email=email, ip=ip)
+    if user is None:
+        return _login_page(
+            request,
+            status=401,
+            email=email,
+            next_path=next_path,
+            error="이메일 또는 비밀번호가 맞지 않습니다.",
+        )
+    return await _begin(request, db, settings, user, next_path)
+
+
+def _qr(uri: str) -> str:
+    return str(segno.make(uri, error="m").svg_inline(scale=4, dark="#1f2933", light="#ffffff"))
+
+
+def _second_factor_page(
+    request: Request[Any, Any, Any],
+    session: Session,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    secret: str | None = None,
+) -> Template:
+    user = session.user
+    enrol = user.needs_totp_enrolment
+    context: dict[str, Any] = {
+        "enrol": enrol,
+        "next_path": safe_next(request.query_params.get("next")),
+    }
+    if enrol:
+        secret = secret or users.new_totp_secret()
+        context.update(secret=secret, qr=_qr(users.totp_uri(secret, user.email)))
+    return render(
+        request,
+        "console/second_factor.html",
+        status=status,
+        title="2단계 인증 등록" if enrol else "2단계 인증",
+        errors={"code": error} if error else {},
+        **context,
+    )
+
+
+@get("/login/second-factor", opt={"role": None}, media_type=MediaType.HTML)
+async def second_factor_form(request: Request[Any, Any, Any]) -> Response[Any]:
+    session = maybe_session(request)
+    if session is None:
+        return Redirect(path="/admin/login", status_code=303)
+    if session.complete:
+        return Redirect(path="/admin", status_code=303)
+    return _second_factor_page(request, session)
+
+
+@post("/login/second-factor", opt={"role": None}, request_max_body_size=LOGIN_BODY_LIMIT)
+async def second_factor(request: Request[Any, Any, Any], db: DB, settings: Config) -> Response[Any]:
+    session = maybe_session(request)
+    if session is None:
+        return Redirect(path="/admin/login", status_code=303)
+    if session.complete:
+        return Redirect(path="/admin", status_code=303)
+    form = await request.form()
+    code = _text(form, "code", 20)
+    secret = _text(form, "secret", 64) or None
+    next_path = safe_next(form.get("next"))
+    user = session.user
+    ip = client_ip(request)
+    failed: tuple[Session, str, str | None] | None = None
+    async with db.transaction() as conn:
+        wait = await sessions.throttled(conn, email=user.email, ip=ip)
+        if wait is not None:
+            page = _second_factor_page(
+                request,
+                session,
+                status=429,
+                error=f"시도가 너무 많습니다. {max(1, (wait + 59) // 60)}분 뒤에 다시 해 주세요.",
+                secret=secret,
+            )
+            page.headers["Retry-After"] = str(wait)
+            return page
+        try:
+            if user.needs_totp_enrolment:
+                await users.enrol_totp(conn, user, secret or "", code)
+            elif not await users.check_totp(conn, user.id, code):
+                raise DomainError("wrong code")
+        except DomainError as exc:
+            await sessions.record_failure(conn, email=user.email, ip=ip)
+            message = (
+                exc.detail
+                if user.needs_totp_enrolment
+                else "인증 코드가 맞지 않습니다. 앱에 지금 보이는 6자리 숫자를 입력해 주세요."
+            )
+            failed = (session, message, secret)
+    if failed is not None:
+        return _second_factor_page(
+            request, failed[0], status=422, error=failed[1], secret=failed[2]
+        )
+    async with db.pool.acquire() as conn:
+        fresh = await users.get_user(conn, user.id)
+    return await _begin(request, db, settings, fresh, next_path, second_factor_done=True)
+
+
+@post("/logout", opt={"role": None}, request_max_body_size=LOGIN_BODY_LIMIT)
+async def logout(request: Request[Any, Any, Any], db: DB, settings: Config) -> Response[Any]:
+    session = maybe_session(request)
+    if session is not None:
+        async with db.transaction() as conn:
+            await sessions.end(conn, session)
+            await record(conn, session.user.actor, "user.logout", f"user:{session.user.id}")
+    response = Redirect(path="/admin/login?bye=1", status_code=303)
+    response.cookies.append(cleared_session_cookie(settings))
+    return response
+
+
+# --- single sign-on (OpenID Connect) ----------------------------------------------
+
+
+@get("/login/sso", opt={"role": None})
+async def sso_start(request: Request[Any, Any, Any], settings: Config) -> Response[Any]:
+    if not settings.oidc_enabled:
+        return Redirect(path="/admin/login", status_code=303)
+    next_path = safe_next(request.query_params.get("next"))
+    try:
+        start = await oidc.begin(
+            settings, redirect_uri=_callback_uri(settings), next_path=next_path
+        )
+    except oidc.SsoUnavailable as exc:
+        return _login_page(request, status=502, error=str(exc), next_path=next_path)
+    response = Redirect(path=start.url, status_code=303)
+    response.cookies.append(Cookie(**oidc.state_cookie(settings, start.cookie_value)))
+    return response
+
+
+def _callback_uri(settings: Config) -> str:
+    return f"{settings.base_url}/admin/login/sso/callback"
+
+
+@get("/login/sso/callback", opt={"role": None}, media_type=MediaType.HTML)
+async def sso_callback(request: Request[Any, Any, Any], db: DB, settings: Config) -> Response[Any]:
+    if not settings.oidc_enabled:
+        return Redirect(path="/admin/login", status_code=303)
+    params = request.query_params
+    try:
+        identity = await oidc.finish(
+            settings,
+            redirect_uri=_callback_uri(settings),
+            cookie_value=request.cookies.get(oidc.STATE_COOKIE, ""),
+            state=params.get("state", ""),
+            code=params.get("code", ""),
+            error=params.get("error"),
+        )
+    except oidc.SsoRefused as exc:
+        return _login_page(request, status=401, error=str(exc))
+    except oidc.SsoUnavailable as exc:
+        return _login_page(request, status=502, error=str(exc))
+    async with db.transaction() as conn:
+        user = await oidc.account_for(conn, identity)
+    if user is None:
+        return _login_page(
+            request,
+            status=403,
+            error=f"{identity.email or '이 계정'}으로 쓸 수 있는 콘솔 계정이 없습니다. "
+            "관리자에게 계정을 만들어 달라고 요청해 주세요.",
+        )
+    response = await _begin(request, db, settings, user, identity.next_path)
+    response.cookies.append(Cookie(**oidc.state_cookie(settings, "", max_age=0)))
+    return response
+
+
+ROUTES = [login_form, login, second_factor_form, second_factor, logout, sso_start, sso_callback]
