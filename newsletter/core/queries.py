@@ -27,9 +27,11 @@ QueryName = Literal[
     "count_issues",
     "count_news_items",
     "count_news_items_between",
+    "count_recipients",
     "count_soft_bounce",
     "create_schema_migrations",
     "deactivate_subscriber",
+    "delete_feed_preview",
     "delete_issue",
     "delete_news_item",
     "delete_session",
@@ -49,7 +51,9 @@ QueryName = Literal[
     "extend_outbox_leases",
     "finish_daily_job",
     "finish_issue",
+    "get_feed_preview",
     "get_issue",
+    "get_media",
     "get_news_item",
     "get_subscriber",
     "get_subscriber_by_email",
@@ -60,12 +64,15 @@ QueryName = Literal[
     "insert_consent_event",
     "insert_consent_event_at",
     "insert_demo_news_item",
+    "insert_feed_preview",
     "insert_issue",
     "insert_login_failure",
+    "insert_media",
     "insert_news_item",
     "insert_session",
     "insert_user",
     "issue_for_sending",
+    "known_news_links",
     "latest_delivery_for_email",
     "lifecycle_lapse",
     "lifecycle_purge",
@@ -91,6 +98,7 @@ QueryName = Literal[
     "outbox_sent",
     "pop_session_flash",
     "prune_dead_workers",
+    "prune_feed_previews",
     "prune_login_failures",
     "prune_sessions",
     "prune_signup_hits",
@@ -151,6 +159,7 @@ QueryName = Literal[
     "touch_session",
     "touch_user_login",
     "try_lock_issue_numbers",
+    "unschedule_issue",
     "unsent_issues_using_news_item",
     "update_issue_draft",
     "update_news_item",
@@ -185,9 +194,11 @@ class NamedQueries:
     count_issues: str
     count_news_items: str
     count_news_items_between: str
+    count_recipients: str
     count_soft_bounce: str
     create_schema_migrations: str
     deactivate_subscriber: str
+    delete_feed_preview: str
     delete_issue: str
     delete_news_item: str
     delete_session: str
@@ -207,7 +218,9 @@ class NamedQueries:
     extend_outbox_leases: str
     finish_daily_job: str
     finish_issue: str
+    get_feed_preview: str
     get_issue: str
+    get_media: str
     get_news_item: str
     get_subscriber: str
     get_subscriber_by_email: str
@@ -218,12 +231,15 @@ class NamedQueries:
     insert_consent_event: str
     insert_consent_event_at: str
     insert_demo_news_item: str
+    insert_feed_preview: str
     insert_issue: str
     insert_login_failure: str
+    insert_media: str
     insert_news_item: str
     insert_session: str
     insert_user: str
     issue_for_sending: str
+    known_news_links: str
     latest_delivery_for_email: str
     lifecycle_lapse: str
     lifecycle_purge: str
@@ -249,6 +265,7 @@ class NamedQueries:
     outbox_sent: str
     pop_session_flash: str
     prune_dead_workers: str
+    prune_feed_previews: str
     prune_login_failures: str
     prune_sessions: str
     prune_signup_hits: str
@@ -309,6 +326,7 @@ class NamedQueries:
     touch_session: str
     touch_user_login: str
     try_lock_issue_numbers: str
+    unschedule_issue: str
     unsent_issues_using_news_item: str
     update_issue_draft: str
     update_news_item: str

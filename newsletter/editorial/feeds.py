@@ -14,10 +14,12 @@ import asyncio
 import calendar
 import http.client
 import ipaddress
+import secrets
 import socket
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -261,23 +263,38 @@ def entry_fields(entry: Any) -> news.NewsItemFields:
     )
 
 
-async def import_feed(db: Database, settings: Settings, actor: Actor, data: bytes) -> FeedImport:
-    """Add the feed's entries as news items, skipping links already known."""
+async def _entries(data: bytes) -> list[Any]:
     if not data.strip():
         raise InvalidInput("the feed is empty", field="feed")
     parsed = await asyncio.to_thread(feedparser.parse, data)
     entries = list(parsed.entries)
-    if not entries:
-        if parsed.get("bozo"):
-            raise InvalidInput("this is not a readable RSS or Atom feed", field="feed")
-        return FeedImport()
+    if not entries and parsed.get("bozo"):
+        raise InvalidInput("this is not a readable RSS or Atom feed", field="feed")
     if len(entries) > FEED_MAX_ENTRIES:
         raise InvalidInput(f"the feed has more than {FEED_MAX_ENTRIES} entries", field="feed")
+    return entries
+
+
+async def import_feed(
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    data: bytes,
+    *,
+    only: Collection[int] | None = None,
+) -> FeedImport:
+    """Add the feed's entries as news items, skipping links already known.
+    ``only``: the entry numbers (1-based, as in :func:`preview_feed`) to add."""
+    entries = await _entries(data)
+    if not entries:
+        return FeedImport()
     inserted: list[int] = []
     duplicates = 0
     errors: list[dict[str, Any]] = []
     async with db.transaction() as conn:
         for index, entry in enumerate(entries, start=1):
+            if only is not None and index not in only:
+                continue
             try:
                 item = news.validate(entry_fields(entry), settings)
             except InvalidInput as exc:
@@ -301,3 +318,89 @@ async def import_feed(db: Database, settings: Settings, actor: Actor, data: byte
             errors=len(errors),
         )
     return FeedImport(inserted=len(inserted), duplicates=duplicates, ids=inserted, errors=errors)
+
+
+# --- preview: what an import would add, before it does -------------------------
+
+
+@dataclass(frozen=True)
+class EntryPreview:
+    """One feed entry as the import would treat it."""
+
+    entry: int  # 1-based, the number import_feed(only=...) takes
+    title: str
+    link: str | None
+    published_at: datetime | None
+    summary: str
+    image_url: str | None
+    outcome: str  # "new", "duplicate" or "invalid"
+    reason: str | None = None
+
+
+async def preview_feed(db: Database, settings: Settings, data: bytes) -> list[EntryPreview]:
+    """Every entry of the feed with what importing it would do; nothing is stored."""
+    entries = await _entries(data)
+    checked: list[tuple[int, news.NewsItemFields | None, str | None, Any]] = []
+    for index, entry in enumerate(entries, start=1):
+        try:
+            item = news.validate(entry_fields(entry), settings)
+        except InvalidInput as exc:
+            checked.append((index, None, exc.detail, entry))
+            continue
+        if item.link is None:
+            checked.append((index, None, "entry has no link to de-duplicate by", entry))
+            continue
+        checked.append((index, item, None, entry))
+    links = [c[1].link for c in checked if c[1] is not None and c[1].link]
+    known = {r["link"] for r in await db.fetch("known_news_links", links)} if links else set()
+    previews = []
+    for index, valid, reason, entry in checked:
+        if valid is None:
+            raw = entry_fields(entry)
+            previews.append(
+                EntryPreview(
+                    entry=index,
+                    title=raw.title or "(제목 없음)",
+                    link=raw.link,
+                    published_at=raw.published_at,
+                    summary=raw.summary[:300],
+                    image_url=None,
+                    outcome="invalid",
+                    reason=reason,
+                )
+            )
+            continue
+        previews.append(
+            EntryPreview(
+                entry=index,
+                title=valid.title,
+                link=valid.link,
+                published_at=valid.published_at,
+                summary=valid.summary[:300],
+                image_url=valid.image_url,
+                outcome="duplicate" if valid.link in known else "new",
+            )
+        )
+    return previews
+
+
+async def keep_for_preview(db: Database, user_id: int, source: str, data: bytes) -> str:
+    """Keep the fetched bytes for an hour, so the import adds exactly what was previewed."""
+    preview_id = secrets.token_urlsafe(16)
+    async with db.transaction() as conn:
+        await conn.execute(QUERIES.prune_feed_previews)
+        await conn.execute(QUERIES.insert_feed_preview, preview_id, user_id, source[:500], data)
+    return preview_id
+
+
+async def kept_preview(db: Database, user_id: int, preview_id: str) -> tuple[str, bytes]:
+    row = await db.fetchrow("get_feed_preview", preview_id[:64], user_id)
+    if row is None:
+        raise InvalidInput(
+            "미리 보기가 만료되었습니다 (1시간). 피드를 다시 가져와 주세요.", field="feed"
+        )
+    return row["source"], bytes(row["data"])
+
+
+async def forget_preview(db: Database, preview_id: str) -> None:
+    await db.execute("delete_feed_preview", preview_id[:64])

@@ -111,6 +111,7 @@ def _past(verb: str) -> str:
         "pause": "paused",
         "resume": "resumed",
         "cancel": "cancelled",
+        "unschedule": "turned back into a draft",
     }.get(verb, verb)
 
 
@@ -206,6 +207,12 @@ async def snapshot_or_render(conn: Connection, row: Record, settings: Settings) 
     return await _render(conn, row, settings, number)
 
 
+async def recipient_count(db: Database) -> int:
+    """How many residents an issue starting now would go to."""
+    count: int = await db.fetchval("count_recipients")
+    return count
+
+
 def preview_unsubscribe_url(settings: Settings) -> str:
     return f"{settings.base_url}/unsubscribe?token={PREVIEW_TOKEN}"
 
@@ -295,6 +302,15 @@ async def schedule(
         updated = await one(conn, QUERIES.set_issue_schedule, issue_id, at)
         await record(conn, actor, "issue.schedule", f"issue:{issue_id}", send_at=at.isoformat())
     return updated
+
+
+async def unschedule(db: Database, actor: Actor, issue_id: int) -> Record:
+    """Back to a draft (to change it before it goes out); the time is forgotten."""
+    async with db.transaction() as conn:
+        _require(await _locked(conn, issue_id), ("scheduled",), "unschedule")
+        row = await one(conn, QUERIES.unschedule_issue, issue_id)
+        await record(conn, actor, "issue.unschedule", f"issue:{issue_id}")
+    return row
 
 
 async def start_issue(conn: Connection, issue_id: int, settings: Settings) -> int:

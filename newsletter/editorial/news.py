@@ -211,13 +211,26 @@ async def list_items(
     per_page: int = 20,
     published_from: datetime | None = None,
     published_to: datetime | None = None,
+    text: str | None = None,
 ) -> Page:
+    """A page of items, newest first; ``text`` finds it in title or summary."""
     if not 1 <= per_page <= MAX_PAGE_SIZE:
         raise InvalidInput(f"per_page must be between 1 and {MAX_PAGE_SIZE}", field="per_page")
     if not 1 <= page <= 100_000:
         raise InvalidInput("page must be between 1 and 100000", field="page")
     start = aware(published_from, settings, "published_from") if published_from else None
     end = aware(published_to, settings, "published_to") if published_to else None
-    rows = await db.fetch("list_news_items", start, end, per_page, (page - 1) * per_page)
-    total: int = await db.fetchval("count_news_items_between", start, end)
+    pattern = _contains(text)
+    rows = await db.fetch("list_news_items", start, end, per_page, (page - 1) * per_page, pattern)
+    total: int = await db.fetchval("count_news_items_between", start, end, pattern)
     return Page(rows=rows, total=total, page=page, per_page=per_page)
+
+
+def _contains(text: str | None) -> str | None:
+    """An ILIKE pattern matching ``text`` literally anywhere (% and _ escaped)."""
+    printable = "".join(c for c in text or "" if unicodedata.category(c) != "Cc")
+    cleaned = " ".join(printable.split())[:100]
+    if not cleaned:
+        return None
+    escaped = cleaned.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

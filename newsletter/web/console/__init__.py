@@ -7,6 +7,7 @@ Korean pages here, not the API's JSON.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Request, Router
@@ -14,9 +15,11 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Template
 
 from newsletter.core.errors import DomainError
-from newsletter.web.console import dashboard, login
+from newsletter.web.console import dashboard, issues, login, news
 from newsletter.web.console.gate import Refused, forget_shown_flash, gate, refused_page, render
 from newsletter.web.console.korean import explain
+
+log = logging.getLogger("newsletter.console")
 
 HTTP_HEADINGS = {
     400: "요청을 이해할 수 없습니다",
@@ -61,16 +64,29 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
     return page
 
 
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Template:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return render(
+        request,
+        "console/message.html",
+        status=500,
+        title="문제가 생겼습니다",
+        heading="문제가 생겼습니다",
+        text="요청을 처리하지 못했습니다. 잠시 뒤 다시 시도하고, 계속되면 운영 담당에게 알려 주세요.",
+    )
+
+
 ROUTES: list[Any] = [
     Router(
         "/admin",
-        route_handlers=[*login.ROUTES, *dashboard.ROUTES],
+        route_handlers=[*login.ROUTES, *dashboard.ROUTES, *news.ROUTES, *issues.ROUTES],
         before_request=gate,
         after_response=forget_shown_flash,
         exception_handlers={
             Refused: _refused,
             DomainError: _domain,
             HTTPException: _http,
+            Exception: _unexpected,
         },
         include_in_schema=False,
     )

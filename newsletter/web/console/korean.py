@@ -39,6 +39,7 @@ ACTIONS = {
     "pause": "일시 정지",
     "resume": "재개",
     "cancel": "취소",
+    "unschedule": "예약 해제",
 }
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [

@@ -36,6 +36,11 @@ UPDATE issues SET status = 'scheduled', send_at = $2, updated_at = now()
 WHERE id = $1
 RETURNING *;
 
+-- name: unschedule_issue
+UPDATE issues SET status = 'draft', send_at = NULL, updated_at = now()
+WHERE id = $1
+RETURNING *;
+
 -- name: set_issue_status
 UPDATE issues SET status = $2, updated_at = now(),
     finished_at = CASE WHEN $2 IN ('sent', 'cancelled') THEN coalesce(finished_at, now())
@@ -105,3 +110,8 @@ WHERE number IS NOT NULL AND status IN ('sending', 'paused', 'sent');
 -- name: archive_issue
 SELECT number, title, subject, rendered_html, started_at FROM issues
 WHERE number = $1 AND status IN ('sending', 'paused', 'sent');
+
+-- name: count_recipients
+-- Who an issue would go to if it started now (for the confirmation page);
+-- an index-only count on the partial index subscribers_active.
+SELECT count(*) FROM subscribers WHERE status = 'active';

@@ -37,14 +37,19 @@ ORDER BY id;
 
 -- name: list_news_items
 -- Newest first; news_items_published (published_at DESC, id DESC) serves both
--- the order and the optional date range. NULL bounds mean "open".
+-- the order and the optional date range. NULL bounds mean "open". $5 is an
+-- optional LIKE pattern (already escaped) for the console's search box over
+-- title and summary: a filter on the rows the index walks, fine for a city's
+-- few thousand items.
 SELECT * FROM news_items
 WHERE ($1::timestamptz IS NULL OR published_at >= $1)
   AND ($2::timestamptz IS NULL OR published_at <= $2)
+  AND ($5::text IS NULL OR title ILIKE $5 OR summary ILIKE $5)
 ORDER BY published_at DESC, id DESC
 LIMIT $3 OFFSET $4;
 
 -- name: count_news_items_between
 SELECT count(*) FROM news_items
 WHERE ($1::timestamptz IS NULL OR published_at >= $1)
-  AND ($2::timestamptz IS NULL OR published_at <= $2);
+  AND ($2::timestamptz IS NULL OR published_at <= $2)
+  AND ($3::text IS NULL OR title ILIKE $3 OR summary ILIKE $3);

@@ -1,0 +1,516 @@
+"""Issues in the console: compose a draft from news items (ordered with
+buttons, no drag and drop needed), preview it as residents will see it,
+test-send it to yourself, schedule it in KST, send now, pause, resume,
+cancel (each confirmed first), and follow it going out to its results."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from litestar import MediaType, Request, Response, get, post
+from litestar.params import FromPath
+from litestar.response import Template
+
+from newsletter.core.db import Database, Record
+from newsletter.core.errors import DomainError, InvalidInput
+from newsletter.core.records import MAX_ID
+from newsletter.core.settings import Settings
+from newsletter.editorial import issues, news
+from newsletter.ops import stats, words
+from newsletter.ops.stats import IssueStats
+from newsletter.web.console.charts import Chart, bar_chart
+from newsletter.web.console.fields import checked, local_datetime, text
+from newsletter.web.console.gate import done, maybe_session, render, session_of
+from newsletter.web.console.korean import explain
+from newsletter.web.deps import DB, Config
+
+EDITOR = {"role": "editor"}
+ANYONE = {"role": "any"}
+PICKABLE = 20
+LIST_PAGE = 20
+# A preview is the mail itself: its own inline styles, images from anywhere,
+# no script at all. Framed only by our own console page.
+PREVIEW_CSP = (
+    "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
+    "font-src https: data:; frame-ancestors 'self'; sandbox"
+)
+STARTED = ("sending", "paused", "sent", "cancelled")
+
+# The state changes a person can ask for, with what the confirmation says.
+ACTIONS: dict[str, dict[str, Any]] = {
+    "send-now": {
+        "allowed": ("draft", "scheduled"),
+        "heading": "지금 발송할까요?",
+        "button": "지금 발송 시작",
+        "done": "발송을 시작했습니다.",
+        "danger": False,
+    },
+    "pause": {
+        "allowed": ("sending",),
+        "heading": "발송을 일시 정지할까요?",
+        "button": "일시 정지",
+        "done": "발송을 멈췄습니다. ‘재개’를 누르면 이어서 보냅니다.",
+        "danger": False,
+    },
+    "resume": {
+        "allowed": ("paused",),
+        "heading": "발송을 재개할까요?",
+        "button": "발송 재개",
+        "done": "발송을 다시 시작했습니다.",
+        "danger": False,
+    },
+    "cancel": {
+        "allowed": ("draft", "scheduled", "sending", "paused"),
+        "heading": "이 호를 취소할까요?",
+        "button": "발송 취소",
+        "done": "취소했습니다. 아직 보내지 않은 메일은 보내지 않습니다.",
+        "danger": True,
+    },
+    "unschedule": {
+        "allowed": ("scheduled",),
+        "heading": "예약을 풀고 초안으로 되돌릴까요?",
+        "button": "예약 해제",
+        "done": "예약을 풀었습니다. 다시 고친 뒤 예약해 주세요.",
+        "danger": False,
+    },
+    "delete": {
+        "allowed": ("draft",),
+        "heading": "이 초안을 지울까요?",
+        "button": "초안 지우기",
+        "done": "초안을 지웠습니다.",
+        "danger": True,
+    },
+}
+
+
+def allowed_actions(status: str) -> list[str]:
+    return [name for name, spec in ACTIONS.items() if status in spec["allowed"]]
+
+
+def _why_not(action: str, status: str) -> str:
+    allowed = "·".join(f"'{words.issue_status(s)}'" for s in ACTIONS[action]["allowed"])
+    return (
+        f"이 호는 지금 '{words.issue_status(status)}' 상태라서 이 일을 할 수 없습니다. "
+        f"{allowed} 상태인 호만 할 수 있습니다."
+    )
+
+
+# --- list and create ----------------------------------------------------------------
+
+
+@get("/issues", opt=ANYONE, media_type=MediaType.HTML)
+async def issue_list(request: Request[Any, Any, Any], db: DB) -> Template:
+    status = request.query_params.get("status")
+    status = status if status in issues.STATUSES else None
+    raw_page = request.query_params.get("page", "1")
+    page = int(raw_page) if raw_page.isdigit() and len(raw_page) < 6 else 1
+    rows, total = await issues.list_issues(db, status=status, page=max(page, 1), per_page=LIST_PAGE)
+    return render(
+        request,
+        "console/issues_list.html",
+        title="뉴스레터 발행",
+        issues=rows,
+        filter_status=status,
+        statuses=issues.STATUSES,
+        page=page,
+        has_next=page * LIST_PAGE < total,
+    )
+
+
+@get("/issues/new", opt=EDITOR, media_type=MediaType.HTML)
+async def issue_new(request: Request[Any, Any, Any]) -> Template:
+    return render(
+        request, "console/issue_new.html", title="새 호 만들기", values={"title": "", "intro": ""}
+    )
+
+
+@post("/issues", opt=EDITOR)
+async def issue_create(request: Request[Any, Any, Any], db: DB) -> Response[Any]:
+    form = await request.form()
+    values = {"title": text(form, "title", issues.MAX_TITLE), "intro": text(form, "intro", 6000)}
+    try:
+        row = await issues.create(
+            db,
+            session_of(request).user.actor,
+            issues.IssueFields(
+                title=values["title"],
+                intro=values["intro"],
+                is_advertisement=checked(form, "is_advertisement"),
+            ),
+        )
+    except InvalidInput as exc:
+        return render(
+            request,
+            "console/issue_new.html",
+            status=422,
+            title="새 호 만들기",
+            errors={exc.field or "title": explain(exc)},
+            values=values,
+        )
+    return await done(
+        request, f"/admin/issues/{row['id']}", "초안을 만들었습니다. 이제 뉴스 항목을 넣으세요."
+    )
+
+
+# --- one issue ------------------------------------------------------------------
+
+
+async def _picked(db: Database, row: Record) -> list[Record]:
+    ids = list(row["news_item_ids"])
+    if not ids:
+        return []
+    by_id = {r["id"]: r for r in await db.fetch("news_items_by_ids", ids)}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def send_chart(issue: IssueStats, zone: ZoneInfo) -> Chart:
+    per_minute = issue.sends_per_minute
+    labels = [m.minute.astimezone(zone).strftime("%H:%M") for m in per_minute]
+    peak = max((m.sent for m in per_minute), default=0)
+    limit = issue.rate_limit_per_second * 60
+    return bar_chart(
+        labels,
+        [[m.sent for m in per_minute]],
+        y_title="통 / 분",
+        x_title="시각 (KST)",
+        summary=f"최근 {len(per_minute)}분 동안 분당 보낸 메일 수, 가장 많을 때 {peak:,}통 "
+        f"(한도 분당 {limit:,.0f}통)",
+        limit=limit,
+        limit_label=f"한도 {limit:,.0f}통/분",
+    )
+
+
+async def issue_context(
+    request: Request[Any, Any, Any], db: Database, settings: Settings, issue_id: int
+) -> dict[str, Any]:
+    row = await issues.get(db, issue_id)
+    session = maybe_session(request)
+    can_edit = session is not None and session.user.allows("editor")
+    context: dict[str, Any] = {
+        "issue": row,
+        "can_edit": can_edit,
+        "actions": allowed_actions(row["status"]) if can_edit else [],
+        "picked": await _picked(db, row),
+        "figures": None,
+        "chart": None,
+        "clicks": None,
+    }
+    if row["status"] in STARTED:
+        figures = await stats.issue_stats(db, settings, issue_id)
+        context["figures"] = figures
+        context["chart"] = send_chart(figures, ZoneInfo(settings.timezone))
+    return context
+
+
+@get("/issues/{issue_id:int}", opt=ANYONE, media_type=MediaType.HTML)
+async def issue_page(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue_id: FromPath[int]
+) -> Template:
+    context = await issue_context(request, db, settings, issue_id)
+    row = context["issue"]
+    view = request.query_params.get("view", "desktop")
+    context["view"] = view if view in ("desktop", "phone", "text") else "desktop"
+    if context["view"] == "text":
+        context["preview_text"] = (await issues.preview(db, settings, issue_id))[1]
+    if row["status"] == "draft" and context["can_edit"]:
+        query = request.query_params.get("q", "")[:100]
+        context.update(await _pickable(db, settings, row, query))
+    return render(request, "console/issue.html", title=row["title"], **context)
+
+
+async def _pickable(db: Database, settings: Settings, row: Record, query: str) -> dict[str, Any]:
+    chosen = set(row["news_item_ids"])
+    page = await news.list_items(db, settings, page=1, per_page=PICKABLE + len(chosen), text=query)
+    return {"pickable": [r for r in page.rows if r["id"] not in chosen][:PICKABLE], "q": query}
+
+
+@get("/issues/{issue_id:int}/live", opt=ANYONE, media_type=MediaType.HTML)
+async def issue_live(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue_id: FromPath[int]
+) -> Template:
+    """The figures panel alone, for the page's automatic update."""
+    context = await issue_context(request, db, settings, issue_id)
+    # 286 tells htmx to stop polling: nothing changes any more once it is over.
+    final = context["issue"]["status"] in ("sent", "cancelled", "draft")
+    return render(
+        request,
+        "console/issue_live.html",
+        status=286 if final else 200,
+        title=context["issue"]["title"],
+        **context,
+    )
+
+
+@get("/issues/{issue_id:int}/preview", opt=ANYONE)
+async def issue_preview(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue_id: FromPath[int]
+) -> Response[str]:
+    """The mail exactly as a resident without a name gets it (for the preview frame)."""
+    html_part, text_part = await issues.preview(db, settings, issue_id)
+    headers = {"Content-Security-Policy": PREVIEW_CSP, "X-Content-Type-Options": "nosniff"}
+    if request.query_params.get("format") == "text":
+        return Response(text_part, media_type="text/plain; charset=utf-8", headers=headers)
+    return Response(html_part, media_type="text/html; charset=utf-8", headers=headers)
+
+
+def _order(form: Any) -> list[int]:
+    ids = []
+    for value in form.getall("item", []):
+        if isinstance(value, str) and value.isdigit() and len(value) < 20 and int(value) <= MAX_ID:
+            ids.append(int(value))
+    return list(dict.fromkeys(ids))
+
+
+def apply_op(ids: list[int], op: str) -> list[int]:
+    """One button's change to the reading order: add, remove, up or down."""
+    verb, _, raw = op.partition(":")
+    if not raw.isdigit() or len(raw) >= 20:
+        return ids
+    item = int(raw)
+    order = list(ids)
+    if verb == "add" and item not in order:
+        order.append(item)
+    elif verb == "remove" and item in order:
+        order.remove(item)
+    elif verb in ("up", "down") and item in order:
+        at = order.index(item)
+        to = at - 1 if verb == "up" else at + 1
+        if 0 <= to < len(order):
+            order[at], order[to] = order[to], order[at]
+    return order
+
+
+OP_MESSAGES = {
+    "add": "항목을 넣었습니다.",
+    "remove": "항목을 뺐습니다.",
+    "up": "항목을 위로 옮겼습니다.",
+    "down": "항목을 아래로 옮겼습니다.",
+}
+
+
+@post("/issues/{issue_id:int}", opt=EDITOR)
+async def issue_save(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue_id: FromPath[int]
+) -> Response[Any]:
+    """Save the draft: title, intro, and the items in order after the button's change."""
+    form = await request.form()
+    op = text(form, "op", 40)
+    order = apply_op(_order(form), op)
+    fields = issues.IssueFields(
+        title=text(form, "title", issues.MAX_TITLE),
+        intro=text(form, "intro", issues.MAX_INTRO + 1),
+        news_item_ids=order,
+        is_advertisement=checked(form, "is_advertisement"),
+    )
+    session = session_of(request)
+    try:
+        await issues.update(db, session.user.actor, issue_id, fields)
+    except InvalidInput as exc:
+        context = await issue_context(request, db, settings, issue_id)
+        draft = dict(context["issue"])
+        draft.update(title=fields.title, intro=fields.intro)
+        context["issue"] = draft
+        context.update(await _pickable(db, settings, context["issue"], ""), view="desktop")
+        return render(
+            request,
+            "console/issue.html",
+            status=422,
+            title=fields.title or "호 편집",
+            errors={exc.field or "title": explain(exc)},
+            **context,
+        )
+    message = OP_MESSAGES.get(op.partition(":")[0], "저장했습니다.")
+    anchor = "#compose-items" if op else ""
+    return await done(request, f"/admin/issues/{issue_id}{anchor}", message)
+
+
+@post("/issues/{issue_id:int}/test-send", opt=EDITOR)
+async def issue_test_send(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue_id: FromPath[int]
+) -> Response[Any]:
+    session = session_of(request)
+    form = await request.form()
+    extra = [a.strip() for a in text(form, "addresses", 2000).replace(",", "\n").split("\n")]
+    addresses = [session.user.email, *[a for a in extra if a]]
+    try:
+        await issues.test_send(db, settings, session.user.actor, issue_id, addresses)
+    except InvalidInput as exc:
+        return await done(
+            request, f"/admin/issues/{issue_id}", f"테스트 메일을 보내지 못했습니다: {explain(exc)}"
+        )
+    unique = list(dict.fromkeys(a.lower() for a in addresses))
+    return await done(
+        request,
+        f"/admin/issues/{issue_id}",
+        f"[TEST] 메일을 {', '.join(unique)} 앞으로 보냈습니다. 곧 받은편지함에 도착합니다.",
+    )
+
+
+@post("/issues/{issue_id:int}/schedule", opt=EDITOR)
+async def issue_schedule(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue_id: FromPath[int]
+) -> Response[Any]:
+    form = await request.form()
+    row = await issues.get(db, issue_id)
+    raw = text(form, "send_at", 40)
+    try:
+        moment = local_datetime(raw, "send_at", required=True)
+        assert moment is not None
+        at = issues.parse_send_at(moment.isoformat(), settings)
+    except InvalidInput as exc:
+        context = await issue_context(request, db, settings, issue_id)
+        if row["status"] == "draft":
+            context.update(await _pickable(db, settings, row, ""))
+        return render(
+            request,
+            "console/issue.html",
+            status=422,
+            title=row["title"],
+            errors={"send_at": explain(exc)},
+            send_at_value=raw,
+            view="desktop",
+            **context,
+        )
+    if text(form, "confirmed", 5) != "yes":
+        recipients = await issues.recipient_count(db)
+        local = at.astimezone(ZoneInfo(settings.timezone))
+        return render(
+            request,
+            "console/confirm.html",
+            title="발송 예약",
+            heading="이 시각에 발송하도록 예약할까요?",
+            paragraphs=[
+                f"‘{row['title']}’",
+                f"발송 일시: {local:%Y년 %m월 %d일 %H:%M} KST",
+                f"지금 구독 중인 {recipients:,}명에게 갑니다 (발송을 시작할 때의 구독자 기준).",
+                "예약한 뒤에는 내용을 고칠 수 없습니다. 고치려면 예약을 풀면 됩니다.",
+            ],
+            action=f"/admin/issues/{issue_id}/schedule",
+            extra={"send_at": raw},
+            button="예약하기",
+            back=f"/admin/issues/{issue_id}",
+        )
+    try:
+        await issues.schedule(
+            db, settings, session_of(request).user.actor, issue_id, at.isoformat()
+        )
+    except DomainError as exc:
+        return _not_now(request, issue_id, exc)
+    return await done(request, f"/admin/issues/{issue_id}", "발송을 예약했습니다.")
+
+
+def _not_now(request: Request[Any, Any, Any], issue_id: int, exc: DomainError) -> Template:
+    return render(
+        request,
+        "console/message.html",
+        status=exc.status,
+        title="할 수 없습니다",
+        heading="지금은 할 수 없습니다",
+        text=explain(exc),
+        back=f"/admin/issues/{issue_id}",
+        back_label="호로 돌아가기",
+    )
+
+
+@post("/issues/{issue_id:int}/{action:str}", opt=EDITOR)
+async def issue_action(
+    request: Request[Any, Any, Any],
+    db: DB,
+    settings: Config,
+    issue_id: FromPath[int],
+    action: FromPath[str],
+) -> Response[Any]:
+    """send-now, pause, resume, cancel, unschedule, delete: a confirmation
+    page first, then the change; an illegal one is explained in Korean."""
+    spec = ACTIONS.get(action)
+    if spec is None:
+        return render(
+            request,
+            "console/message.html",
+            status=404,
+            title="찾을 수 없습니다",
+            heading="찾을 수 없습니다",
+            text="없는 기능입니다.",
+        )
+    row = await issues.get(db, issue_id)
+    form = await request.form()
+    if row["status"] not in spec["allowed"]:
+        return render(
+            request,
+            "console/message.html",
+            status=409,
+            title="할 수 없습니다",
+            heading="지금은 할 수 없습니다",
+            text=_why_not(action, row["status"]),
+            back=f"/admin/issues/{issue_id}",
+            back_label="호로 돌아가기",
+        )
+    if text(form, "confirmed", 5) != "yes":
+        return render(
+            request,
+            "console/confirm.html",
+            title=spec["heading"],
+            heading=spec["heading"],
+            paragraphs=await _consequences(db, row, action),
+            action=f"/admin/issues/{issue_id}/{action}",
+            button=spec["button"],
+            danger=spec["danger"],
+            back=f"/admin/issues/{issue_id}",
+        )
+    actor = session_of(request).user.actor
+    try:
+        if action == "send-now":
+            await issues.send_now(db, settings, actor, issue_id)
+        elif action == "pause":
+            await issues.pause(db, actor, issue_id)
+        elif action == "resume":
+            await issues.resume(db, actor, issue_id)
+        elif action == "cancel":
+            await issues.cancel(db, actor, issue_id)
+        elif action == "unschedule":
+            await issues.unschedule(db, actor, issue_id)
+        else:
+            await issues.delete(db, actor, issue_id)
+    except DomainError as exc:
+        return _not_now(request, issue_id, exc)
+    target = "/admin/issues" if action == "delete" else f"/admin/issues/{issue_id}"
+    return await done(request, target, spec["done"])
+
+
+async def _consequences(db: Database, row: Record, action: str) -> list[str]:
+    title = f"‘{row['title']}’"
+    if action == "send-now":
+        recipients = await issues.recipient_count(db)
+        return [
+            title,
+            f"지금 구독 중인 {recipients:,}명에게 바로 보내기 시작합니다.",
+            "시작한 뒤에는 내용을 고칠 수 없고, 일시 정지나 취소만 할 수 있습니다.",
+        ]
+    if action == "cancel":
+        return [
+            title,
+            "아직 보내지 않은 메일은 모두 보내지 않습니다. 이미 보낸 메일은 되돌릴 수 없습니다.",
+            "취소한 호는 다시 보낼 수 없습니다.",
+        ]
+    if action == "pause":
+        return [title, "작업자가 지금 넘기고 있는 몇 통을 빼고, 더 이상 보내지 않습니다."]
+    if action == "resume":
+        return [title, "멈춘 곳부터 이어서 보냅니다."]
+    if action == "delete":
+        return [title, "초안을 지웁니다. 되돌릴 수 없습니다. 뉴스 항목은 지워지지 않습니다."]
+    return [title, "예약한 시각을 지우고 초안으로 되돌립니다."]
+
+
+ROUTES = [
+    issue_list,
+    issue_new,
+    issue_create,
+    issue_page,
+    issue_live,
+    issue_preview,
+    issue_save,
+    issue_test_send,
+    issue_schedule,
+    issue_action,
+]
