@@ -50,13 +50,16 @@ QueryName = Literal[
     "extend_delivery_leases",
     "extend_outbox_leases",
     "finish_daily_job",
+    "finish_import_job",
     "finish_issue",
     "get_feed_preview",
+    "get_import_job",
     "get_issue",
     "get_media",
     "get_news_item",
     "get_subscriber",
     "get_subscriber_by_email",
+    "import_job_progress",
     "import_news_item",
     "insert_api_key",
     "insert_audit",
@@ -65,6 +68,7 @@ QueryName = Literal[
     "insert_consent_event_at",
     "insert_demo_news_item",
     "insert_feed_preview",
+    "insert_import_job",
     "insert_issue",
     "insert_login_failure",
     "insert_media",
@@ -90,7 +94,6 @@ QueryName = Literal[
     "migration_unlock",
     "news_items_by_ids",
     "next_issue_number",
-    "ops_session_key",
     "outbox_defer",
     "outbox_failed",
     "outbox_release",
@@ -103,6 +106,8 @@ QueryName = Literal[
     "prune_sessions",
     "prune_signup_hits",
     "readyz_worker_check",
+    "recent_audit",
+    "recent_import_jobs",
     "recent_login_failures",
     "reconfirm_subscriber",
     "record_migration",
@@ -217,13 +222,16 @@ class NamedQueries:
     extend_delivery_leases: str
     extend_outbox_leases: str
     finish_daily_job: str
+    finish_import_job: str
     finish_issue: str
     get_feed_preview: str
+    get_import_job: str
     get_issue: str
     get_media: str
     get_news_item: str
     get_subscriber: str
     get_subscriber_by_email: str
+    import_job_progress: str
     import_news_item: str
     insert_api_key: str
     insert_audit: str
@@ -232,6 +240,7 @@ class NamedQueries:
     insert_consent_event_at: str
     insert_demo_news_item: str
     insert_feed_preview: str
+    insert_import_job: str
     insert_issue: str
     insert_login_failure: str
     insert_media: str
@@ -257,7 +266,6 @@ class NamedQueries:
     migration_unlock: str
     news_items_by_ids: str
     next_issue_number: str
-    ops_session_key: str
     outbox_defer: str
     outbox_failed: str
     outbox_release: str
@@ -270,6 +278,8 @@ class NamedQueries:
     prune_sessions: str
     prune_signup_hits: str
     readyz_worker_check: str
+    recent_audit: str
+    recent_import_jobs: str
     recent_login_failures: str
     reconfirm_subscriber: str
     record_migration: str

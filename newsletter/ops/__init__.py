@@ -1,3 +1,3 @@
-"""Running the service: API keys, the audit trail, /ops sessions, stats, metrics and the
-status view.
+"""Running the service: people's accounts and console sessions, API keys, the
+audit trail, stats, metrics, the status view and the Korean words they share.
 """

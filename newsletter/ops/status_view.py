@@ -2,8 +2,9 @@
 
 Written for whoever is on duty, not for the person who built it: a progress
 bar, how fast mail is going out against the limit, when it will be done, and
-what went wrong in words (``550`` becomes "refused for good by the receiving
-server"). Figures come from :mod:`newsletter.stats`, the same as ``/ops``.
+what went wrong in words (``550`` becomes "영구 거절 — 없는 주소이거나 받지 않는
+주소"). In Korean, with the same words as the console (:mod:`newsletter.ops.words`);
+figures come from :mod:`newsletter.ops.stats`, the same as the console's ops page.
 """
 
 from __future__ import annotations
@@ -20,100 +21,94 @@ from rich.text import Text
 from newsletter.core.clock import clock
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
-from newsletter.ops import stats
+from newsletter.ops import stats, words
 from newsletter.ops.stats import IssueStats, WorkerBeat
 
-ENGLISH_UNITS = (" h", " min", " s", "unknown")
+KOREAN_UNITS = ("시간", "분", "초", "알 수 없음")
 
-STATUS_WORDS = {
-    "sending": "sending",
-    "paused": "paused — nothing goes out until someone resumes it",
-    "sent": "finished",
-    "cancelled": "cancelled — the rest will not be sent",
-    "scheduled": "scheduled, not started yet",
-    "draft": "draft, not started",
+# What each state means for whoever is on duty, after its Korean word.
+STATUS_NOTES = {
+    "sending": "",
+    "paused": " — 누군가 재개할 때까지 아무것도 나가지 않습니다",
+    "sent": "",
+    "cancelled": " — 남은 메일은 보내지 않습니다",
+    "scheduled": " — 아직 시작하지 않았습니다",
+    "draft": " — 아직 시작하지 않았습니다",
 }
 
 
+def status_words(status: str) -> str:
+    return words.issue_status(status) + STATUS_NOTES.get(status, "")
+
+
 def explain_code(code: int | None) -> str:
-    if code is None:
-        return "could not talk to the mail server (connection failed or timed out)"
-    if 400 <= code < 500:
-        return "temporary refusal; retried automatically"
-    if code in (550, 551, 553):
-        return "refused for good: mailbox unknown or not accepted"
-    if code == 552:
-        return "refused for good: mailbox full or message too big"
-    if 500 <= code < 600:
-        return "refused for good by the receiving server"
-    return "unexpected reply"
+    return words.explain_code(code)
 
 
 def render(issue: IssueStats | None, workers: list[WorkerBeat], zone: ZoneInfo) -> RenderableType:
     if issue is None:
-        return Text("No issue has started sending yet.")
-    name = f"No. {issue.number} " if issue.number else ""
+        return Text("아직 발송을 시작한 호가 없습니다.")
+    name = f"제{issue.number}호 " if issue.number else ""
     title = Text.assemble(
-        ("Newsletter ", "bold"),
+        ("뉴스레터 ", "bold"),
         (f"{name}“{issue.title}”", "bold cyan"),
         f"  (issue id {issue.id}) — ",
-        (STATUS_WORDS.get(issue.status, issue.status), "bold"),
+        (status_words(issue.status), "bold"),
     )
     bar = Table.grid(padding=(0, 1))
     bar.add_row(
         ProgressBar(total=max(issue.recipients, 1), completed=issue.done, width=40),
         Text(f"{issue.percent:5.1f} %", style="bold"),
-        Text(f"{issue.done:,} of {issue.recipients:,} handled"),
+        Text(f"{issue.recipients:,}통 중 {issue.done:,}통 처리"),
     )
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
     facts.add_row(
-        "Speed",
-        f"{issue.rate_per_second:.1f} messages/s over the last minute "
-        f"(limit {issue.rate_limit_per_second:g}/s)",
+        "속도",
+        f"최근 1분 {issue.rate_per_second:.1f}통/초 (한도 {issue.rate_limit_per_second:g}통/초)",
     )
     if issue.status == "sending" and issue.remaining:
         facts.add_row(
-            "Time left",
-            f"about {stats.format_duration(issue.eta_seconds, ENGLISH_UNITS)}"
-            f" (done near {clock(issue.eta_at, zone, with_date=False)})",
+            "남은 시간",
+            f"약 {stats.format_duration(issue.eta_seconds, KOREAN_UNITS)}"
+            f" (완료 예상 {clock(issue.eta_at, zone, with_date=False)})",
         )
     facts.add_row(
-        "Started",
-        clock(issue.started_at, zone) + f"   Finished {clock(issue.finished_at, zone)}",
+        "시작",
+        clock(issue.started_at, zone) + f"   완료 {clock(issue.finished_at, zone)}",
     )
+    facts.add_row("보냄", f"{issue.sent:,}통 — 받는 쪽 메일 서버가 받아 감")
     facts.add_row(
-        "Delivered",
-        f"{issue.sent:,} accepted by the mail servers",
-    )
-    facts.add_row(
-        "Waiting",
-        f"{issue.queued:,} in the queue, {issue.sending:,} being handed over right now",
+        "대기",
+        f"대기열 {issue.queued:,}통, 지금 넘기는 중 {issue.sending:,}통",
     )
     problems = issue.failed + issue.bounced
     facts.add_row(
-        "Problems",
+        "문제",
         Text(
-            f"{issue.failed:,} failed, {issue.bounced:,} bounced back later, "
-            f"{issue.skipped:,} skipped (unsubscribed or suppressed meanwhile)",
+            f"실패 {issue.failed:,}통, 나중에 반송 {issue.bounced:,}통, "
+            f"건너뜀 {issue.skipped:,}통 (그사이 수신 거부·발송 제외)",
             style="red" if problems else "",
         ),
     )
+    facts.add_row("시도", f"{issue.attempts:,}회 — {words.ATTEMPTS_HINT}")
     alive = [w for w in workers if w.alive]
     facts.add_row(
-        "Workers",
+        "작업자",
         Text(
-            f"{len(alive)} sending" if alive else "none alive — start `newsletter worker`",
+            f"{len(alive)}개 발송 중"
+            if alive
+            else "살아 있는 작업자 없음 — `newsletter worker`를 시작하세요",
             style="" if alive or issue.status != "sending" else "bold red",
         ),
     )
     parts: list[RenderableType] = [title, bar, facts]
     if issue.error_codes:
-        errors = Table(title="Why messages did not go", title_justify="left", box=None)
-        errors.add_column("SMTP code", justify="right")
-        errors.add_column("messages", justify="right")
-        errors.add_column("meaning")
+        errors = Table(title="보내지 못한 이유", title_justify="left", box=None)
+        errors.add_column("SMTP 코드", justify="right")
+        errors.add_column("메일 수", justify="right")
+        errors.add_column("뜻")
         for e in issue.error_codes:
             errors.add_row(
                 str(e.code) if e.code is not None else "—", f"{e.count:,}", explain_code(e.code)

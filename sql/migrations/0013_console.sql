@@ -98,6 +98,9 @@ CREATE TABLE roster_imports (
     report           jsonb,
     error            text,
     started_at       timestamptz NOT NULL DEFAULT now(),
+    -- Moves with the progress: a 'running' row that stops moving belonged to
+    -- a web process that went away (the page says so).
+    updated_at       timestamptz NOT NULL DEFAULT now(),
     finished_at      timestamptz
 );
 

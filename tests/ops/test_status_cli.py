@@ -46,22 +46,23 @@ async def test_status_explains_a_send_in_plain_words(database_url: str, db: Data
     assert code == 0, output
     assert "시정 소식 11월호" in output
     assert f"issue id {seeded.issue_id}" in output
-    assert "56.0 %" in output and "56 of 100 handled" in output  # sent + failed + bounced
-    assert "accepted by the mail servers" in output
-    assert "5 failed, 1 bounced back later" in output
-    assert "limit 20/s" in output
-    assert "Time left" in output
-    assert re.search(r"done near \d\d:\d\d:\d\d KST", output)
-    assert re.search(r"Started +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d KST", output)
-    assert "refused for good" in output  # 550 explained, not just a number
-    assert "temporary refusal; retried automatically" in output  # the 451 rows
-    assert "none alive" in output  # no worker heartbeat: said loudly
+    assert "발송 중" in output  # the state in the console's Korean word
+    assert "56.0 %" in output and "100통 중 56통 처리" in output  # sent + failed + bounced
+    assert "받는 쪽 메일 서버가 받아 감" in output
+    assert "실패 5통, 나중에 반송 1통" in output
+    assert "한도 20통/초" in output
+    assert re.search(r"완료 예상 \d\d:\d\d:\d\d KST", output)
+    assert re.search(r"시작 +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d KST", output)
+    assert "영구 거절" in output  # 550 explained, not just a number
+    assert "일시적인 거절 — 자동으로 다시 보냅니다" in output  # the 451 rows
+    assert "시도" in output and "다시 보낸" in output  # what the attempts figure counts
+    assert "살아 있는 작업자 없음" in output  # no worker heartbeat: said loudly
 
 
 async def test_status_without_any_issue(database_url: str) -> None:
     code, output = await run_cli(database_url, "status")
     assert code == 0
-    assert "No issue has started sending yet." in output
+    assert "아직 발송을 시작한 호가 없습니다." in output
 
 
 async def test_unknown_issue_is_a_clear_error(database_url: str) -> None:
@@ -86,8 +87,8 @@ async def test_watch_follows_the_send_to_the_end(database_url: str, db: Database
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
-    first = await asyncio.wait_for(process.stdout.readuntil(b"handled"), 30)
-    assert b"10 of 40" in first
+    first = await asyncio.wait_for(process.stdout.readuntil("처리".encode()), 30)
+    assert "40통 중 10통".encode() in first
     # The workers finish the send while the view is open.
     await db.pool.execute(
         "UPDATE deliveries SET status = 'sent', sent_at = now(), smtp_code = 250 "
@@ -99,6 +100,6 @@ async def test_watch_follows_the_send_to_the_end(database_url: str, db: Database
     )
     rest, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
-    final = rest.decode().rsplit("Newsletter", 1)[-1]
-    assert "finished" in final
-    assert "100.0 %" in final and "40 of 40 handled" in final
+    final = rest.decode().rsplit("뉴스레터", 1)[-1]
+    assert "발송 완료" in final
+    assert "100.0 %" in final and "40통 중 40통 처리" in final

@@ -15,7 +15,16 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Template
 
 from newsletter.core.errors import DomainError
-from newsletter.web.console import dashboard, issues, login, news
+from newsletter.web.console import (
+    account,
+    dashboard,
+    issues,
+    login,
+    news,
+    ops,
+    people,
+    subscribers,
+)
 from newsletter.web.console.gate import Refused, forget_shown_flash, gate, refused_page, render
 from newsletter.web.console.korean import explain
 
@@ -72,14 +81,24 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Template:
         status=500,
         title="문제가 생겼습니다",
         heading="문제가 생겼습니다",
-        text="요청을 처리하지 못했습니다. 잠시 뒤 다시 시도하고, 계속되면 운영 담당에게 알려 주세요.",
+        text="요청을 처리하지 못했습니다. 잠시 뒤 다시 시도하고, "
+        "계속되면 운영 담당에게 알려 주세요.",
     )
 
 
 ROUTES: list[Any] = [
     Router(
         "/admin",
-        route_handlers=[*login.ROUTES, *dashboard.ROUTES, *news.ROUTES, *issues.ROUTES],
+        route_handlers=[
+            *login.ROUTES,
+            *dashboard.ROUTES,
+            *news.ROUTES,
+            *issues.ROUTES,
+            *ops.ROUTES,
+            *subscribers.ROUTES,
+            *people.ROUTES,
+            *account.ROUTES,
+        ],
         before_request=gate,
         after_response=forget_shown_flash,
         exception_handlers={

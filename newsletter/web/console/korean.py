@@ -173,3 +173,32 @@ def explain(exc: DomainError) -> str:
 def field_errors(exc: InvalidInput) -> dict[str, str]:
     """For a form: the message next to the field it is about."""
     return {exc.field or "form": explain(exc)}
+
+
+_IMPORT_REASONS = [
+    (
+        "address is on the suppression list",
+        "발송 제외 목록에 있는 주소입니다 (삭제·반송·신고). 가져오기로 되살릴 수 없습니다.",
+    ),
+    (
+        "this resident left and their data was destroyed",
+        "탈퇴 후 개인정보를 파기한 주민입니다. 본인만 다시 구독할 수 있습니다.",
+    ),
+    ("this resident unsubscribed", "수신을 거부한 주민입니다. 본인만 다시 구독할 수 있습니다."),
+    (
+        "subscription lapsed",
+        "동의를 다시 확인하지 않아 만료된 구독입니다. 본인만 되살릴 수 있습니다.",
+    ),
+    ("line longer than", "줄이 너무 깁니다."),
+    ("malformed CSV", "CSV 형식이 깨진 줄입니다."),
+    ("missing columns", "열 수가 머리글과 다릅니다."),
+    ("characters that are not valid", "글자 인코딩이 맞지 않는 줄입니다."),
+]
+
+
+def import_reason(reason: str) -> str:
+    """A line of the import report in Korean (already-Korean reasons pass through)."""
+    for prefix, korean in _IMPORT_REASONS:
+        if reason.startswith(prefix):
+            return korean
+    return reason

@@ -179,7 +179,7 @@ async def login(request: Request[Any, Any, Any], db: DB, settings: Config) -> Re
     return await _begin(request, db, settings, user, next_path)
 
 
-def _qr(uri: str) -> str:
+def qr_svg(uri: str) -> str:
     return str(segno.make(uri, error="m").svg_inline(scale=4, dark="#1f2933", light="#ffffff"))
 
 
@@ -199,7 +199,7 @@ def _second_factor_page(
     }
     if enrol:
         secret = secret or users.new_totp_secret()
-        context.update(secret=secret, qr=_qr(users.totp_uri(secret, user.email)))
+        context.update(secret=secret, qr=qr_svg(users.totp_uri(secret, user.email)))
     return render(
         request,
         "console/second_factor.html",

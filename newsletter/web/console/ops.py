@@ -1,0 +1,64 @@
+"""The ops pages of the console: the live send and the service's health
+(what ``/ops`` showed before, folded in), updating itself every few seconds
+unless the person pauses it."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from litestar import MediaType, Request, get
+from litestar.response import Template
+
+from newsletter.editorial import issues
+from newsletter.ops import stats
+from newsletter.web.console.gate import render
+from newsletter.web.console.issues import send_chart
+from newsletter.web.deps import DB, Config
+
+OPS = {"role": "ops"}
+REFRESH_SECONDS = 5
+
+
+async def _context(request: Request[Any, Any, Any], db: DB, settings: Config) -> dict[str, Any]:
+    raw = request.query_params.get("issue", "")
+    chosen = int(raw) if raw.isdigit() and len(raw) < 19 else None
+    figures = (
+        await stats.issue_stats(db, settings, chosen)
+        if chosen is not None
+        else await stats.current_issue(db, settings)
+    )
+    view = await stats.overview(db, settings)
+    async with stats.snapshot(db) as conn:
+        workers = await stats.workers(conn)
+        problems = await stats.worker_problems(conn)
+    return {
+        "figures": figures,
+        "issue": await issues.get(db, figures.id) if figures is not None else None,
+        "chart": send_chart(figures, ZoneInfo(settings.timezone)) if figures else None,
+        "clicks": None,
+        "overview": view,
+        "workers": workers,
+        "alive": sum(1 for w in workers if w.alive),
+        "problems": problems,
+        "chosen": chosen,
+        "refresh": REFRESH_SECONDS,
+        "signups_30d": sum(g.signups for g in view.growth),
+        "imports_30d": sum(g.imports for g in view.growth),
+        "leaves_30d": sum(g.leaves for g in view.growth),
+    }
+
+
+@get("/ops", opt=OPS, media_type=MediaType.HTML)
+async def ops_page(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
+    context = await _context(request, db, settings)
+    return render(request, "console/ops.html", title="발송 현황", **context)
+
+
+@get("/ops/live", opt=OPS, media_type=MediaType.HTML)
+async def ops_live(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
+    context = await _context(request, db, settings)
+    return render(request, "console/ops_live.html", title="발송 현황", **context)
+
+
+ROUTES = [ops_page, ops_live]

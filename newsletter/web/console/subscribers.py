@@ -1,0 +1,380 @@
+"""Subscribers in the console (admins only): search, one person's record and
+consent history, erasure with confirmation, CSV import in the background
+with a progress bar and a line-by-line report, and export.
+
+Every read of residents' personal data is recorded through
+:func:`privacy.record_read` (who, when, from which address, what).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from litestar import MediaType, Request, Response, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Stream, Template
+from python_multipart import MultipartParser
+from python_multipart.multipart import parse_options_header
+
+from newsletter.audience import import_jobs, lifecycle, roster
+from newsletter.core.addresses import normalise_email
+from newsletter.core.errors import InvalidInput, NotFound
+from newsletter.ops import audit
+from newsletter.web.console import privacy
+from newsletter.web.console.fields import text
+from newsletter.web.console.gate import (
+    CSRF_FIELD,
+    csrf_matches,
+    done,
+    refuse_csrf,
+    render,
+    session_of,
+)
+from newsletter.web.console.korean import import_reason
+from newsletter.web.deps import DB, Config
+
+ADMIN = {"role": "admin"}
+PAGE = 50
+IMPORT_BODY_LIMIT = 256 * 1024 * 1024
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+FIELD_LIMIT = 4096  # the small fields of the upload form (mode, source, token)
+
+
+@get("/subscribers", opt=ADMIN, media_type=MediaType.HTML)
+async def subscriber_list(request: Request[Any, Any, Any], db: DB) -> Template:
+    params = request.query_params
+    query = params.get("q", "").strip()[:254]
+    status = params.get("status") or None
+    status = status if status in roster.STATUSES else None
+    raw_after = params.get("after", "0")
+    after = int(raw_after) if raw_after.isdigit() and len(raw_after) < 19 else 0
+    rows = await roster.page(db, after=after, limit=PAGE, status=status, email_prefix=query or None)
+    await privacy.record_read(
+        request,
+        db,
+        "subscribers.search" if query else "subscribers.list",
+        "subscribers",
+        query=query or None,
+        status=status,
+        after=after,
+        shown=len(rows),
+    )
+    return render(
+        request,
+        "console/subscribers.html",
+        title="구독자",
+        rows=rows,
+        q=query,
+        filter_status=status,
+        statuses=roster.STATUSES,
+        next_after=rows[-1]["id"] if len(rows) == PAGE else None,
+        after=after,
+        jobs=await import_jobs.recent(db, 5),
+    )
+
+
+@get("/subscribers/{subscriber_id:int}", opt=ADMIN, media_type=MediaType.HTML)
+async def subscriber_page(
+    request: Request[Any, Any, Any], db: DB, subscriber_id: FromPath[int]
+) -> Template:
+    row = await db.fetchrow("roster_get", subscriber_id) if subscriber_id < 2**63 else None
+    if row is None:
+        raise NotFound(f"no subscriber #{subscriber_id}")
+    events = await db.fetch("roster_consent_events", subscriber_id)
+    await privacy.record_read(
+        request, db, "subscriber.consent_history", f"subscriber:{subscriber_id}"
+    )
+    return render(
+        request,
+        "console/subscriber.html",
+        title=f"구독자 #{subscriber_id}",
+        person=row,
+        events=events,
+    )
+
+
+@post("/subscribers/{subscriber_id:int}/erase", opt=ADMIN)
+async def subscriber_erase(
+    request: Request[Any, Any, Any], db: DB, settings: Config, subscriber_id: FromPath[int]
+) -> Response[Any]:
+    row = await db.fetchrow("roster_get", subscriber_id) if subscriber_id < 2**63 else None
+    if row is None:
+        raise NotFound(f"no subscriber #{subscriber_id}")
+    form = await request.form()
+    typed = text(form, "typed", 320).strip()
+    errors: dict[str, str] = {}
+    if text(form, "confirmed", 5) == "yes":
+        try:
+            matches = normalise_email(typed).lower() == row["email"].lower()
+        except InvalidInput:
+            matches = False
+        if matches:
+            await lifecycle.erase(
+                db, settings, subscriber_id=subscriber_id, actor=session_of(request).user.actor
+            )
+            return await done(
+                request,
+                "/admin/subscribers",
+                f"구독자 #{subscriber_id}의 개인정보를 지웠습니다. 다시 받지 않도록 "
+                "암호화한 값만 남습니다.",
+            )
+        errors["typed"] = "주소가 맞지 않습니다. 지울 주소를 그대로 입력해 주세요."
+    return render(
+        request,
+        "console/confirm.html",
+        status=422 if errors else 200,
+        title="구독자 삭제",
+        errors=errors,
+        heading="이 사람의 개인정보를 지울까요?",
+        paragraphs=[
+            f"구독자 #{subscriber_id}: {row['email']}",
+            "이메일 주소, 이름, 수신 동의 기록이 모두 지워지고 되돌릴 수 없습니다 "
+            "(개인정보 보호법의 삭제 요구).",
+            "다시는 메일을 받지 않도록, 주소를 알아볼 수 없게 만든 값(해시)만 남깁니다.",
+        ],
+        typed={"label": "확인을 위해 지울 이메일 주소를 입력하세요", "hint": row["email"]},
+        action=f"/admin/subscribers/{subscriber_id}/erase",
+        button="개인정보 지우기",
+        danger=True,
+        back=f"/admin/subscribers/{subscriber_id}",
+    )
+
+
+# --- import -----------------------------------------------------------------------
+
+
+@get("/subscribers/import", opt=ADMIN, media_type=MediaType.HTML)
+async def import_form(request: Request[Any, Any, Any]) -> Template:
+    return render(
+        request,
+        "console/subscriber_import.html",
+        title="구독자 명단 가져오기",
+        values={"mode": "confirmed", "source": ""},
+    )
+
+
+async def _read_upload(request: Request[Any, Any, Any]) -> tuple[dict[str, str], IO[bytes], str]:
+    """The form's small fields and the file, streamed into a spooled temporary
+    file (flat memory however large the list)."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise InvalidInput("파일을 골라 올려 주세요.", field="file")
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+    fields: dict[str, str] = {}
+    state: dict[str, Any] = {"header": b"", "value": b"", "name": "", "filename": "", "buf": b""}
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["header"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        if state["header"].lower() == b"content-disposition":
+            _, params = parse_options_header(state["value"])
+            state["name"] = params.get(b"name", b"").decode(errors="replace")
+            state["filename"] = params.get(b"filename", b"").decode(errors="replace")
+        state["header"] = state["value"] = b""
+
+    def on_part_begin() -> None:
+        state["name"] = state["filename"] = ""
+        state["buf"] = b""
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if state["name"] == "file":
+            spool.write(data[start:end])
+        elif len(state["buf"]) < FIELD_LIMIT:
+            state["buf"] += data[start:end]
+
+    def on_part_end() -> None:
+        if state["name"] == "file":
+            fields["filename"] = state["filename"]
+        elif state["name"]:
+            fields.setdefault(state["name"], state["buf"][:FIELD_LIMIT].decode(errors="replace"))
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                parser.write(chunk)
+        parser.finalize()
+    except ValueError:
+        spool.close()
+        raise InvalidInput(
+            "올린 파일을 읽을 수 없습니다. 다시 올려 주세요.", field="file"
+        ) from None
+    except BaseException:
+        spool.close()
+        raise
+    size = spool.tell()
+    spool.seek(0)
+    return fields, spool, fields.get("filename", "") if size else ""
+
+
+@post(
+    "/subscribers/import",
+    opt={**ADMIN, "csrf": "stream"},
+    request_max_body_size=IMPORT_BODY_LIMIT,
+)
+async def import_start(request: Request[Any, Any, Any], db: DB, settings: Config) -> Response[Any]:
+    fields, spool, filename = await _read_upload(request)
+    if not csrf_matches(request, settings, fields.get(CSRF_FIELD)):
+        spool.close()
+        raise refuse_csrf()
+    mode = fields.get("mode", "confirmed")
+    source = fields.get("source", "").strip()
+    values = {"mode": mode, "source": source}
+    error: tuple[str, str] | None = None
+    if mode not in roster.MODES:
+        error = ("mode", "가져오는 방식을 골라 주세요.")
+    elif not filename:
+        error = ("file", "CSV 파일을 골라 주세요.")
+    elif mode == "confirmed" and not source:
+        error = ("source", "동의 출처를 적어 주세요 (언제, 어디서, 어떻게 동의했는지).")
+    if error is not None:
+        spool.close()
+        return render(
+            request,
+            "console/subscriber_import.html",
+            status=422,
+            title="구독자 명단 가져오기",
+            errors={error[0]: error[1]},
+            values=values,
+        )
+    session = session_of(request)
+    spool.seek(0, 2)
+    total = spool.tell()
+    spool.seek(0)
+    job_id = await import_jobs.create(
+        db,
+        user_id=session.user.id,
+        mode=mode,
+        source=source or None,
+        filename=filename,
+        total_bytes=total,
+    )
+    task = asyncio.create_task(
+        import_jobs.run(
+            db, settings, job_id, spool, mode=mode, source=source or None, actor=session.user.actor
+        )
+    )
+    running: set[asyncio.Task[None]] = request.app.state.setdefault("import_tasks", set())
+    running.add(task)
+    task.add_done_callback(running.discard)
+    return Redirect(path=f"/admin/subscribers/import/{job_id}", status_code=303)
+
+
+def _job_context(job: Any) -> dict[str, Any]:
+    report = job["report"] or {}
+    total = job["total_bytes"] or 0
+    percent = (
+        100.0
+        if job["status"] == "done"
+        else round(100 * job["done_bytes"] / total, 1)
+        if total
+        else 0.0
+    )
+    return {
+        "job": job,
+        "report": report,
+        "percent": percent,
+        "errors_list": [
+            {"line": e["line"], "reason": import_reason(e["reason"])}
+            for e in report.get("errors", [])
+        ],
+        "skipped_list": [
+            {"line": e["line"], "reason": import_reason(e["reason"])}
+            for e in report.get("skipped_rows", [])
+        ],
+    }
+
+
+@get("/subscribers/import/{job_id:int}", opt=ADMIN, media_type=MediaType.HTML)
+async def import_page(request: Request[Any, Any, Any], db: DB, job_id: FromPath[int]) -> Template:
+    job = await import_jobs.get(db, job_id)
+    return render(
+        request, "console/import_job.html", title="명단 가져오기 진행", **_job_context(job)
+    )
+
+
+@get("/subscribers/import/{job_id:int}/progress", opt=ADMIN, media_type=MediaType.HTML)
+async def import_progress(
+    request: Request[Any, Any, Any], db: DB, job_id: FromPath[int]
+) -> Template:
+    job = await import_jobs.get(db, job_id)
+    running = job["status"] == "running" and not job["stalled"]
+    # 286: htmx stops polling once the import has ended.
+    return render(
+        request,
+        "console/import_progress.html",
+        status=200 if running else 286,
+        title="명단 가져오기 진행",
+        **_job_context(job),
+    )
+
+
+# --- export -----------------------------------------------------------------------
+
+
+@get("/subscribers/export", opt=ADMIN, media_type=MediaType.HTML)
+async def export_form(request: Request[Any, Any, Any]) -> Template:
+    return render(
+        request,
+        "console/subscriber_export.html",
+        title="구독자 명단 내려받기",
+        statuses=roster.STATUSES,
+    )
+
+
+@get("/subscribers/export.csv", opt=ADMIN)
+async def export_file(request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
+    status = request.query_params.get("status") or None
+    status = status if status in roster.STATUSES else None
+    bom = request.query_params.get("bom") == "1"
+    async with db.transaction() as conn:
+        await audit.record(
+            conn, session_of(request).user.actor, "subscribers.export", "subscribers", status=status
+        )
+    await privacy.record_read(request, db, "subscribers.export", "subscribers", status=status)
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in roster.export_csv(db, settings, bom=bom, status=status):
+            yield chunk
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    return Stream(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="subscribers-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+ROUTES = [
+    subscriber_list,
+    subscriber_page,
+    subscriber_erase,
+    import_form,
+    import_start,
+    import_page,
+    import_progress,
+    export_form,
+    export_file,
+]
