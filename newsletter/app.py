@@ -27,7 +27,7 @@ from newsletter.core.errors import DomainError
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import Tokens
 from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
-from newsletter.web import ROUTES
+from newsletter.web import ROUTES, console
 from newsletter.web.forms import message
 from newsletter.web.console import filters as console_filters
 from newsletter.web.request_metrics import RequestMetrics
@@ -126,6 +126,7 @@ def create_app(
                 yield
             finally:
                 await signup_batch.close(app.state)  # answer queued signups first
+                await console.stop_background_work(app.state)
             return
         if settings.database_url is None:
             raise RuntimeError("NEWSLETTER_DATABASE_URL is not set")
@@ -134,6 +135,7 @@ def create_app(
             yield
         finally:
             await signup_batch.close(app.state)  # answer queued signups first
+            await console.stop_background_work(app.state)
             await app.state.db.close()
 
     tokens = Tokens(settings.secret_key, settings.confirm_max_age_seconds)

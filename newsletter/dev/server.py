@@ -3,8 +3,9 @@
 Both ports are taken first, so a busy one stops it with one line before
 anything starts. Then embedded PostgreSQL (data in ``.dev/pg``), a capture SMTP
 server (mail in ``.dev/mail``, listed at ``/dev/outbox``), migrations, demo
-news, a demo editor key, ``.dev/server.env`` for ``newsletter --dev``, and the
-web app and a worker side by side until Ctrl-C.
+news, a demo editor key, a demo console account (admin role, a new password
+at each start), ``.dev/server.env`` for ``newsletter --dev``, and the web app
+and a worker side by side until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from newsletter.dev import connection, outbox
 from newsletter.dev.capture import start_capture_server
 from newsletter.dev.embedded import start_embedded_postgres
 from newsletter.ops.apikeys import create_key
+from newsletter.ops.audit import CLI_ACTOR
+from newsletter.ops.users import create_user, generate_password, hash_password
 
 DEMO_NEWS = [
     (
@@ -50,6 +53,30 @@ DEMO_NEWS = [
         "경제",
     ),
 ]
+
+
+DEMO_EDITOR = "editor@gimpo.go.kr"
+
+
+async def _demo_editor(db: Database) -> str:
+    """A demo editor account with a fresh password, printed in the banner."""
+    password = generate_password()
+    async with db.transaction() as conn:
+        existing = await conn.fetchrow(db.queries.user_by_email, DEMO_EDITOR)
+        if existing is None:
+            await create_user(
+                conn,
+                CLI_ACTOR,
+                email=DEMO_EDITOR,
+                name="데모 편집자",
+                role="admin",
+                password=password,
+            )
+        else:
+            await conn.execute(
+                db.queries.set_user_password, existing["id"], await hash_password(password), False
+            )
+    return password
 
 
 async def _load_demo(db: Database) -> str:
@@ -104,13 +131,16 @@ def start_capture(settings: Settings, smtp_port: int) -> Any:
         raise _unavailable("capture SMTP", "127.0.0.1", smtp_port, flag, exc) from None
 
 
-def banner(settings: Settings, *, database_url: str, smtp_port: int, key: str) -> str:
+def banner(
+    settings: Settings, *, database_url: str, smtp_port: int, key: str, console_login: str = ""
+) -> str:
     base = settings.base_url
     zone = datetime.now(city_zone(settings)).tzname()
     return (
         "\n김포시 뉴스레터 — development server\n"
         f"  subscribe page    {base}/subscribe\n"
-        f"  captured mail     {base}/dev/outbox\n"
+        + (f"  editors' console  {base}/admin  ({console_login})\n" if console_login else "")
+        + f"  captured mail     {base}/dev/outbox\n"
         f"  API docs          {base}/api/docs\n"
         f"  health            {base}/healthz\n"
         f"  capture SMTP      127.0.0.1:{smtp_port}\n"
@@ -161,6 +191,7 @@ async def _serve(
         db = await Database.connect(database_url)
         try:
             key = await _load_demo(db)
+            password = await _demo_editor(db)
             server = uvicorn.Server(
                 uvicorn.Config(create_dev_app(settings, db), host=host, port=port, log_config=None)
             )
@@ -174,7 +205,7 @@ async def _serve(
             if settings.secret_key != DEV_SECRET_KEY:  # commands must sign links like us
                 reach[f"{PREFIX}SECRET_KEY"] = settings.secret_key
             connection.write(settings.dev_dir, reach)
-            print(banner(settings, database_url=database_url, smtp_port=smtp_port, key=key))
+            print(banner(settings, database_url=database_url, smtp_port=smtp_port, key=key, console_login=f"{DEMO_EDITOR} / {password}"))
             sys.stdout.flush()
             try:
                 await server.serve(sockets=[web_socket])

@@ -7,10 +7,13 @@ Korean pages here, not the API's JSON.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
 from litestar import Request, Router
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Template
 
@@ -110,3 +113,14 @@ ROUTES: list[Any] = [
         include_in_schema=False,
     )
 ]
+
+
+async def stop_background_work(state: State) -> None:
+    """At shutdown: CSV imports still running are cancelled (their transaction
+    rolls back, their job row says so) rather than cut off mid-write."""
+    running: set[asyncio.Task[None]] = state.get("import_tasks") or set()
+    for task in list(running):
+        task.cancel()
+    for task in list(running):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

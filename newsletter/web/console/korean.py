@@ -198,6 +198,8 @@ _IMPORT_REASONS = [
 
 def import_reason(reason: str) -> str:
     """A line of the import report in Korean (already-Korean reasons pass through)."""
+    if reason.startswith("invalid e-mail address: "):
+        return "잘못된 이메일 주소: " + reason.removeprefix("invalid e-mail address: ")
     for prefix, korean in _IMPORT_REASONS:
         if reason.startswith(prefix):
             return korean

@@ -1,0 +1,250 @@
+"""Fixtures for the console in a real browser: Debian's chromium driven by
+Playwright, axe-core from npm, the app served by uvicorn in this event loop
+(so the test can hand it a feed policy that admits its own loopback feed
+server), a delivery worker beside it, and an aiosmtpd server for the mail.
+
+A failing browser test leaves a full-page screenshot (and the page's HTML)
+in ``$NEWSLETTER_TEST_ARTIFACTS`` (default ``.dev/test-artifacts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.server
+import importlib.util
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from newsletter.app import create_app
+from newsletter.core.db import Database
+from newsletter.core.settings import Settings
+from newsletter.delivery.worker import Worker
+from newsletter.editorial.feeds import FeedFetchPolicy
+from tests.conftest import ROOT, SmtpServer, free_port, make_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+NPM_DIR = ROOT / ".dev" / "npm"
+AXE = NPM_DIR / "node_modules" / "axe-core" / "axe.min.js"
+AXE_VERSION = "4.14"
+ARTIFACTS = Path(os.environ.get("NEWSLETTER_TEST_ARTIFACTS") or ROOT / ".dev" / "test-artifacts")
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def _install(what: str, command: list[str]) -> str | None:
+    """Run an installer; return why it failed, or None."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{what}: {exc}"
+    if done.returncode != 0:
+        return f"{what}: exit {done.returncode}: {done.stderr.strip()[-300:]}"
+    return None
+
+
+def _apt(package: str, check: Path) -> str | None:
+    if check.exists():
+        return None
+    if shutil.which("apt-get") is None:
+        return f"{package} is missing and this system has no apt-get to install it"
+    problem = _install(f"apt-get install {package}", ["apt-get", "install", "-y", package])
+    if problem and "Could not get lock" in problem:  # another apt run: wait once, retry
+        subprocess.run(["sleep", "30"], check=False)
+        problem = _install(f"apt-get install {package}", ["apt-get", "install", "-y", package])
+    return None if check.exists() else problem or f"{package} did not install"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium (apt) and the playwright package; Korean fonts so
+    screenshots show text, not boxes. Playwright's own browser downloads are
+    never used: we point it at the distribution's binary."""
+    if importlib.util.find_spec("playwright") is None:
+        problem = _install(
+            "pip install playwright", [sys.executable, "-m", "pip", "install", "-q", "playwright"]
+        )
+        if problem or importlib.util.find_spec("playwright") is None:
+            pytest.skip(f"playwright cannot be installed here ({problem})")
+    problem = _apt("chromium", CHROMIUM)
+    if problem:
+        pytest.skip(f"chromium cannot be installed here ({problem})")
+    _apt("fonts-noto-cjk", Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"))
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> Path:
+    """axe-core from npm, installed once into .dev/npm."""
+    if not AXE.exists():
+        if shutil.which("npm") is None:
+            pytest.skip("npm is not installed, so axe-core cannot be fetched")
+        problem = _install(
+            "npm install axe-core",
+            ["npm", "install", "--prefix", str(NPM_DIR), "--no-save", f"axe-core@{AXE_VERSION}"],
+        )
+        if not AXE.exists():
+            pytest.skip(f"axe-core cannot be installed here ({problem})")
+    return AXE
+
+
+# --- a feed the editor imports ------------------------------------------------------
+
+FEED = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>김포시 보도자료</title><link>http://127.0.0.1/</link>
+<item><title>한강 야간 축제 개최</title><link>https://www.gimpo.go.kr/news/festival</link>
+<description>토요일 저녁 라베니체에서 야간 축제가 열립니다.</description>
+<pubDate>Mon, 02 Mar 2026 09:00:00 +0900</pubDate></item>
+<item><title>김포골드라인 증차 안내</title><link>https://www.gimpo.go.kr/news/goldline</link>
+<description>출퇴근 시간 열차를 늘립니다.</description>
+<pubDate>Sun, 01 Mar 2026 09:00:00 +0900</pubDate></item>
+</channel></rss>"""
+
+
+@pytest.fixture
+def feed_url() -> Iterator[str]:
+    """A city feed on a loopback HTTP server of the test's own."""
+
+    class Feed(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = FEED.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/rss.xml"
+    server.shutdown()
+    server.server_close()
+
+
+# --- the app, served for real -------------------------------------------------------
+
+
+@dataclass
+class Console:
+    base: str
+    settings: Settings
+    db: Database
+    smtp: SmtpServer
+
+
+@pytest.fixture
+async def console(
+    database_url: str, db: Database, smtp_server: SmtpServer
+) -> AsyncIterator[Console]:
+    """uvicorn serving the app on a free port, in this loop."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = make_settings(database_url, smtp_server.target).replace(
+        base_url=base, rate_per_second=50.0
+    )
+    app = create_app(
+        settings,
+        db,
+        feed_policy=FeedFetchPolicy(allowed_private=frozenset({ipaddress.ip_address("127.0.0.1")})),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.02)
+        yield Console(base=base, settings=settings, db=db, smtp=smtp_server)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(serving, 20)
+
+
+@pytest.fixture
+async def worker(console: Console) -> AsyncIterator[None]:
+    """A delivery worker beside the console, as in production."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(console.settings, console.db).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, 20)
+
+
+# --- the browser, with screenshots of failures ------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A Korean desktop-sized page; on failure its screenshot and HTML are kept."""
+    context = await browser.new_context(locale="ko-KR", viewport={"width": 1280, "height": 900})
+    tab = await context.new_page()
+    problems: list[str] = []
+    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: problems.append(str(e)))
+    tab.on(
+        "response",
+        lambda r: problems.append(f"{r.status} {r.url}") if r.status == 404 else None,
+    )
+    tab.console_errors = problems
+    try:
+        yield tab
+    finally:
+        if request.node.stash.get(FAILED, False):
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+            with contextlib.suppress(Exception):
+                await tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+                (ARTIFACTS / f"{name}.html").write_text(await tab.content())
+        await context.close()
