@@ -107,6 +107,9 @@ def process(data: bytes) -> Processed:
     )
     image = image.convert("RGBA" if transparent else "RGB")
     image.thumbnail((MAX_WIDTH, MAX_HEIGHT), Image.Resampling.LANCZOS)
+    # Pillow's encoders fall back to the image's own info (comment, EXIF, ICC
+    # profile, PNG text) when not told otherwise: drop all of it.
+    image.info = {}
     out = io.BytesIO()
     # A fresh encoder with no exif=, icc_profile= or comment: nothing but pixels.
     if transparent:

@@ -50,7 +50,12 @@ async def login(
     assert page.status_code == 200, page.text
     return await client.post(
         "/admin/login",
-        data={"email": email, "password": password, "next": next_path, "csrf_token": csrf_of(page.text)},
+        data={
+            "email": email,
+            "password": password,
+            "next": next_path,
+            "csrf_token": csrf_of(page.text),
+        },
     )
 
 

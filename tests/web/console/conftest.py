@@ -242,7 +242,7 @@ async def page(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[An
         yield tab
     finally:
         if request.node.stash.get(FAILED, False):
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test teardown
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
             with contextlib.suppress(Exception):
                 await tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

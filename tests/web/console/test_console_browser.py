@@ -243,11 +243,12 @@ async def test_a_post_without_the_csrf_token_is_refused(
     await log_in(page, console.base, editor.email)
     answers = await page.evaluate(
         """async () => {
-            const post = (body) => fetch('/admin/issues', {method: 'POST', body, redirect: 'manual'});
+            const post = (fields) => fetch('/admin/issues',
+                {method: 'POST', body: new URLSearchParams(fields), redirect: 'manual'});
             const token = document.querySelector('input[name=csrf_token]').value;
-            const without = await post(new URLSearchParams({title: '몰래 만든 호'}));
-            const wrong = await post(new URLSearchParams({title: '몰래 만든 호', csrf_token: 'x'}));
-            const right = await post(new URLSearchParams({title: '제대로 만든 호', csrf_token: token}));
+            const without = await post({title: '몰래 만든 호'});
+            const wrong = await post({title: '몰래 만든 호', csrf_token: 'x'});
+            const right = await post({title: '제대로 만든 호', csrf_token: token});
             return [without.status, await without.text(), wrong.status, right.type];
         }"""
     )
@@ -268,8 +269,8 @@ async def test_every_console_page_passes_axe_reflows_and_works_by_keyboard(
     admin = await make_user(db, "admin")
     editor = await make_user(db, "editor")
     item_id = await db.pool.fetchval(
-        "INSERT INTO news_items (title, summary, body, link) VALUES "
-        "('수변공원 음악회', '토요일 저녁', '<p>본문</p>', 'https://www.gimpo.go.kr/n/9') RETURNING id"
+        "INSERT INTO news_items (title, summary, body, link) VALUES ('수변공원 음악회', "
+        "'토요일 저녁', '<p>본문</p>', 'https://www.gimpo.go.kr/n/9') RETURNING id"
     )
     draft_id = await db.pool.fetchval(
         "INSERT INTO issues (title, intro, news_item_ids) VALUES ('4월 소식', '머리말', $1) "

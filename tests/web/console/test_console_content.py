@@ -1,0 +1,146 @@
+"""Console content through HTTP: uploaded images are sniffed, resized and
+stripped of metadata; illegal state changes are explained in Korean; a
+subscriber is erased only after confirmation; a CSV import reports each line."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import io
+
+import httpx
+from PIL import Image
+
+from newsletter.core.db import Database
+from tests.support.console import login, make_user, page_csrf
+
+
+def photo_with_gps(width: int = 3000, height: int = 2000) -> bytes:
+    image = Image.new("RGB", (width, height), (200, 40, 40))
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"  # Make
+    exif[0x0112] = 6  # Orientation: rotate 90° to show upright
+    gps = {1: "N", 2: (37.0, 36.0, 0.0), 3: "E", 4: (126.0, 42.0, 0.0)}
+    exif[0x8825] = gps
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif, comment=b"secret note")
+    return out.getvalue()
+
+
+async def test_an_uploaded_photo_is_resized_stripped_and_served_safely(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    await login(client, editor.email)
+    csrf = await page_csrf(client, "/admin/news/new")
+    saved = await client.post(
+        "/admin/news",
+        data={"csrf_token": csrf, "title": "사진 있는 소식", "link": "https://www.gimpo.go.kr/p/1"},
+        files={"image": ("IMG_0001.JPG", photo_with_gps(), "image/jpeg")},
+    )
+    assert saved.status_code == 303, saved.text
+    image_url = await db.pool.fetchval("SELECT image_url FROM news_items")
+    assert image_url.startswith("https://newsletter.gimpo.go.kr/media/")
+    served = await client.get(image_url.removeprefix("https://newsletter.gimpo.go.kr"))
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "image/jpeg"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert "immutable" in served.headers["cache-control"]
+    with Image.open(io.BytesIO(served.content)) as stored:
+        # Turned upright by its EXIF orientation, then scaled to 1200 px wide.
+        assert stored.size == (1200, 1800)
+        assert not stored.getexif()
+        assert "comment" not in stored.info and "exif" not in stored.info
+    assert b"CameraMaker" not in served.content and b"secret note" not in served.content
+    again = await client.get(
+        image_url.removeprefix("https://newsletter.gimpo.go.kr"),
+        headers={"If-None-Match": served.headers["etag"]},
+    )
+    assert again.status_code == 304
+
+
+async def test_a_file_that_is_not_an_image_is_refused_next_to_the_field(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    await login(client, editor.email)
+    csrf = await page_csrf(client, "/admin/news/new")
+    answer = await client.post(
+        "/admin/news",
+        data={"csrf_token": csrf, "title": "가짜 사진"},
+        files={"image": ("photo.jpg", b"<html><script>alert(1)</script></html>", "image/jpeg")},
+    )
+    assert answer.status_code == 422
+    assert 'id="image-error"' in answer.text and "이미지로 읽을 수 없는" in answer.text
+    assert await db.pool.fetchval("SELECT count(*) FROM news_items") == 0
+    assert await db.pool.fetchval("SELECT count(*) FROM media") == 0
+
+
+async def test_illegal_state_changes_are_explained_in_korean(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    issue_id = await db.pool.fetchval("INSERT INTO issues (title) VALUES ('빈 호') RETURNING id")
+    await login(client, editor.email)
+    csrf = await page_csrf(client, f"/admin/issues/{issue_id}")
+    pause = await client.post(
+        f"/admin/issues/{issue_id}/pause", data={"csrf_token": csrf, "confirmed": "yes"}
+    )
+    assert pause.status_code == 409
+    said = html.unescape(pause.text)
+    assert "'초안' 상태라서" in said and "'발송 중' 상태인 호만" in said
+    empty = await client.post(
+        f"/admin/issues/{issue_id}/send-now", data={"csrf_token": csrf, "confirmed": "yes"}
+    )
+    assert empty.status_code == 409 and "아직 뉴스 항목이 없습니다" in empty.text
+    past = await client.post(
+        f"/admin/issues/{issue_id}/schedule",
+        data={"csrf_token": csrf, "send_at": "2020-01-01T09:00"},
+    )
+    assert past.status_code == 422 and "발송 일시가 이미 지났습니다" in past.text
+    assert 'id="send_at-error"' in past.text
+    assert await db.pool.fetchval("SELECT status FROM issues WHERE id = $1", issue_id) == "draft"
+
+
+async def test_erasing_needs_the_address_typed_and_a_csv_import_reports_each_line(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    admin = await make_user(db, "admin")
+    await login(client, admin.email)
+    csrf = await page_csrf(client, "/admin/subscribers/import")
+    started = await client.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": csrf, "mode": "confirmed", "source": "2025 시민 설문 동의서"},
+        files={
+            "file": (
+                "명단.csv",
+                "이메일,이름\nlee@example.com,이영희\nnot-an-address,박\n".encode("cp949"),
+                "text/csv",
+            )
+        },
+    )
+    assert started.status_code == 303
+    for _ in range(100):
+        progress = await client.get(started.headers["location"] + "/progress")
+        if progress.status_code == 286:  # htmx: stop polling, it is over
+            break
+        await asyncio.sleep(0.05)
+    assert 'id="count-inserted">1<' in progress.text
+    assert 'id="count-invalid">1<' in progress.text
+    assert "잘못된 이메일 주소" in progress.text and ">3<" in progress.text  # the line number
+
+    person = await db.pool.fetchval("SELECT id FROM subscribers WHERE email = 'lee@example.com'")
+    asked = await client.post(f"/admin/subscribers/{person}/erase", data={"csrf_token": csrf})
+    assert asked.status_code == 200 and "개인정보를 지울까요?" in asked.text
+    mistyped = await client.post(
+        f"/admin/subscribers/{person}/erase",
+        data={"csrf_token": csrf, "confirmed": "yes", "typed": "someone@example.com"},
+    )
+    assert mistyped.status_code == 422
+    assert await db.pool.fetchval("SELECT count(*) FROM subscribers WHERE id = $1", person) == 1
+    erased = await client.post(
+        f"/admin/subscribers/{person}/erase",
+        data={"csrf_token": csrf, "confirmed": "yes", "typed": "LEE@example.com"},
+    )
+    assert erased.status_code == 303
+    assert await db.pool.fetchval("SELECT count(*) FROM subscribers WHERE id = $1", person) == 0
