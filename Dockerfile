@@ -20,13 +20,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     NEWSLETTER_SQL_DIR=/app/sql \
-    NEWSLETTER_TEMPLATES_DIR=/app/templates
+    NEWSLETTER_TEMPLATES_DIR=/app/templates \
+    NEWSLETTER_STATIC_DIR=/app/static
 RUN groupadd --system --gid 10001 newsletter \
     && useradd --system --uid 10001 --gid newsletter --home-dir /app --no-create-home newsletter
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=root:root sql ./sql
 COPY --chown=root:root templates ./templates
+COPY --chown=root:root static ./static
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --retries=3 \

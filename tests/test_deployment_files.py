@@ -78,6 +78,9 @@ def test_dockerfile_ships_sql_and_templates_and_runs_unprivileged() -> None:
     assert "COPY --chown=root:root templates ./templates" in dockerfile
     assert "NEWSLETTER_SQL_DIR=/app/sql" in dockerfile
     assert "NEWSLETTER_TEMPLATES_DIR=/app/templates" in dockerfile
+    # The console's style sheet, script and vendored htmx are served from the image.
+    assert "COPY --chown=root:root static ./static" in dockerfile
+    assert "NEWSLETTER_STATIC_DIR=/app/static" in dockerfile
     user = re.findall(r"^USER (\S+)$", dockerfile, re.MULTILINE)
     assert user
     assert user[-1] not in ("root", "0")

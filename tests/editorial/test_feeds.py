@@ -175,7 +175,7 @@ async def test_feed_urls_reaching_internal_addresses_are_refused(
         assert refused.status_code == 422, (url, refused.text)
         # The same answer as for an unreachable host: nothing about the network leaks.
         assert refused.json() == {"error": "invalid_input", "detail": "could not fetch the feed"}
-    assert await db.fetchval("count_news_items_between", None, None) == 0
+    assert await db.fetchval("count_news_items_between", None, None, None) == 0
 
 
 async def test_redirect_to_an_internal_address_is_refused(settings: Settings, db: Database) -> None:
