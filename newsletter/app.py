@@ -28,8 +28,8 @@ from newsletter.core.settings import Settings
 from newsletter.core.tokens import Tokens
 from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES, console
-from newsletter.web.forms import message
 from newsletter.web.console import filters as console_filters
+from newsletter.web.forms import message
 from newsletter.web.request_metrics import RequestMetrics
 
 log = logging.getLogger("newsletter.web")

@@ -42,7 +42,8 @@ CREATE TABLE public.audit_log (
     action text NOT NULL,
     target text,
     details jsonb DEFAULT '{}'::jsonb NOT NULL,
-    occurred_at timestamp with time zone DEFAULT now() NOT NULL
+    occurred_at timestamp with time zone DEFAULT now() NOT NULL,
+    user_id bigint
 );
 
 --
@@ -164,6 +165,18 @@ CREATE TABLE public.departed_addresses (
 );
 
 --
+-- Name: feed_previews; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.feed_previews (
+    id text NOT NULL,
+    user_id bigint NOT NULL,
+    source text NOT NULL,
+    data bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
 -- Name: instance_keys; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -217,6 +230,31 @@ CREATE TABLE public.jobs (
     last_run_on date NOT NULL,
     last_run_at timestamp with time zone,
     last_result jsonb DEFAULT '{}'::jsonb NOT NULL
+);
+
+--
+-- Name: login_failures; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.login_failures (
+    bucket text NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: media; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.media (
+    key text NOT NULL,
+    content_type text NOT NULL,
+    width integer NOT NULL,
+    height integer NOT NULL,
+    data bytea NOT NULL,
+    original_name text,
+    uploaded_by bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT media_content_type_check CHECK ((content_type = ANY (ARRAY['image/jpeg'::text, 'image/png'::text])))
 );
 
 --
@@ -300,6 +338,41 @@ CREATE TABLE public.rate_buckets (
 );
 
 --
+-- Name: roster_imports; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.roster_imports (
+    id bigint NOT NULL,
+    user_id bigint,
+    mode text NOT NULL,
+    source text,
+    filename text,
+    status text DEFAULT 'running'::text NOT NULL,
+    done_bytes bigint DEFAULT 0 NOT NULL,
+    total_bytes bigint DEFAULT 0 NOT NULL,
+    report jsonb,
+    error text,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT roster_imports_mode_check CHECK ((mode = ANY (ARRAY['confirmed'::text, 'invite'::text]))),
+    CONSTRAINT roster_imports_status_check CHECK ((status = ANY (ARRAY['running'::text, 'done'::text, 'failed'::text])))
+);
+
+--
+-- Name: roster_imports_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.roster_imports ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.roster_imports_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: roster_staging; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -321,6 +394,24 @@ CREATE TABLE public.schema_migrations (
     version text NOT NULL,
     name text NOT NULL,
     applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: sessions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.sessions (
+    token_hash bytea NOT NULL,
+    user_id bigint NOT NULL,
+    stage text NOT NULL,
+    csrf_token text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    ip inet,
+    user_agent text,
+    flash text,
+    CONSTRAINT sessions_stage_check CHECK ((stage = ANY (ARRAY['password'::text, 'full'::text])))
 );
 
 --
@@ -351,6 +442,8 @@ CREATE TABLE public.subscribers (
     suppressed_reason text,
     soft_bounces integer DEFAULT 0 NOT NULL,
     last_bounce_at timestamp with time zone,
+    origin text DEFAULT 'signup'::text NOT NULL,
+    CONSTRAINT subscribers_origin_check CHECK ((origin = ANY (ARRAY['signup'::text, 'import'::text, 'invite'::text]))),
     CONSTRAINT subscribers_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'active'::text, 'unsubscribed'::text, 'suppressed'::text, 'lapsed'::text])))
 );
 
@@ -375,6 +468,41 @@ CREATE TABLE public.suppressions (
     email_hash text NOT NULL,
     reason text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: users; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.users (
+    id bigint NOT NULL,
+    email text NOT NULL,
+    name text NOT NULL,
+    role text NOT NULL,
+    password_hash text,
+    must_change_password boolean DEFAULT false NOT NULL,
+    totp_secret text,
+    totp_required boolean DEFAULT false NOT NULL,
+    totp_last_step bigint,
+    oidc_subject text,
+    disabled_at timestamp with time zone,
+    last_login_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['editor'::text, 'ops'::text, 'admin'::text])))
+);
+
+--
+-- Name: users_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.users ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.users_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 --
@@ -447,6 +575,13 @@ ALTER TABLE ONLY public.departed_addresses
     ADD CONSTRAINT departed_addresses_pkey PRIMARY KEY (email_hash);
 
 --
+-- Name: feed_previews feed_previews_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.feed_previews
+    ADD CONSTRAINT feed_previews_pkey PRIMARY KEY (id);
+
+--
 -- Name: instance_keys instance_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -475,6 +610,13 @@ ALTER TABLE ONLY public.jobs
     ADD CONSTRAINT jobs_pkey PRIMARY KEY (name);
 
 --
+-- Name: media media_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.media
+    ADD CONSTRAINT media_pkey PRIMARY KEY (key);
+
+--
 -- Name: news_items news_items_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -496,11 +638,25 @@ ALTER TABLE ONLY public.rate_buckets
     ADD CONSTRAINT rate_buckets_pkey PRIMARY KEY (name);
 
 --
+-- Name: roster_imports roster_imports_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.roster_imports
+    ADD CONSTRAINT roster_imports_pkey PRIMARY KEY (id);
+
+--
 -- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+--
+-- Name: sessions sessions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_pkey PRIMARY KEY (token_hash);
 
 --
 -- Name: subscribers subscribers_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -517,6 +673,20 @@ ALTER TABLE ONLY public.suppressions
     ADD CONSTRAINT suppressions_pkey PRIMARY KEY (email_hash);
 
 --
+-- Name: users users_oidc_subject_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_oidc_subject_key UNIQUE (oidc_subject);
+
+--
+-- Name: users users_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+--
 -- Name: workers workers_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -528,6 +698,12 @@ ALTER TABLE ONLY public.workers
 --
 
 CREATE INDEX audit_log_time ON public.audit_log USING btree (occurred_at);
+
+--
+-- Name: audit_log_user; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX audit_log_user ON public.audit_log USING btree (user_id, occurred_at) WHERE (user_id IS NOT NULL);
 
 --
 -- Name: bounce_events_subscriber; Type: INDEX; Schema: public; Owner: -
@@ -578,6 +754,12 @@ CREATE INDEX deliveries_subscriber ON public.deliveries USING btree (subscriber_
 CREATE INDEX issues_due ON public.issues USING btree (send_at) WHERE (status = 'scheduled'::text);
 
 --
+-- Name: login_failures_bucket; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX login_failures_bucket ON public.login_failures USING btree (bucket, at);
+
+--
 -- Name: news_items_link; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -600,6 +782,18 @@ CREATE INDEX outbox_due ON public.outbox USING btree (priority, next_attempt_at,
 --
 
 CREATE INDEX outbox_leased ON public.outbox USING btree (lease_until) WHERE (status = 'sending'::text);
+
+--
+-- Name: sessions_expiry; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX sessions_expiry ON public.sessions USING btree (expires_at);
+
+--
+-- Name: sessions_user; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX sessions_user ON public.sessions USING btree (user_id);
 
 --
 -- Name: signup_hits_bucket; Type: INDEX; Schema: public; Owner: -
@@ -650,11 +844,24 @@ CREATE INDEX subscribers_status ON public.subscribers USING btree (status, id);
 CREATE INDEX subscribers_unsubscribed_at ON public.subscribers USING btree (unsubscribed_at) WHERE (unsubscribed_at IS NOT NULL);
 
 --
+-- Name: users_email_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX users_email_key ON public.users USING btree (lower(email));
+
+--
 -- Name: audit_log audit_log_api_key_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT audit_log_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.api_keys(id);
+
+--
+-- Name: audit_log audit_log_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
 
 --
 -- Name: bounce_events bounce_events_delivery_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -692,11 +899,39 @@ ALTER TABLE ONLY public.deliveries
     ADD CONSTRAINT deliveries_subscriber_id_fkey FOREIGN KEY (subscriber_id) REFERENCES public.subscribers(id) ON DELETE SET NULL;
 
 --
+-- Name: feed_previews feed_previews_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.feed_previews
+    ADD CONSTRAINT feed_previews_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: media media_uploaded_by_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.media
+    ADD CONSTRAINT media_uploaded_by_fkey FOREIGN KEY (uploaded_by) REFERENCES public.users(id) ON DELETE SET NULL;
+
+--
 -- Name: outbox outbox_subscriber_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.outbox
     ADD CONSTRAINT outbox_subscriber_id_fkey FOREIGN KEY (subscriber_id) REFERENCES public.subscribers(id) ON DELETE CASCADE;
+
+--
+-- Name: roster_imports roster_imports_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.roster_imports
+    ADD CONSTRAINT roster_imports_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE SET NULL;
+
+--
+-- Name: sessions sessions_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 --
 -- Name: workers workers_current_issue_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -205,7 +205,15 @@ async def _serve(
             if settings.secret_key != DEV_SECRET_KEY:  # commands must sign links like us
                 reach[f"{PREFIX}SECRET_KEY"] = settings.secret_key
             connection.write(settings.dev_dir, reach)
-            print(banner(settings, database_url=database_url, smtp_port=smtp_port, key=key, console_login=f"{DEMO_EDITOR} / {password}"))
+            print(
+                banner(
+                    settings,
+                    database_url=database_url,
+                    smtp_port=smtp_port,
+                    key=key,
+                    console_login=f"{DEMO_EDITOR} / {password}",
+                )
+            )
             sys.stdout.flush()
             try:
                 await server.serve(sockets=[web_socket])
