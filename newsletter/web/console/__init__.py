@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from litestar import Request, Router
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Template
 
@@ -32,6 +32,22 @@ from newsletter.web.console.gate import Refused, forget_shown_flash, gate, refus
 from newsletter.web.console.korean import explain
 
 log = logging.getLogger("newsletter.console")
+
+# The console's own policy, strict: scripts and styles only from our origin
+# (no inline ones anywhere), no framing but its own preview frame. Images may
+# come from the news items' own https addresses. The preview route sets the
+# mail's own, looser policy on its answer.
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
+    "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+    "object-src 'none'"
+)
+HEADERS = [
+    ResponseHeader(name="Content-Security-Policy", value=CONSOLE_CSP),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="Referrer-Policy", value="same-origin"),
+    ResponseHeader(name="Cache-Control", value="no-store"),
+]
 
 HTTP_HEADINGS = {
     400: "요청을 이해할 수 없습니다",
@@ -103,6 +119,7 @@ ROUTES: list[Any] = [
             *account.ROUTES,
         ],
         before_request=gate,
+        response_headers=HEADERS,
         after_response=forget_shown_flash,
         exception_handlers={
             Refused: _refused,

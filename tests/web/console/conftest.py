@@ -228,7 +228,15 @@ async def browser(chromium: str) -> AsyncIterator[Any]:
 @pytest.fixture
 async def page(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """A Korean desktop-sized page; on failure its screenshot and HTML are kept."""
-    context = await browser.new_context(locale="ko-KR", viewport={"width": 1280, "height": 900})
+    # Playwright injects axe-core as an inline script, which the console's CSP
+    # refuses: a test that runs axe lets the browser skip the policy; every
+    # other browser test runs under it, and a blocked script or style would
+    # show up in console_errors.
+    context = await browser.new_context(
+        locale="ko-KR",
+        viewport={"width": 1280, "height": 900},
+        bypass_csp="axe_script" in request.fixturenames,
+    )
     tab = await context.new_page()
     problems: list[str] = []
     tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)

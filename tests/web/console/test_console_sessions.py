@@ -293,3 +293,20 @@ async def test_reading_the_roster_is_recorded(client: httpx.AsyncClient, db: Dat
     ]
     assert reads[0]["details"]["query"] == "kim" and reads[0]["details"]["ip"] == "203.0.113.7"
     assert reads[1]["target"] == f"subscriber:{subscriber}"
+
+
+async def test_console_pages_carry_a_strict_policy_and_the_preview_its_own(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    issue_id = await db.pool.fetchval("INSERT INTO issues (title) VALUES ('정책') RETURNING id")
+    await login(client, editor.email)
+    page = await client.get(f"/admin/issues/{issue_id}")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert page.headers["cache-control"] == "no-store"  # personal pages stay out of caches
+    preview = await client.get(f"/admin/issues/{issue_id}/preview")
+    framed = preview.headers["content-security-policy"]
+    assert "frame-ancestors 'self'" in framed and "sandbox" in framed
+    assert "script-src" not in framed  # default-src 'none': the mail runs no script
