@@ -26,6 +26,7 @@ from newsletter.core.db import Database
 from newsletter.core.errors import DomainError
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import Tokens
+from newsletter.editorial import clicks
 from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES, console
 from newsletter.web.console import filters as console_filters
@@ -127,6 +128,7 @@ def create_app(
             finally:
                 await signup_batch.close(app.state)  # answer queued signups first
                 await console.stop_background_work(app.state)
+                await clicks.close(app.state)  # and store the clicks counted so far
             return
         if settings.database_url is None:
             raise RuntimeError("NEWSLETTER_DATABASE_URL is not set")
@@ -136,6 +138,7 @@ def create_app(
         finally:
             await signup_batch.close(app.state)  # answer queued signups first
             await console.stop_background_work(app.state)
+            await clicks.close(app.state)  # and store the clicks counted so far
             await app.state.db.close()
 
     tokens = Tokens(settings.secret_key, settings.confirm_max_age_seconds)

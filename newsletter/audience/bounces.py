@@ -191,7 +191,7 @@ async def apply(
         QUERIES.insert_bounce_event, delivery_id, subscriber_id, kind, source, code, detail
     )
     if delivery_id is not None and source == "dsn":
-        await conn.execute(QUERIES.mark_delivery_bounced, delivery_id, f"bounce: {detail}")
+        await conn.execute(QUERIES.mark_delivery_bounced, delivery_id, f"bounce: {detail}", kind)
     if subscriber_id is None:
         return "erased"
     if kind == "soft":
@@ -207,7 +207,9 @@ async def apply(
     if suppressed is None:
         return "already suppressed"
     # Nothing further to this address: queued bulk and transactional mail go.
-    await conn.execute(QUERIES.skip_queued_deliveries, subscriber_id, "suppressed: bounce")
+    await conn.execute(
+        QUERIES.skip_queued_deliveries, subscriber_id, "suppressed: bounce", "suppressed"
+    )
     await conn.execute(QUERIES.cancel_queued_outbox, subscriber_id)
     log.info("subscriber %s suppressed: %s", subscriber_id, reason)
     return "suppressed"

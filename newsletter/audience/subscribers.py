@@ -155,7 +155,9 @@ async def unsubscribe(db: Database, *, subscriber_id: int, evidence: Evidence) -
         was_active = row["status"] == "active"
         now = await conn.fetchval(QUERIES.deactivate_subscriber, subscriber_id)
         # Queued bulk mail for this person is dropped now, not at some later batch.
-        await conn.execute(QUERIES.skip_queued_deliveries, subscriber_id, "unsubscribed")
+        await conn.execute(
+            QUERIES.skip_queued_deliveries, subscriber_id, "unsubscribed", "unsubscribed"
+        )
         await conn.execute(QUERIES.cancel_queued_outbox, subscriber_id)
         await _record(conn, subscriber_id, "unsubscribe", evidence)
         if was_active:

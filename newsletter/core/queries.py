@@ -12,6 +12,7 @@ from typing import Literal
 
 QueryName = Literal[
     "activate_subscriber",
+    "add_clicks",
     "address_hash_key",
     "applied_migrations",
     "archive_issue",
@@ -21,6 +22,7 @@ QueryName = Literal[
     "claim_deliveries",
     "claim_due_issue",
     "claim_outbox",
+    "click_target",
     "consent_events_for",
     "count_active_admins",
     "count_archive_issues",
@@ -43,6 +45,11 @@ QueryName = Literal[
     "delivery_failed",
     "delivery_for_bounce",
     "delivery_gate",
+    "delivery_record_counts",
+    "delivery_record_issue",
+    "delivery_record_page",
+    "delivery_record_waiting_counts",
+    "delivery_record_waiting_page",
     "delivery_retry",
     "enqueue_outbox",
     "ensure_rate_bucket",
@@ -114,6 +121,7 @@ QueryName = Literal[
     "rehash_user_password",
     "remember_departed",
     "requeue_expired_deliveries",
+    "requeue_for_resend",
     "requeue_own_deliveries",
     "requeue_own_outbox",
     "revoke_api_key_by_id",
@@ -145,17 +153,22 @@ QueryName = Literal[
     "skip_issue_queued_deliveries",
     "skip_queued_deliveries",
     "snapshot_recipients",
+    "start_issue_round",
     "stats_delivery_groups",
+    "stats_issue_clicks",
     "stats_issue_header",
+    "stats_issue_rounds",
     "stats_last_sent",
     "stats_next_scheduled",
     "stats_outbox_depth",
     "stats_recent_issues",
+    "stats_round_results",
     "stats_sends_per_minute",
     "stats_sent_last_minute",
     "stats_subscriber_counts",
     "stats_subscriber_growth",
     "stats_workers",
+    "store_issue_links",
     "store_issue_snapshot",
     "suppress_hash",
     "suppress_hash_keep",
@@ -184,6 +197,7 @@ class NamedQueries:
     """The text of each named query: ``QUERIES.sign_up``."""
 
     activate_subscriber: str
+    add_clicks: str
     address_hash_key: str
     applied_migrations: str
     archive_issue: str
@@ -193,6 +207,7 @@ class NamedQueries:
     claim_deliveries: str
     claim_due_issue: str
     claim_outbox: str
+    click_target: str
     consent_events_for: str
     count_active_admins: str
     count_archive_issues: str
@@ -215,6 +230,11 @@ class NamedQueries:
     delivery_failed: str
     delivery_for_bounce: str
     delivery_gate: str
+    delivery_record_counts: str
+    delivery_record_issue: str
+    delivery_record_page: str
+    delivery_record_waiting_counts: str
+    delivery_record_waiting_page: str
     delivery_retry: str
     enqueue_outbox: str
     ensure_rate_bucket: str
@@ -286,6 +306,7 @@ class NamedQueries:
     rehash_user_password: str
     remember_departed: str
     requeue_expired_deliveries: str
+    requeue_for_resend: str
     requeue_own_deliveries: str
     requeue_own_outbox: str
     revoke_api_key_by_id: str
@@ -317,17 +338,22 @@ class NamedQueries:
     skip_issue_queued_deliveries: str
     skip_queued_deliveries: str
     snapshot_recipients: str
+    start_issue_round: str
     stats_delivery_groups: str
+    stats_issue_clicks: str
     stats_issue_header: str
+    stats_issue_rounds: str
     stats_last_sent: str
     stats_next_scheduled: str
     stats_outbox_depth: str
     stats_recent_issues: str
+    stats_round_results: str
     stats_sends_per_minute: str
     stats_sent_last_minute: str
     stats_subscriber_counts: str
     stats_subscriber_growth: str
     stats_workers: str
+    store_issue_links: str
     store_issue_snapshot: str
     suppress_hash: str
     suppress_hash_keep: str

@@ -5,7 +5,9 @@ a subscriber only when it names one of these identifiers with a valid tag:
 
 - the VERP envelope sender ``<local>+<delivery>-<sig>@<domain>`` (bounces);
 - the Message-ID ``<nl.<issue>.<delivery>.<sig>@<domain>>`` (quoted in DSNs);
-- the List-Unsubscribe mailto ``<local>+unsubscribe-<subscriber>-<sig>@<domain>``.
+- the List-Unsubscribe mailto ``<local>+unsubscribe-<subscriber>-<sig>@<domain>``;
+- the click redirect ``/c/<issue>/<item>/<sig>`` (the same for every
+  recipient: it names an issue's news item, never a person).
 
 Tags are keyed (SECRET_KEY), 40 bits, lower-case base32 because mail servers
 may fold the case of local parts.
@@ -23,7 +25,7 @@ from newsletter.core.settings import Settings
 MAILTO_PURPOSE = "unsubscribe"
 
 
-def signature(secret: str, purpose: str, value: int) -> str:
+def signature(secret: str, purpose: str, value: int | str) -> str:
     """A short keyed tag proving we minted an id (VERP address, Message-ID)."""
     digest = hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).digest()
     return base64.b32encode(digest[:5]).decode("ascii").lower()
@@ -57,3 +59,17 @@ def unsubscribe_mailto(settings: Settings, subscriber_id: int | None) -> str:
         return f"mailto:{local}+unsubscribe@{domain}?subject=unsubscribe"
     sig = signature(settings.secret_key, MAILTO_PURPOSE, subscriber_id)
     return f"mailto:{local}+unsubscribe-{subscriber_id}-{sig}@{domain}?subject=unsubscribe"
+
+
+CLICK_PURPOSE = "click"
+
+
+def click_path(secret: str, issue_id: int, news_item_id: int) -> str:
+    """``/c/<issue>/<item>/<sig>``: the redirect for one news item's link in one issue."""
+    sig = signature(secret, CLICK_PURPOSE, f"{issue_id}.{news_item_id}")
+    return f"/c/{issue_id}/{news_item_id}/{sig}"
+
+
+def click_signed(secret: str, issue_id: int, news_item_id: int, sig: str) -> bool:
+    expected = signature(secret, CLICK_PURPOSE, f"{issue_id}.{news_item_id}")
+    return hmac.compare_digest(expected, sig)

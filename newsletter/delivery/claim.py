@@ -151,7 +151,9 @@ class Outcomes:
         elif isinstance(exc, PermanentError):
             # Failed for good, and the address meets the bounce policy — together.
             async with db.transaction() as conn:
-                await conn.execute(db.queries.delivery_failed, delivery_id, str(exc), exc.code)
+                await conn.execute(
+                    db.queries.delivery_failed, delivery_id, str(exc), exc.code, "refused"
+                )
                 action = await bounces.apply(
                     conn,
                     subscriber_id=subscriber_id,
@@ -163,7 +165,9 @@ class Outcomes:
                 )
             log.info("delivery %s failed (%s): %s", delivery_id, action, exc)
         elif attempts >= self.max_attempts:
-            await db.execute("delivery_failed", delivery_id, str(exc), exc.code)
+            # A refusal of our MAIL FROM is the relay's quarrel with us, not the recipient's.
+            reason = "sender_refused" if exc.stage == "mail" else "retries_exhausted"
+            await db.execute("delivery_failed", delivery_id, str(exc), exc.code, reason)
             log.warning("delivery %s gave up after %s attempts: %s", delivery_id, attempts, exc)
         else:
             delay = self.backoff(attempts)

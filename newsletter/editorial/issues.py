@@ -1,16 +1,23 @@
 """Issues: drafts, their life cycle, and starting a send.
 
     draft ──schedule──▶ scheduled ──(due / send-now)──▶ sending ──▶ sent
-      │                    │                            │  ▲
-      └──send-now──────────┼───────────────────────────▶│  │resume
-                           │                          pause│
-                           ▼                            ▼  │
-                       cancelled ◀──────cancel────── paused
+      │                    │                            │  ▲        │
+      └──send-now──────────┼───────────────────────────▶│  │resume  │resend
+                           │                          pause│        ▼
+                           ▼                            ▼  │   sending, round 2
+                       cancelled ◀──────cancel────── paused      (cancel: sent)
 
 Every change reads the issue under a row lock (``lock_issue``) and checks the
 state in Python, so the messages for illegal moves can say exactly why.
 Sending starts in :func:`start_issue`: one transaction renders the snapshot,
-takes the archive number and copies the recipients into ``deliveries``.
+stores its links for the click redirect, takes the archive number and copies
+the recipients into ``deliveries``.
+
+A sent issue may send further rounds (:func:`resend`): the deliveries that
+failed for reasons that were not the recipient's are queued once more and the
+issue is ``sending`` again, with the same snapshot. Its content never changes
+(only drafts can be edited), and cancelling such a round stops the round, not
+the issue: it is ``sent`` again.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from newsletter.core.settings import Settings
 from newsletter.editorial import news
 from newsletter.editorial.rendering import (
     IssueContent,
+    NewsItemContent,
     RenderedIssue,
     RenderError,
     personalise,
@@ -37,6 +45,7 @@ from newsletter.editorial.rendering import (
 )
 from newsletter.mail.outbox import PRIORITY_TEST, enqueue
 from newsletter.ops.audit import Actor, record
+from newsletter.ops.delivery_record import RESENDABLE
 
 log = logging.getLogger("newsletter.issues")
 
@@ -184,18 +193,28 @@ async def delete(db: Database, actor: Actor, issue_id: int) -> None:
 # --- rendering --------------------------------------------------------------
 
 
-async def _render(conn: Connection, row: Record, settings: Settings, number: int) -> RenderedIssue:
+async def _items(conn: Connection, row: Record) -> list[NewsItemContent]:
     ids: list[int] = list(row["news_item_ids"])
     by_id = {r["id"]: r for r in await conn.fetch(QUERIES.news_items_by_ids, ids)}
     # The issue's order is the editor's order, not the table's.
-    items = [news.content(by_id[i]) for i in ids if i in by_id]
+    return [news.content(by_id[i]) for i in ids if i in by_id]
+
+
+def _render_items(
+    row: Record, items: Sequence[NewsItemContent], settings: Settings, number: int
+) -> RenderedIssue:
     content = IssueContent(
         title=row["title"],
         intro=row["intro"],
         number=number,
         is_advertisement=row["is_advertisement"],
+        id=row["id"],
     )
     return render_issue(content, items, settings)
+
+
+async def _render(conn: Connection, row: Record, settings: Settings, number: int) -> RenderedIssue:
+    return _render_items(row, await _items(conn, row), settings, number)
 
 
 async def snapshot_or_render(conn: Connection, row: Record, settings: Settings) -> RenderedIssue:
@@ -326,7 +345,8 @@ async def start_issue(conn: Connection, issue_id: int, settings: Settings) -> in
         _ready(row)
         await conn.execute(QUERIES.lock_issue_numbers)
         number: int = await conn.fetchval(QUERIES.next_issue_number)
-        rendered = await _render(conn, row, settings, number)
+        items = await _items(conn, row)
+        rendered = _render_items(row, items, settings, number)
         await conn.execute(
             QUERIES.store_issue_snapshot,
             issue_id,
@@ -334,6 +354,14 @@ async def start_issue(conn: Connection, issue_id: int, settings: Settings) -> in
             rendered.subject,
             rendered.html,
             rendered.text,
+        )
+        linked = [item for item in items if item.link and item.id is not None]
+        await conn.execute(
+            QUERIES.store_issue_links,
+            issue_id,
+            [item.id for item in linked],
+            [item.title for item in linked],
+            [item.link for item in linked],
         )
         status: str = await conn.execute(QUERIES.snapshot_recipients, issue_id)
     return int(status.rsplit(" ", 1)[1])
@@ -386,10 +414,13 @@ async def _move(
     to: str,
 ) -> Record:
     async with db.transaction() as conn:
-        _require(await _locked(conn, issue_id), allowed, doing)
+        current = await _locked(conn, issue_id)
+        _require(current, allowed, doing)
+        if doing == "cancel" and current["round"] > 1:
+            to = "sent"  # a resend round stops; the issue itself went out long ago
         row = await one(conn, QUERIES.set_issue_status, issue_id, to)
         skipped = 0
-        if to == "cancelled":
+        if doing == "cancel":
             status: str = await conn.execute(QUERIES.skip_issue_queued_deliveries, issue_id)
             skipped = int(status.rsplit(" ", 1)[1])
         await record(conn, actor, f"issue.{doing}", f"issue:{issue_id}", skipped=skipped)
@@ -413,6 +444,56 @@ async def cancel(db: Database, actor: Actor, issue_id: int) -> Record:
         doing="cancel",
         to="cancelled",
     )
+
+
+@dataclass(frozen=True)
+class Resent:
+    issue: Record
+    round: int
+    requeued: int
+
+
+async def resend(db: Database, actor: Actor, issue_id: int) -> Resent:
+    """Queue again, once, every delivery that failed through no fault of its recipient.
+
+    That is server trouble past its maximum age or our relay refusing our
+    sender (:data:`RESENDABLE`), for subscribers still active: never a
+    bounced, suppressed, unsubscribed, erased or already-sent recipient. The
+    issue row lock serialises concurrent calls: the first one re-queues the
+    rows and the issue is ``sending`` again, so a second one (a double click,
+    another editor) finds no sent issue and is refused with 409.
+    """
+    async with db.transaction() as conn:
+        row = await _locked(conn, issue_id)
+        if row["status"] in ("sending", "paused"):
+            raise Conflict(
+                f"issue {issue_id} is still {row['status']} (round {row['round']}); "
+                "a resend can start once every delivery is final"
+            )
+        if row["status"] != "sent":
+            raise Conflict(
+                f"cannot resend issue {issue_id}: it is {row['status']}; "
+                "only a sent issue can send a second round"
+            )
+        next_round = row["round"] + 1
+        status: str = await conn.execute(
+            QUERIES.requeue_for_resend, issue_id, next_round, list(RESENDABLE)
+        )
+        requeued = int(status.rsplit(" ", 1)[1])
+        if not requeued:
+            raise Conflict(
+                f"nothing to resend: no delivery of issue {issue_id} failed for a reason "
+                "that was not the recipient's (bounced, unsubscribed and suppressed "
+                "recipients are never sent again)"
+            )
+        updated = await one(
+            conn, QUERIES.start_issue_round, issue_id, next_round, requeued, actor.name
+        )
+        await record(
+            conn, actor, "issue.resend", f"issue:{issue_id}", round=next_round, requeued=requeued
+        )
+    log.info("issue %s: round %s re-queued %s deliveries", issue_id, next_round, requeued)
+    return Resent(updated, next_round, requeued)
 
 
 # --- archive ----------------------------------------------------------------

@@ -124,6 +124,7 @@ def content(row: Record) -> NewsItemContent:
         image_url=row["image_url"],
         category=row["category"],
         published_at=row["published_at"],
+        id=row["id"],
     )
 
 

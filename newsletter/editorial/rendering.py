@@ -10,6 +10,11 @@ the value that replaces it must be HTML-escaped (``personalise`` does that).
 
 Every editor field is HTML-escaped by the template's autoescaping; only a news
 item's ``body`` goes in raw, and it was sanitised with nh3 when it was saved.
+
+A news item's link reaches the templates already replaced by its click
+redirect (``/c/<issue>/<item>/<sig>`` on BASE_URL) when the issue and the item
+have ids: one address for every recipient, so counting a click names nobody.
+Content without ids (tests, benchmarks) keeps the plain link.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import mjml
 from newsletter.core import paths
 from newsletter.core.clock import city_zone, korean_date
 from newsletter.core.settings import Settings
+from newsletter.core.signing import click_path
 
 TEMPLATES_DIR = paths.TEMPLATES_DIR / "email"
 
@@ -48,6 +54,7 @@ class IssueContent:
     intro: str = ""
     number: int | None = None  # archive number; None until sending starts
     is_advertisement: bool = False
+    id: int | None = None  # with ids, item links go through the click redirect
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class NewsItemContent:
     image_url: str | None = None
     category: str | None = None
     published_at: datetime | None = None
+    id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,17 @@ def web_url(settings: Settings, number: int | None) -> str:
     return f"{settings.base_url}/archive/{number}" if number else f"{settings.base_url}/archive"
 
 
+def click_url(settings: Settings, issue_id: int, news_item_id: int) -> str:
+    """The counted redirect to a news item's link, the same for every recipient."""
+    return settings.base_url + click_path(settings.secret_key, issue_id, news_item_id)
+
+
+def _link(issue: IssueContent, item: NewsItemContent, settings: Settings) -> str | None:
+    if not item.link or issue.id is None or item.id is None:
+        return item.link
+    return click_url(settings, issue.id, item.id)
+
+
 def html_to_text(fragment: str) -> str:
     """Readable text from sanitised body HTML (block ends become line breaks)."""
     text = _BLOCK_END.sub("\n", fragment)
@@ -121,7 +140,7 @@ def render_issue(
             "title": item.title,
             "summary": item.summary,
             "body": item.body,
-            "link": item.link,
+            "link": _link(issue, item, settings),
             "image_url": item.image_url,
             "category": item.category,
             "date": _date(item.published_at, settings),

@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 from newsletter.ops.stats import MetricsSnapshot
 
 __all__ = [
+    "CLICKS_NOT_COUNTED",
     "CONTENT_TYPE_LATEST",
     "HTTP_REQUESTS",
     "HTTP_SECONDS",
@@ -48,6 +49,7 @@ __all__ = [
     "REGISTRY",
     "SMTP_SECONDS",
     "WORKER_MESSAGES",
+    "click_not_counted",
     "database_exposition",
     "process_exposition",
     "rate_limit_waited",
@@ -79,6 +81,19 @@ HTTP_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=REGISTRY,
 )
+
+CLICKS_NOT_COUNTED = Counter(
+    "newsletter_clicks_not_counted",
+    "Click redirects this web process answered without counting them, by why: "
+    "head, prefetch, bot (link scanners, crawlers, no User-Agent), before_send.",
+    ["reason"],
+    registry=REGISTRY,
+)
+
+
+def click_not_counted(reason: str) -> None:
+    CLICKS_NOT_COUNTED.labels(reason).inc()
+
 
 # --- worker process ------------------------------------------------------------
 
@@ -210,7 +225,15 @@ class _DatabaseFigures(Collector):
         depth.add_metric(["outbox"], snap.outbox_queued + snap.outbox_sending)
         for issue_id, value in snap.rates.items():
             rate.add_metric([str(issue_id)], value)
-        yield from (messages, deliveries, depth, rate)
+        clicks = CounterMetricFamily(
+            "newsletter_clicks",
+            "Counted clicks on each news item's link, per issue, from the database "
+            "(every web process together; nothing about who clicked).",
+            labels=["issue_id", "news_item_id"],
+        )
+        for (issue_id, item_id), count in sorted(snap.clicks.items()):
+            clicks.add_metric([str(issue_id), str(item_id)], count)
+        yield from (messages, deliveries, depth, rate, clicks)
         if snap.workers is not None:
             alive = GaugeMetricFamily(
                 "newsletter_workers_alive",

@@ -45,6 +45,46 @@ class MinuteCount:
 
 
 @dataclass(frozen=True, slots=True)
+class HourClicks:
+    hour: datetime  # the start of the hour
+    clicks: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemClicks:
+    """Clicks on one news item's link in one issue: counts only, never who."""
+
+    news_item_id: int
+    title: str
+    url: str
+    clicks: int
+    by_hour: list[HourClicks] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundStats:
+    """One send round of an issue: the first, or a resend of failed deliveries.
+
+    ``deliveries`` is how many the round set out to send (every recipient for
+    the first); the other figures count the deliveries whose latest round this
+    is, so a delivery resent again moves on to the next round and the rounds
+    add up to the issue's recipients.
+    """
+
+    round: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    deliveries: int
+    requested_by: str | None
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    failed: int = 0
+    bounced: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class IssueStats:
     id: int
     number: int | None
@@ -69,6 +109,10 @@ class IssueStats:
     error_codes: list[ErrorCount]
     sends_per_minute: list[MinuteCount] = field(default_factory=list)
     as_of: datetime | None = None
+    clicks: list[ItemClicks] = field(default_factory=list)  # in the issue's order
+    clicks_total: int = 0
+    round: int = 1  # the current (or last) send round
+    rounds: list[RoundStats] = field(default_factory=list)  # empty unless it was resent
 
     @property
     def remaining(self) -> int:
@@ -185,9 +229,82 @@ class _Tally:
         return [ErrorCount(code=code, count=count) for code, count in ranked[:TOP_ERROR_CODES]]
 
 
+@dataclass
+class _Engagement:
+    """Clicks and rounds of the issues in one report, from the same snapshot."""
+
+    clicks: dict[int, list[ItemClicks]] = field(default_factory=dict)
+    rounds: dict[int, list[Record]] = field(default_factory=dict)
+    round_results: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
+
+    def rounds_of(self, header: Record, tally: _Tally) -> list[RoundStats]:
+        issue_id = header["id"]
+        rows = self.rounds.get(issue_id, [])
+        later = {key[1]: counts for key, counts in self.round_results.items() if key[0] == issue_id}
+        first_counts = dict(tally.by_status)
+        for counts in later.values():
+            for status, n in counts.items():
+                first_counts[status] = first_counts.get(status, 0) - n
+        result: list[RoundStats] = []
+        for row in rows:
+            counts = first_counts if row["round"] == 1 else later.get(row["round"], {})
+            finished = row["finished_at"]
+            if row["round"] == header["round"] and header["status"] != "sending":
+                finished = header["finished_at"]  # the last round ended when the issue did
+            result.append(
+                RoundStats(
+                    round=row["round"],
+                    started_at=row["started_at"],
+                    finished_at=finished,
+                    deliveries=row["deliveries"],
+                    requested_by=row["requested_by"],
+                    **{status: counts.get(status, 0) for status in _ROUND_STATUSES},
+                )
+            )
+        return result
+
+
+_ROUND_STATUSES = ("queued", "sending", "sent", "failed", "bounced", "skipped")
+
+
+async def _engagement(conn: Connection, headers: list[Record]) -> _Engagement:
+    found = _Engagement()
+    ids = [h["id"] for h in headers]
+    if not ids:
+        return found
+    items: dict[tuple[int, int], ItemClicks] = {}
+    for row in await conn.fetch(QUERIES.stats_issue_clicks, ids):
+        key = (row["issue_id"], row["news_item_id"])
+        item = items.get(key)
+        if item is None:
+            item = items[key] = ItemClicks(row["news_item_id"], row["title"], row["url"], 0)
+            found.clicks.setdefault(row["issue_id"], []).append(item)
+        if row["hour"] is not None:
+            item.by_hour.append(HourClicks(row["hour"], row["clicks"]))
+    for issue_id, listed in found.clicks.items():
+        found.clicks[issue_id] = [
+            ItemClicks(i.news_item_id, i.title, i.url, sum(h.clicks for h in i.by_hour), i.by_hour)
+            for i in listed
+        ]
+    resent = [h["id"] for h in headers if h["round"] > 1]
+    if resent:
+        for row in await conn.fetch(QUERIES.stats_issue_rounds, resent):
+            found.rounds.setdefault(row["issue_id"], []).append(row)
+        for row in await conn.fetch(QUERIES.stats_round_results, resent):
+            counts = found.round_results.setdefault((row["issue_id"], row["round"]), {})
+            counts[row["status"]] = row["count"]
+    return found
+
+
 def _build_issue(
-    header: Record, tally: _Tally, limit: float, chart: list[MinuteCount] | None = None
+    header: Record,
+    tally: _Tally,
+    limit: float,
+    chart: list[MinuteCount] | None = None,
+    engagement: _Engagement | None = None,
 ) -> IssueStats:
+    seen = engagement or _Engagement()
+    clicks = seen.clicks.get(header["id"], [])
     count = tally.by_status.get
     recipients = sum(tally.by_status.values())
     queued, sending = count("queued", 0), count("sending", 0)
@@ -219,6 +336,10 @@ def _build_issue(
         error_codes=tally.top_errors(),
         sends_per_minute=chart or [],
         as_of=as_of,
+        clicks=clicks,
+        clicks_total=sum(item.clicks for item in clicks),
+        round=header["round"],
+        rounds=seen.rounds_of(header, tally),
     )
 
 
@@ -263,7 +384,8 @@ async def issue_stats(db: Database, settings: Settings, issue_id: int) -> IssueS
             raise NotFound(f"no issue {issue_id}")
         tallies, _ = await _tallies(conn, [issue_id])
         chart = await sends_per_minute(conn, issue_id, header["finished_at"] or header["as_of"])
-    return _build_issue(header, tallies[issue_id], rate_limit(settings), chart)
+        engagement = await _engagement(conn, [header])
+    return _build_issue(header, tallies[issue_id], rate_limit(settings), chart, engagement)
 
 
 async def current_issue(db: Database, settings: Settings) -> IssueStats | None:
@@ -275,7 +397,8 @@ async def current_issue(db: Database, settings: Settings) -> IssueStats | None:
         header = headers[0]
         tallies, _ = await _tallies(conn, [header["id"]])
         chart = await sends_per_minute(conn, header["id"], header["finished_at"] or header["as_of"])
-    return _build_issue(header, tallies[header["id"]], rate_limit(settings), chart)
+        engagement = await _engagement(conn, [header])
+    return _build_issue(header, tallies[header["id"]], rate_limit(settings), chart, engagement)
 
 
 async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -> Overview:
@@ -288,6 +411,7 @@ async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -
         growth = await conn.fetch(QUERIES.stats_subscriber_growth, settings.timezone, GROWTH_DAYS)
         headers = await conn.fetch(QUERIES.stats_recent_issues, issue_limit)
         tallies, _ = await _tallies(conn, [h["id"] for h in headers])
+        engagement = await _engagement(conn, headers)
         outbox = await conn.fetchrow(QUERIES.stats_outbox_depth)
     assert outbox is not None
     return Overview(
@@ -302,7 +426,7 @@ async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -
             )
             for r in growth
         ],
-        issues=[_build_issue(h, tallies[h["id"]], limit) for h in headers],
+        issues=[_build_issue(h, tallies[h["id"]], limit, None, engagement) for h in headers],
         outbox_queued=outbox["queued"],
         outbox_sending=outbox["sending"],
         as_of=outbox["as_of"],
@@ -359,6 +483,7 @@ class MetricsSnapshot:
     outbox_sending: int
     rates: dict[int, float]
     workers: list[WorkerBeat] | None = None  # None: no heartbeat table yet
+    clicks: dict[tuple[int, int], int] = field(default_factory=dict)  # (issue, item)
 
 
 async def metrics_snapshot(
@@ -369,6 +494,7 @@ async def metrics_snapshot(
         tallies, groups = await _tallies(conn, [h["id"] for h in headers])
         outbox = await conn.fetchrow(QUERIES.stats_outbox_depth)
         beats = await workers(conn)
+        engagement = await _engagement(conn, headers)
     assert outbox is not None
     rates = {
         h["id"]: send_rate(tallies[h["id"]].sent_last_minute, h["started_at"], h["as_of"])
@@ -380,6 +506,11 @@ async def metrics_snapshot(
         outbox_sending=outbox["sending"],
         rates=rates,
         workers=beats,
+        clicks={
+            (issue_id, item.news_item_id): item.clicks
+            for issue_id, items in engagement.clicks.items()
+            for item in items
+        },
     )
 
 

@@ -9,11 +9,13 @@ from typing import Any
 
 from newsletter.web import (
     api_bounces,
+    api_deliveries,
     api_issues,
     api_news,
     api_stats,
     api_subscribers,
     archive,
+    clicks,
     console,
     health,
     media,
@@ -25,6 +27,7 @@ from newsletter.web import (
 ROUTES: list[Any] = [
     *health.ROUTES,
     *public.ROUTES,
+    *clicks.ROUTES,
     *reconfirm.ROUTES,
     *archive.ROUTES,
     *ops.ROUTES,
@@ -34,5 +37,6 @@ ROUTES: list[Any] = [
     *api_issues.ROUTES,
     *api_subscribers.ROUTES,
     *api_stats.ROUTES,
+    *api_deliveries.ROUTES,
     *api_bounces.ROUTES,
 ]

@@ -26,11 +26,14 @@ async def get_stats(
     return await stats.overview(db, settings, issue_limit=issues)
 
 
-@get("/issues/{issue_id:int}/stats", summary="One issue's delivery figures")
+@get("/issues/{issue_id:int}/stats", summary="One issue's delivery figures and clicks")
 async def get_issue_stats(db: DB, settings: Config, issue_id: RowId) -> IssueStats:
     """Recipients, queued, in flight (`sending`), sent, failed, bounced, skipped,
     attempts, send rate over the last minute, ETA, top SMTP error codes and
-    messages accepted per minute over the last 30 minutes of the send."""
+    messages accepted per minute over the last 30 minutes of the send; `clicks`
+    per news item (`news_item_id`, `title`, `url`, `clicks`, `by_hour`), counted
+    without knowing who clicked; `round` and `rounds` once failed deliveries
+    were resent."""
     return await stats.issue_stats(db, settings, issue_id)
 
 

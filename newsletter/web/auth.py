@@ -44,14 +44,14 @@ async def _api_key(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey:
     return api_key
 
 
-def requires(role: str) -> Guard:
-    """A guard admitting keys of ``role`` (and admins)."""
+def requires(*roles: str) -> Guard:
+    """A guard admitting keys of any of ``roles`` (and admins)."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         api_key = await _api_key(connection)
-        if not api_key.allows(role):
+        if not any(api_key.allows(role) for role in roles):
             raise PermissionDeniedException(
-                f"this needs the {role} role; your key is {api_key.role}"
+                f"this needs the {' or '.join(roles)} role; your key is {api_key.role}"
             )
 
     return guard

@@ -14,6 +14,7 @@ import pytest
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.editorial import issues
+from newsletter.editorial.rendering import click_url
 from tests.conftest import SmtpServer, bearer, drain
 
 Client = httpx.AsyncClient
@@ -134,14 +135,22 @@ async def test_unknown_ids_are_404(client: Client, db: Database) -> None:
             assert response.json()["error"] == "not_found"
 
 
-async def test_preview_is_what_subscribers_get(client: Client, db: Database) -> None:
+async def test_preview_is_what_subscribers_get(
+    client: Client, db: Database, settings: Settings
+) -> None:
     headers = await bearer(db)
     issue = await draft(client, headers, is_advertisement=True)
     html = await client.get(f"/api/v1/issues/{issue['id']}/preview", headers=headers)
     assert html.status_code == 200
     assert html.headers.get_list("content-type") == ["text/html; charset=utf-8"]
     assert "김포 소식 1" in html.text and "김포 소식 2" in html.text
-    assert 'href="https://www.gimpo.go.kr/news/1"' in html.text
+    # Item links go through the counted redirect, which leads to the item's own link.
+    first_item = issue["news_item_ids"][0]
+    redirect = click_url(settings, issue["id"], first_item)
+    assert f'href="{redirect}"' in html.text and "gimpo.go.kr/news/1" not in html.text
+    followed = await client.get(redirect.removeprefix(settings.base_url))
+    assert followed.status_code == 302
+    assert followed.headers["location"] == "https://www.gimpo.go.kr/news/1"
     assert "<script>alert" not in html.text and "&lt;script&gt;" in html.text
     assert "구독자님, 안녕하세요." in html.text and "%%" not in html.text
     assert "https://newsletter.gimpo.go.kr/archive/1" in html.text  # the number it will get
@@ -192,7 +201,8 @@ async def test_test_send_arrives_marked(
     text_part = message.get_body(preferencelist=("plain",))
     assert html_part is not None and text_part is not None
     html = html_part.get_content()
-    assert "김포 소식 1" in html and 'href="https://www.gimpo.go.kr/news/2"' in html
+    second = click_url(settings, issue["id"], issue["news_item_ids"][1])
+    assert "김포 소식 1" in html and f'href="{second}"' in html
     assert "<script>alert" not in html
     assert "김포 소식 2" in text_part.get_content()
     assert await db.pool.fetchval("SELECT status FROM issues WHERE id = $1", issue["id"]) == "draft"

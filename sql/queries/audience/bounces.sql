@@ -16,8 +16,9 @@ INSERT INTO bounce_events (delivery_id, subscriber_id, kind, source, smtp_code, 
 VALUES ($1, $2, $3, $4, $5, $6);
 
 -- name: mark_delivery_bounced
+-- $3 is the bounce kind (hard, soft): reason bounce_hard or bounce_soft.
 UPDATE deliveries SET status = 'bounced', bounced_at = now(), lease_until = NULL,
-    last_error = coalesce($2, last_error)
+    last_error = coalesce($2, last_error), reason = 'bounce_' || $3::text
 WHERE id = $1 AND status IN ('sent', 'failed', 'sending', 'queued');
 
 -- name: suppress_subscriber

@@ -23,7 +23,7 @@ ON CONFLICT (email_hash) DO NOTHING;
 -- are keyed by a hash, never the address), and the subscriber row with its consent
 -- events (ON DELETE CASCADE) is deleted. $1 id, $2 address.
 WITH skipped AS (
-    UPDATE deliveries SET status = 'skipped', last_error = 'erased'
+    UPDATE deliveries SET status = 'skipped', last_error = 'erased', reason = 'erased'
     WHERE subscriber_id = $1 AND status = 'queued'
 ), mails AS (
     DELETE FROM outbox WHERE subscriber_id IS NULL AND lower(recipient) = lower($2::text)
@@ -80,7 +80,7 @@ WITH lapsed AS (
       AND reconfirm_sent_at <= $1::timestamptz - make_interval(days => $2::int)
     RETURNING id, email, name
 ), skipped AS (
-    UPDATE deliveries d SET status = 'skipped', last_error = 'lapsed'
+    UPDATE deliveries d SET status = 'skipped', last_error = 'lapsed', reason = 'lapsed'
     FROM lapsed l WHERE d.subscriber_id = l.id AND d.status = 'queued'
 ), evidence AS (
     INSERT INTO consent_events (subscriber_id, kind, occurred_at, source, recorded_by)

@@ -115,7 +115,8 @@ FROM consent_events WHERE subscriber_id = $1 ORDER BY occurred_at, id;
 -- name: skip_queued_deliveries
 -- Takes effect for every message not yet claimed by a worker; the worker
 -- re-checks the subscriber's status for rows it already holds.
-UPDATE deliveries SET status = 'skipped', last_error = $2
+-- $3 is the reason code (unsubscribed, suppressed).
+UPDATE deliveries SET status = 'skipped', last_error = $2, reason = $3
 WHERE subscriber_id = $1 AND status = 'queued';
 
 -- name: cancel_queued_outbox

@@ -47,13 +47,14 @@ WHERE i.id = $1;
 -- Recorded in groups (one statement per ~100 messages). A row that lost its
 -- lease and went back to the queue is marked too, so nobody sends it again.
 UPDATE deliveries
-SET status = 'sent', sent_at = now(), lease_until = NULL, smtp_code = 250, last_error = NULL
+SET status = 'sent', sent_at = now(), lease_until = NULL, smtp_code = 250, last_error = NULL,
+    reason = NULL
 WHERE id = ANY($1::bigint[]) AND status IN ('sending', 'queued');
 
 -- name: delivery_retry
 -- A 4xx: back to the queue after $2 seconds; the attempt stays counted.
 UPDATE deliveries
-SET status = 'queued', lease_until = NULL, worker = NULL,
+SET status = 'queued', lease_until = NULL, worker = NULL, reason = 'temporary_refusal',
     next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4
 WHERE id = $1 AND status = 'sending';
 
@@ -63,16 +64,19 @@ WHERE id = $1 AND status = 'sending';
 -- jitter on the deferral count: $2 s, 2 x $2 ... capped at $5 s. Still in
 -- trouble $6 s after the issue started (its snapshot made this row), the
 -- delivery is failed -- not a bounce, the subscriber is untouched -- so the
--- issue can finish. RETURNING says which of the two it was.
+-- issue can finish. Either way the reason is 'server_trouble' (a failed one
+-- may be resent; its age then counts from requeued_at). RETURNING says which
+-- of the two it was.
 UPDATE deliveries
-SET status = CASE WHEN created_at < now() - make_interval(secs => $6) THEN 'failed'
-                  ELSE 'queued' END,
+SET status = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $6)
+                  THEN 'failed' ELSE 'queued' END,
+    reason = 'server_trouble',
     lease_until = NULL, worker = NULL, attempts = greatest(attempts - 1, 0),
     deferrals = deferrals + 1,
     next_attempt_at = now() + make_interval(
         secs => least($5::float8, $2::float8 * power(2.0, least(deferrals, 30)))
                  * (0.5 + random() / 2)),
-    last_error = CASE WHEN created_at < now() - make_interval(secs => $6)
+    last_error = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $6)
                       THEN 'gave up, server trouble past the maximum age: ' || $3::text
                       ELSE $3::text END,
     smtp_code = $4
@@ -80,22 +84,29 @@ WHERE id = $1 AND status = 'sending'
 RETURNING status;
 
 -- name: delivery_failed
+-- $4 says why (the reason codes are listed in 0015_engagement.sql).
 UPDATE deliveries
-SET status = 'failed', lease_until = NULL, last_error = $2, smtp_code = $3
+SET status = 'failed', lease_until = NULL, last_error = $2, smtp_code = $3, reason = $4
 WHERE id = $1 AND status IN ('sending', 'queued');
 
 -- name: deliveries_skipped
+-- The send-time check's verdict is "subscriber <status>" (or "subscriber
+-- erased"): that status is the reason code.
 UPDATE deliveries
-SET status = 'skipped', lease_until = NULL, last_error = $2
+SET status = 'skipped', lease_until = NULL, last_error = $2,
+    reason = regexp_replace($2::text, '^subscriber ', '')
 WHERE id = ANY($1::bigint[]) AND status = 'sending';
 
 -- name: deliveries_release
 -- Claimed but not handed to SMTP (pause, shutdown): back to the queue as if
 -- never claimed, without spending an attempt. If the issue was cancelled
--- meanwhile, the rows are final instead: nobody will ever send them.
+-- meanwhile (or its resend round was: the issue is 'sent' again), the rows are
+-- final instead: nobody will ever send them.
 UPDATE deliveries d
-SET status = CASE WHEN i.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
-    last_error = CASE WHEN i.status = 'cancelled' THEN 'issue cancelled' ELSE d.last_error END,
+SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'queued' END,
+    last_error = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'issue cancelled'
+                      ELSE d.last_error END,
+    reason = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'cancelled' ELSE d.reason END,
     lease_until = NULL, worker = NULL, attempts = greatest(d.attempts - 1, 0)
 FROM issues i
 WHERE d.id = ANY($1::bigint[]) AND d.status = 'sending' AND i.id = d.issue_id;
@@ -104,10 +115,12 @@ WHERE d.id = ANY($1::bigint[]) AND d.status = 'sending' AND i.id = d.issue_id;
 -- A worker died (SIGKILL, lost host): its leases ran out. Served by the
 -- partial index deliveries_leased. The attempt stays counted: the message
 -- may have been handed to SMTP just before the crash.
--- Rows of a cancelled issue become final ('skipped') instead.
+-- Rows of a cancelled issue (or resend round) become final ('skipped') instead.
 UPDATE deliveries d
-SET status = CASE WHEN i.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
-    last_error = CASE WHEN i.status = 'cancelled' THEN 'issue cancelled' ELSE d.last_error END,
+SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'queued' END,
+    last_error = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'issue cancelled'
+                      ELSE d.last_error END,
+    reason = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'cancelled' ELSE d.reason END,
     lease_until = NULL, worker = NULL, next_attempt_at = now()
 FROM issues i
 WHERE d.status = 'sending' AND d.lease_until < now() AND i.id = d.issue_id;
@@ -118,8 +131,10 @@ WHERE d.status = 'sending' AND d.lease_until < now() AND i.id = d.issue_id;
 -- keep extending their leases for ever. Like lease expiry, the attempt stays
 -- counted: a message may have reached SMTP just before the failure.
 UPDATE deliveries d
-SET status = CASE WHEN i.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
-    last_error = CASE WHEN i.status = 'cancelled' THEN 'issue cancelled' ELSE d.last_error END,
+SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'queued' END,
+    last_error = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'issue cancelled'
+                      ELSE d.last_error END,
+    reason = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'cancelled' ELSE d.reason END,
     lease_until = NULL, worker = NULL, next_attempt_at = now()
 FROM issues i
 WHERE d.status = 'sending' AND d.worker = $1 AND i.id = d.issue_id;

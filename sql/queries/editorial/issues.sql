@@ -81,7 +81,8 @@ ON CONFLICT (issue_id, subscriber_id) DO NOTHING;
 
 -- name: skip_issue_queued_deliveries
 -- Cancel: whatever has not been handed to SMTP yet is never sent.
-UPDATE deliveries SET status = 'skipped', lease_until = NULL
+UPDATE deliveries
+SET status = 'skipped', lease_until = NULL, last_error = 'issue cancelled', reason = 'cancelled'
 WHERE issue_id = $1 AND status = 'queued';
 
 -- name: claim_due_issue
@@ -115,3 +116,36 @@ WHERE number = $1 AND status IN ('sending', 'paused', 'sent');
 -- Who an issue would go to if it started now (for the confirmation page);
 -- an index-only count on the partial index subscribers_active.
 SELECT count(*) FROM subscribers WHERE status = 'active';
+
+-- name: requeue_for_resend
+-- A further round ($2) of a sent issue: its failed deliveries whose reason is
+-- in $3 (not the recipient's doing) go back to the queue as new -- attempts,
+-- deferrals and the old error cleared, the maximum age counted from now --
+-- if the subscriber is still active. The caller holds the issue's row lock,
+-- so two resends never both see these rows failed. deliveries_issue_stats
+-- (issue_id, status) finds the failed rows without reading the sent ones.
+UPDATE deliveries d
+SET status = 'queued', round = $2, reason = NULL, attempts = 0, deferrals = 0,
+    last_error = NULL, smtp_code = NULL, next_attempt_at = now(), requeued_at = now(),
+    lease_until = NULL, worker = NULL
+FROM subscribers s
+WHERE d.issue_id = $1 AND d.status = 'failed' AND d.reason = ANY($3::text[])
+  AND s.id = d.subscriber_id AND s.status = 'active';
+
+-- name: start_issue_round
+-- The issue sends again ($2 = the new round, $3 deliveries re-queued, $4 who
+-- asked). The round that just ended is written down first (the first round
+-- gets its row only now, with every delivery of the issue), then the new one.
+WITH ended AS (
+    INSERT INTO issue_rounds (issue_id, round, started_at, finished_at, deliveries)
+    SELECT i.id, i.round, coalesce(i.started_at, now()), i.finished_at,
+           (SELECT count(*) FROM deliveries d WHERE d.issue_id = i.id)
+    FROM issues i WHERE i.id = $1
+    ON CONFLICT (issue_id, round) DO UPDATE SET finished_at = excluded.finished_at
+), started AS (
+    INSERT INTO issue_rounds (issue_id, round, started_at, deliveries, requested_by)
+    VALUES ($1, $2, now(), $3, $4)
+)
+UPDATE issues SET status = 'sending', round = $2, finished_at = NULL, updated_at = now()
+WHERE id = $1
+RETURNING *;

@@ -60,14 +60,14 @@ ORDER BY day;
 -- name: stats_recent_issues
 -- Issues that have begun sending (or were meant to), the one sending first.
 -- A handful of rows from a small table.
-SELECT id, number, title, status, started_at, finished_at, now() AS as_of
+SELECT id, number, title, status, round, started_at, finished_at, now() AS as_of
 FROM issues
 WHERE status IN ('sending', 'paused', 'sent', 'cancelled') OR started_at IS NOT NULL
 ORDER BY (status = 'sending') DESC, started_at DESC NULLS LAST, id DESC
 LIMIT $1;
 
 -- name: stats_issue_header
-SELECT id, number, title, status, started_at, finished_at, now() AS as_of
+SELECT id, number, title, status, round, started_at, finished_at, now() AS as_of
 FROM issues WHERE id = $1;
 
 -- name: stats_delivery_groups
@@ -135,3 +135,29 @@ LIMIT 1;
 -- name: stats_last_sent
 -- The issue that finished last (a handful of rows).
 SELECT id FROM issues WHERE status = 'sent' ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1;
+
+-- name: stats_issue_clicks
+-- Clicks per item and hour for the issues $1, every linked item listed (with
+-- no hours yet if nobody clicked). Both tables are tiny: a few links per
+-- issue, at most one row per link and hour.
+SELECT l.issue_id, l.news_item_id, l.title, l.url, c.hour, coalesce(c.clicks, 0) AS clicks
+FROM issue_links l
+LEFT JOIN click_counts c USING (issue_id, news_item_id)
+WHERE l.issue_id = ANY($1::bigint[])
+ORDER BY l.issue_id, l.position, c.hour;
+
+-- name: stats_issue_rounds
+-- The rounds of issues that were resent (issue_rounds holds nothing for the others).
+SELECT issue_id, round, started_at, finished_at, deliveries, requested_by
+FROM issue_rounds
+WHERE issue_id = ANY($1::bigint[])
+ORDER BY issue_id, round;
+
+-- name: stats_round_results
+-- Where the re-queued deliveries are now, per round: an index-only scan of
+-- the small partial index deliveries_resent (round > 1). Round 1's figures
+-- are the issue's minus these.
+SELECT issue_id, round, status, count(*) AS count
+FROM deliveries
+WHERE issue_id = ANY($1::bigint[]) AND round > 1
+GROUP BY issue_id, round, status;

@@ -1,0 +1,264 @@
+"""Click counts per issue and news item, without knowing who clicked.
+
+Every recipient's copy of an issue carries the same link for a news item,
+``BASE_URL/c/<issue>/<item>/<sig>`` (see :func:`newsletter.core.signing.click_path`),
+so a click can be counted but never tied to a person: the redirect sees an
+issue, an item and an hour, nothing else, and stores nothing else.
+
+Not every request is a click. Not counted (still redirected): HEAD requests,
+browser prefetches (``Sec-Purpose``/``Purpose: prefetch``), link scanners and
+bots recognised by their User-Agent (the CrawlerDetect patterns; a request
+without one too), and anything before the issue started sending (an editor
+trying the preview or a test copy).
+
+The redirect is the busiest public route on the morning of an issue, so clicks
+are added up in memory per (issue, item, hour) and written about once a second
+with one upsert (:meth:`ClickCounter.flush`): a burst of thousands of clicks is
+a few row updates a second, not one locked row per click queueing behind the
+others. The counts are written again on shutdown; a write that fails keeps its
+counts for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from crawlerdetect import CrawlerDetect
+
+from newsletter.core.db import Database
+from newsletter.core.signing import click_signed
+from newsletter.ops import metrics
+
+log = logging.getLogger("newsletter.clicks")
+
+HOUR_SECONDS = 3600
+FLUSH_SECONDS = 1.0  # how stale the stored counts may be while clicks arrive
+RETRY_SECONDS = 5.0  # after a failed write
+CLOSE_SECONDS = 10.0  # shutdown waits this long for the last write
+MAX_TARGETS = 10_000  # cached links (issues x items); far above what two issues a month need
+MAX_ID = 2**63 - 1
+STATE_KEY = "click_counter"
+
+# Characters a Location header may carry as they are; everything else in a
+# stored link (Korean paths, say) is percent-encoded, so the header stays ASCII.
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+_PREFETCH = ("prefetch", "prerender", "preview")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    location: str  # the link, ready for a Location header
+    started_at: float | None  # when the issue started sending (epoch s); None: not yet
+
+
+def parse(issue: str, item: str, sig: str, secret: str) -> tuple[int, int] | None:
+    """The (issue, item) a redirect path names, or None if it is not one we signed."""
+    if not (issue.isdigit() and item.isdigit() and issue.isascii() and item.isascii()):
+        return None
+    if len(issue) > 19 or len(item) > 19:
+        return None
+    issue_id, item_id = int(issue), int(item)
+    if not (1 <= issue_id <= MAX_ID and 1 <= item_id <= MAX_ID):
+        return None
+    if not click_signed(secret, issue_id, item_id, sig):
+        return None
+    return issue_id, item_id
+
+
+def location(url: str) -> str | None:
+    """``url`` as a Location value, or None unless it is an absolute http(s) link.
+
+    Stored links were checked when they were saved; checking again here means
+    that the redirect can never lead to a ``javascript:`` or relative address
+    whatever reached the table.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return None
+    if url.isascii():
+        return url
+    try:
+        netloc = parts.netloc.replace(host, host.encode("idna").decode("ascii"))
+    except UnicodeError:
+        return None
+    return urlunsplit(
+        (
+            parts.scheme,
+            quote(netloc, safe=_URL_SAFE),
+            quote(parts.path, safe=_URL_SAFE),
+            quote(parts.query, safe=_URL_SAFE),
+            quote(parts.fragment, safe=_URL_SAFE),
+        )
+    )
+
+
+_crawlers = CrawlerDetect()
+
+
+def not_counted(method: str, headers: Mapping[str, str]) -> str | None:
+    """Why this request is not a person's click (``head``, ``prefetch``, ``bot``), or None."""
+    if method != "GET":
+        return "head"
+    for name in ("sec-purpose", "purpose", "x-purpose", "x-moz"):
+        value = headers.get(name)
+        if value and any(word in value.lower() for word in _PREFETCH):
+            return "prefetch"
+    agent = headers.get("user-agent", "").strip()
+    if not agent or _crawlers.is_crawler(agent):
+        return "bot"
+    return None
+
+
+class ClickCounter:
+    """Per app (and so per event loop): looks links up, adds clicks up, writes them.
+
+    No task runs while idle: one starts with the first click to count and ends
+    once everything is written, so an app that is never started or stopped
+    (tests) leaves nothing behind.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._pending: Counter[tuple[int, int, int]] = Counter()  # (issue, item, hour)
+        self._targets: dict[tuple[int, int], Target] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._closed = False
+        self.writes = 0  # statements that stored clicks (tests, diagnostics)
+
+    @property
+    def pending(self) -> int:
+        """Clicks counted here and not yet stored."""
+        return sum(self._pending.values())
+
+    @property
+    def idle(self) -> bool:
+        """Everything counted is stored and no write is under way."""
+        return self._task is None and not self._pending
+
+    async def target(self, issue_id: int, item_id: int) -> Target | None:
+        """Where the link leads, or None if this issue does not link that item.
+
+        Links of an issue that has started sending never change (they were
+        stored with its snapshot), so they are cached; before that the item's
+        current link is looked up every time (previews, test copies).
+        """
+        key = (issue_id, item_id)
+        cached = self._targets.get(key)
+        if cached is not None:
+            return cached
+        row = await self._db.fetchrow("click_target", issue_id, item_id)
+        if row is None or row["url"] is None:
+            return None
+        where = location(row["url"])
+        if where is None:
+            log.warning("issue %s item %s links to an unusable URL", issue_id, item_id)
+            return None
+        started = row["started_at"]
+        found = Target(where, started.timestamp() if started is not None else None)
+        if found.started_at is not None:
+            if len(self._targets) >= MAX_TARGETS:
+                self._targets.clear()
+            self._targets[key] = found
+        return found
+
+    def count(self, issue_id: int, item_id: int, target: Target, now: float) -> bool:
+        """Count one click at ``now`` (epoch s); False if the issue was not sending yet."""
+        if target.started_at is None or now < target.started_at:
+            metrics.click_not_counted("before_send")
+            return False
+        self._pending[(issue_id, item_id, int(now // HOUR_SECONDS))] += 1
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._write_soon(), name="click-counter")
+        return True
+
+    async def _write_soon(self) -> None:
+        try:
+            while self._pending and not self._closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), FLUSH_SECONDS)
+                if self._closed:
+                    return  # close() writes what is left
+                try:
+                    await self.flush()
+                except Exception as exc:  # the database is away: keep counting, retry
+                    log.warning("could not store %d clicks yet: %s", self.pending, exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), RETRY_SECONDS)
+        finally:
+            self._task = None
+
+    async def flush(self) -> int:
+        """Write every click counted so far in one statement; return how many.
+
+        The counts are taken out before the write, so clicks arriving meanwhile
+        go to the next one; if the write fails they are put back.
+        """
+        pending, self._pending = self._pending, Counter()
+        if not pending:
+            return 0
+        keys = list(pending)
+        try:
+            await self._db.execute(
+                "add_clicks",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [float(k[2] * HOUR_SECONDS) for k in keys],
+                [pending[k] for k in keys],
+            )
+        except BaseException:
+            self._pending.update(pending)
+            raise
+        self.writes += 1
+        return sum(pending.values())
+
+    async def close(self) -> None:
+        """Stop the timer and write what is left (shutdown must not lose clicks)."""
+        self._closed = True
+        self._wake.set()
+        task = self._task
+        if task is not None:
+            # Never cancel a write in flight: whether it committed would be unknown.
+            await asyncio.wait({task}, timeout=CLOSE_SECONDS)
+        deadline = time.monotonic() + CLOSE_SECONDS
+        while self._pending:
+            try:
+                await self.flush()
+            except Exception as exc:
+                if time.monotonic() >= deadline:
+                    log.error(
+                        "shutting down with %d clicks not stored (%s): %s",
+                        self.pending,
+                        exc,
+                        dict(self._pending),
+                    )
+                    return
+                await asyncio.sleep(0.5)
+
+
+def counter_for(state: MutableMapping[str, Any], db: Database) -> ClickCounter:
+    """The app's counter, made on first use (tests build many apps)."""
+    counter: ClickCounter | None = state.get(STATE_KEY)
+    if counter is None:
+        counter = state[STATE_KEY] = ClickCounter(db)
+    return counter
+
+
+async def close(state: MutableMapping[str, Any]) -> None:
+    counter: ClickCounter | None = state.get(STATE_KEY)
+    if counter is not None:
+        await counter.close()
