@@ -93,6 +93,19 @@ def render(issue: IssueStats | None, workers: list[WorkerBeat], zone: ZoneInfo) 
         ),
     )
     facts.add_row("시도", f"{issue.attempts:,}회 — {words.ATTEMPTS_HINT}")
+    if issue.round > 1:
+        facts.add_row(
+            "발송 차수",
+            f"{issue.round}차 — 받는 사람 탓이 아닌 이유로 실패한 메일을 다시 보냄",
+        )
+    if issue.clicks:
+        top = sorted(issue.clicks, key=lambda c: -c.clicks)[:3]
+        facts.add_row(
+            "클릭",
+            f"뉴스 링크 {issue.clicks_total:,}회 ("
+            + ", ".join(f"“{c.title}” {c.clicks:,}회" for c in top)
+            + ") — 누가 눌렀는지는 기록하지 않음",
+        )
     alive = [w for w in workers if w.alive]
     facts.add_row(
         "작업자",

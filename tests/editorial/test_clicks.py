@@ -26,6 +26,7 @@ from newsletter.editorial import clicks, issues
 from newsletter.editorial.rendering import click_url
 from newsletter.ops.audit import Actor
 from tests.conftest import ROOT, SmtpServer, bearer, drain, free_port
+from tests.ops.test_status_cli import run_cli
 
 Client = httpx.AsyncClient
 EDITOR = Actor(name="test-editor", role="editor")
@@ -99,7 +100,12 @@ async def stored_clicks(app: Litestar, db: Database, issue_id: int) -> dict[int,
 
 
 async def test_links_in_delivered_mail_redirect_and_count_once(
-    app: Litestar, client: Client, db: Database, settings: Settings, smtp_server: SmtpServer
+    app: Litestar,
+    client: Client,
+    db: Database,
+    database_url: str,
+    settings: Settings,
+    smtp_server: SmtpServer,
 ) -> None:
     await add_residents(db, 2)
     issue = await linked_issue(db, settings)
@@ -150,6 +156,8 @@ async def test_links_in_delivered_mail_redirect_and_count_once(
         f'newsletter_clicks_total{{issue_id="{issue["id"]}",news_item_id="{issue["items"][0]}"}}'
         " 2.0" in metrics
     )
+    code, status = await run_cli(database_url, "status")
+    assert code == 0 and "3 on news links (“김포 소식 1” 2, “김포 소식 2” 1)" in status
 
 
 async def test_head_prefetch_scanners_and_bots_are_redirected_but_not_counted(

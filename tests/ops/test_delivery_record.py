@@ -20,6 +20,7 @@ from newsletter.delivery import claim
 from newsletter.delivery.worker import Worker
 from newsletter.ops import delivery_record
 from tests.conftest import SmtpServer, bearer
+from tests.ops.test_status_cli import run_cli
 from tests.support.delivery import add_subscribers, address, start_issue, status_counts
 
 Client = httpx.AsyncClient
@@ -103,7 +104,7 @@ async def outage_then_resend_setup(
 
 
 async def test_outage_past_the_maximum_age_then_resend_delivers_exactly_those_once(
-    client: Client, db: Database, settings: Settings, smtp_server: SmtpServer
+    client: Client, db: Database, database_url: str, settings: Settings, smtp_server: SmtpServer
 ) -> None:
     issue_id = await outage_then_resend_setup(client, db, settings, smtp_server)
     assert [issue_copies(smtp_server, n) for n in range(1, 7)] == [0, 1, 0, 0, 0, 0]
@@ -200,6 +201,8 @@ async def test_outage_past_the_maximum_age_then_resend_delivers_exactly_those_on
     assert second_round["started_at"] >= first_round["finished_at"]
     resends = await db.pool.fetch("SELECT details FROM audit_log WHERE action = 'issue.resend'")
     assert len(resends) == 1
+    code, status = await run_cli(database_url, "status")
+    assert code == 0 and "Round" in status and "a resend of the deliveries" in status
     # Nothing left that is not the recipients' own doing.
     nothing = await client.post(f"/api/v1/issues/{issue_id}/resend", headers=editors[0])
     assert nothing.status_code == 409 and "nothing to resend" in nothing.json()["detail"]
