@@ -90,6 +90,18 @@ ALTER TABLE public.bounce_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTIT
 );
 
 --
+-- Name: click_counts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.click_counts (
+    issue_id bigint NOT NULL,
+    news_item_id bigint NOT NULL,
+    hour timestamp with time zone NOT NULL,
+    clicks bigint NOT NULL,
+    CONSTRAINT click_counts_clicks_check CHECK ((clicks >= 0))
+);
+
+--
 -- Name: consent_events; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -138,6 +150,9 @@ CREATE TABLE public.deliveries (
     sent_at timestamp with time zone,
     bounced_at timestamp with time zone,
     deferrals integer DEFAULT 0 NOT NULL,
+    reason text,
+    round smallint DEFAULT 1 NOT NULL,
+    requeued_at timestamp with time zone,
     CONSTRAINT deliveries_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'sending'::text, 'sent'::text, 'failed'::text, 'bounced'::text, 'skipped'::text])))
 );
 
@@ -186,6 +201,31 @@ CREATE TABLE public.instance_keys (
 );
 
 --
+-- Name: issue_links; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.issue_links (
+    issue_id bigint NOT NULL,
+    news_item_id bigint NOT NULL,
+    "position" integer NOT NULL,
+    title text NOT NULL,
+    url text NOT NULL
+);
+
+--
+-- Name: issue_rounds; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.issue_rounds (
+    issue_id bigint NOT NULL,
+    round smallint NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    finished_at timestamp with time zone,
+    deliveries integer NOT NULL,
+    requested_by text
+);
+
+--
 -- Name: issues; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -205,6 +245,7 @@ CREATE TABLE public.issues (
     rendered_text text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    round smallint DEFAULT 1 NOT NULL,
     CONSTRAINT issues_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'scheduled'::text, 'sending'::text, 'paused'::text, 'sent'::text, 'cancelled'::text])))
 );
 
@@ -547,6 +588,13 @@ ALTER TABLE ONLY public.bounce_events
     ADD CONSTRAINT bounce_events_pkey PRIMARY KEY (id);
 
 --
+-- Name: click_counts click_counts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.click_counts
+    ADD CONSTRAINT click_counts_pkey PRIMARY KEY (issue_id, news_item_id, hour);
+
+--
 -- Name: consent_events consent_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -587,6 +635,20 @@ ALTER TABLE ONLY public.feed_previews
 
 ALTER TABLE ONLY public.instance_keys
     ADD CONSTRAINT instance_keys_pkey PRIMARY KEY (name);
+
+--
+-- Name: issue_links issue_links_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.issue_links
+    ADD CONSTRAINT issue_links_pkey PRIMARY KEY (issue_id, news_item_id);
+
+--
+-- Name: issue_rounds issue_rounds_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.issue_rounds
+    ADD CONSTRAINT issue_rounds_pkey PRIMARY KEY (issue_id, round);
 
 --
 -- Name: issues issues_number_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -742,10 +804,22 @@ CREATE INDEX deliveries_issue_stats ON public.deliveries USING btree (issue_id, 
 CREATE INDEX deliveries_leased ON public.deliveries USING btree (lease_until) WHERE (status = 'sending'::text);
 
 --
+-- Name: deliveries_resent; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX deliveries_resent ON public.deliveries USING btree (issue_id, round, status) WHERE (round > 1);
+
+--
 -- Name: deliveries_subscriber; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX deliveries_subscriber ON public.deliveries USING btree (subscriber_id);
+
+--
+-- Name: deliveries_waiting; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX deliveries_waiting ON public.deliveries USING btree (issue_id, id) WHERE ((status = ANY (ARRAY['queued'::text, 'sending'::text])) AND (reason IS NOT NULL));
 
 --
 -- Name: issues_due; Type: INDEX; Schema: public; Owner: -
@@ -878,6 +952,13 @@ ALTER TABLE ONLY public.bounce_events
     ADD CONSTRAINT bounce_events_subscriber_id_fkey FOREIGN KEY (subscriber_id) REFERENCES public.subscribers(id) ON DELETE SET NULL;
 
 --
+-- Name: click_counts click_counts_issue_id_news_item_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.click_counts
+    ADD CONSTRAINT click_counts_issue_id_news_item_id_fkey FOREIGN KEY (issue_id, news_item_id) REFERENCES public.issue_links(issue_id, news_item_id) ON DELETE CASCADE;
+
+--
 -- Name: consent_events consent_events_subscriber_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -904,6 +985,20 @@ ALTER TABLE ONLY public.deliveries
 
 ALTER TABLE ONLY public.feed_previews
     ADD CONSTRAINT feed_previews_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: issue_links issue_links_issue_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.issue_links
+    ADD CONSTRAINT issue_links_issue_id_fkey FOREIGN KEY (issue_id) REFERENCES public.issues(id) ON DELETE CASCADE;
+
+--
+-- Name: issue_rounds issue_rounds_issue_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.issue_rounds
+    ADD CONSTRAINT issue_rounds_issue_id_fkey FOREIGN KEY (issue_id) REFERENCES public.issues(id) ON DELETE CASCADE;
 
 --
 -- Name: media media_uploaded_by_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
