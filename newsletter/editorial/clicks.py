@@ -83,6 +83,7 @@ def location(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         host = parts.hostname
+        port = parts.port
     except ValueError:
         return None
     if parts.scheme.lower() not in ("http", "https") or not host:
@@ -91,10 +92,17 @@ def location(url: str) -> str | None:
         return None
     if url.isascii():
         return url
-    try:
-        netloc = parts.netloc.replace(host, host.encode("idna").decode("ascii"))
+    try:  # a Korean domain name travels as IDNA (xn--...)
+        netloc = host if host.isascii() else host.encode("idna").decode("ascii")
     except UnicodeError:
         return None
+    if ":" in netloc:
+        netloc = f"[{netloc}]"  # an IPv6 literal
+    if port is not None:
+        netloc += f":{port}"
+    userinfo = parts.netloc.rpartition("@")[0]
+    if userinfo:
+        netloc = f"{userinfo}@{netloc}"
     return urlunsplit(
         (
             parts.scheme,

@@ -139,7 +139,8 @@ class ReasonCount:
     words: str
     smtp_code: int | None
     count: int
-    resendable: bool
+    resendable: bool  # a reason that is not the recipient's doing
+    resend_would_take: int = 0  # of ``count``, those whose subscriber is still active
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +171,7 @@ class DeliveryPage:
     issue_id: int
     status: str
     total: int
-    resendable: int
+    resendable: int  # what POST .../resend would re-queue now
     reasons: list[ReasonCount]
     items: list[DeliveryEntry] | None  # None: the caller may not see addresses
     next_after: int | None
@@ -203,15 +204,17 @@ async def reason_counts(db: Database, issue_id: int, status: str) -> list[Reason
         rows = await db.fetch("delivery_record_waiting_counts", issue_id)
     else:
         rows = await db.fetch("delivery_record_counts", issue_id, wanted)
-    grouped: dict[tuple[str, int | None], tuple[Why, int]] = {}
+    grouped: dict[tuple[str, int | None], tuple[Why, int, int]] = {}
     for row in rows:
         why = explain(wanted, row["reason"], row["smtp_code"], row["enhanced"])
         key = (why.code, row["smtp_code"])
-        count = grouped.get(key, (why, 0))[1] + row["count"]
-        grouped[key] = (why, count)
+        _, count, active = grouped.get(key, (why, 0, 0))
+        grouped[key] = (why, count + row["count"], active + row["active"])
     counts = [
-        ReasonCount(why.code, why.words, smtp_code, count, why.resendable)
-        for (_, smtp_code), (why, count) in grouped.items()
+        ReasonCount(
+            why.code, why.words, smtp_code, count, why.resendable, active if why.resendable else 0
+        )
+        for (_, smtp_code), (why, count, active) in grouped.items()
     ]
     counts.sort(key=lambda c: (-c.count, c.reason, c.smtp_code or 0))
     return counts
@@ -272,7 +275,7 @@ async def page(
         issue_id=issue_id,
         status=wanted,
         total=sum(r.count for r in reasons),
-        resendable=sum(r.count for r in reasons if r.resendable),
+        resendable=sum(r.resend_would_take for r in reasons),
         reasons=reasons,
         items=items,
         next_after=next_after,

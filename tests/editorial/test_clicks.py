@@ -314,3 +314,16 @@ async def test_a_server_stopped_right_after_a_burst_loses_no_click(
         "SELECT sum(clicks) FROM click_counts WHERE issue_id = $1", issue["id"]
     )
     assert stored == 300, (tmp_path / "serve.log").read_text()
+
+
+def test_locations_are_ascii_and_only_ever_http() -> None:
+    # Korean domain names and paths reach the browser as IDNA and percent-encoding.
+    assert clicks.location("https://김포시.kr:8443/소식?q=축제#위") == (
+        "https://xn--4k0bw40bnom.kr:8443/%EC%86%8C%EC%8B%9D?q=%EC%B6%95%EC%A0%9C#%EC%9C%84"
+    )
+    assert clicks.location("https://www.gimpo.go.kr/a?b=1&c=2") == (
+        "https://www.gimpo.go.kr/a?b=1&c=2"
+    )
+    for bad in ("javascript:alert(1)", "/relative", "//evil.example.com", "data:text/html,x"):
+        assert clicks.location(bad) is None, bad
+    assert clicks.location("https://www.gimpo.go.kr/a\r\nSet-Cookie: x=1") is None

@@ -119,6 +119,9 @@ async def test_outage_past_the_maximum_age_then_resend_delivers_exactly_those_on
     assert set(reasons) == {("relay_unreachable", None), ("mailbox_unknown", 550)}
     assert reasons[("relay_unreachable", None)]["count"] == 3
     assert reasons[("relay_unreachable", None)]["resendable"] is True
+    # r5 has unsubscribed since: a resend would take two of the three.
+    assert reasons[("relay_unreachable", None)]["resend_would_take"] == 2
+    assert failed["resendable"] == 2
     assert "3일" in reasons[("relay_unreachable", None)]["words"]
     assert reasons[("mailbox_unknown", 550)]["resendable"] is False
     assert "없는 메일 주소" in reasons[("mailbox_unknown", 550)]["words"]

@@ -6,12 +6,15 @@
 
 -- name: delivery_record_counts
 -- One final status ($2: failed, bounced, skipped) of issue $1, grouped by
--- what explains it. deliveries_issue_stats (issue_id, status) reads only
--- those rows, never the sent ones.
+-- what explains it; `active` counts the rows whose subscriber is still active
+-- (what a resend would take). deliveries_issue_stats (issue_id, status) reads
+-- only those rows, never the sent ones.
 SELECT d.reason, d.smtp_code,
        substring(d.last_error FROM '\m[245]\.[0-9]{1,3}\.[0-9]{1,3}\M') AS enhanced,
-       count(*) AS count
+       count(*) AS count,
+       count(*) FILTER (WHERE s.status = 'active') AS active
 FROM deliveries d
+LEFT JOIN subscribers s ON s.id = d.subscriber_id
 WHERE d.issue_id = $1 AND d.status = $2
 GROUP BY 1, 2, 3;
 
@@ -20,7 +23,7 @@ GROUP BY 1, 2, 3;
 -- deliveries_waiting holds exactly these rows).
 SELECT d.reason, d.smtp_code,
        substring(d.last_error FROM '\m[245]\.[0-9]{1,3}\.[0-9]{1,3}\M') AS enhanced,
-       count(*) AS count
+       count(*) AS count, 0::bigint AS active
 FROM deliveries d
 WHERE d.issue_id = $1 AND d.status IN ('queued', 'sending') AND d.reason IS NOT NULL
 GROUP BY 1, 2, 3;
