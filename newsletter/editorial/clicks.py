@@ -34,6 +34,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from crawlerdetect import CrawlerDetect
 
 from newsletter.core.db import Database
+from newsletter.core.records import MAX_ID
 from newsletter.core.signing import click_signed
 from newsletter.ops import metrics
 
@@ -44,7 +45,6 @@ FLUSH_SECONDS = 1.0  # how stale the stored counts may be while clicks arrive
 RETRY_SECONDS = 5.0  # after a failed write
 CLOSE_SECONDS = 10.0  # shutdown waits this long for the last write
 MAX_TARGETS = 10_000  # cached links (issues x items); far above what two issues a month need
-MAX_ID = 2**63 - 1
 STATE_KEY = "click_counter"
 
 # Characters a Location header may carry as they are; everything else in a

@@ -272,20 +272,18 @@ async def _engagement(conn: Connection, headers: list[Record]) -> _Engagement:
     ids = [h["id"] for h in headers]
     if not ids:
         return found
-    items: dict[tuple[int, int], ItemClicks] = {}
+    # One row per item and hour, in the issue's order (dicts keep it).
+    by_item: dict[tuple[int, int], tuple[Record, list[HourClicks]]] = {}
     for row in await conn.fetch(QUERIES.stats_issue_clicks, ids):
-        key = (row["issue_id"], row["news_item_id"])
-        item = items.get(key)
-        if item is None:
-            item = items[key] = ItemClicks(row["news_item_id"], row["title"], row["url"], 0)
-            found.clicks.setdefault(row["issue_id"], []).append(item)
+        _, hours = by_item.setdefault((row["issue_id"], row["news_item_id"]), (row, []))
         if row["hour"] is not None:
-            item.by_hour.append(HourClicks(row["hour"], row["clicks"]))
-    for issue_id, listed in found.clicks.items():
-        found.clicks[issue_id] = [
-            ItemClicks(i.news_item_id, i.title, i.url, sum(h.clicks for h in i.by_hour), i.by_hour)
-            for i in listed
-        ]
+            hours.append(HourClicks(row["hour"], row["clicks"]))
+    for (issue_id, _), (row, hours) in by_item.items():
+        found.clicks.setdefault(issue_id, []).append(
+            ItemClicks(
+                row["news_item_id"], row["title"], row["url"], sum(h.clicks for h in hours), hours
+            )
+        )
     resent = [h["id"] for h in headers if h["round"] > 1]
     if resent:
         for row in await conn.fetch(QUERIES.stats_issue_rounds, resent):
