@@ -19,7 +19,8 @@ from newsletter.core.tokens import Tokens
 from newsletter.delivery import claim
 from newsletter.delivery.worker import Worker
 from newsletter.ops import delivery_record
-from tests.conftest import SmtpServer, bearer
+from tests.audience.test_bounces import dsn
+from tests.conftest import SmtpServer, bearer, make_settings
 from tests.ops.test_status_cli import run_cli
 from tests.support.delivery import add_subscribers, address, start_issue, status_counts
 
@@ -277,3 +278,34 @@ async def test_deferred_deliveries_say_what_they_wait_for(
 def test_the_words_match_the_maximum_age() -> None:
     assert claim.DELIVERY_MAX_AGE_SECONDS == 3 * 24 * 3600
     assert delivery_record.MAX_AGE_WORDS == "3일"
+
+
+async def test_a_later_bounce_is_explained_and_never_resent(
+    client: Client, db: Database, database_url: str, smtp_server: SmtpServer
+) -> None:
+    settings = make_settings(database_url, smtp_server.target, bounce_address="bounce@gimpo.go.kr")
+    await add_subscribers(db, 3)
+    issue_id = await start_issue(db, settings)
+    await delivery_round(settings, db)
+    [mail] = smtp_server.handler.to(address(2))
+    bounce = await client.post(
+        "/api/v1/bounces",
+        content=dsn(to=mail.mail_from, recipient=address(2)),
+        headers={**await bearer(db, "ops"), "content-type": "message/rfc822"},
+    )
+    assert bounce.status_code == 200, bounce.text
+    admin = await bearer(db, "admin")
+    record = (
+        await client.get(
+            f"/api/v1/issues/{issue_id}/deliveries", params={"status": "bounced"}, headers=admin
+        )
+    ).json()
+    [item] = record["items"]
+    assert (item["email"], item["reason"], item["resendable"]) == (
+        address(2),
+        "bounced_unknown",
+        False,
+    )
+    assert "반송" in item["words"] and item["bounced_at"] is not None
+    again = await client.post(f"/api/v1/issues/{issue_id}/resend", headers=admin)
+    assert again.status_code == 409 and "nothing to resend" in again.json()["detail"]
