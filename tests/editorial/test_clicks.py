@@ -157,7 +157,7 @@ async def test_links_in_delivered_mail_redirect_and_count_once(
         " 2.0" in metrics
     )
     code, status = await run_cli(database_url, "status")
-    assert code == 0 and "3 on news links (“김포 소식 1” 2, “김포 소식 2” 1)" in status
+    assert code == 0 and "뉴스 링크 3회 (“김포 소식 1” 2회, “김포 소식 2” 1회)" in status
 
 
 async def test_head_prefetch_scanners_and_bots_are_redirected_but_not_counted(

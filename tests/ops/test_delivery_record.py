@@ -206,7 +206,7 @@ async def test_outage_past_the_maximum_age_then_resend_delivers_exactly_those_on
     resends = await db.pool.fetch("SELECT details FROM audit_log WHERE action = 'issue.resend'")
     assert len(resends) == 1
     code, status = await run_cli(database_url, "status")
-    assert code == 0 and "Round" in status and "a resend of the deliveries" in status
+    assert code == 0 and "발송 차수" in status and "2차" in status
     # Nothing left that is not the recipients' own doing.
     nothing = await client.post(f"/api/v1/issues/{issue_id}/resend", headers=editors[0])
     assert nothing.status_code == 409 and "nothing to resend" in nothing.json()["detail"]
