@@ -27,6 +27,7 @@ from newsletter.editorial.rendering import click_url
 from newsletter.ops.audit import Actor
 from tests.conftest import ROOT, SmtpServer, bearer, drain, free_port
 from tests.ops.test_status_cli import run_cli
+from tests.support.console import login, make_user
 
 Client = httpx.AsyncClient
 EDITOR = Actor(name="test-editor", role="editor")
@@ -156,6 +157,11 @@ async def test_links_in_delivered_mail_redirect_and_count_once(
         f'newsletter_clicks_total{{issue_id="{issue["id"]}",news_item_id="{issue["items"][0]}"}}'
         " 2.0" in metrics
     )
+    # The editors' console shows the same per item.
+    editor = await make_user(db, "editor")
+    await login(client, editor.email)
+    console = (await client.get(f"/admin/issues/{issue['id']}")).text
+    assert re.search(r"<td[^>]*>김포 소식 1</td><td[^>]*>2</td>", console), console
     code, status = await run_cli(database_url, "status")
     assert code == 0 and "뉴스 링크 3회 (“김포 소식 1” 2회, “김포 소식 2” 1회)" in status
 

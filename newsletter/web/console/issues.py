@@ -200,6 +200,7 @@ async def issue_context(
         figures = await stats.issue_stats(db, settings, issue_id)
         context["figures"] = figures
         context["chart"] = send_chart(figures, ZoneInfo(settings.timezone))
+        context["clicks"] = figures.clicks
     return context
 
 

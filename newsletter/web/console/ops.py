@@ -36,7 +36,7 @@ async def _context(request: Request[Any, Any, Any], db: DB, settings: Config) ->
         "figures": figures,
         "issue": await issues.get(db, figures.id) if figures is not None else None,
         "chart": send_chart(figures, ZoneInfo(settings.timezone)) if figures else None,
-        "clicks": None,
+        "clicks": figures.clicks if figures is not None else None,
         "overview": view,
         "workers": workers,
         "alive": sum(1 for w in workers if w.alive),
