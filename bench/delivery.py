@@ -42,7 +42,7 @@ from newsletter.ops.audit import Actor
 ADMIN_URL = os.environ.get(
     "NEWSLETTER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-SECRET = "bench-secret-key-0123456789"
+SECRET = "bench-Qz7vR2kLp9XwN4tB6yHc3mJ8"
 DATABASE = "nl_bench_delivery"
 CONNECTIONS = 10
 ITEMS = 2  # news items per issue: ≈20 KB per mail with the MJML layout
@@ -171,7 +171,9 @@ async def start_big_issue(db: Database, settings: Settings) -> tuple[int, int, f
         html_body=issue["rendered_html"],
         text_body=issue["rendered_text"],
     )
-    sample = message.render(Recipient(1, 1, "r1@example.com", "김포시민1"), "MQ.abcdefghijklmnop")
+    sample = message.render(
+        Recipient(1, 1, "0123456789abcdef", "r1@example.com", "김포시민1"), "MQ.abcdefghijklmnop"
+    )
     return row["id"], len(sample), snapshot
 
 

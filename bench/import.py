@@ -114,7 +114,10 @@ async def run(sizes: list[int]) -> None:
     try:
         await migrate(url)
         settings = Settings.from_env(
-            {"NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_SECRET_KEY": "bench-secret-0123456789"}
+            {
+                "NEWSLETTER_DATABASE_URL": url,
+                "NEWSLETTER_SECRET_KEY": "bench-Qz7vR2kLp9XwN4tB6yHc3mJ8",
+            }
         )
         db = await Database.connect(url, min_size=1, max_size=2)
         actor = Actor(name="bench")

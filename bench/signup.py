@@ -160,7 +160,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
         NEWSLETTER_DATABASE_URL=database_url,
-        NEWSLETTER_SECRET_KEY="benchmark-secret-key-0123456789",
+        NEWSLETTER_SECRET_KEY="bench-Qz7vR2kLp9XwN4tB6yHc3mJ8",
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],

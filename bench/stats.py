@@ -130,7 +130,10 @@ async def main() -> None:
         await migrate(url)
         db = await Database.connect(url, min_size=2, max_size=4)
         settings = Settings.from_env(
-            {"NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_SECRET_KEY": "bench-secret-key-0123456789"}
+            {
+                "NEWSLETTER_DATABASE_URL": url,
+                "NEWSLETTER_SECRET_KEY": "bench-Qz7vR2kLp9XwN4tB6yHc3mJ8",
+            }
         )
         try:
             async with db.pool.acquire() as conn:

@@ -31,6 +31,8 @@ from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES, console
 from newsletter.web.console import filters as console_filters
 from newsletter.web.forms import message
+from newsletter.web.headers import add_security_headers
+from newsletter.web.ops import internal_metrics_endpoint
 from newsletter.web.request_metrics import RequestMetrics
 
 log = logging.getLogger("newsletter.web")
@@ -88,6 +90,10 @@ def _http_error(
     # A person who mistyped an address gets a page; programs under /api keep the JSON shape.
     if exc.status_code == 404 and not _is_api(request.url.path):
         return _not_found_page()
+    return _json_http_error(request, exc)
+
+
+def _json_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     code = {
         401: "unauthorized",
         403: "forbidden",
@@ -102,6 +108,17 @@ def _http_error(
     if exc.headers:
         response.headers.update(exc.headers)
     return response
+
+
+def _recursion_error(
+    request: Request[Any, Any, Any], exc: RecursionError
+) -> Response[dict[str, Any]]:
+    """msgspec gives up on JSON nested deeper than Python's stack allows (about
+    a thousand levels) with a RecursionError: that is the client's document,
+    not our bug. Any other RecursionError stays a 500."""
+    if "deserializ" in str(exc):
+        return _error(400, "bad_request", "the JSON document is nested too deeply")
+    return _unexpected_error(request, exc)
 
 
 def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -169,6 +186,7 @@ def create_app(
             DomainError: _domain_error,
             ValidationException: _validation_error,
             HTTPException: _http_error,
+            RecursionError: _recursion_error,
             Exception: _unexpected_error,
         },
         template_config=TemplateConfig(
@@ -193,6 +211,26 @@ def create_app(
         ),
         request_max_body_size=MAX_BODY_BYTES,
         middleware=[RequestMetrics()],  # HTTP requests by route and status, for /metrics
+        before_send=[add_security_headers],  # CSP, nosniff, ... on every answer
         debug=False,
         logging_config=None,  # keep the JSON logging set up by newsletter.logs
+    )
+
+
+def create_metrics_app(settings: Settings, database: Database) -> Litestar:
+    """``GET /metrics`` alone, without a key: for the internal port
+    (``NEWSLETTER_METRICS_HOST:NEWSLETTER_METRICS_PORT``), which the public
+    never reaches. Shares the public app's pool."""
+    return Litestar(
+        route_handlers=[internal_metrics_endpoint],
+        state=State({"db": database, "settings": settings}),
+        dependencies={
+            "db": Provide(lambda: database, sync_to_thread=False, use_cache=True),
+            "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
+        },
+        exception_handlers={HTTPException: _json_http_error, Exception: _unexpected_error},
+        openapi_config=None,
+        before_send=[add_security_headers],
+        debug=False,
+        logging_config=None,
     )

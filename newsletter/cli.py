@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from newsletter.core.settings import Settings, SettingsError
+from newsletter.core.settings import Settings, SettingsError, is_loopback
 from newsletter.dev import connection
 from newsletter.dev.connection import NoDevServer
 
@@ -137,10 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     roster_export.add_argument("--bom", action="store_true", help="add a BOM for Korean Excel")
     roster_export.add_argument("-o", "--output", help="file to write (default: standard output)")
     roster_export.add_argument("--status", help="only subscribers with this status")
+    roster_export.add_argument(
+        "--reason", help="why the list is taken out (kept in the access log)"
+    )
     erase = sub.add_parser(
         "erase", help="erase a person (PIPA): delete their data, keep a salted hash out"
     )
     erase.add_argument("email", help="the address to erase")
+
+    access = sub.add_parser(
+        "access-log",
+        help="who read which personal data, when and from where (for the privacy officer)",
+    )
+    access.add_argument("--since", help="from this date or time on (KST unless an offset is given)")
+    access.add_argument("--until", help="before this date or time")
+    access.add_argument("--actor", help="a key's or person's name, or a reference like api_key:3")
+    access.add_argument("--subscriber", type=int, help="only reads of this subscriber's data (id)")
+    access.add_argument("--action", help="e.g. subscriber.get, subscribers.export")
+    access.add_argument("--limit", type=int, default=200, help="at most this many entries (200)")
+    access.add_argument("--json", action="store_true", help="one JSON object per line")
 
     status = sub.add_parser(
         "status", help="how the sending issue is doing: progress, speed, time left, failures"
@@ -222,37 +237,90 @@ async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def refuse_dev_off_loopback(settings: Settings, host: str, what: str) -> None:
+    """Dev mode shows every captured mail and signs with a key kept in .dev/:
+    it must never be reachable from another machine."""
+    if settings.dev and not is_loopback(host):
+        raise SystemExit(
+            f"newsletter: configuration error: NEWSLETTER_DEV=true: {what} in dev mode listens "
+            f"on loopback only (127.0.0.1 or ::1), not {host!r}; unset NEWSLETTER_DEV in "
+            "production"
+        )
+
+
 @command("serve")
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncpg
     import uvicorn
 
-    from newsletter.app import create_app
+    from newsletter.app import create_app, create_metrics_app
+    from newsletter.core.db import Database
+    from newsletter.web import server
 
-    require_database_url(settings)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxies,
-        server_header=False,
-    )
-    await uvicorn.Server(config).serve()
+    refuse_dev_off_loopback(settings, args.host, "`newsletter serve`")
+    try:
+        database = await Database.connect(require_database_url(settings))
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"newsletter: cannot reach the database: {exc}", file=sys.stderr)
+        return 1
+    try:
+        public = uvicorn.Server(
+            server.config(
+                create_app(settings, database),
+                settings,
+                host=args.host,
+                port=args.port,
+                proxy_headers=True,
+                forwarded_allow_ips=settings.trusted_proxies,
+            )
+        )
+        if settings.metrics_port is None:
+            await public.serve()
+            return 0
+        # Prometheus scrapes this one; the public port answers /metrics to ops keys only.
+        internal = server.CompanionServer(
+            server.config(
+                create_metrics_app(settings, database),
+                settings,
+                host=settings.metrics_host,
+                port=settings.metrics_port,
+            )
+        )
+        companion = asyncio.create_task(internal.serve())
+        try:
+            await public.serve()
+        finally:
+            internal.should_exit = True
+            await companion
+    finally:
+        await database.close()
     return 0
 
 
 @command("worker")
 async def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.delivery.worker import run_worker
-    from newsletter.ops.metrics import serve_worker_metrics_from_env
+    from newsletter.ops.metrics import serve_worker_metrics
 
     require_database_url(settings)
-    try:  # this worker's own SMTP latency and rate-limit waits, for Prometheus
-        serve_worker_metrics_from_env()
-    except (ValueError, OSError) as exc:
-        print(f"newsletter: configuration error: {exc}", file=sys.stderr)
-        return 2
+    if settings.dev and not (
+        is_loopback(settings.smtp.host) and is_loopback(settings.metrics_host)
+    ):
+        raise SystemExit(
+            "newsletter: configuration error: NEWSLETTER_DEV=true: a dev-mode worker sends only "
+            "to an SMTP server on loopback and exports metrics on loopback only; unset "
+            "NEWSLETTER_DEV in production"
+        )
+    if settings.metrics_port is not None:
+        try:  # this worker's own SMTP latency and rate-limit waits, for Prometheus
+            serve_worker_metrics(settings.metrics_port, settings.metrics_host)
+        except OSError as exc:
+            print(
+                f"newsletter: cannot export metrics on "
+                f"{settings.metrics_host}:{settings.metrics_port}: {exc}",
+                file=sys.stderr,
+            )
+            return 2
     await run_worker(settings, stop=stop_on_signals(), lease_seconds=args.lease_seconds)
     return 0
 
@@ -420,6 +488,7 @@ async def _list_users(args: argparse.Namespace, settings: Settings) -> int:
 async def _dev(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.dev.server import run_dev
 
+    refuse_dev_off_loopback(settings, args.host, "`newsletter dev`")
     return await run_dev(settings, host=args.host, port=args.port, smtp_port=args.smtp_port)
 
 
@@ -479,14 +548,20 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("export")
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.audience.roster import export_csv
+    from newsletter.audience.roster import STATUSES, export_csv
     from newsletter.core.db import Database
     from newsletter.core.errors import DomainError
-    from newsletter.ops.audit import CLI_ACTOR, record
+    from newsletter.ops.access_log import record_read
+    from newsletter.ops.audit import CLI_ACTOR, command_line_actor, record
 
+    if args.status is not None and args.status not in STATUSES:
+        print(f"newsletter: --status must be one of {', '.join(STATUSES)}", file=sys.stderr)
+        return 2
     database = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
     try:
         async with database.transaction() as conn:
+            query = {k: v for k, v in (("status", args.status), ("reason", args.reason)) if v}
+            await record_read(conn, command_line_actor(), None, "subscribers.export", query=query)
             await record(conn, CLI_ACTOR, "subscribers.export", "subscribers", status=args.status)
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer  # noqa: ASYNC230
@@ -545,13 +620,19 @@ async def _bounces(args: argparse.Namespace, settings: Settings) -> int:
         "suppressed": 0,
         "counted": 0,
         "unsubscribed": 0,
+        "unverified": 0,
         "unmatched": 0,
         "ignored": 0,
+        "duplicate": 0,
+        "too large": 0,
     }
     try:
         for key in box.iterkeys():
             raw = box.get_bytes(key)
             totals["messages"] += 1
+            if len(raw) > settings.bounce_max_bytes:  # untrusted mail: refused unread
+                totals["too large"] += 1
+                continue
             result = await bounces.process(db, settings, raw)
             for applied in result.applied:
                 if applied.action in totals:
@@ -559,10 +640,88 @@ async def _bounces(args: argparse.Namespace, settings: Settings) -> int:
             totals["unsubscribed"] += len(result.unsubscribed)
             totals["unmatched"] += len(result.unmatched)
             totals["ignored"] += 1 if result.ignored else 0
+            totals["duplicate"] += 1 if result.duplicate else 0
     finally:
         await db.close()
         box.close()
     print(", ".join(f"{name}: {count}" for name, count in totals.items()))
+    return 0
+
+
+def _moment(text: str | None, zone_name: str, option: str) -> Any:
+    """A ``--since``/``--until`` value: a date (midnight) or a date and time,
+    in the installation's zone unless it carries an offset."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(
+            f"newsletter: {option}: expected a date like 2026-11-03, got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(zone_name))
+
+
+@command("access-log")
+async def _access_log(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from zoneinfo import ZoneInfo
+
+    from newsletter.core.db import connect
+    from newsletter.ops.access_log import AccessFilter, read_entries
+    from newsletter.ops.audit import command_line_actor
+
+    wanted = AccessFilter(
+        since=_moment(args.since, settings.timezone, "--since"),
+        until=_moment(args.until, settings.timezone, "--until"),
+        actor=args.actor,
+        subscriber_id=args.subscriber,
+        action=args.action,
+        limit=max(1, min(args.limit, 100_000)),
+    )
+    conn = await connect(require_database_url(settings))
+    try:
+        async with conn.transaction():
+            found = await read_entries(conn, command_line_actor(), None, wanted)
+    finally:
+        await conn.close()
+    zone = ZoneInfo(settings.timezone)
+    for entry in found:
+        when = entry.occurred_at.astimezone(zone)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "id": entry.id,
+                        "at": when.isoformat(),
+                        "actor": entry.actor_ref,
+                        "actor_name": entry.actor_name,
+                        "role": entry.role,
+                        "ip": entry.ip,
+                        "action": entry.action,
+                        "subscriber_ids": entry.subscriber_ids,
+                        "query": entry.query,
+                        "rows": entry.rows,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+            continue
+        whose = ", ".join(f"#{s}" for s in entry.subscriber_ids[:10])
+        if len(entry.subscriber_ids) > 10:
+            whose += f" 외 {len(entry.subscriber_ids) - 10}명"
+        filters = " ".join(f"{k}={v}" for k, v in entry.query.items())
+        print(
+            f"{when:%Y-%m-%d %H:%M:%S} {when.tzname()}  {entry.actor_name} ({entry.actor_ref}, "
+            f"{entry.role})  {entry.ip or '명령줄'}  {entry.described}"
+            + (f"  [{filters}]" if filters else "")
+            + (f"  대상 {whose}" if whose else "")
+        )
+    if not args.json:
+        print(f"{len(found)}건", file=sys.stderr)
     return 0
 
 

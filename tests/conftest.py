@@ -30,6 +30,8 @@ from newsletter.core.settings import Settings, SmtpTarget
 from newsletter.delivery.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
+# Random-looking, so it passes the key-strength check like a real one must.
+TEST_SECRET_KEY = "t3St-Kq8vW2xLr9ZpN4cYb7HfJ6dMs1aGe5U"
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
@@ -178,7 +180,7 @@ def smtp_server() -> Iterator[SmtpServer]:
 def make_settings(database_url: str, smtp: SmtpTarget, **overrides: Any) -> Settings:
     env = {
         "NEWSLETTER_DATABASE_URL": database_url,
-        "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
+        "NEWSLETTER_SECRET_KEY": TEST_SECRET_KEY,
         "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr",
         "NEWSLETTER_SMTP_URL": f"smtp://{smtp.host}:{smtp.port}",
         "NEWSLETTER_RATE_PER_SECOND": "1000",

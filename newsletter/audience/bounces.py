@@ -9,10 +9,21 @@ Two ways a bounce reaches us, one policy for both:
   and a dozen vendor formats; the RFC 3464 fields, when present, tell a hard
   failure from a soft one.
 
-Matching, most precise first: the VERP envelope sender the bounce was sent
-to (``bounce+<delivery>-<sig>@…``), our Message-ID quoted in the bounce
-(``<nl.<issue>.<delivery>.<sig>@…>``), both signed so a forged bounce cannot
-suppress somebody else; failing those, the failed address itself.
+Anyone can put a message in the bounce mailbox, so only a match proven by our
+own signature changes a subscriber: the VERP envelope sender the bounce was
+sent to (``bounce+<delivery>-<sig>@…``) or our Message-ID quoted in it
+(``<nl.<issue>.<delivery>.<sig>@…>``). A bounce that only names a failed
+address is recorded as *unverified* (ops see them) and never suppresses.
+Each report is applied once, known by its Message-ID or else a hash of its
+bytes (a cron job re-reading a mailbox changes nothing), and one delivery
+counts at most one soft bounce however many reports name it.
+
+The message is untrusted input of any size and shape, so reading it is
+bounded (:func:`read`): the size is capped by the caller (``BOUNCE_MAX_BYTES``),
+our own patterns are linear (a literal first, bounded repeats), the format
+detectors see only the report's first :data:`HEAD_BYTES` with lines cut to
+RFC 5322's 998 octets (some of their patterns are quadratic in a line's
+length), and the work runs in a thread of its own, off the event loop.
 
 Policy: a hard bounce (the address does not exist) suppresses the subscriber
 at once; soft bounces (mailbox full, policy refusals, gave up after 4xx) are
@@ -22,10 +33,14 @@ auto-replies are not bounces and change nothing.
 
 from __future__ import annotations
 
+import asyncio
 import email
+import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Literal
@@ -34,18 +49,33 @@ from flufl.bounce import all_failures
 
 from newsletter.audience import mailto, subscribers
 from newsletter.core.db import QUERIES, Connection, Database
+from newsletter.core.errors import DomainError
 from newsletter.core.settings import Settings
 from newsletter.core.signing import signature
+from newsletter.core.tokens import SubscriberRef
 
 log = logging.getLogger("newsletter.bounces")
 
 Kind = Literal["hard", "soft"]
 SOFT_BOUNCE_LIMIT = 3
-MAX_BOUNCE_BYTES = 10 * 1024 * 1024
+HEAD_BYTES = 128 * 1024  # the human-readable report and the DSN fields come first
+MAX_LINE = 998  # RFC 5322 2.1.1
+SCAN_CHUNK = 64 * 1024  # the signed-id scan releases the GIL between chunks
+SCAN_OVERLAP = 64  # longer than any signed id, so none is cut in two
 
-_VERP = re.compile(rb"[A-Za-z0-9._%=-]+\+(\d{1,18})-([a-z2-7]{8})@", re.ASCII)
+# A literal first and only bounded repeats: linear however the input looks.
+_VERP = re.compile(rb"\+(\d{1,18})-([a-z2-7]{8})@", re.ASCII | re.IGNORECASE)
 _MESSAGE_ID = re.compile(rb"<nl\.(\d{1,18})\.(\d{1,18})\.([a-z2-7]{8})@", re.ASCII)
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+# Parsing competes with nothing else for threads: a burst of bounce reports
+# cannot take the default executor that other off-loop work uses.
+_READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bounce-reader")
+
+
+class BounceTooLarge(DomainError):
+    code = "payload_too_large"
+    status = 413
 
 
 def classify(code: int | None, text: str = "") -> Kind:
@@ -83,6 +113,16 @@ class ParsedBounce:
     failed: list[FailedRecipient] = field(default_factory=list)
     delayed: list[str] = field(default_factory=list)
     delivery_ids: list[int] = field(default_factory=list)  # signed VERP or Message-ID
+    matched_by: str = "message-id"  # how the signed ids were found: "verp" or "message-id"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One untrusted message, read (off the event loop) but not yet acted on."""
+
+    key: str  # the same report again has the same key
+    unsubscribe: SubscriberRef | None  # it was sent to a List-Unsubscribe mailto
+    bounce: ParsedBounce
 
 
 @dataclass(frozen=True)
@@ -90,7 +130,9 @@ class AppliedBounce:
     subscriber_id: int | None
     delivery_id: int | None
     kind: Kind
-    action: str  # "suppressed", "counted", "already suppressed"
+    # "suppressed", "counted", "already counted", "already suppressed", "erased",
+    # or "unverified" (matched by address only: recorded, nothing changed)
+    action: str
     matched_by: str  # "verp", "message-id", "address"
 
 
@@ -100,12 +142,29 @@ class BounceResult:
     unmatched: list[str] = field(default_factory=list)
     unsubscribed: list[int] = field(default_factory=list)  # mail to a List-Unsubscribe mailto
     ignored: str | None = None  # why nothing was done (delay notice, not a bounce)
+    duplicate: bool = False  # this very report was processed before
+
+    @property
+    def status(self) -> str:
+        """One word for the whole report."""
+        if self.duplicate:
+            return "duplicate"
+        if self.unsubscribed:
+            return "unsubscribed"
+        if any(a.action != "unverified" for a in self.applied):
+            return "applied"
+        if self.applied:
+            return "unverified"
+        return "ignored" if self.ignored else "unmatched"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _decode(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+    """Text from a hostile message, fit to store (PostgreSQL refuses NUL)."""
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return _CONTROL.sub("", text)
 
 
 def _dsn_fields(message: Message) -> dict[str, tuple[str, str, str]]:
@@ -122,42 +181,61 @@ def _dsn_fields(message: Message) -> dict[str, tuple[str, str, str]]:
             recipient = block.get("Final-Recipient") or block.get("Original-Recipient")
             if not recipient:
                 continue
-            address = str(recipient).partition(";")[2].strip().strip("<>").lower()
+            address = _decode(recipient).partition(";")[2].strip().strip("<>").lower()
             found[address] = (
-                str(block.get("Action", "")).strip().lower(),
-                str(block.get("Status", "")).strip(),
-                " ".join(str(block.get("Diagnostic-Code", "")).split())[:500],
+                _decode(block.get("Action", "")).strip().lower(),
+                _decode(block.get("Status", "")).strip(),
+                " ".join(_decode(block.get("Diagnostic-Code", "")).split())[:500],
             )
     return found
 
 
-def _verified_ids(raw: bytes, secret: str) -> list[int]:
+def _scan(raw: bytes, pattern: re.Pattern[bytes]) -> Iterator[re.Match[bytes]]:
+    """``pattern.finditer(raw)`` in chunks: each C call is short, so a thread
+    scanning megabytes never holds the GIL long enough to stall the event loop."""
+    for start in range(0, len(raw), SCAN_CHUNK):
+        window = raw[start : start + SCAN_CHUNK + SCAN_OVERLAP]
+        for match in pattern.finditer(window):
+            if match.start() < SCAN_CHUNK:  # later ones belong to the next chunk
+                yield match
+
+
+def _verified_ids(raw: bytes, secret: str) -> tuple[list[int], str]:
     ids: list[int] = []
-    for match in _VERP.finditer(raw):
+    how = "message-id"
+    for match in _scan(raw, _VERP):
         delivery_id = int(match.group(1))
-        if hmac.compare_digest(match.group(2).decode(), signature(secret, "verp", delivery_id)):
+        if hmac.compare_digest(
+            match.group(2).decode().lower(), signature(secret, "verp", delivery_id)
+        ):
             ids.append(delivery_id)
-    for match in _MESSAGE_ID.finditer(raw):
+            how = "verp"
+    for match in _scan(raw, _MESSAGE_ID):
         delivery_id = int(match.group(2))
         if hmac.compare_digest(match.group(3).decode(), signature(secret, "msgid", delivery_id)):
             ids.append(delivery_id)
-    return list(dict.fromkeys(ids))
+    return list(dict.fromkeys(ids)), how
 
 
-def parse(raw: bytes, secret: str) -> ParsedBounce:
-    """Read one bounce message (any common format)."""
-    message = email.message_from_bytes(raw)
+def head(raw: bytes) -> bytes:
+    """What the format detectors may read: the first :data:`HEAD_BYTES`, each
+    line cut to :data:`MAX_LINE` octets (none is longer in a well-formed message)."""
+    return b"\n".join(line[:MAX_LINE] for line in raw[:HEAD_BYTES].split(b"\n"))
+
+
+def _parse_head(message: Message) -> ParsedBounce:
     try:
         temporary, permanent = all_failures(message)
     except Exception:  # a detector choking on a malformed message is no reason to fail
         log.warning("bounce parser failed on a message", exc_info=True)
         temporary, permanent = frozenset(), frozenset()
     fields = _dsn_fields(message)
-    parsed = ParsedBounce(delivery_ids=_verified_ids(raw, secret))
-    for address in sorted({_decode(a).strip().lower() for a in permanent | temporary}):
+    parsed = ParsedBounce()
+    hard = {_decode(a).strip().lower() for a in permanent}
+    for address in sorted(hard | {_decode(a).strip().lower() for a in temporary}):
         action, status, diagnostic = fields.get(address, ("", "", ""))
         detail = " ".join(x for x in (status, diagnostic) if x) or "bounced"
-        if address in {_decode(a).strip().lower() for a in permanent}:
+        if address in hard:
             kind = classify(None, status or diagnostic) if (status or diagnostic) else "hard"
             parsed.failed.append(FailedRecipient(address, kind, detail))
         elif action == "failed":  # gave up after 4xx retries: the address exists
@@ -175,6 +253,27 @@ def parse(raw: bytes, secret: str) -> ParsedBounce:
     return parsed
 
 
+def parse(raw: bytes, secret: str) -> ParsedBounce:
+    """Read one bounce message (any common format), in time linear in its size."""
+    return read(raw, secret).bounce
+
+
+def read(raw: bytes, secret: str) -> Reading:
+    """Everything :func:`process` needs from one message; CPU only, no I/O."""
+    message = email.message_from_bytes(head(raw))
+    parsed = _parse_head(message)
+    parsed.delivery_ids, parsed.matched_by = _verified_ids(raw, secret)
+    # Hashed either way: a fixed-size key, whatever bytes the header holds.
+    message_id = " ".join(str(message.get("Message-ID", "")).split())
+    if message_id:
+        key = "message-id:" + hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()
+    else:
+        key = "sha256:" + hashlib.sha256(raw).hexdigest()
+    return Reading(
+        key=key, unsubscribe=mailto.subscriber_in_headers(message, secret), bounce=parsed
+    )
+
+
 async def apply(
     conn: Connection,
     *,
@@ -185,10 +284,19 @@ async def apply(
     code: int | None,
     detail: str,
 ) -> str:
-    """The bounce policy, inside the caller's transaction. Returns what it did."""
+    """The bounce policy, inside the caller's transaction, for a bounce we know
+    is genuine (our own SMTP reply, or a report carrying our signature).
+    Returns what it did."""
     detail = detail[:1000]
+    # However many reports name one delivery, it is one soft bounce.
+    if (
+        kind == "soft"
+        and delivery_id is not None
+        and await conn.fetchval(QUERIES.delivery_bounce_counted, delivery_id)
+    ):
+        return "already counted"
     await conn.execute(
-        QUERIES.insert_bounce_event, delivery_id, subscriber_id, kind, source, code, detail
+        QUERIES.insert_bounce_event, delivery_id, subscriber_id, kind, source, code, detail, True
     )
     if delivery_id is not None and source == "dsn":
         await conn.execute(QUERIES.mark_delivery_bounced, delivery_id, f"bounce: {detail}", kind)
@@ -221,66 +329,92 @@ def _worst(failed: list[FailedRecipient]) -> FailedRecipient | None:
     return next((f for f in failed if f.kind == "hard"), failed[0])
 
 
+async def read_off_loop(raw: bytes, settings: Settings) -> Reading:
+    """:func:`read` in the bounce readers' threads, with the size cap enforced."""
+    if len(raw) > settings.bounce_max_bytes:
+        raise BounceTooLarge(
+            f"the message is larger than NEWSLETTER_BOUNCE_MAX_BYTES "
+            f"({settings.bounce_max_bytes} bytes)"
+        )
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_READERS, read, raw, settings.secret_key)
+
+
 async def process(db: Database, settings: Settings, raw: bytes) -> BounceResult:
-    """Parse one bounce message, match it, apply the policy (one transaction).
+    """Read one bounce message, match it, apply the policy (one transaction).
 
     A message sent to a subscriber's List-Unsubscribe mailto address is an
     opt-out, not a bounce: it unsubscribes that person.
     """
+    reading = await read_off_loop(raw, settings)
     result = BounceResult()
-    subscriber_id = mailto.subscriber_in_headers(email.message_from_bytes(raw), settings.secret_key)
-    if subscriber_id is not None:
-        evidence = subscribers.Evidence(None, None, "mailto", settings.consent_version)
-        await subscribers.unsubscribe(db, subscriber_id=subscriber_id, evidence=evidence)
-        result.unsubscribed.append(subscriber_id)
-        return result
-    parsed = parse(raw, settings.secret_key)
-    if not parsed.failed:
-        result.ignored = (
-            "delay notice, not a bounce" if parsed.delayed else "no failed recipient found"
-        )
-        return result
+    parsed = reading.bounce
     async with db.transaction() as conn:
-        if parsed.delivery_ids:
-            # One message went to one recipient: the signed id names the delivery.
-            worst = _worst(parsed.failed)
-            assert worst is not None
-            how = "verp" if _VERP.search(raw) else "message-id"
-            for delivery_id in parsed.delivery_ids:
-                row = await conn.fetchrow(QUERIES.delivery_for_bounce, delivery_id)
-                if row is None:
-                    result.unmatched.append(f"delivery {delivery_id}")
-                    continue
-                action = await apply(
-                    conn,
-                    subscriber_id=row["subscriber_id"],
-                    delivery_id=delivery_id,
-                    kind=worst.kind,
-                    source="dsn",
-                    code=None,
-                    detail=worst.detail,
-                )
-                result.applied.append(
-                    AppliedBounce(row["subscriber_id"], delivery_id, worst.kind, action, how)
-                )
+        if not await conn.fetchval(QUERIES.claim_bounce_report, reading.key):
+            result.duplicate = True
             return result
-        for failed in parsed.failed:
-            row = await conn.fetchrow(QUERIES.latest_delivery_for_email, failed.address)
-            if row is None:
-                result.unmatched.append(failed.address)
-                continue
-            action = await apply(
-                conn,
-                subscriber_id=row["subscriber_id"],
-                delivery_id=row["delivery_id"],
-                kind=failed.kind,
-                source="dsn",
-                code=None,
-                detail=failed.detail,
+        if reading.unsubscribe is not None:
+            evidence = subscribers.Evidence(None, None, "mailto", settings.consent_version)
+            subscriber_id = await subscribers.unsubscribe_in(conn, reading.unsubscribe, evidence)
+            if subscriber_id is not None:
+                result.unsubscribed.append(subscriber_id)
+            await conn.execute(QUERIES.note_bounce_report, reading.key, result.status)
+            return result
+        if not parsed.failed:
+            result.ignored = (
+                "delay notice, not a bounce" if parsed.delayed else "no failed recipient found"
             )
-            result.applied.append(
-                AppliedBounce(
-                    row["subscriber_id"], row["delivery_id"], failed.kind, action, "address"
-                )
-            )
+        elif parsed.delivery_ids:
+            await _apply_signed(conn, parsed, result)
+        else:
+            await _record_unverified(conn, parsed, result)
+        await conn.execute(QUERIES.note_bounce_report, reading.key, result.status)
     return result
+
+
+async def _apply_signed(conn: Connection, parsed: ParsedBounce, result: BounceResult) -> None:
+    """One message went to one recipient: the signed id names the delivery."""
+    worst = _worst(parsed.failed)
+    assert worst is not None
+    for delivery_id in parsed.delivery_ids:
+        row = await conn.fetchrow(QUERIES.delivery_for_bounce, delivery_id)
+        if row is None:
+            result.unmatched.append(f"delivery {delivery_id}")
+            continue
+        action = await apply(
+            conn,
+            subscriber_id=row["subscriber_id"],
+            delivery_id=delivery_id,
+            kind=worst.kind,
+            source="dsn",
+            code=None,
+            detail=worst.detail,
+        )
+        result.applied.append(
+            AppliedBounce(row["subscriber_id"], delivery_id, worst.kind, action, parsed.matched_by)
+        )
+
+
+async def _record_unverified(conn: Connection, parsed: ParsedBounce, result: BounceResult) -> None:
+    """No signature: anyone could have written this. Keep it for ops to look
+    at, change nobody."""
+    for failed in parsed.failed:
+        row = await conn.fetchrow(QUERIES.latest_delivery_for_email, failed.address)
+        if row is None:
+            result.unmatched.append(failed.address)
+            continue
+        await conn.execute(
+            QUERIES.insert_bounce_event,
+            row["delivery_id"],
+            row["subscriber_id"],
+            failed.kind,
+            "dsn",
+            None,
+            failed.detail[:1000],
+            False,
+        )
+        result.applied.append(
+            AppliedBounce(
+                row["subscriber_id"], row["delivery_id"], failed.kind, "unverified", "address"
+            )
+        )

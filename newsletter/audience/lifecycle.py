@@ -19,13 +19,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from newsletter.audience.subscribers import Evidence, address_key, suppression_hash
+from newsletter.audience.subscribers import Evidence, address_key, resolve, suppression_hash
 from newsletter.core.addresses import normalise_email
 from newsletter.core.db import QUERIES, Connection, Database
 from newsletter.core.errors import NotFound
 from newsletter.core.settings import Settings
+from newsletter.core.tokens import SubscriberRef
 from newsletter.mail import outbox
-from newsletter.ops import audit
+from newsletter.ops import access_log, audit
 
 log = logging.getLogger("newsletter.lifecycle")
 
@@ -87,15 +88,20 @@ async def erase_address(
     return Erased(subscriber_id)
 
 
-async def reconfirm(db: Database, *, subscriber_id: int, evidence: Evidence, now: datetime) -> bool:
+async def reconfirm(db: Database, *, ref: SubscriberRef, evidence: Evidence, now: datetime) -> bool:
     """The resident answered the re-confirmation mail. Idempotent.
 
     Returns False when there is nothing to re-confirm any more (erased,
     lapsed, unsubscribed): they must subscribe again.
     """
     async with db.transaction() as conn:
-        row = await conn.fetchrow(QUERIES.lock_subscriber, subscriber_id)
-        if row is None or row["status"] != "active":
+        subscriber_id = await resolve(conn, ref)
+        row = (
+            await conn.fetchrow(QUERIES.lock_subscriber, subscriber_id)
+            if subscriber_id is not None
+            else None
+        )
+        if subscriber_id is None or row is None or row["status"] != "active":
             return False
         await conn.execute(QUERIES.reconfirm_subscriber, subscriber_id, now)
         await conn.execute(
@@ -186,6 +192,7 @@ async def run_daily_jobs(db: Database, settings: Settings, now: datetime) -> dic
             "lapsed": await lapse_unconfirmed(conn, settings, now),
             "reconfirm_sent": await send_reconfirmations(conn, settings, now),
             "purged": await purge_departed(conn, settings, now),
+            "access_log_purged": await access_log.purge(conn, settings.access_log_retention_days),
         }
         await conn.execute(QUERIES.finish_daily_job, DAILY_JOB, result)
         await audit.record(conn, LIFECYCLE_ACTOR, "lifecycle.daily", None, **result)

@@ -2,24 +2,36 @@
 
 Every decision is recorded as consent evidence, and every result notice goes
 through the outbox, never inline.
+
+Whoever types an address into the public form need not own it, so a signup
+never changes anything stored for an address already known (name, source,
+status), and a name typed at signup is only a suggestion: the confirmation
+page (reached from the owner's mailbox) shows it in an editable field, and
+what the owner posts there becomes the name the mails use. The city's mail
+never carries a stranger's words to someone else's inbox.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from newsletter.audience.signup_batch import Signup, SignupBatcher, run
 from newsletter.core.addresses import normalise_email
-from newsletter.core.db import QUERIES, Connection, Database
+from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import InvalidInput, RateLimited
 from newsletter.core.settings import Settings
+from newsletter.core.tokens import SubscriberRef
 from newsletter.mail import outbox
 
-MAX_NAME_LENGTH = 100
+MAX_NAME_LENGTH = 50
+# Besides letters, marks and spaces, what names are written with: 김 O'Neil,
+# Jean-Luc, J. R., 제임스·딘 (middle dots, ASCII and Hangul).
+NAME_PUNCTUATION = frozenset(".-'’·ㆍ")
 
 
 class LinkNoLongerValid(ValueError):
@@ -37,16 +49,44 @@ class Evidence:
 
 
 def clean_name(raw: str | None) -> str | None:
+    """A person's name as plain text: letters, marks, single spaces and the few
+    punctuation marks names use; no digits, brackets, URLs or markup."""
     if raw is None:
         return None
-    name = unicodedata.normalize("NFC", raw.strip())
+    name = " ".join(unicodedata.normalize("NFC", raw).split())
     if not name:
         return None
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(f"이름은 {MAX_NAME_LENGTH}자 이내로 입력해 주세요.", field="name")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
-        raise InvalidInput("이름에 사용할 수 없는 문자가 있습니다.", field="name")
+    if not all(_name_character(c) for c in name):
+        raise InvalidInput(
+            "이름에는 글자와 띄어쓰기만 쓸 수 있습니다 (숫자, 기호, 주소는 쓸 수 없습니다).",
+            field="name",
+        )
     return name
+
+
+def _name_character(c: str) -> bool:
+    return c == " " or c in NAME_PUNCTUATION or unicodedata.category(c)[0] in ("L", "M")
+
+
+def ip_bucket(ip: str | None) -> str:
+    """The per-IP signup limit's bucket: an IPv4 address, or an IPv6 /64.
+
+    One household or phone gets a whole /64 and can pick any address in it,
+    so counting each /128 would let one device sign up without limit.
+    """
+    if ip is None:
+        return "ip:unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "ip:unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"ip:{address.ipv4_mapped}"
+        return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
+    return f"ip:{address}"
 
 
 def suppression_hash(key: str, email: str) -> str:
@@ -86,7 +126,7 @@ async def sign_up(
         raise InvalidInput("개인정보 수집·이용에 동의하셔야 구독하실 수 있습니다.", field="consent")
     address_hash = suppression_hash(db.address_key, address)
     signup = Signup(
-        ip_bucket=f"ip:{evidence.ip or 'unknown'}",
+        ip_bucket=ip_bucket(evidence.ip),
         ip_limit=settings.signup_limit_per_ip_per_hour,
         email_hash=address_hash,
         email=address,
@@ -117,16 +157,48 @@ async def _record(conn: Connection, subscriber_id: int, kind: str, evidence: Evi
     )
 
 
+async def _lock(conn: Connection, ref: SubscriberRef) -> Record | None:
+    if ref.public_id is not None:
+        return await conn.fetchrow(QUERIES.lock_subscriber_by_public_id, ref.public_id)
+    return await conn.fetchrow(QUERIES.lock_subscriber, ref.row_id)
+
+
+async def resolve(conn: Connection, ref: SubscriberRef) -> int | None:
+    """The row id a link names, or None when nobody (any more) has it."""
+    if ref.public_id is not None:
+        found: int | None = await conn.fetchval(QUERIES.subscriber_id_by_public_id, ref.public_id)
+        return found
+    return ref.row_id
+
+
+async def suggested_name(db: Database, ref: SubscriberRef) -> str | None:
+    """The name typed at signup, for the confirmation page to offer."""
+    async with db.pool.acquire() as conn:
+        subscriber_id = await resolve(conn, ref)
+        if subscriber_id is None:
+            return None
+        name: str | None = await conn.fetchval(QUERIES.subscriber_name, subscriber_id)
+    return name
+
+
 async def confirm(
-    db: Database, *, subscriber_id: int, issued_at: datetime, evidence: Evidence
+    db: Database,
+    *,
+    ref: SubscriberRef,
+    issued_at: datetime,
+    evidence: Evidence,
+    name: str | None,
 ) -> bool:
     """Activate a subscriber from a confirmation link. Idempotent.
 
+    ``name`` is what the address's owner posted on the confirmation page; it
+    replaces whatever was typed at signup (no name posted: no name kept).
     Returns True when the subscription is (now or already) active. Raises
     :class:`LinkNoLongerValid` when the person opted out after the link was sent.
     """
+    display_name = clean_name(name)
     async with db.transaction() as conn:
-        row = await conn.fetchrow(QUERIES.lock_subscriber, subscriber_id)
+        row = await _lock(conn, ref)
         if row is None or row["status"] == "suppressed":
             return False
         if row["status"] == "active":
@@ -134,40 +206,51 @@ async def confirm(
         left_at = row["unsubscribed_at"]
         if left_at is not None and left_at > issued_at:
             raise LinkNoLongerValid("opted out after this link was sent")
-        now = await conn.fetchval(QUERIES.activate_subscriber, subscriber_id)
+        subscriber_id = row["id"]
+        now = await conn.fetchval(QUERIES.activate_subscriber, subscriber_id, display_name)
         await _record(conn, subscriber_id, "confirm", evidence)
         await outbox.enqueue(
             conn,
             "opt_in_notice",
             row["email"],
-            {"subscriber_id": subscriber_id, "name": row["name"], "at": now.isoformat()},
+            {"subscriber_id": subscriber_id, "name": display_name, "at": now.isoformat()},
             subscriber_id=subscriber_id,
         )
         return True
 
 
-async def unsubscribe(db: Database, *, subscriber_id: int, evidence: Evidence) -> None:
+async def unsubscribe(db: Database, *, ref: SubscriberRef, evidence: Evidence) -> None:
     """Opt out at once. Idempotent; unknown (erased) ids are already out."""
     async with db.transaction() as conn:
-        row = await conn.fetchrow(QUERIES.lock_subscriber, subscriber_id)
-        if row is None or row["status"] in ("unsubscribed", "suppressed"):
-            return
-        was_active = row["status"] == "active"
-        now = await conn.fetchval(QUERIES.deactivate_subscriber, subscriber_id)
-        # Queued bulk mail for this person is dropped now, not at some later batch.
-        await conn.execute(
-            QUERIES.skip_queued_deliveries, subscriber_id, "unsubscribed", "unsubscribed"
+        await unsubscribe_in(conn, ref, evidence)
+
+
+async def unsubscribe_in(conn: Connection, ref: SubscriberRef, evidence: Evidence) -> int | None:
+    """:func:`unsubscribe` inside the caller's transaction; the subscriber's
+    row id, or None when the link names nobody."""
+    row = await _lock(conn, ref)
+    if row is None:
+        return None
+    subscriber_id: int = row["id"]
+    if row["status"] in ("unsubscribed", "suppressed"):
+        return subscriber_id
+    was_active = row["status"] == "active"
+    now = await conn.fetchval(QUERIES.deactivate_subscriber, subscriber_id)
+    # Queued bulk mail for this person is dropped now, not at some later batch.
+    await conn.execute(
+        QUERIES.skip_queued_deliveries, subscriber_id, "unsubscribed", "unsubscribed"
+    )
+    await conn.execute(QUERIES.cancel_queued_outbox, subscriber_id)
+    await _record(conn, subscriber_id, "unsubscribe", evidence)
+    if was_active:
+        await outbox.enqueue(
+            conn,
+            "opt_out_notice",
+            row["email"],
+            {"subscriber_id": subscriber_id, "name": row["name"], "at": now.isoformat()},
+            subscriber_id=subscriber_id,
         )
-        await conn.execute(QUERIES.cancel_queued_outbox, subscriber_id)
-        await _record(conn, subscriber_id, "unsubscribe", evidence)
-        if was_active:
-            await outbox.enqueue(
-                conn,
-                "opt_out_notice",
-                row["email"],
-                {"subscriber_id": subscriber_id, "name": row["name"], "at": now.isoformat()},
-                subscriber_id=subscriber_id,
-            )
+    return subscriber_id
 
 
 def token_time(timestamp: datetime | int | float) -> datetime:

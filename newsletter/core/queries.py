@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 QueryName = Literal[
+    "access_log_entries",
     "activate_subscriber",
     "add_clicks",
     "address_hash_key",
@@ -18,6 +19,7 @@ QueryName = Literal[
     "archive_issue",
     "archive_issues",
     "cancel_queued_outbox",
+    "claim_bounce_report",
     "claim_daily_job",
     "claim_deliveries",
     "claim_due_issue",
@@ -41,6 +43,7 @@ QueryName = Literal[
     "deliveries_release",
     "deliveries_sent",
     "deliveries_skipped",
+    "delivery_bounce_counted",
     "delivery_defer",
     "delivery_failed",
     "delivery_for_bounce",
@@ -68,6 +71,7 @@ QueryName = Literal[
     "get_subscriber_by_email",
     "import_job_progress",
     "import_news_item",
+    "insert_access_log",
     "insert_api_key",
     "insert_audit",
     "insert_bounce_event",
@@ -96,11 +100,13 @@ QueryName = Literal[
     "lock_issue",
     "lock_issue_numbers",
     "lock_subscriber",
+    "lock_subscriber_by_public_id",
     "mark_delivery_bounced",
     "migration_lock",
     "migration_unlock",
     "news_items_by_ids",
     "next_issue_number",
+    "note_bounce_report",
     "outbox_defer",
     "outbox_failed",
     "outbox_release",
@@ -112,6 +118,7 @@ QueryName = Literal[
     "prune_login_failures",
     "prune_sessions",
     "prune_signup_hits",
+    "purge_access_log",
     "readyz_worker_check",
     "recent_audit",
     "recent_import_jobs",
@@ -170,6 +177,8 @@ QueryName = Literal[
     "stats_workers",
     "store_issue_links",
     "store_issue_snapshot",
+    "subscriber_id_by_public_id",
+    "subscriber_name",
     "suppress_hash",
     "suppress_hash_keep",
     "suppress_subscriber",
@@ -179,6 +188,8 @@ QueryName = Literal[
     "try_lock_issue_numbers",
     "unschedule_issue",
     "unsent_issues_using_news_item",
+    "unverified_bounce_count",
+    "unverified_bounces",
     "update_issue_draft",
     "update_news_item",
     "use_api_key",
@@ -196,6 +207,7 @@ QueryName = Literal[
 class NamedQueries:
     """The text of each named query: ``QUERIES.sign_up``."""
 
+    access_log_entries: str
     activate_subscriber: str
     add_clicks: str
     address_hash_key: str
@@ -203,6 +215,7 @@ class NamedQueries:
     archive_issue: str
     archive_issues: str
     cancel_queued_outbox: str
+    claim_bounce_report: str
     claim_daily_job: str
     claim_deliveries: str
     claim_due_issue: str
@@ -226,6 +239,7 @@ class NamedQueries:
     deliveries_release: str
     deliveries_sent: str
     deliveries_skipped: str
+    delivery_bounce_counted: str
     delivery_defer: str
     delivery_failed: str
     delivery_for_bounce: str
@@ -253,6 +267,7 @@ class NamedQueries:
     get_subscriber_by_email: str
     import_job_progress: str
     import_news_item: str
+    insert_access_log: str
     insert_api_key: str
     insert_audit: str
     insert_bounce_event: str
@@ -281,11 +296,13 @@ class NamedQueries:
     lock_issue: str
     lock_issue_numbers: str
     lock_subscriber: str
+    lock_subscriber_by_public_id: str
     mark_delivery_bounced: str
     migration_lock: str
     migration_unlock: str
     news_items_by_ids: str
     next_issue_number: str
+    note_bounce_report: str
     outbox_defer: str
     outbox_failed: str
     outbox_release: str
@@ -297,6 +314,7 @@ class NamedQueries:
     prune_login_failures: str
     prune_sessions: str
     prune_signup_hits: str
+    purge_access_log: str
     readyz_worker_check: str
     recent_audit: str
     recent_import_jobs: str
@@ -355,6 +373,8 @@ class NamedQueries:
     stats_workers: str
     store_issue_links: str
     store_issue_snapshot: str
+    subscriber_id_by_public_id: str
+    subscriber_name: str
     suppress_hash: str
     suppress_hash_keep: str
     suppress_subscriber: str
@@ -364,6 +384,8 @@ class NamedQueries:
     try_lock_issue_numbers: str
     unschedule_issue: str
     unsent_issues_using_news_item: str
+    unverified_bounce_count: str
+    unverified_bounces: str
     update_issue_draft: str
     update_news_item: str
     use_api_key: str

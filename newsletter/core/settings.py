@@ -13,6 +13,7 @@ import dataclasses
 import ipaddress
 import math
 import os
+import secrets
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,11 +23,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from zxcvbn import zxcvbn
+
 PREFIX = "NEWSLETTER_"
-DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"  # noqa: S105 - dev mode only
 # Phrases of example values that must never sign real links.
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "not-for-production", "example", "secret-key-here")
 HOW_TO_MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+# Anyone holding one link from us (sign up and you get one) can try keys
+# offline, as fast as their hardware hashes; below ~100 bits that is a budget
+# question, not a hope. 20 random letters and digits clear it; the command
+# above gives 384 bits.
+MIN_SECRET_BITS = 100
+DEV_SECRET_FILE = "secret_key"  # noqa: S105 - a file name: inside DEV_DIR, one random key per checkout
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 class SettingsError(ValueError):
@@ -93,12 +102,78 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
+def secret_bits(key: str) -> float:
+    """About how many bits an attacker must guess to find ``key``.
+
+    zxcvbn finds what makes a key guessable (words, names, keyboard walks,
+    repeats, sequences, dates) and prices each piece; the pieces it finds no
+    pattern in are priced here as random characters of the classes the key
+    uses, which zxcvbn itself (written for passwords) counts as 10 per
+    character. Keys longer than zxcvbn's 72-character limit are judged 72 at
+    a time, so a long run of one letter is still worth next to nothing.
+    """
+    alphabet = sum(
+        size
+        for size, present in (
+            (26, any(c.islower() for c in key)),
+            (26, any(c.isupper() for c in key)),
+            (10, any(c.isdigit() for c in key)),
+            (33, any(not c.isalnum() for c in key)),
+        )
+        if present
+    )
+    per_random_character = math.log2(max(alphabet, 2))
+    bits = 0.0
+    for start in range(0, len(key), 72):
+        for match in zxcvbn(key[start : start + 72])["sequence"]:
+            if str(match["pattern"]) == "bruteforce":  # the stubs leave this one out
+                bits += per_random_character * len(match["token"])
+            else:
+                bits += math.log2(max(float(match["guesses"]), 1.0))
+    return bits
+
+
 def _secret_key(variable: str, value: str | None, _default: Any) -> str | None:
     if value is None:
-        return None  # from_env decides: required outside dev, a dev secret in dev
+        return None  # from_env decides: required outside dev, a random one per .dev/ in dev
     if len(value) < 16:
-        raise SettingsError(f"{variable}: too short, use at least 16 characters")
+        raise SettingsError(
+            f"{variable}: too short, use at least 16 characters (make one: `{HOW_TO_MAKE_A_KEY}`)"
+        )
+    bits = secret_bits(value)
+    if bits < MIN_SECRET_BITS:
+        raise SettingsError(
+            f"{variable}: too easy to guess (about {bits:.0f} bits, at least "
+            f"{MIN_SECRET_BITS} needed); make a random one: `{HOW_TO_MAKE_A_KEY}`"
+        )
     return value
+
+
+def dev_secret(dev_dir: Path) -> str:
+    """The dev server's signing key: random, made once per ``.dev/`` directory
+    (mode 0600), so no two checkouts share one and none is written in code."""
+    path = dev_dir / DEV_SECRET_FILE
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        key = ""
+    if len(key) < 32:
+        dev_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(key + "\n")
+    return key
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach ``host`` (127.0.0.0/8, ::1, localhost)."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _database_url(variable: str, value: str | None, _default: Any) -> str | None:
@@ -154,6 +229,26 @@ def _pem(variable: str, value: str | None, _default: Any) -> str | None:
     return path.read_text()
 
 
+def _port(variable: str, value: str | None, default: Any) -> int | None:
+    if value is None:
+        return default  # type: ignore[no-any-return]
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise SettingsError(f"{variable}: expected a port number 1-65535, got {value!r}")
+    return int(value)
+
+
+def _host(variable: str, value: str | None, default: Any) -> str:
+    host = value or default
+    if not is_loopback(host):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise SettingsError(
+                f"{variable}: expected an IP address to listen on, got {host!r}"
+            ) from None
+    return str(host)
+
+
 def _proxies(variable: str, value: str | None, default: Any) -> str:
     entries = [entry.strip() for entry in (value or default).split(",") if entry.strip()]
     for entry in entries:
@@ -185,7 +280,9 @@ class Settings:
 
     database_url: str | None = setting(None, "DATABASE_URL", parse=_database_url)
     smtp: SmtpTarget = setting(SmtpTarget("127.0.0.1", 2525), "SMTP_URL", parse=_smtp)
-    secret_key: str = setting(DEV_SECRET_KEY, "SECRET_KEY", parse=_secret_key)
+    # No default on purpose: from_env requires one outside dev and makes a
+    # random one per .dev/ directory in dev; never a constant in the code.
+    secret_key: str = setting("", "SECRET_KEY", parse=_secret_key)
     base_url: str = setting("http://127.0.0.1:8000", "BASE_URL", parse=_base_url)
     from_address: str = setting("김포시 <news@gimpo.go.kr>", "FROM", parse=_mailbox)
     list_id: str = setting("김포시 뉴스레터 <newsletter.gimpo.go.kr>", "LIST_ID")
@@ -223,6 +320,19 @@ class Settings:
     oidc_client_id: str | None = setting(None, "OIDC_CLIENT_ID")
     oidc_client_secret: str | None = setting(None, "OIDC_CLIENT_SECRET")
     oidc_label: str = setting("김포시 통합 로그인", "OIDC_LABEL")
+    # Bounce reports are untrusted mail: bigger ones are refused unread.
+    bounce_max_bytes: int = setting(1024 * 1024, "BOUNCE_MAX_BYTES", minimum=1024)
+    # Prometheus metrics: never on the public port. `serve` answers /metrics
+    # on METRICS_HOST:METRICS_PORT when set (and to an ops key on the public
+    # port); each worker exports its own figures there.
+    metrics_port: int | None = setting(None, "METRICS_PORT", parse=_port)
+    metrics_host: str = setting("127.0.0.1", "METRICS_HOST", parse=_host)
+    # A client must send its request headers within this, and its body
+    # without pausing longer than this: slow clients cannot hold connections.
+    http_header_timeout_seconds: float = setting(10.0, "HTTP_HEADER_TIMEOUT_SECONDS", minimum=1)
+    http_body_timeout_seconds: float = setting(15.0, "HTTP_BODY_TIMEOUT_SECONDS", minimum=1)
+    # Who read which personal data (PIPA safeguards, art. 8: at least a year).
+    access_log_retention_days: int = setting(730, "ACCESS_LOG_RETENTION_DAYS", minimum=365)
     dev: bool = setting(False, "DEV")
     dev_dir: Path = setting(Path(".dev"), "DEV_DIR")
 
@@ -255,7 +365,7 @@ class Settings:
                     f"{PREFIX}SECRET_KEY: required outside dev mode "
                     f"(set a long random value, e.g. `{HOW_TO_MAKE_A_KEY}`)"
                 )
-            values["secret_key"] = DEV_SECRET_KEY
+            values["secret_key"] = dev_secret(values["dev_dir"])
         elif not dev and any(marker in secret.lower() for marker in PLACEHOLDER_MARKERS):
             raise SettingsError(
                 f"{PREFIX}SECRET_KEY: looks like a placeholder; anyone who knows it can forge "

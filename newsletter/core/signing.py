@@ -5,7 +5,10 @@ a subscriber only when it names one of these identifiers with a valid tag:
 
 - the VERP envelope sender ``<local>+<delivery>-<sig>@<domain>`` (bounces);
 - the Message-ID ``<nl.<issue>.<delivery>.<sig>@<domain>>`` (quoted in DSNs);
-- the List-Unsubscribe mailto ``<local>+unsubscribe-<subscriber>-<sig>@<domain>``;
+- the List-Unsubscribe mailto ``<local>+unsubscribe-<public id>-<sig>@<domain>``,
+  naming the subscriber by the opaque public id (as links do), never the
+  sequential row id. Addresses mailed before public ids carried the row id
+  under another tag purpose; :func:`read_mailto` still reads them;
 - the click redirect ``/c/<issue>/<item>/<sig>`` (the same for every
   recipient: it names an issue's news item, never a person).
 
@@ -21,8 +24,10 @@ import hmac
 from email.utils import parseaddr
 
 from newsletter.core.settings import Settings
+from newsletter.core.tokens import PUBLIC_ID, InvalidToken, SubscriberRef
 
-MAILTO_PURPOSE = "unsubscribe"
+MAILTO_PURPOSE = "mailto"
+LEGACY_MAILTO_PURPOSE = "unsubscribe"  # row-id addresses mailed before public ids
 
 
 def signature(secret: str, purpose: str, value: int | str) -> str:
@@ -52,13 +57,30 @@ def _base(settings: Settings) -> tuple[str, str]:
     return local.split("+", 1)[0], domain
 
 
-def unsubscribe_mailto(settings: Settings, subscriber_id: int | None) -> str:
+def unsubscribe_mailto(settings: Settings, public_id: str | None) -> str:
     """``mailto:`` URI for List-Unsubscribe; ``None`` (previews) names nobody."""
     local, domain = _base(settings)
-    if subscriber_id is None:
+    if public_id is None:
         return f"mailto:{local}+unsubscribe@{domain}?subject=unsubscribe"
-    sig = signature(settings.secret_key, MAILTO_PURPOSE, subscriber_id)
-    return f"mailto:{local}+unsubscribe-{subscriber_id}-{sig}@{domain}?subject=unsubscribe"
+    sig = signature(settings.secret_key, MAILTO_PURPOSE, public_id)
+    return f"mailto:{local}+unsubscribe-{public_id}-{sig}@{domain}?subject=unsubscribe"
+
+
+def read_mailto(secret: str, ident: str, sig: str) -> SubscriberRef | None:
+    """Whom ``+unsubscribe-<ident>-<sig>`` names, if we minted it (either form)."""
+    ident, sig = ident.lower(), sig.lower()
+    if PUBLIC_ID.fullmatch(ident) and hmac.compare_digest(
+        sig, signature(secret, MAILTO_PURPOSE, ident)
+    ):
+        return SubscriberRef(public_id=ident)
+    if ident.isdigit() and hmac.compare_digest(
+        sig, signature(secret, LEGACY_MAILTO_PURPOSE, int(ident))
+    ):
+        try:
+            return SubscriberRef.legacy(int(ident))
+        except InvalidToken:
+            return None
+    return None
 
 
 CLICK_PURPOSE = "click"

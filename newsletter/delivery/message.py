@@ -47,6 +47,7 @@ Segment = bytes | str  # literal bytes, or the name of a per-recipient field
 class Recipient:
     delivery_id: int
     subscriber_id: int
+    public_id: str  # what the links and the mailto address name (never the row id)
     email: str
     name: str | None
 
@@ -324,7 +325,7 @@ class IssueMessage:
             "to": mailbox(recipient.name, recipient.email).encode(),
             "msgid": self.message_id(recipient.delivery_id).encode(),
             "unsubscribe_url": url.encode(),
-            "mailto": self.unsubscribe_mailto(recipient.subscriber_id).encode(),
+            "mailto": self.unsubscribe_mailto(recipient.public_id).encode(),
             "url": url.encode(),
             "url_html": html.escape(url).encode(),
             "name": name.encode(),
@@ -387,10 +388,10 @@ class IssueMessage:
         pieces.append(self.closing)
         return Plan(pieces)
 
-    def unsubscribe_mailto(self, subscriber_id: int) -> str:
-        """``mailto.unsubscribe_mailto`` with the address parsed once per issue."""
-        sig = signature(self.settings.secret_key, MAILTO_PURPOSE, subscriber_id)
-        return f"{self.mailto_head}{subscriber_id}-{sig}{self.mailto_tail}"
+    def unsubscribe_mailto(self, public_id: str) -> str:
+        """``signing.unsubscribe_mailto`` with the address parsed once per issue."""
+        sig = signature(self.settings.secret_key, MAILTO_PURPOSE, public_id)
+        return f"{self.mailto_head}{public_id}-{sig}{self.mailto_tail}"
 
     def message_id(self, delivery_id: int) -> str:
         """``bounces.message_id_for`` with the domain parsed once per issue, not per mail."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.utils import parseaddr
+from typing import Any
 
 from newsletter.audience import lifecycle
 from newsletter.core.db import Database, Record
@@ -269,7 +270,7 @@ class Worker:
                         break  # stop requested while waiting
                 try:
                     message = render_outbox(
-                        self.mail_context, row["kind"], row["recipient"], row["payload"]
+                        self.mail_context, row["kind"], row["recipient"], _payload(row)
                     )
                 except (UnknownMailKind, KeyError, ValueError) as exc:
                     log.error("outbox %s cannot be rendered: %r", row["id"], exc)
@@ -472,7 +473,7 @@ class Worker:
                 outcomes.skipped.update(gate.skip)
                 for row in gate.send:
                     recipient = Recipient(
-                        row["id"], row["subscriber_id"], row["email"], row["name"]
+                        row["id"], row["subscriber_id"], row["public_id"], row["email"], row["name"]
                     )
                     subscribers[row["id"]] = row["subscriber_id"]
                     await self.smtp.submit(self._job(message, recipient, sent, failed, released))
@@ -517,7 +518,7 @@ class Worker:
         tokens = self.tokens
 
         def render(eight_bit: bool) -> tuple[bytes, bool]:
-            token = tokens.unsubscribe(recipient.subscriber_id)
+            token = tokens.unsubscribe(recipient.public_id)
             data = message.render(recipient, token, eight_bit=eight_bit)
             return data, eight_bit and message.needs_8bit
 
@@ -530,6 +531,15 @@ class Worker:
             on_error=failed,
             on_released=released,
         )
+
+
+def _payload(row: Record) -> dict[str, Any]:
+    """An outbox row's payload plus the subscriber's public id, which the links
+    in the mail name (read at send time: no payload needs to carry it)."""
+    payload: dict[str, Any] = dict(row["payload"])
+    if row["public_id"] is not None:
+        payload["public_id"] = row["public_id"]
+    return payload
 
 
 def _prebuilt(data: bytes) -> Callable[[bool], tuple[bytes, bool]]:

@@ -24,7 +24,7 @@ from litestar import Litestar
 from newsletter.app import create_app
 from newsletter.core.clock import city_zone
 from newsletter.core.db import Database, migrate
-from newsletter.core.settings import DEV_SECRET_KEY, PREFIX, Settings, SmtpTarget
+from newsletter.core.settings import PREFIX, Settings, SmtpTarget
 from newsletter.delivery.worker import Worker
 from newsletter.dev import connection, outbox
 from newsletter.dev.capture import start_capture_server
@@ -32,6 +32,7 @@ from newsletter.dev.embedded import start_embedded_postgres
 from newsletter.ops.apikeys import create_key
 from newsletter.ops.audit import CLI_ACTOR
 from newsletter.ops.users import create_user, generate_password, hash_password
+from newsletter.web import server as web_server
 
 DEMO_NEWS = [
     (
@@ -193,7 +194,7 @@ async def _serve(
             key = await _load_demo(db)
             password = await _demo_editor(db)
             server = uvicorn.Server(
-                uvicorn.Config(create_dev_app(settings, db), host=host, port=port, log_config=None)
+                web_server.config(create_dev_app(settings, db), settings, host=host, port=port)
             )
             stop = asyncio.Event()
             worker = asyncio.create_task(Worker(settings, db).run(stop))
@@ -201,9 +202,9 @@ async def _serve(
                 f"{PREFIX}DATABASE_URL": database_url,
                 f"{PREFIX}SMTP_URL": f"smtp://{smtp.host}:{smtp.port}",
                 f"{PREFIX}BASE_URL": settings.base_url,
+                # Commands must sign links like us (the file is the owner's only).
+                f"{PREFIX}SECRET_KEY": settings.secret_key,
             }
-            if settings.secret_key != DEV_SECRET_KEY:  # commands must sign links like us
-                reach[f"{PREFIX}SECRET_KEY"] = settings.secret_key
             connection.write(settings.dev_dir, reach)
             print(
                 banner(

@@ -6,20 +6,30 @@ connection (so every redirect hop), connects to the very addresses it checked
 (no DNS rebinding) and ignores proxies. Which private addresses may be
 reached is an explicit :class:`FeedFetchPolicy`, passed in by the caller:
 :data:`PUBLIC_ONLY` in production, a test's own loopback server in tests.
+
+A fetch blocks (urllib), so it runs in a thread -- one of the few threads of
+its own (:data:`FETCHERS`), never the event loop's shared executor -- and it
+ends when its time is up, whatever the server does: a watchdog shuts the
+fetch's sockets at the deadline, so a server dribbling a byte at a time cannot
+keep the thread (each read's own timeout would never fire). While every
+fetcher is busy, a new import is refused at once (429) instead of queueing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import http.client
 import ipaddress
 import secrets
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +38,7 @@ from urllib.parse import urlsplit
 import feedparser
 
 from newsletter.core.db import QUERIES, Database
-from newsletter.core.errors import InvalidInput
+from newsletter.core.errors import InvalidInput, RateLimited
 from newsletter.core.settings import Settings
 from newsletter.editorial import news
 from newsletter.editorial.rendering import html_to_text
@@ -37,6 +47,10 @@ from newsletter.ops.audit import Actor, record
 FEED_MAX_BYTES = 5 * 1024 * 1024
 FEED_TIMEOUT_SECONDS = 10.0
 FEED_MAX_ENTRIES = 500
+FETCHERS = 4  # feed downloads at once, per process
+
+_fetch_threads = ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="feed-fetch")
+_busy = threading.BoundedSemaphore(FETCHERS)
 
 
 @dataclass(frozen=True)
@@ -102,10 +116,40 @@ def _checked_addresses(
     return infos
 
 
-def _connector(allowed_private: frozenset[IPAddress]) -> Any:
+class _Deadline:
+    """Shuts every socket of one fetch when its time is up: a blocked read then
+    returns at once, so the fetching thread ends on time."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self.expired:
+                raise TimeoutError("feed fetch deadline passed")
+            self._sockets.append(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):  # already closed
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _connector(allowed_private: frozenset[IPAddress], deadline: _Deadline) -> Any:
     """``socket.create_connection`` that connects to the very addresses it
     checked: no second DNS lookup between check and connect (DNS rebinding).
-    Every connection, so every redirect hop, goes through it."""
+    Every connection, so every redirect hop, goes through it, and is shut by
+    the fetch's deadline."""
 
     def create_connection(
         address: tuple[str, int], timeout: Any = None, source_address: Any = None
@@ -114,6 +158,7 @@ def _connector(allowed_private: frozenset[IPAddress]) -> Any:
         last: OSError = _Refused(f"{host} has no address")
         for family, kind, proto, _, sockaddr in _checked_addresses(host, port, allowed_private):
             sock = socket.socket(family, kind, proto)
+            deadline.watch(sock)
             try:
                 if timeout is not None:
                     sock.settimeout(timeout)
@@ -130,8 +175,10 @@ def _connector(allowed_private: frozenset[IPAddress]) -> Any:
     return create_connection
 
 
-def _opener(allowed_private: frozenset[IPAddress]) -> urllib.request.OpenerDirector:
-    connect = _connector(allowed_private)
+def _opener(
+    allowed_private: frozenset[IPAddress], deadline: _Deadline
+) -> urllib.request.OpenerDirector:
+    connect = _connector(allowed_private, deadline)
     tls = ssl.create_default_context()  # verifies certificates and host names
 
     class CheckedHTTP(http.client.HTTPConnection):
@@ -180,9 +227,12 @@ def _fetch(
     request = urllib.request.Request(  # noqa: S310 - scheme checked by clean_url
         url, headers={"User-Agent": "gimpo-newsletter/1.0 (feed import)"}
     )
+    deadline = _Deadline(timeout)
     try:
-        with _opener(allowed_private).open(request, timeout=timeout) as response:
+        with _opener(allowed_private, deadline).open(request, timeout=timeout) as response:
             data: bytes = response.read(limit + 1)
+        if deadline.expired:  # the read ended because the watchdog shut the socket
+            raise InvalidInput(FETCH_FAILED, field="url")
     except InvalidInput:
         raise
     except urllib.error.HTTPError as exc:
@@ -191,6 +241,8 @@ def _fetch(
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         # Refused, unresolvable, unreachable, timed out: all look the same.
         raise InvalidInput(FETCH_FAILED, field="url") from None
+    finally:
+        deadline.cancel()
     if len(data) > limit:
         raise InvalidInput(f"the feed is larger than {limit // 1024 // 1024} MB", field="url")
     return data
@@ -209,13 +261,12 @@ async def fetch_feed(
     if checked is None:
         raise InvalidInput("url must not be empty", field="url")
     allowed = policy.allowed_private
-    # urllib blocks; a thread keeps the event loop serving other requests.
-    try:
-        return await asyncio.wait_for(
-            asyncio.to_thread(_fetch, checked, seconds, limit, allowed), timeout=seconds * 3
-        )
-    except TimeoutError:
-        raise InvalidInput(FETCH_FAILED, field="url") from None
+    if not _busy.acquire(blocking=False):
+        raise RateLimited("other feed imports are still running; try again in a few seconds")
+    running = _fetch_threads.submit(_fetch, checked, seconds, limit, allowed)
+    # The slot is free when the thread is, not when this request stops waiting.
+    running.add_done_callback(lambda _: _busy.release())
+    return await asyncio.wrap_future(running)
 
 
 def _entry_time(entry: Any) -> datetime | None:

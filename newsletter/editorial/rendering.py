@@ -15,6 +15,13 @@ A news item's link reaches the templates already replaced by its click
 redirect (``/c/<issue>/<item>/<sig>`` on BASE_URL) when the issue and the item
 have ids: one address for every recipient, so counting a click names nobody.
 Content without ids (tests, benchmarks) keeps the plain link.
+Markers exist only where the template writes them. Editors and feeds are not
+the template: a ``%%UNSUBSCRIBE_URL%%`` typed into a title, or hidden in a
+feed's image URL, must stay those characters and never become someone's
+unsubscribe token or name. So every value the template prints passes
+:func:`_defuse` (the environment's ``finalize``), which breaks each ``%%``
+in it: ``%&#37;`` in HTML (a browser shows ``%%`` and follows the same URL),
+``%`` + WORD JOINER + ``%`` in text (invisible). No marker can come out of content.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from functools import cache
 
 import jinja2
 import mjml
+from markupsafe import Markup, escape
 
 from newsletter.core import paths
 from newsletter.core.clock import city_zone, korean_date
@@ -82,6 +90,25 @@ class RenderError(RuntimeError):
     """The MJML template itself is broken (a bug, not bad editor input)."""
 
 
+MARKER_EDGE = "%%"
+_DEFUSED_HTML = Markup("%&#37;")
+_DEFUSED_TEXT = "%\u2060%"  # U+2060 WORD JOINER: nothing visible between the two
+
+
+def _defuse_html(value: object) -> Markup:
+    """A printed value, escaped as autoescaping would, with no ``%%`` left in it."""
+    escaped = value if isinstance(value, Markup) else escape("" if value is None else value)
+    # Safe: ``escaped`` is escaped (or was Markup already); only "%%" changes.
+    return Markup(str(escaped).replace(MARKER_EDGE, str(_DEFUSED_HTML)))  # noqa: S704
+
+
+def _defuse_text(value: object) -> str:
+    text = "" if value is None else str(value)
+    while MARKER_EDGE in text:  # "%%%" holds two
+        text = text.replace(MARKER_EDGE, _DEFUSED_TEXT)
+    return text
+
+
 @cache
 def _environment(autoescape: bool) -> jinja2.Environment:
     return jinja2.Environment(
@@ -89,6 +116,7 @@ def _environment(autoescape: bool) -> jinja2.Environment:
         autoescape=autoescape,  # noqa: S701 - False only for the text/plain part
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        finalize=_defuse_html if autoescape else _defuse_text,
     )
 
 

@@ -109,7 +109,7 @@ def _greeting(payload: dict[str, Any]) -> str:
 
 @renderer("confirm")
 def _confirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
-    token = ctx.tokens.confirm(int(payload["subscriber_id"]))
+    token = ctx.tokens.confirm(str(payload["public_id"]))
     hours = ctx.settings.confirm_max_age_seconds // 3600
     text, html_body = fill(
         "confirm",
@@ -143,7 +143,7 @@ def _notice(
             "date": ctx.local_time(at),
             "result": result,
             "unsubscribe_url": ctx.url(
-                f"/unsubscribe?token={ctx.tokens.unsubscribe(int(payload['subscriber_id']))}"
+                f"/unsubscribe?token={ctx.tokens.unsubscribe(str(payload['public_id']))}"
             ),
             "subscribe_url": ctx.url("/subscribe"),
         },
@@ -205,7 +205,7 @@ def _days(days: int) -> str:
 @renderer("reconfirm")
 def _reconfirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
     """Every reconfirm_after_days: keep receiving? (see newsletter.lifecycle)."""
-    subscriber_id = int(payload["subscriber_id"])
+    public_id = str(payload["public_id"])
     text, html_body = fill(
         "reconfirm",
         {
@@ -213,10 +213,8 @@ def _reconfirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Ema
             "consented_on": ctx.local_time(datetime.fromisoformat(str(payload["consented_at"]))),
             "period": _days(ctx.settings.reconfirm_after_days),
             "deadline": ctx.local_time(datetime.fromisoformat(str(payload["deadline"]))),
-            "reconfirm_url": ctx.url(f"/reconfirm?token={ctx.tokens.reconfirm(subscriber_id)}"),
-            "unsubscribe_url": ctx.url(
-                f"/unsubscribe?token={ctx.tokens.unsubscribe(subscriber_id)}"
-            ),
+            "reconfirm_url": ctx.url(f"/reconfirm?token={ctx.tokens.reconfirm(public_id)}"),
+            "unsubscribe_url": ctx.url(f"/unsubscribe?token={ctx.tokens.unsubscribe(public_id)}"),
             "sender": ctx.settings.from_address,
         },
     )

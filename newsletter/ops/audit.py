@@ -6,10 +6,14 @@ its API key (``api_key_id``), the command line and background jobs by name.
 
 from __future__ import annotations
 
+import getpass
+import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from newsletter.core.db import QUERIES, Connection
+
+ActorKind = Literal["api_key", "user", "cli"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +26,35 @@ class Actor:
     role: str = "admin"
     user_id: int | None = None
 
+    @property
+    def kind(self) -> ActorKind:
+        if self.user_id is not None:
+            return "user"
+        if self.api_key_id is not None:
+            return "api_key"
+        return "cli"
+
+    @property
+    def reference(self) -> str:
+        """``user:5``, ``api_key:3`` or ``cli``: stable where a name may change."""
+        if self.user_id is not None:
+            return f"user:{self.user_id}"
+        if self.api_key_id is not None:
+            return f"api_key:{self.api_key_id}"
+        return "cli"
+
 
 CLI_ACTOR = Actor(name="cli")
+
+
+def command_line_actor() -> Actor:
+    """The operator at this terminal: their system account and this host, which
+    is what "who, and from where" means at a command line."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        user = "unknown"
+    return Actor(name=f"{user}@{socket.gethostname()}")
 
 
 async def record(

@@ -8,9 +8,13 @@ Two kinds of figures, kept apart on purpose:
   however many workers run — scrape any one web process for them.
 * **Per process** (:data:`REGISTRY`): HTTP requests of this web process; SMTP
   latency and rate-limit waits of this worker. A worker exports its own with
-  :func:`serve_worker_metrics` on ``NEWSLETTER_METRICS_PORT`` (or
-  ``newsletter worker --metrics-port``); scrape every worker, and let
-  Prometheus sum across instances.
+  :func:`serve_worker_metrics` on ``NEWSLETTER_METRICS_HOST:NEWSLETTER_METRICS_PORT``
+  (loopback unless told otherwise); scrape every worker, and let Prometheus
+  sum across instances.
+
+The figures move with every signup (a confirmation mail queued is one more in
+the outbox depth), so they are never served to the public: web processes
+answer ``/metrics`` on the internal port or to an ops key only.
 
 This module never touches the web framework or the SMTP client, so both the
 web layer and the delivery loop can import it.
@@ -18,9 +22,8 @@ web layer and the delivery loop can import it.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from prometheus_client import (
@@ -54,7 +57,6 @@ __all__ = [
     "process_exposition",
     "rate_limit_waited",
     "serve_worker_metrics",
-    "serve_worker_metrics_from_env",
     "smtp_observed",
     "smtp_timer",
 ]
@@ -157,8 +159,10 @@ def heartbeat() -> None:
     WORKER_HEARTBEAT.set_to_current_time()
 
 
-def serve_worker_metrics(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from other hosts
-    """Export this worker's own metrics over HTTP (a daemon thread)."""
+def serve_worker_metrics(port: int, addr: str = "127.0.0.1") -> None:
+    """Export this worker's own metrics over HTTP (a daemon thread). Loopback
+    unless ``addr`` says otherwise: a scraper on another host is a choice
+    (``NEWSLETTER_METRICS_HOST``), not the default."""
     start_http_server(port, addr=addr, registry=REGISTRY)
 
 
@@ -262,24 +266,6 @@ def database_exposition(snapshot: MetricsSnapshot | None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_DatabaseFigures(snapshot) if snapshot is not None else _DatabaseDown())
     return generate_latest(registry)
-
-
-METRICS_PORT_VARIABLE = "NEWSLETTER_METRICS_PORT"
-
-
-def serve_worker_metrics_from_env(environ: Mapping[str, str] | None = None) -> int | None:
-    """Start this worker's exporter if ``NEWSLETTER_METRICS_PORT`` is set; return the port.
-
-    Each worker needs its own port (one per process on a host); Prometheus
-    scrapes them all and sums across instances.
-    """
-    raw = (os.environ if environ is None else environ).get(METRICS_PORT_VARIABLE, "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise ValueError(f"{METRICS_PORT_VARIABLE}: expected a port number 1-65535, got {raw!r}")
-    serve_worker_metrics(int(raw))
-    return int(raw)
 
 
 def smtp_observed(seconds: float, outcome: str, kind: str = "issue") -> None:

@@ -21,6 +21,7 @@ from newsletter.core.settings import Settings
 
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "suppressed", "lapsed")
 GROWTH_DAYS = 30
+UNVERIFIED_DAYS = 30  # how far back /ops counts unsigned bounce reports
 CHART_MINUTES = 30
 RATE_WINDOW_SECONDS = 60.0
 TOP_ERROR_CODES = 5
@@ -143,6 +144,9 @@ class Overview:
     outbox_queued: int
     outbox_sending: int
     as_of: datetime
+    # Bounce reports in the last UNVERIFIED_DAYS that named a subscriber's
+    # address without our signature: recorded, never applied.
+    unverified_bounces: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -411,6 +415,7 @@ async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -
         tallies, _ = await _tallies(conn, [h["id"] for h in headers])
         engagement = await _engagement(conn, headers)
         outbox = await conn.fetchrow(QUERIES.stats_outbox_depth)
+        unverified = await conn.fetchval(QUERIES.unverified_bounce_count, UNVERIFIED_DAYS)
     assert outbox is not None
     return Overview(
         subscribers={status: by_status.get(status, 0) for status in SUBSCRIBER_STATUSES},
@@ -428,6 +433,7 @@ async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -
         outbox_queued=outbox["queued"],
         outbox_sending=outbox["sending"],
         as_of=outbox["as_of"],
+        unverified_bounces=unverified,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from newsletter.web import (
+    api_access_log,
     api_bounces,
     api_deliveries,
     api_issues,
@@ -39,4 +40,5 @@ ROUTES: list[Any] = [
     *api_stats.ROUTES,
     *api_deliveries.ROUTES,
     *api_bounces.ROUTES,
+    *api_access_log.ROUTES,
 ]

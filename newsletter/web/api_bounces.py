@@ -1,17 +1,22 @@
-"""Ops API: hand in a bounce (DSN or an MTA's own format) as a raw message."""
+"""Ops API: hand in a bounce (DSN or an MTA's own format) as a raw message,
+and see the reports that named an address without our signature."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Router, post
+from litestar import Request, Router, get, post
 from litestar.exceptions import ClientException, HTTPException
+from litestar.params import QueryParameter
 
 from newsletter.audience import bounces
+from newsletter.core.logs import mask_emails
 from newsletter.ops.audit import record
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
+from newsletter.web.params import BIGINT_MAX
 
 RAW_TYPES = ("message/rfc822", "message/delivery-status", "text/plain", "application/octet-stream")
 
@@ -25,34 +30,71 @@ class AppliedOut(msgspec.Struct):
 
 
 class BounceOut(msgspec.Struct):
-    status: str  # "applied", "unsubscribed", "unmatched" or "ignored"
+    # "applied", "unverified", "unsubscribed", "unmatched", "ignored" or "duplicate"
+    status: str
     applied: list[AppliedOut]
     unmatched: list[str]
     detail: str | None = None
     unsubscribed: list[int] = []
 
 
+class UnverifiedOut(msgspec.Struct):
+    id: int
+    received_at: datetime
+    subscriber_id: int | None
+    delivery_id: int | None
+    kind: str
+    detail: str | None  # addresses masked
+
+
+class UnverifiedPage(msgspec.Struct):
+    items: list[UnverifiedOut]
+    next_before: int | None
+
+
+async def _read_capped(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise bounces.BounceTooLarge(
+            f"the message is larger than NEWSLETTER_BOUNCE_MAX_BYTES ({limit} bytes)"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise bounces.BounceTooLarge(
+                f"the message is larger than NEWSLETTER_BOUNCE_MAX_BYTES ({limit} bytes)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @post(
     "/bounces",
     summary="Process one bounce message",
     status_code=200,
-    request_max_body_size=bounces.MAX_BOUNCE_BYTES,
+    request_max_body_size=None,  # capped by NEWSLETTER_BOUNCE_MAX_BYTES while reading
 )
 async def post_bounce(
     request: Request[Any, Any, Any], db: DB, settings: Config, actor: Who
 ) -> BounceOut:
     """The body is one raw RFC 5322 message (`Content-Type: message/rfc822`): an
-    RFC 3464 delivery status notification or any common MTA bounce. It is matched
-    by VERP return path, our Message-ID, or the failed address, and the bounce
-    policy applied: hard bounce → suppressed at once; soft bounces counted,
-    suppressed after a threshold. Delay notices and auto-replies change nothing."""
+    RFC 3464 delivery status notification or any common MTA bounce, at most
+    `NEWSLETTER_BOUNCE_MAX_BYTES` (1 MB by default; larger ones get 413). Only a
+    match proven by our signature (VERP return path, our Message-ID) applies the
+    bounce policy: hard bounce → suppressed at once; soft bounces counted once
+    per delivery, suppressed after a threshold. A report naming only an address
+    is recorded as `unverified` and changes nobody. The same report twice is a
+    `duplicate`. Delay notices and auto-replies change nothing."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in RAW_TYPES:
         raise HTTPException(
             status_code=415,
             detail="send the bounce as the raw message, Content-Type: message/rfc822",
         )
-    raw = await request.body()
+    raw = await _read_capped(request, settings.bounce_max_bytes)
     if not raw.strip():
         raise ClientException("empty body: send the raw bounce message")
     result = await bounces.process(db, settings, raw)
@@ -60,14 +102,15 @@ async def post_bounce(
         AppliedOut(a.subscriber_id, a.delivery_id, a.kind, a.action, a.matched_by)
         for a in result.applied
     ]
-    if applied:
+    changed = [a for a in applied if a.action != "unverified"]
+    if changed:
         async with db.transaction() as conn:
             await record(
                 conn,
                 actor,
                 "bounce.apply",
-                ",".join(f"subscriber:{a.subscriber_id}" for a in applied)[:500],
-                actions=[a.action for a in applied],
+                ",".join(f"subscriber:{a.subscriber_id}" for a in changed)[:500],
+                actions=[a.action for a in changed],
             )
     if result.unsubscribed:
         async with db.transaction() as conn:
@@ -77,15 +120,39 @@ async def post_bounce(
                 "unsubscribe.mailto",
                 ",".join(f"subscriber:{s}" for s in result.unsubscribed),
             )
-        return BounceOut("unsubscribed", [], [], None, result.unsubscribed)
-    status = "applied" if applied else ("ignored" if result.ignored else "unmatched")
-    return BounceOut(status, applied, result.unmatched, result.ignored)
+        return BounceOut(result.status, [], [], None, result.unsubscribed)
+    return BounceOut(result.status, applied, result.unmatched, result.ignored)
+
+
+@get("/bounces/unverified", summary="Bounce reports that matched by address only")
+async def unverified_bounces(
+    db: DB,
+    before: Annotated[int, QueryParameter(ge=1, le=BIGINT_MAX)] = BIGINT_MAX,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+) -> UnverifiedPage:
+    """Newest first. Each named a subscriber's address without our signature,
+    so none changed anybody; a burst of them is worth a look (someone forging
+    bounces, or a relay that strips VERP). Pass `next_before` as `before` for
+    the next page. Addresses in the details are masked."""
+    rows = await db.fetch("unverified_bounces", before, limit)
+    items = [
+        UnverifiedOut(
+            r["id"],
+            r["received_at"],
+            r["subscriber_id"],
+            r["delivery_id"],
+            r["kind"],
+            mask_emails(r["detail"]) if r["detail"] else None,
+        )
+        for r in rows
+    ]
+    return UnverifiedPage(items, rows[-1]["id"] if len(rows) == limit else None)
 
 
 ROUTES = [
     Router(
         "/api/v1",
-        route_handlers=[post_bounce],
+        route_handlers=[post_bounce, unverified_bounces],
         guards=[requires("ops")],
         dependencies={"actor": provide_actor},
         security=SECURITY,

@@ -1,7 +1,11 @@
 """``/api/v1/subscribers``: list/search, get, CSV import and export, erasure.
 
-Personal-data bulk operations (import, export, erase) need the admin role;
-reading single pages of the roster needs editor. Every change is audited.
+Who may see what: editors see counts (``/counts``) and nothing personal;
+everything that shows a person (list, search, one subscriber with their
+consent history, export) and every change (import, erase) needs the admin
+role. Every read of personal data is in the access log
+(:mod:`newsletter.ops.access_log`, read back at ``/api/v1/access-log``);
+every change is audited.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from newsletter.audience import lifecycle, roster
 from newsletter.core.db import Record
 from newsletter.core.errors import InvalidInput, NotFound
 from newsletter.ops import audit
+from newsletter.ops.access_log import record_read
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
+from newsletter.web.forms import client_ip
 from newsletter.web.params import AfterId, QueryText, RowId
 
 # A million rows of "email,name,date,source" is ~70 MB; leave headroom.
@@ -46,28 +52,66 @@ def _subscriber(row: Record) -> dict[str, Any]:
     }
 
 
-@get("/", guards=[requires("editor")], summary="List or search subscribers (keyset paged)")
+@get("/counts", guards=[requires("editor")], summary="How many subscribers, by status")
+async def count_subscribers(db: DB) -> dict[str, Any]:
+    """Counts only, for editors planning an issue: no person is shown."""
+    rows = await db.fetch("stats_subscriber_counts")
+    counts = dict.fromkeys(roster.STATUSES, 0)
+    counts.update({row["status"]: row["count"] for row in rows})
+    return {"by_status": counts, "total": sum(counts.values())}
+
+
+@get("/", guards=[requires("admin")], summary="List or search subscribers (keyset paged)")
 async def list_subscribers(
+    request: Request[Any, Any, Any],
     db: DB,
+    actor: Who,
     after: AfterId = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     status: QueryText = None,
     email_prefix: QueryText = None,
 ) -> dict[str, Any]:
-    """Pages in id order: pass the previous answer's ``next_after`` as ``after``."""
+    """Pages in id order: pass the previous answer's ``next_after`` as ``after``.
+    Admin only; each page is recorded in the access log."""
     rows = await roster.page(db, after=after, limit=limit, status=status, email_prefix=email_prefix)
+    query = {
+        k: v for k, v in (("status", status), ("email_prefix", email_prefix), ("after", after)) if v
+    }
+    async with db.transaction() as conn:
+        await record_read(
+            conn,
+            actor,
+            client_ip(request),
+            "subscribers.search" if email_prefix else "subscribers.list",
+            subscriber_ids=[row["id"] for row in rows],
+            query=query,
+            rows=len(rows),
+        )
     return {
         "items": [_subscriber(row) for row in rows],
         "next_after": rows[-1]["id"] if len(rows) == limit else None,
     }
 
 
-@get("/{subscriber_id:int}", guards=[requires("editor")], summary="One subscriber")
-async def get_subscriber(db: DB, subscriber_id: RowId) -> dict[str, Any]:
-    row = await db.fetchrow("roster_get", subscriber_id)
-    if row is None:
-        raise NotFound(f"no subscriber #{subscriber_id}")
-    events = await db.fetch("roster_consent_events", subscriber_id)
+@get("/{subscriber_id:int}", guards=[requires("admin")], summary="One subscriber")
+async def get_subscriber(
+    request: Request[Any, Any, Any], db: DB, actor: Who, subscriber_id: RowId
+) -> dict[str, Any]:
+    """The subscriber and their consent history. Admin only; recorded in the access log."""
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(db.queries.roster_get, subscriber_id)
+        if row is None:
+            raise NotFound(f"no subscriber #{subscriber_id}")
+        events = await conn.fetch(db.queries.roster_consent_events, subscriber_id)
+        await record_read(
+            conn,
+            actor,
+            client_ip(request),
+            "subscriber.get",
+            subscriber_ids=[subscriber_id],
+            query={"consent_history": True},
+            rows=1,
+        )
     return {
         **_subscriber(row),
         "updated_at": row["updated_at"],
@@ -222,15 +266,21 @@ async def import_subscribers(
     media_type="text/csv",
 )
 async def export_subscribers(
+    request: Request[Any, Any, Any],
     db: DB,
     settings: Config,
     actor: Who,
     bom: FromQuery[bool] = False,
     status: QueryText = None,
+    reason: QueryText = None,
 ) -> Stream:
+    """Admin only; recorded in the access log (with ``reason``, why it was
+    downloaded, when given) before the first byte goes out."""
     if status is not None and status not in roster.STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(roster.STATUSES)}", field="status")
     async with db.transaction() as conn:
+        query = {k: v for k, v in (("status", status), ("reason", reason)) if v}
+        await record_read(conn, actor, client_ip(request), "subscribers.export", query=query)
         # Reading everybody's address is itself worth a line in the audit trail.
         await audit.record(conn, actor, "subscribers.export", "subscribers", status=status)
 
@@ -250,6 +300,7 @@ ROUTES = [
     Router(
         "/api/v1/subscribers",
         route_handlers=[
+            count_subscribers,
             list_subscribers,
             get_subscriber,
             erase_subscriber,

@@ -17,10 +17,11 @@ from newsletter.web.deps import DB, Config
 PER_PAGE = 20
 
 
-@get("/archive", media_type=MediaType.HTML, include_in_schema=False)
+@get("/archive", media_type=MediaType.HTML, tags=["public"])
 async def archive_list(
     db: DB, settings: Config, page: Annotated[FromQuery[int], Parameter(ge=1, le=100_000)] = 1
 ) -> Template:
+    """Sent issues, newest first."""
     rows, total = await issues.archive_page(db, page=page, per_page=PER_PAGE)
     return Template(
         template_name="archive.html",
@@ -33,7 +34,7 @@ async def archive_list(
     )
 
 
-@get("/archive/{number:int}", media_type=MediaType.HTML, include_in_schema=False)
+@get("/archive/{number:int}", media_type=MediaType.HTML, tags=["public"])
 async def archive_issue(
     db: DB, settings: Config, number: FromPath[int]
 ) -> Response[str] | Template:

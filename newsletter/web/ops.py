@@ -1,5 +1,11 @@
 """Ops HTTP surface: ``GET /metrics``, and ``/ops`` pointing at the console's
-ops page (``/admin/ops``, for people with an ops or admin account)."""
+ops page (``/admin/ops``, for people with an ops or admin account).
+
+``/metrics`` on the public port answers an ops key only (Prometheus sends it
+as a bearer token): its figures move with every signup, so served to anyone
+they would tell whether an address was new. Without a key, scrape the
+internal port (``NEWSLETTER_METRICS_PORT``, see app.create_metrics_app).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from litestar import Response, get
 from litestar.response import Redirect
 
 from newsletter.ops import metrics, stats
+from newsletter.web.auth import SECURITY, requires
 from newsletter.web.deps import DB, Config
 
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
@@ -16,8 +23,7 @@ DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutErro
 # --- /metrics ----------------------------------------------------------------
 
 
-@get("/metrics", media_type=metrics.CONTENT_TYPE_LATEST, tags=["ops"])
-async def metrics_endpoint(db: DB, settings: Config) -> Response[bytes]:
+async def metrics_response(db: DB, settings: Config) -> Response[bytes]:
     """Prometheus text format. Delivery figures come from the database (the same
     whichever process answers); HTTP figures are this process's own."""
     snapshot: stats.MetricsSnapshot | None
@@ -29,10 +35,23 @@ async def metrics_endpoint(db: DB, settings: Config) -> Response[bytes]:
     return Response(body, media_type=metrics.CONTENT_TYPE_LATEST)
 
 
+metrics_endpoint = get(
+    "/metrics",
+    media_type=metrics.CONTENT_TYPE_LATEST,
+    tags=["ops"],
+    guards=[requires("ops")],
+    security=SECURITY,
+    summary="Prometheus metrics (ops key; or the internal metrics port without one)",
+)(metrics_response)
+internal_metrics_endpoint = get(
+    "/metrics", media_type=metrics.CONTENT_TYPE_LATEST, include_in_schema=False
+)(metrics_response)
+
+
 # --- the ops page ------------------------------------------------------------------
 
 
-@get("/ops", include_in_schema=False)
+@get("/ops", tags=["ops"])
 async def ops_page() -> Redirect:
     """The ops page lives in the console now (people log in with their own
     accounts); old bookmarks land there. Scripts read /api/v1/stats."""

@@ -6,7 +6,6 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get, post
-from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from newsletter.audience import signup_batch, subscribers
@@ -18,6 +17,7 @@ from newsletter.core.tokens import ExpiredToken, InvalidToken
 from newsletter.web.deps import DB, Config, Signer
 from newsletter.web.forms import (
     PUBLIC_BODY_LIMIT,
+    LinkToken,
     evidence,
     form_fields,
     message,
@@ -39,12 +39,14 @@ async def home() -> Redirect:
     return Redirect("/subscribe")
 
 
-@get("/subscribe", media_type=MediaType.HTML, include_in_schema=False)
+@get("/subscribe", media_type=MediaType.HTML, tags=["public"])
 async def subscribe_form(settings: Config) -> Template:
+    """The signup form (Korean, no JavaScript)."""
     return page(
         "subscribe.html",
         consent_version=settings.consent_version,
         retention_days=settings.retention_days,
+        name_max=subscribers.MAX_NAME_LENGTH,
     )
 
 
@@ -80,9 +82,10 @@ async def subscribe(request: Request[Any, Any, Any]) -> Response[Any] | Template
             422,
             error=exc.detail,
             email=email[:254],
-            name=(name or "")[:100],
+            name=(name or "")[: subscribers.MAX_NAME_LENGTH],
             consent_version=settings.consent_version,
             retention_days=settings.retention_days,
+            name_max=subscribers.MAX_NAME_LENGTH,
         )
     except RateLimited as exc:
         if as_json:
@@ -125,38 +128,52 @@ def _bad_link(expired: bool) -> Template:
     )
 
 
-@get("/confirm", media_type=MediaType.HTML, include_in_schema=False)
-async def confirm_page(tokens: Signer, token: FromQuery[str] = "") -> Template:
-    """Only shows a button: mail scanners prefetch links, so GET changes nothing."""
+@get("/confirm", media_type=MediaType.HTML, tags=["public"])
+async def confirm_page(db: DB, tokens: Signer, token: LinkToken = "") -> Template:
+    """Shows the button (and the name typed at signup, to keep, change or
+    drop): mail scanners prefetch links, so GET changes nothing."""
     try:
-        tokens.read_confirm(token)
+        ref, _ = tokens.read_confirm(token)
     except ExpiredToken:
         return _bad_link(expired=True)
     except InvalidToken:
         return _bad_link(expired=False)
-    return page("confirm.html", token=token)
+    name = await subscribers.suggested_name(db, ref)
+    return page("confirm.html", token=token, name=name, name_max=subscribers.MAX_NAME_LENGTH)
 
 
 @page_post("/confirm")
 async def confirm(
     request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
 ) -> Template:
-    token = await posted_token(request)
+    fields = await form_fields(request)
+    token = posted_token(request, fields)
     try:
-        subscriber_id, issued_at = tokens.read_confirm(token)
+        ref, issued_at = tokens.read_confirm(token)
     except ExpiredToken:
         return _bad_link(expired=True)
     except InvalidToken:
         return _bad_link(expired=False)
+    name = text_field(fields, "name")
     try:
         active = await subscribers.confirm(
             db,
-            subscriber_id=subscriber_id,
+            ref=ref,
             issued_at=subscribers.token_time(issued_at),
             evidence=evidence(request, settings, "/confirm"),
+            name=name,
         )
     except LinkNoLongerValid:
         return _bad_link(expired=True)
+    except InvalidInput as exc:
+        return page(
+            "confirm.html",
+            422,
+            token=token,
+            name=(name or "")[: subscribers.MAX_NAME_LENGTH],
+            name_max=subscribers.MAX_NAME_LENGTH,
+            error=exc.detail,
+        )
     if not active:
         return _bad_link(expired=False)
     return message(
@@ -166,8 +183,9 @@ async def confirm(
     )
 
 
-@get("/unsubscribe", media_type=MediaType.HTML, include_in_schema=False)
-async def unsubscribe_page(tokens: Signer, token: FromQuery[str] = "") -> Template:
+@get("/unsubscribe", media_type=MediaType.HTML, tags=["public"])
+async def unsubscribe_page(tokens: Signer, token: LinkToken = "") -> Template:
+    """Shows the one-button opt-out form; GET changes nothing."""
     try:
         tokens.read_unsubscribe(token)
     except InvalidToken:
@@ -180,14 +198,12 @@ async def unsubscribe(
     request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
 ) -> Template:
     """RFC 8058 one-click (``List-Unsubscribe=One-Click``) and the page's own form."""
-    token = await posted_token(request)
+    token = posted_token(request, await form_fields(request))
     try:
-        subscriber_id = tokens.read_unsubscribe(token)
+        ref = tokens.read_unsubscribe(token)
     except InvalidToken:
         return _bad_link(expired=False)
-    await subscribers.unsubscribe(
-        db, subscriber_id=subscriber_id, evidence=evidence(request, settings, "/unsubscribe")
-    )
+    await subscribers.unsubscribe(db, ref=ref, evidence=evidence(request, settings, "/unsubscribe"))
     return message(
         "수신 거부가 완료되었습니다",
         "더 이상 김포시 뉴스레터를 보내 드리지 않습니다. 처리 결과는 이메일로 알려 드립니다.",

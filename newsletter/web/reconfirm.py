@@ -10,14 +10,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import MediaType, Request, get
-from litestar.params import FromQuery
 from litestar.response import Template
 
 from newsletter.audience import lifecycle
 from newsletter.core.settings import Settings
-from newsletter.core.tokens import ExpiredToken, InvalidToken, Tokens
+from newsletter.core.tokens import ExpiredToken, InvalidToken, SubscriberRef, Tokens
 from newsletter.web.deps import DB, Config, Signer
-from newsletter.web.forms import evidence, message, page, page_post, posted_token
+from newsletter.web.forms import (
+    LinkToken,
+    evidence,
+    form_fields,
+    message,
+    page,
+    page_post,
+    posted_token,
+)
 
 
 def _max_age(settings: Settings) -> int:
@@ -26,9 +33,9 @@ def _max_age(settings: Settings) -> int:
     return (settings.reconfirm_grace_days + 1) * 86400
 
 
-def _read(tokens: Tokens, settings: Settings, token: str) -> int | Template:
+def _read(tokens: Tokens, settings: Settings, token: str) -> SubscriberRef | Template:
     try:
-        subscriber_id, _issued = tokens.read_reconfirm(token, _max_age(settings))
+        ref, _issued = tokens.read_reconfirm(token, _max_age(settings))
     except ExpiredToken:
         return _ended()
     except InvalidToken:
@@ -37,7 +44,7 @@ def _read(tokens: Tokens, settings: Settings, token: str) -> int | Template:
             "링크가 잘렸거나 변경된 것 같습니다. 메일의 링크를 그대로 열어 주세요.",
             status=400,
         )
-    return subscriber_id
+    return ref
 
 
 def _ended() -> Template:
@@ -49,8 +56,9 @@ def _ended() -> Template:
     )
 
 
-@get("/reconfirm", media_type=MediaType.HTML, include_in_schema=False)
-async def reconfirm_page(tokens: Signer, settings: Config, token: FromQuery[str] = "") -> Template:
+@get("/reconfirm", media_type=MediaType.HTML, tags=["public"])
+async def reconfirm_page(tokens: Signer, settings: Config, token: LinkToken = "") -> Template:
+    """Shows the "keep receiving" button; GET changes nothing."""
     read = _read(tokens, settings, token)
     if isinstance(read, Template):
         return read
@@ -61,13 +69,13 @@ async def reconfirm_page(tokens: Signer, settings: Config, token: FromQuery[str]
 async def reconfirm(
     request: Request[Any, Any, Any], db: DB, settings: Config, tokens: Signer
 ) -> Template:
-    token = await posted_token(request)
+    token = posted_token(request, await form_fields(request))
     read = _read(tokens, settings, token)
     if isinstance(read, Template):
         return read
     kept = await lifecycle.reconfirm(
         db,
-        subscriber_id=read,
+        ref=read,
         evidence=evidence(request, settings, "/reconfirm"),
         now=datetime.now(UTC),
     )

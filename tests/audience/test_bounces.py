@@ -10,11 +10,13 @@ from pathlib import Path
 
 import httpx
 
+from newsletter.app import create_app
 from newsletter.audience import bounces
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.ops.apikeys import create_key
 from tests.conftest import ROOT, SmtpServer, drain, make_settings
+from tests.support.console import login, make_user
 from tests.support.delivery import add_subscribers, address, start_issue
 
 
@@ -97,7 +99,20 @@ async def test_dsn_to_the_verp_address_suppresses_that_subscriber(
     assert (await subscriber(db, address(4)))["status"] == "active"
 
 
-async def test_match_by_message_id_then_by_address_and_soft_bounce_threshold(
+def soft_dsn(to: str, recipient: str, *, original_headers: str = "", report_id: str = "") -> bytes:
+    body = dsn(
+        to=to,
+        recipient=recipient,
+        status="5.2.2",
+        diagnostic="smtp; 552 5.2.2 Mailbox full",
+        original_headers=original_headers,
+    )
+    if report_id:  # the reporting MTA's own Message-ID for its report
+        body = f"Message-ID: <{report_id}@mx.example.com>\r\n".encode() + body
+    return body
+
+
+async def test_match_by_message_id_and_soft_bounce_threshold_across_deliveries(
     database_url: str, db: Database, smtp_server: SmtpServer
 ) -> None:
     settings = make_settings(database_url, smtp_server.target)  # no VERP
@@ -117,20 +132,24 @@ async def test_match_by_message_id_then_by_address_and_soft_bounce_threshold(
     assert [(a.matched_by, a.action) for a in by_id.applied] == [("message-id", "suppressed")]
     assert (await subscriber(db, address(1)))["status"] == "suppressed"
 
-    # Mailbox full is soft: counted, suppressed only at the threshold.
+    # Mailbox full is soft: one count per delivery, suppressed at the
+    # threshold -- three issues, three genuine (signed) reports.
     for n in range(1, bounces.SOFT_BOUNCE_LIMIT + 1):
+        if n > 1:
+            await start_issue(db, settings)
+            await drain(settings, db)
+        mail = smtp_server.handler.to(address(2))[-1]
         result = await bounces.process(
             db,
             settings,
-            dsn(
-                to="news@gimpo.go.kr",
-                recipient=address(2),
-                status="5.2.2",
-                diagnostic="smtp; 552 5.2.2 Mailbox full",
+            soft_dsn(
+                "news@gimpo.go.kr",
+                address(2),
+                original_headers=f"Message-ID: {mail.message['Message-ID']}",
             ),
         )
         [applied] = result.applied
-        assert applied.matched_by == "address"
+        assert applied.matched_by == "message-id"
         row = await subscriber(db, address(2))
         assert row["soft_bounces"] == n
         expected = "suppressed" if n == bounces.SOFT_BOUNCE_LIMIT else "active"
@@ -149,6 +168,118 @@ async def test_match_by_message_id_then_by_address_and_soft_bounce_threshold(
         db, settings, dsn(to="news@gimpo.go.kr", recipient="stranger@example.net")
     )
     assert unknown.unmatched == ["stranger@example.net"]
+
+
+async def test_an_unsigned_bounce_naming_an_address_changes_nobody_and_ops_see_it(
+    db: Database, settings: Settings, smtp_server: SmtpServer, client: httpx.AsyncClient
+) -> None:
+    """Anyone can mail the bounce mailbox: a hard-bounce DSN naming a
+    subscriber's address, without our VERP or Message-ID, must not silence them."""
+    await sent_issue(db, settings, count=3)
+    headers = await ops_headers(db)
+    forged = dsn(to="news@gimpo.go.kr", recipient=address(2))
+    response = await client.post("/api/v1/bounces", content=forged, headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "unverified"
+    assert [(a["matched_by"], a["action"]) for a in body["applied"]] == [("address", "unverified")]
+    row = await subscriber(db, address(2))
+    assert row["status"] == "active" and row["soft_bounces"] == 0
+
+    # The next issue still goes to them.
+    await start_issue(db, settings)
+    await drain(settings, db)
+    assert len(smtp_server.handler.to(address(2))) == 2
+
+    # Ops see the report: a count on /api/v1/stats and /ops, the list (masked).
+    stats = (await client.get("/api/v1/stats", headers=headers)).json()
+    assert stats["unverified_bounces"] == 1
+    watcher = await make_user(db, "ops")
+    await login(client, watcher.email)
+    page = await client.get("/admin/ops")
+    assert page.status_code == 200, page.text
+    assert "서명 없는 반송 보고" in page.text and "<strong>1</strong>건" in page.text
+    listed = (await client.get("/api/v1/bounces/unverified", headers=headers)).json()
+    [item] = listed["items"]
+    assert item["subscriber_id"] == row["id"] and item["kind"] == "hard"
+    assert address(2) not in str(item["detail"]) and "@example.com" in str(item["detail"])
+
+
+async def test_each_report_is_applied_once_and_a_delivery_counts_one_soft_bounce(
+    database_url: str, db: Database, smtp_server: SmtpServer
+) -> None:
+    settings = make_settings(database_url, smtp_server.target, bounce_address="bounce@gimpo.go.kr")
+    await sent_issue(db, settings, count=2)
+    [mail] = smtp_server.handler.to(address(1))
+    report = soft_dsn(mail.mail_from, address(1), report_id="report-1")
+
+    # A cron job re-reading the mailbox hands in the same report three times.
+    first, *repeats = [await bounces.process(db, settings, report) for _ in range(3)]
+    assert [a.action for a in first.applied] == ["counted"]
+    assert [r.status for r in repeats] == ["duplicate", "duplicate"]
+    # The same bytes without a Message-ID are known by their hash.
+    no_id = soft_dsn(mail.mail_from, address(1))
+    assert (await bounces.process(db, settings, no_id)).applied[0].action == "already counted"
+    assert (await bounces.process(db, settings, no_id)).status == "duplicate"
+    # The relay reports the same delivery again under new Message-IDs: still one.
+    for n in (2, 3, 4):
+        again = await bounces.process(
+            db, settings, soft_dsn(mail.mail_from, address(1), report_id=f"report-{n}")
+        )
+        assert [a.action for a in again.applied] == ["already counted"]
+    row = await subscriber(db, address(1))
+    assert row["status"] == "active" and row["soft_bounces"] == 1
+
+
+async def test_bounce_size_cap_on_the_api_and_the_command(
+    database_url: str, db: Database, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    settings = make_settings(database_url, smtp_server.target, bounce_max_bytes=4096)
+    app = create_app(settings, db)
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    headers = await ops_headers(db)
+    big = dsn(to="news@gimpo.go.kr", recipient="x@example.org") + b"x" * 5000
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        refused = await http.post("/api/v1/bounces", content=big, headers=headers)
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["error"] == "payload_too_large"
+        assert "BOUNCE_MAX_BYTES" in refused.json()["detail"]
+        small = dsn(to="news@gimpo.go.kr", recipient="x@example.org")
+        assert (
+            await http.post("/api/v1/bounces", content=small, headers=headers)
+        ).status_code == 200
+
+    box = mailbox.mbox(tmp_path / "b.mbox")
+    box.add(big)
+    box.close()
+    out = await _bounces_command(
+        database_url, settings, tmp_path / "b.mbox", NEWSLETTER_BOUNCE_MAX_BYTES="4096"
+    )
+    assert "messages: 1" in out and "too large: 1" in out
+
+
+async def _bounces_command(database_url: str, settings: Settings, mbox: Path, **extra: str) -> str:
+    env = {
+        "NEWSLETTER_DATABASE_URL": database_url,
+        "NEWSLETTER_SECRET_KEY": settings.secret_key,
+        "PATH": "/usr/bin:/bin",
+        **extra,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "newsletter",
+        "bounces",
+        "--mbox",
+        str(mbox),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
 
 
 async def test_forged_verp_signature_matches_nothing(

@@ -15,7 +15,7 @@ from newsletter.audience import lifecycle, subscribers
 from newsletter.audience.subscribers import Evidence, suppression_hash
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
-from newsletter.core.tokens import Tokens
+from newsletter.core.tokens import SubscriberRef, Tokens
 from newsletter.mail.transactional import MailContext, render_outbox
 from tests.support.roster import ADMIN, import_text, status_of
 
@@ -25,9 +25,14 @@ START = datetime(2026, 1, 10, 0, 0, tzinfo=UTC)  # 09:00 in Seoul
 async def _outbox(db: Database, kind: str) -> list[dict[str, Any]]:
     async with db.pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT kind, recipient, payload FROM outbox WHERE kind = $1 ORDER BY id", kind
+            "SELECT o.kind, o.recipient, o.payload, s.public_id FROM outbox o "
+            "LEFT JOIN subscribers s ON s.id = o.subscriber_id WHERE o.kind = $1 ORDER BY o.id",
+            kind,
         )
-    return [dict(row) for row in rows]
+    # The payload as the worker renders it: with the subscriber's public id.
+    return [
+        {**dict(row), "payload": {**row["payload"], "public_id": row["public_id"]}} for row in rows
+    ]
 
 
 async def _queue_issue_for(db: Database, email: str) -> int:
@@ -58,7 +63,7 @@ async def test_reconfirmation_then_lapse_then_retention_purge(
             now=datetime.now(UTC),
         )
         result = await lifecycle.run_daily_jobs(db, settings, datetime.now(UTC))
-        assert result == {"lapsed": 0, "reconfirm_sent": 2, "purged": 0}
+        assert result == {"lapsed": 0, "reconfirm_sent": 2, "purged": 0, "access_log_purged": 0}
         # Same day again (another worker, another tick): nothing.
         assert await lifecycle.run_daily_jobs(db, settings, datetime.now(UTC)) == {}
 
@@ -91,7 +96,7 @@ async def test_reconfirmation_then_lapse_then_retention_purge(
 
     with time_machine.travel(START + timedelta(days=31), tick=True):
         result = await lifecycle.run_daily_jobs(db, settings, datetime.now(UTC))
-        assert result == {"lapsed": 1, "reconfirm_sent": 0, "purged": 0}
+        assert result == {"lapsed": 1, "reconfirm_sent": 0, "purged": 0, "access_log_purged": 0}
         assert await status_of(db, "silent@example.com") == "lapsed"
         assert await status_of(db, "old@example.com") == "active"
         notices = await _outbox(db, "reconfirm_notice")
@@ -147,7 +152,7 @@ async def test_daily_job_runs_once_with_several_workers(db: Database, settings: 
         assert len(await _outbox(db, "reconfirm")) == 1
         # The next local day runs again (and finds nothing new to send).
         tomorrow = await lifecycle.run_daily_jobs(db, settings, now + timedelta(days=1))
-        assert tomorrow == {"lapsed": 0, "reconfirm_sent": 0, "purged": 0}
+        assert tomorrow == {"lapsed": 0, "reconfirm_sent": 0, "purged": 0, "access_log_purged": 0}
 
 
 async def test_unsubscribed_data_destroyed_after_retention(
@@ -160,7 +165,7 @@ async def test_unsubscribed_data_destroyed_after_retention(
         assert row is not None
         await subscribers.unsubscribe(
             db,
-            subscriber_id=row["id"],
+            ref=SubscriberRef(public_id=row["public_id"]),
             evidence=Evidence(None, None, "/unsubscribe", settings.consent_version),
         )
     async with db.transaction() as conn:  # the database clock is not travelling

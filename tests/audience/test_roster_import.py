@@ -173,12 +173,14 @@ async def test_invite_mode_queues_spread_out_confirmations(
     assert times[0]["next_attempt_at"] < times[1]["next_attempt_at"] < times[2]["next_attempt_at"]
     async with db.pool.acquire() as conn:
         first = await conn.fetchrow(
-            "SELECT kind, recipient, payload, next_attempt_at <= now() AS due "
-            "FROM outbox ORDER BY id LIMIT 1"
+            "SELECT o.kind, o.recipient, o.payload, o.next_attempt_at <= now() AS due, "
+            "s.public_id FROM outbox o JOIN subscribers s ON s.id = o.subscriber_id "
+            "ORDER BY o.id LIMIT 1"
         )
     assert first is not None and first["due"]  # the first one goes at once
     context = MailContext(settings, Tokens(settings.secret_key))
-    mail = render_outbox(context, first["kind"], first["recipient"], first["payload"])
+    payload = {**first["payload"], "public_id": first["public_id"]}  # as the worker adds it
+    mail = render_outbox(context, first["kind"], first["recipient"], payload)
     assert "구독 확인" in str(mail["Subject"])
     assert "초대님" in mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     # Importing again does not mail them twice.

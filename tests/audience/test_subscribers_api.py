@@ -15,13 +15,23 @@ from tests.support.roster import auth, import_text, status_of
 Client = httpx.AsyncClient
 
 
-async def test_roles_guard_personal_data(client: Client, db: Database) -> None:
+async def test_roles_guard_personal_data(client: Client, db: Database, settings: Settings) -> None:
+    """Editors see how many, never who: the roster, one person and the consent
+    history need the admin role."""
+    await import_text(db, settings, "kim@example.com,김\nlee@example.com,이\n")
     editor = await auth(db, "editor")
     ops = await auth(db, "ops")
+    admin = await auth(db, "admin")
     assert (await client.get("/api/v1/subscribers")).status_code == 401
-    assert (await client.get("/api/v1/subscribers", headers=editor)).status_code == 200
+    assert (await client.get("/api/v1/subscribers", headers=editor)).status_code == 403
     assert (await client.get("/api/v1/subscribers", headers=ops)).status_code == 403
+    assert (await client.get("/api/v1/subscribers", headers=admin)).status_code == 200
+    counts = await client.get("/api/v1/subscribers/counts", headers=editor)
+    assert counts.status_code == 200, counts.text
+    assert counts.json()["by_status"]["active"] == 2 and counts.json()["total"] == 2
+    assert "kim@example.com" not in counts.text
     for method, path in (
+        ("GET", "/api/v1/subscribers/1"),
         ("GET", "/api/v1/subscribers/export"),
         ("POST", "/api/v1/subscribers/import?mode=invite"),
         ("DELETE", "/api/v1/subscribers/1"),
@@ -38,12 +48,12 @@ async def test_keyset_paging_and_filters(client: Client, db: Database, settings:
         await conn.execute(
             "UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'user03@example.com'"
         )
-    editor = await auth(db, "editor")
+    admin = await auth(db, "admin")
     seen: list[str] = []
     after = 0
     while True:
         page = await client.get(
-            "/api/v1/subscribers", params={"limit": 10, "after": after}, headers=editor
+            "/api/v1/subscribers", params={"limit": 10, "after": after}, headers=admin
         )
         assert page.status_code == 200
         body = page.json()
@@ -53,23 +63,19 @@ async def test_keyset_paging_and_filters(client: Client, db: Database, settings:
         after = body["next_after"]
     assert len(seen) == 26 and len(set(seen)) == 26
 
-    found = await client.get(
-        "/api/v1/subscribers", params={"email_prefix": "USER1"}, headers=editor
-    )
+    found = await client.get("/api/v1/subscribers", params={"email_prefix": "USER1"}, headers=admin)
     assert [i["email"] for i in found.json()["items"]] == [
         f"user1{i}@example.com" for i in range(10)
     ]
-    left = await client.get(
-        "/api/v1/subscribers", params={"status": "unsubscribed"}, headers=editor
-    )
+    left = await client.get("/api/v1/subscribers", params={"status": "unsubscribed"}, headers=admin)
     assert [i["email"] for i in left.json()["items"]] == ["user03@example.com"]
-    bad = await client.get("/api/v1/subscribers", params={"status": "nope"}, headers=editor)
+    bad = await client.get("/api/v1/subscribers", params={"status": "nope"}, headers=admin)
     assert bad.status_code == 422
     one = left.json()["items"][0]["id"]
-    detail = await client.get(f"/api/v1/subscribers/{one}", headers=editor)
+    detail = await client.get(f"/api/v1/subscribers/{one}", headers=admin)
     assert detail.status_code == 200
     assert detail.json()["consent_events"][0]["kind"] == "import"
-    assert (await client.get("/api/v1/subscribers/999999", headers=editor)).status_code == 404
+    assert (await client.get("/api/v1/subscribers/999999", headers=admin)).status_code == 404
 
 
 async def test_import_as_csv_body_and_multipart(client: Client, db: Database) -> None:

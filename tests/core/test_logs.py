@@ -181,3 +181,26 @@ def test_colour_follows_the_terminal_and_no_color() -> None:
     assert not wants_colour(Terminal(), {"NO_COLOR": "1"})
     assert not wants_colour(io.StringIO(), {})
     assert wants_colour(io.StringIO(), {"FORCE_COLOR": "1"})
+
+
+@pytest.mark.parametrize(
+    ("address", "masked"),
+    [
+        ("o'r@example.com", "o***@example.com"),
+        ("first.last+tag@mail.example.co.kr", "f***@mail.example.co.kr"),
+        ("a!#$%&'*+/=?^_`{|}~-z@example.com", "a***@example.com"),
+        ('"hong gildong"@example.com', '"***"@example.com'),
+        ('"quoted\\"at@sign"@example.com', '"***"@example.com'),
+        ("user@[192.0.2.1]", "u***@[192.0.2.1]"),
+        ("user@[IPv6:2001:db8::1]", "u***@[IPv6:2001:db8::1]"),
+        ("홍길동@김포.한국", "홍***@김포.한국"),
+        ("kim@xn--3e0b707e.xn--3e0b707e", "k***@xn--3e0b707e.xn--3e0b707e"),
+    ],
+)
+def test_every_address_rfc_5322_allows_is_masked(address: str, masked: str) -> None:
+    line = json.loads(
+        JsonFormatter().format(record(logging.WARNING, "bounce for <%s> seen", address))
+    )
+    assert line["message"] == f"bounce for <{masked}> seen"
+    local = address.rpartition("@")[0]
+    assert local not in line["message"]

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from newsletter.core.settings import DEV_SECRET_KEY, Settings, SettingsError
+from newsletter.core import settings as settings_module
+from newsletter.core.settings import HOW_TO_MAKE_A_KEY, Settings, SettingsError
+from tests.conftest import TEST_SECRET_KEY
 
 BASE = {
     "NEWSLETTER_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
-    "NEWSLETTER_SECRET_KEY": "a-long-enough-secret-value",
+    "NEWSLETTER_SECRET_KEY": TEST_SECRET_KEY,
 }
 
 
@@ -69,10 +74,56 @@ def test_bad_values_name_their_variable(changes: dict[str, str], variable: str) 
     assert "\n" not in message
 
 
-def test_dev_mode_runs_without_secret_or_database() -> None:
-    settings = Settings.from_env({}, dev=True)
-    assert settings.secret_key == DEV_SECRET_KEY
+def test_dev_mode_runs_without_secret_or_database(tmp_path: Path) -> None:
+    """The dev key is random, made once per .dev/ directory and kept there
+    (owner-only), never a value written in the code."""
+    env = {"NEWSLETTER_DEV_DIR": str(tmp_path / "one")}
+    settings = Settings.from_env(env, dev=True)
     assert settings.database_url is None
+    again = Settings.from_env(env, dev=True)
+    assert again.secret_key == settings.secret_key  # stable: links keep working
+    other = Settings.from_env({"NEWSLETTER_DEV_DIR": str(tmp_path / "two")}, dev=True)
+    assert other.secret_key != settings.secret_key
+    kept = tmp_path / "one" / "secret_key"
+    assert kept.read_text().strip() == settings.secret_key
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    source = Path(settings_module.__file__).read_text()
+    assert settings.secret_key not in source and len(settings.secret_key) >= 48
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "aaaaaaaaaaaaaaaa",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "test-secret-key-0123456789",
+        "a-long-enough-secret-value",
+        "correct horse battery staple",
+        "Password1!Password1!Password1!",
+        "qwertyuiopasdfghjklzxcvbnm",
+        "abcdefghijklmnopqrstuvwxyz0123456789",
+    ],
+)
+def test_guessable_secret_keys_are_refused_with_how_to_make_one(weak: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**BASE, "NEWSLETTER_SECRET_KEY": weak})
+    message = str(caught.value)
+    assert message.startswith("NEWSLETTER_SECRET_KEY:")
+    assert HOW_TO_MAKE_A_KEY in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "strong",
+    [
+        secrets.token_urlsafe(48),
+        secrets.token_urlsafe(32),
+        secrets.token_hex(16),
+        secrets.token_hex(32),
+        "kP9v2sLq8ZrT4wXy7NbC1dEf",
+    ],
+)
+def test_random_secret_keys_are_accepted(strong: str) -> None:
+    assert Settings.from_env({**BASE, "NEWSLETTER_SECRET_KEY": strong}).secret_key == strong
 
 
 def test_cli_refuses_to_start_without_secret_key() -> None:

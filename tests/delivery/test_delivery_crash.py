@@ -9,7 +9,7 @@ import signal
 import sys
 
 from newsletter.core.db import Database
-from tests.conftest import ROOT, SmtpServer, make_settings
+from tests.conftest import ROOT, TEST_SECRET_KEY, SmtpServer, make_settings
 from tests.support.delivery import (
     add_subscribers,
     fast_worker,
@@ -29,7 +29,7 @@ def worker_env(database_url: str, server: SmtpServer, **extra: str) -> dict[str,
     env.update(
         {
             "NEWSLETTER_DATABASE_URL": database_url,
-            "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
+            "NEWSLETTER_SECRET_KEY": TEST_SECRET_KEY,
             "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr",
             "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{server.port}",
             "NEWSLETTER_RATE_PER_SECOND": "300",

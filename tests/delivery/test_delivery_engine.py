@@ -9,6 +9,7 @@ from newsletter.audience import subscribers
 from newsletter.audience.subscribers import Evidence
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
+from newsletter.core.tokens import SubscriberRef
 from newsletter.editorial import issues
 from tests.conftest import SmtpServer, make_settings
 from tests.support.delivery import (
@@ -191,7 +192,7 @@ async def test_unsubscribe_mid_send_stops_mail_to_that_address(
         assert row is not None
         await subscribers.unsubscribe(
             db,
-            subscriber_id=row["id"],
+            ref=SubscriberRef(public_id=row["public_id"]),
             evidence=Evidence(None, None, "test", settings.consent_version),
         )
         await wait_for_status(db, issue_id, "sent", timeout=60)

@@ -15,6 +15,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from newsletter.audience import subscribers
 from newsletter.audience.subscribers import Evidence
 from newsletter.core.db import Database
+from newsletter.core.tokens import SubscriberRef
 from newsletter.delivery.worker import CHUNK
 from newsletter.editorial import issues
 from tests.conftest import SmtpServer, free_port, make_settings
@@ -118,7 +119,7 @@ async def test_unsubscribe_at_full_speed_reaches_messages_not_yet_checked(
         assert row is not None
         await subscribers.unsubscribe(
             db,
-            subscriber_id=row["id"],
+            ref=SubscriberRef(public_id=row["public_id"]),
             evidence=Evidence(None, None, "test", settings.consent_version),
         )
         await wait_for_status(db, issue_id, "sent", timeout=60)

@@ -17,11 +17,12 @@ from newsletter.core.settings import Settings
 from newsletter.core.signing import message_id_for
 from newsletter.delivery.message import IssueMessage, Plan, Recipient, dot_stuff
 from newsletter.editorial.rendering import RECIPIENT_NAME, UNSUBSCRIBE_URL
+from tests.conftest import TEST_SECRET_KEY
 
 SETTINGS = Settings.from_env(
     {
         "NEWSLETTER_DATABASE_URL": "postgresql://127.0.0.1/unused",
-        "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
+        "NEWSLETTER_SECRET_KEY": TEST_SECRET_KEY,
         "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr",
         "NEWSLETTER_BOUNCE_ADDRESS": "bounce@gimpo.go.kr",
     }
@@ -80,7 +81,7 @@ def test_plan_matches_whole_message_encoding(case: str, eight_bit: bool) -> None
         SETTINGS, issue_id=7, subject="11월 소식", html_body=html, text_body=text
     )
     for n, name in enumerate(NAMES, start=1):
-        recipient = Recipient(n, n, f"r{n}@example.com", name)
+        recipient = Recipient(n, n, f"{n:016x}", f"r{n}@example.com", name)
         token = f"tok{n}.abc"
         fast = message.render(recipient, token, eight_bit=eight_bit)
         slow = dot_stuff(message.assemble(message.values(recipient, token), eight_bit))

@@ -249,7 +249,9 @@ async def test_rate_limit_covers_outbox_and_bulk_together(
     issue_id = await start_issue(db, settings)
     async with db.transaction() as conn:
         for n in range(1, 31):
-            await outbox.enqueue(conn, "confirm", address(n, "o"), {"subscriber_id": n}, priority=0)
+            await outbox.enqueue(
+                conn, "confirm", address(n, "o"), {"subscriber_id": n}, subscriber_id=n, priority=0
+            )
     async with running(fast_worker(settings, db, "one")):
         await wait_for_status(db, issue_id, "sent", timeout=60)
         await wait_until(db, "SELECT bool_and(status = 'sent') FROM outbox")
@@ -363,7 +365,7 @@ async def test_bulk_mailto_names_the_recipient_and_a_reply_unsubscribes_them(
         assert b"\r\n" not in line, "List-Unsubscribe is folded"
         assert line.isascii() and len(line) <= 998
         found = re.findall(r"<(mailto:[^>]+)>", line.decode())
-        assert found == [unsubscribe_mailto(settings, row["id"])]
+        assert found == [unsubscribe_mailto(settings, row["public_id"])]
         mailtos[row["id"]] = found[0]
         assert dkim.verify(mail.data, dnsfunc=dns)
         # The signature covers the mailto: pointing it at someone else breaks it.
@@ -386,6 +388,6 @@ def test_mailto_spliced_per_issue_equals_the_one_bounces_recognise() -> None:
             "postgresql://unused/x", SmtpTarget("127.0.0.1", 25), bounce_address=bounce
         )
         message = IssueMessage(settings, issue_id=1, subject="s", html_body="h", text_body="t")
-        for subscriber_id in (1, 42, 10**12):
-            expected = unsubscribe_mailto(settings, subscriber_id)
-            assert message.unsubscribe_mailto(subscriber_id) == expected
+        for public_id in ("0123456789abcdef", "ffffffffffffffff", "00000000000000a1"):
+            expected = unsubscribe_mailto(settings, public_id)
+            assert message.unsubscribe_mailto(public_id) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import threading
@@ -13,6 +14,7 @@ import pytest
 
 from newsletter.app import create_app
 from newsletter.core.db import Database
+from newsletter.core.errors import InvalidInput, RateLimited
 from newsletter.core.settings import Settings
 from newsletter.editorial import feeds
 from tests.conftest import bearer
@@ -222,3 +224,63 @@ async def test_redirect_to_an_internal_address_is_refused(settings: Settings, db
 )
 def test_only_public_unicast_addresses_count_as_public(address: str, public: bool) -> None:
     assert feeds.is_public(ipaddress.ip_address(address)) is public
+
+
+class _Dribble(BaseHTTPRequestHandler):
+    """Headers at once, then a byte of body every 0.2 s for as long as the
+    client listens: each read gets data well within any read timeout."""
+
+    closed: threading.Event
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.end_headers()
+        try:
+            for _ in range(600):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                threading.Event().wait(0.2)
+        except OSError:
+            self.closed.set()  # the client hung up
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def dribbling_server() -> Iterator[tuple[str, threading.Event]]:
+    closed = threading.Event()
+    handler = type("Handler", (_Dribble,), {"closed": closed})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/feed.xml", closed
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_dribbling_feed_server_cannot_keep_fetch_threads(db: Database) -> None:
+    """The fetch ends at its deadline even when every read gets a byte in
+    time, and a burst of such fetches never takes the shared executor."""
+    policy = feeds.FeedFetchPolicy(frozenset({ipaddress.ip_address("127.0.0.1")}))
+    with dribbling_server() as (url, closed):
+        with pytest.raises(InvalidInput):
+            await feeds.fetch_feed(url, policy, seconds=0.5)
+        # The connection was given up: the server sees it closed.
+        assert await asyncio.to_thread(closed.wait, 3.0)
+
+        fetches = [
+            asyncio.create_task(feeds.fetch_feed(url, policy, seconds=1.5)) for _ in range(10)
+        ]
+        await asyncio.sleep(0.2)
+        # Meanwhile other off-loop work still gets a thread at once.
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), timeout=1.0) == "free"
+        outcomes = await asyncio.gather(*fetches, return_exceptions=True)
+    busy = [o for o in outcomes if isinstance(o, RateLimited)]
+    timed_out = [o for o in outcomes if isinstance(o, InvalidInput)]
+    assert len(busy) == 10 - feeds.FETCHERS and len(timed_out) == feeds.FETCHERS
+    assert "try again" in busy[0].detail

@@ -16,9 +16,14 @@ from newsletter.editorial.rendering import (
     personalise,
     render_issue,
 )
+from tests.conftest import TEST_SECRET_KEY
 
 SETTINGS = Settings.from_env(
-    {"NEWSLETTER_DEV": "1", "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr"}
+    {
+        "NEWSLETTER_DATABASE_URL": "postgresql://127.0.0.1/unused",
+        "NEWSLETTER_SECRET_KEY": TEST_SECRET_KEY,
+        "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr",
+    }
 )
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

@@ -14,7 +14,7 @@ from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.ops import metrics, stats
 from newsletter.ops.apikeys import create_key
-from tests.conftest import SmtpServer, make_settings
+from tests.conftest import SmtpServer, bearer, make_settings
 from tests.support.delivery import (
     add_subscribers,
     address,
@@ -264,7 +264,9 @@ async def test_figures_after_a_real_send_with_failures_and_bounces(
 
     families = {
         f.name: f.samples
-        for f in text_string_to_metric_families((await client.get("/metrics")).text)
+        for f in text_string_to_metric_families(
+            (await client.get("/metrics", headers=await bearer(db, "ops"))).text
+        )
     }
     counters = {
         (s.labels["result"], s.labels["code"]): s.value

@@ -8,7 +8,7 @@ import re
 import sys
 
 from newsletter.core.db import Database
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_SECRET_KEY
 from tests.support.ops_seed import seed_issue
 
 
@@ -16,7 +16,7 @@ def cli_env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
         NEWSLETTER_DATABASE_URL=database_url,
-        NEWSLETTER_SECRET_KEY="test-secret-key-0123456789",
+        NEWSLETTER_SECRET_KEY=TEST_SECRET_KEY,
         NEWSLETTER_RATE_PER_SECOND="20",
         COLUMNS="110",
         NO_COLOR="1",

@@ -177,7 +177,7 @@ async def test_tampered_and_expired_confirm_links_show_a_clear_400(
     row = await db.fetchrow("get_subscriber_by_email", SIGNUP["email"])
     assert row is not None
     tokens = Tokens(settings.secret_key, settings.confirm_max_age_seconds)
-    good = tokens.confirm(row["id"])
+    good = tokens.confirm(row["public_id"])
 
     tampered = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
     for method in ("get", "post"):
@@ -187,7 +187,7 @@ async def test_tampered_and_expired_confirm_links_show_a_clear_400(
             response = await client.post("/confirm", data={"token": tampered})
         assert response.status_code == 400
         assert "올바르지 않은 링크" in response.text
-    other_purpose = tokens.unsubscribe(row["id"])
+    other_purpose = tokens.unsubscribe(row["public_id"])
     response = await client.post("/confirm", data={"token": other_purpose})
     assert response.status_code == 400
 
@@ -207,7 +207,7 @@ async def test_confirm_is_idempotent_and_notices_once(
     await client.post("/subscribe", data=SIGNUP)
     row = await db.fetchrow("get_subscriber_by_email", SIGNUP["email"])
     assert row is not None
-    token = Tokens(settings.secret_key).confirm(row["id"])
+    token = Tokens(settings.secret_key).confirm(row["public_id"])
     for _ in range(3):
         response = await client.post("/confirm", data={"token": token})
         assert response.status_code == 200
@@ -224,10 +224,10 @@ async def test_old_confirm_link_cannot_undo_a_later_opt_out(
     row = await db.fetchrow("get_subscriber_by_email", SIGNUP["email"])
     assert row is not None
     tokens = Tokens(settings.secret_key)
-    confirm_token = tokens.confirm(row["id"])
+    confirm_token = tokens.confirm(row["public_id"])
     await client.post("/confirm", data={"token": confirm_token})
     with time_machine.travel(time.time() + 5):
-        await client.post(f"/unsubscribe?token={tokens.unsubscribe(row['id'])}")
+        await client.post(f"/unsubscribe?token={tokens.unsubscribe(row['public_id'])}")
     response = await client.post("/confirm", data={"token": confirm_token})
     assert response.status_code == 400
     assert await status_of(db, SIGNUP["email"]) == "unsubscribed"
@@ -238,11 +238,11 @@ async def test_one_click_unsubscribe(
     client: httpx.AsyncClient, db: Database, settings: Settings, encoding: str
 ) -> None:
     async with db.transaction() as conn:
-        subscriber_id = await conn.fetchval(
+        public_id = await conn.fetchval(
             "INSERT INTO subscribers (email, status) VALUES ('r@example.com', 'active') "
-            "RETURNING id"
+            "RETURNING public_id"
         )
-    token = Tokens(settings.secret_key).unsubscribe(subscriber_id)
+    token = Tokens(settings.secret_key).unsubscribe(public_id)
     assert len(token) < 75  # short enough that List-Unsubscribe never folds
 
     page = await client.get(f"/unsubscribe?token={token}")
@@ -280,10 +280,12 @@ async def test_unsubscribe_skips_queued_bulk_mail(
     client: httpx.AsyncClient, db: Database, settings: Settings
 ) -> None:
     async with db.transaction() as conn:
-        subscriber_id = await conn.fetchval(
+        row = await conn.fetchrow(
             "INSERT INTO subscribers (email, status) VALUES ('r@example.com', 'active') "
-            "RETURNING id"
+            "RETURNING id, public_id"
         )
+        assert row is not None
+        subscriber_id, public_id = row["id"], row["public_id"]
         issue_id = await conn.fetchval(
             "INSERT INTO issues (title, status) VALUES ('11월 소식', 'sending') RETURNING id"
         )
@@ -292,7 +294,7 @@ async def test_unsubscribe_skips_queued_bulk_mail(
             issue_id,
             subscriber_id,
         )
-    token = Tokens(settings.secret_key).unsubscribe(subscriber_id)
+    token = Tokens(settings.secret_key).unsubscribe(public_id)
     await client.post(f"/unsubscribe?token={token}", data={"List-Unsubscribe": "One-Click"})
     status = await db.pool.fetchval(
         "SELECT status FROM deliveries WHERE subscriber_id = $1", subscriber_id

@@ -34,6 +34,7 @@ from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.ops import sessions, words
 from newsletter.ops.sessions import Session
+from newsletter.web import forms
 
 COOKIE = "nl_session"
 LOGIN_COOKIE = "nl_login"  # pre-login nonce: the login form's CSRF token is derived from it
@@ -76,7 +77,8 @@ def _state(request: Request[Any, Any, Any]) -> tuple[Database, Settings]:
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client else None
+    """The client's IP address, or None when a proxy passed on something else."""
+    return forms.client_ip(request)
 
 
 def session_of(request: Request[Any, Any, Any]) -> Session:

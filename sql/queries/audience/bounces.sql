@@ -1,19 +1,48 @@
 -- Bounces: matching a bounce to its delivery, recording it, the bounce policy.
 
 -- name: delivery_for_bounce
-SELECT d.id, d.issue_id, d.subscriber_id, d.status FROM deliveries d WHERE d.id = $1;
+-- Locked: two reports about one delivery (an MTA retrying its DSN) are
+-- applied one after the other, so the soft-bounce check below sees the first.
+SELECT d.id, d.issue_id, d.subscriber_id, d.status FROM deliveries d WHERE d.id = $1
+FOR UPDATE;
+
+-- name: delivery_bounce_counted
+-- Has a genuine bounce of this delivery been counted already? (bounce_events_delivery)
+SELECT EXISTS (SELECT 1 FROM bounce_events WHERE delivery_id = $1 AND verified);
+
+-- name: claim_bounce_report
+-- The first time a report (by Message-ID or content hash) is seen it is
+-- inserted and processed; a repeat finds the key taken and changes nothing.
+-- A concurrent repeat waits here for the first one's commit.
+INSERT INTO bounce_reports (key) VALUES ($1) ON CONFLICT (key) DO NOTHING RETURNING true;
+
+-- name: note_bounce_report
+UPDATE bounce_reports SET outcome = $2 WHERE key = $1;
+
+-- name: unverified_bounce_count
+-- Unsigned reports naming a subscriber's address, for ops (bounce_events_unverified).
+SELECT count(*) FROM bounce_events WHERE NOT verified AND received_at > now() - make_interval(days => $1);
+
+-- name: unverified_bounces
+-- The latest unsigned reports, newest first, keyset-paged by id.
+SELECT b.id, b.received_at, b.subscriber_id, b.delivery_id, b.kind, b.detail
+FROM bounce_events b
+WHERE NOT b.verified AND b.id < $1
+ORDER BY b.id DESC
+LIMIT $2;
 
 -- name: latest_delivery_for_email
--- Bounce matched by the failed address only: the subscriber and their most
--- recent delivery (deliveries_subscriber index).
+-- A report naming only the failed address: the subscriber and their most
+-- recent delivery, to record it as unverified (deliveries_subscriber index).
 SELECT s.id AS subscriber_id,
        (SELECT d.id FROM deliveries d WHERE d.subscriber_id = s.id
         ORDER BY d.id DESC LIMIT 1) AS delivery_id
 FROM subscribers s WHERE lower(s.email) = lower($1);
 
 -- name: insert_bounce_event
-INSERT INTO bounce_events (delivery_id, subscriber_id, kind, source, smtp_code, detail)
-VALUES ($1, $2, $3, $4, $5, $6);
+-- $7 verified: false for a report matched by address only (recorded, never applied).
+INSERT INTO bounce_events (delivery_id, subscriber_id, kind, source, smtp_code, detail, verified)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
 
 -- name: mark_delivery_bounced
 -- $3 is the bounce kind (hard, soft): reason bounce_hard or bounce_soft.

@@ -13,12 +13,15 @@
 --      its rank among this statement's rows of the same bucket must stay
 --      within the limit — exact however many come from one IP;
 --   2. skip addresses whose keyed hash is suppressed;
---   3. upsert the subscriber — a known address keeps its status; only rows
---      that may need a confirmation mail come back (not active, not suppressed);
+--   3. insert new addresses; a known address is left exactly as it is, and
+--      only rows that may need a confirmation mail go on (not active, not
+--      suppressed);
 --   4. the per-address limit: fewer than the limit mails for its bucket a day;
 --   5. record the signup evidence, log the hits and queue the confirmation mail.
 -- Every CTE sees one snapshot; ON CONFLICT makes concurrent signups of one
--- address (from other statements) converge on a single row. Returns ip_ok per
+-- address (from other statements) converge on a single row (a signup racing
+-- another statement's insert of the same new address sends no second mail:
+-- the other statement does). Returns ip_ok per
 -- row, in input order.
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
@@ -42,21 +45,25 @@ WITH input AS (
 ), ip_hit AS (
     INSERT INTO signup_hits (bucket) SELECT ip_bucket FROM gate WHERE ip_ok
 ), upserted AS (
+    -- A known address is never changed by a signup: whoever typed it need not
+    -- own it. DO NOTHING returns only new rows; known ones that may need a
+    -- confirmation mail come from `known` (not active, not suppressed).
     INSERT INTO subscribers (email, name, source)
     -- Address order, not arrival order: two web processes' batches that share
-    -- addresses then take their row locks in the same order and cannot deadlock.
+    -- addresses then take their locks in the same order and cannot deadlock.
     SELECT email, name, source FROM gate WHERE ip_ok AND not_suppressed ORDER BY lower(email)
-    ON CONFLICT ((lower(email))) DO UPDATE
-    SET name = CASE WHEN subscribers.status = 'pending'
-                    THEN coalesce(excluded.name, subscribers.name)
-                    ELSE subscribers.name END,
-        updated_at = now()
-    WHERE subscribers.status NOT IN ('active', 'suppressed')
-    RETURNING id, email, name
+    ON CONFLICT ((lower(email))) DO NOTHING
+    RETURNING id, email
+), known AS (
+    SELECT s.id, s.email FROM gate
+    JOIN subscribers s ON lower(s.email) = lower(gate.email)
+    WHERE gate.ip_ok AND gate.not_suppressed AND s.status NOT IN ('active', 'suppressed')
+), asked AS (
+    SELECT id, email FROM upserted UNION ALL SELECT id, email FROM known
 ), mailable AS (
-    SELECT upserted.id, upserted.email, upserted.name, gate.address_bucket, gate.ip,
+    SELECT asked.id, asked.email, gate.address_bucket, gate.ip,
            gate.user_agent, gate.source, gate.consent_version
-    FROM upserted JOIN gate ON lower(gate.email) = lower(upserted.email)
+    FROM asked JOIN gate ON lower(gate.email) = lower(asked.email)
     WHERE (SELECT count(*) FROM (
                SELECT 1 FROM signup_hits
                WHERE bucket = gate.address_bucket AND at > now() - interval '1 day'
@@ -69,7 +76,7 @@ WITH input AS (
     SELECT id, 'signup', ip::inet, user_agent, source, consent_version FROM mailable
 ), mail AS (
     INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
-    SELECT 'confirm', 0, email, id, jsonb_build_object('subscriber_id', id, 'name', name)
+    SELECT 'confirm', 0, email, id, jsonb_build_object('subscriber_id', id)
     FROM mailable
 )
 SELECT ip_ok FROM gate ORDER BY n;
@@ -81,19 +88,32 @@ DELETE FROM signup_hits WHERE at < now() - interval '1 day';
 -- name: lock_subscriber
 SELECT id, email, name, status, unsubscribed_at FROM subscribers WHERE id = $1 FOR UPDATE;
 
+-- name: lock_subscriber_by_public_id
+-- A link names its subscriber by public id (subscribers_public_id index).
+SELECT id, email, name, status, unsubscribed_at FROM subscribers WHERE public_id = $1
+FOR UPDATE;
+
+-- name: subscriber_id_by_public_id
+SELECT id FROM subscribers WHERE public_id = $1;
+
+-- name: subscriber_name
+SELECT name FROM subscribers WHERE id = $1;
+
 -- name: get_subscriber
-SELECT id, email, name, status, source, created_at, updated_at, confirmed_at,
+SELECT id, public_id, email, name, status, source, created_at, updated_at, confirmed_at,
        unsubscribed_at, last_consent_at, soft_bounces, suppressed_reason
 FROM subscribers WHERE id = $1;
 
 -- name: get_subscriber_by_email
-SELECT id, email, name, status, source, created_at, updated_at, confirmed_at,
+SELECT id, public_id, email, name, status, source, created_at, updated_at, confirmed_at,
        unsubscribed_at, last_consent_at, soft_bounces, suppressed_reason
 FROM subscribers WHERE lower(email) = lower($1);
 
 -- name: activate_subscriber
+-- $2: the name the address's owner confirmed (or none), replacing whatever
+-- was typed at signup.
 UPDATE subscribers
-SET status = 'active', confirmed_at = now(), last_consent_at = now(),
+SET status = 'active', name = $2, confirmed_at = now(), last_consent_at = now(),
     unsubscribed_at = NULL, reconfirm_sent_at = NULL, updated_at = now()
 WHERE id = $1
 RETURNING now();

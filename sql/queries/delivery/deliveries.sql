@@ -35,7 +35,7 @@ RETURNING d.id, d.subscriber_id, d.attempts;
 -- do we still hold the row (our lease did not expire and pass to another
 -- worker)? Fresh address and name come along. Always returns at least the
 -- issue row (d.id NULL when none of $2 qualifies).
-SELECT i.status AS issue_status, d.id, d.subscriber_id, s.email, s.name,
+SELECT i.status AS issue_status, d.id, d.subscriber_id, s.public_id, s.email, s.name,
        s.status AS subscriber_status
 FROM issues i
 LEFT JOIN deliveries d

@@ -26,7 +26,8 @@ SET status = 'sending', worker = $1, lease_until = now() + make_interval(secs =>
     attempts = o.attempts + 1
 FROM due
 WHERE o.id = due.id
-RETURNING o.id, o.kind, o.recipient, o.subscriber_id, o.payload, o.attempts, o.created_at;
+RETURNING o.id, o.kind, o.recipient, o.subscriber_id, o.payload, o.attempts, o.created_at,
+    (SELECT s.public_id FROM subscribers s WHERE s.id = o.subscriber_id) AS public_id;
 
 -- name: outbox_sent
 UPDATE outbox

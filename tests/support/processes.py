@@ -1,0 +1,76 @@
+"""``newsletter serve`` as a real process on a free port, for the tests that
+need a real HTTP server (timeouts, ports, load beside another request)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from tests.conftest import ROOT, TEST_SECRET_KEY, free_port
+
+
+@dataclass(frozen=True)
+class Served:
+    base_url: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+def serve_env(database_url: str, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(NEWSLETTER_DATABASE_URL=database_url, NEWSLETTER_SECRET_KEY=TEST_SECRET_KEY)
+    env.update({f"NEWSLETTER_{name}": value for name, value in settings.items()})
+    return env
+
+
+async def wait_until_up(url: str, deadline: float = 30.0) -> None:
+    start = time.monotonic()
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                await http.get(url)
+                return
+            except httpx.TransportError:
+                if time.monotonic() - start > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def serving(database_url: str, *args: str, **settings: str) -> AsyncIterator[Served]:
+    """``newsletter serve`` with ``NEWSLETTER_<name>=value`` for each setting."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port), *args],
+        env=serve_env(database_url, **settings),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        try:
+            await wait_until_up(f"http://127.0.0.1:{port}/healthz")
+        except httpx.TransportError:
+            process.kill()
+            _, err = process.communicate(timeout=10)
+            raise AssertionError(f"newsletter serve did not start: {err.decode()}") from None
+        yield Served(f"http://127.0.0.1:{port}", port, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
