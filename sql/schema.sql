@@ -3,6 +3,59 @@
 -- do not edit: add a migration, then run `make schema`.
 
 --
+-- Name: access_log_guard(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.access_log_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        RAISE EXCEPTION 'access_log is append-only';
+    END IF;
+    IF TG_OP = 'TRUNCATE' THEN
+        RAISE EXCEPTION 'access_log entries are kept at least a year';
+    END IF;
+    IF OLD.occurred_at > now() - interval '365 days' THEN
+        RAISE EXCEPTION 'access_log entries are kept at least a year';
+    END IF;
+    RETURN OLD;
+END
+$$;
+
+--
+-- Name: access_log; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.access_log (
+    id bigint NOT NULL,
+    occurred_at timestamp with time zone DEFAULT now() NOT NULL,
+    actor_kind text NOT NULL,
+    actor_ref text NOT NULL,
+    actor_name text NOT NULL,
+    role text NOT NULL,
+    ip inet,
+    action text NOT NULL,
+    subscriber_ids bigint[] DEFAULT '{}'::bigint[] NOT NULL,
+    query jsonb DEFAULT '{}'::jsonb NOT NULL,
+    row_count integer,
+    CONSTRAINT access_log_actor_kind_check CHECK ((actor_kind = ANY (ARRAY['api_key'::text, 'user'::text, 'cli'::text])))
+);
+
+--
+-- Name: access_log_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.access_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.access_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: api_keys; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -72,6 +125,7 @@ CREATE TABLE public.bounce_events (
     smtp_code integer,
     detail text,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
+    verified boolean DEFAULT true NOT NULL,
     CONSTRAINT bounce_events_kind_check CHECK ((kind = ANY (ARRAY['hard'::text, 'soft'::text]))),
     CONSTRAINT bounce_events_source_check CHECK ((source = ANY (ARRAY['smtp'::text, 'dsn'::text])))
 );
@@ -87,6 +141,16 @@ ALTER TABLE public.bounce_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTIT
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+--
+-- Name: bounce_reports; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.bounce_reports (
+    key text NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    outcome text DEFAULT 'processing'::text NOT NULL
 );
 
 --
@@ -483,6 +547,7 @@ CREATE TABLE public.subscribers (
     suppressed_reason text,
     soft_bounces integer DEFAULT 0 NOT NULL,
     last_bounce_at timestamp with time zone,
+    public_id text DEFAULT "left"(encode(sha256(decode(replace((gen_random_uuid())::text, '-'::text, ''::text), 'hex'::text)), 'hex'::text), 16) NOT NULL,
     origin text DEFAULT 'signup'::text NOT NULL,
     CONSTRAINT subscribers_origin_check CHECK ((origin = ANY (ARRAY['signup'::text, 'import'::text, 'invite'::text]))),
     CONSTRAINT subscribers_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'active'::text, 'unsubscribed'::text, 'suppressed'::text, 'lapsed'::text])))
@@ -560,6 +625,13 @@ CREATE TABLE public.workers (
 );
 
 --
+-- Name: access_log access_log_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.access_log
+    ADD CONSTRAINT access_log_pkey PRIMARY KEY (id);
+
+--
 -- Name: api_keys api_keys_key_hash_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -586,6 +658,13 @@ ALTER TABLE ONLY public.audit_log
 
 ALTER TABLE ONLY public.bounce_events
     ADD CONSTRAINT bounce_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: bounce_reports bounce_reports_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.bounce_reports
+    ADD CONSTRAINT bounce_reports_pkey PRIMARY KEY (key);
 
 --
 -- Name: click_counts click_counts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -756,6 +835,18 @@ ALTER TABLE ONLY public.workers
     ADD CONSTRAINT workers_pkey PRIMARY KEY (worker_id);
 
 --
+-- Name: access_log_subscribers; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX access_log_subscribers ON public.access_log USING gin (subscriber_ids);
+
+--
+-- Name: access_log_time; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX access_log_time ON public.access_log USING btree (occurred_at);
+
+--
 -- Name: audit_log_time; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -768,10 +859,22 @@ CREATE INDEX audit_log_time ON public.audit_log USING btree (occurred_at);
 CREATE INDEX audit_log_user ON public.audit_log USING btree (user_id, occurred_at) WHERE (user_id IS NOT NULL);
 
 --
+-- Name: bounce_events_delivery; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bounce_events_delivery ON public.bounce_events USING btree (delivery_id) WHERE verified;
+
+--
 -- Name: bounce_events_subscriber; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX bounce_events_subscriber ON public.bounce_events USING btree (subscriber_id, received_at);
+
+--
+-- Name: bounce_events_unverified; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bounce_events_unverified ON public.bounce_events USING btree (id) WHERE (NOT verified);
 
 --
 -- Name: consent_events_subscriber; Type: INDEX; Schema: public; Owner: -
@@ -906,6 +1009,12 @@ CREATE UNIQUE INDEX subscribers_email_key ON public.subscribers USING btree (low
 CREATE INDEX subscribers_email_prefix ON public.subscribers USING btree (lower(email) text_pattern_ops);
 
 --
+-- Name: subscribers_public_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX subscribers_public_id ON public.subscribers USING btree (public_id);
+
+--
 -- Name: subscribers_status; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -922,6 +1031,18 @@ CREATE INDEX subscribers_unsubscribed_at ON public.subscribers USING btree (unsu
 --
 
 CREATE UNIQUE INDEX users_email_key ON public.users USING btree (lower(email));
+
+--
+-- Name: access_log access_log_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER access_log_guard BEFORE DELETE OR UPDATE ON public.access_log FOR EACH ROW EXECUTE FUNCTION public.access_log_guard();
+
+--
+-- Name: access_log access_log_no_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON public.access_log FOR EACH STATEMENT EXECUTE FUNCTION public.access_log_guard();
 
 --
 -- Name: audit_log audit_log_api_key_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -32,7 +32,8 @@ ACTIONS = {
     "subscriber.get": "구독자 상세 조회 (동의 이력 포함)",
     "subscriber.consent_history": "구독자 상세와 동의 이력 조회 (콘솔)",
     "subscribers.export": "구독자 명단 내려받기",
-    "deliveries.addresses": "발송 대상 주소 조회",
+    "deliveries.addresses": "발송 기록의 주소 조회",
+    "deliveries.export": "발송 기록 내려받기 (주소 포함)",
     "access_log.read": "접속 기록 조회",
 }
 

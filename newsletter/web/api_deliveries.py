@@ -25,11 +25,12 @@ from litestar.response import Stream
 
 from newsletter.audience.roster import neutralise
 from newsletter.editorial import issues
-from newsletter.ops import audit, delivery_record
+from newsletter.ops import access_log, audit, delivery_record
 from newsletter.ops.delivery_record import DeliveryEntry, DeliveryPage, ReasonCount
 from newsletter.web.api_issues import IssueOut
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
+from newsletter.web.forms import client_ip
 from newsletter.web.params import AfterId, RowId
 
 RecordStatus = Literal["failed", "bounced", "deferred", "skipped"]
@@ -57,7 +58,7 @@ class ResendOut(msgspec.Struct):
 
 
 def _client(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client else None
+    return client_ip(request)
 
 
 @get("/issues/{issue_id:int}/deliveries", summary="Who did not get an issue, and why")
@@ -81,6 +82,15 @@ async def list_deliveries(
     if admin and record.items:
         async with db.transaction() as conn:
             # Addresses were read: who, when, from where, what.
+            await access_log.record_read(
+                conn,
+                actor,
+                client_ip(request),
+                "deliveries.addresses",
+                subscriber_ids=[e.subscriber_id for e in record.items if e.subscriber_id],
+                query={"issue_id": issue_id, "status": status, "after": after},
+                rows=len(record.items),
+            )
             await audit.record(
                 conn,
                 actor,
@@ -154,6 +164,13 @@ async def export_deliveries(
     zone = ZoneInfo(settings.timezone)
     if admin:
         async with db.transaction() as conn:
+            await access_log.record_read(
+                conn,
+                actor,
+                client_ip(request),
+                "deliveries.export",
+                query={"issue_id": issue_id, "status": status},
+            )
             await audit.record(
                 conn,
                 actor,
