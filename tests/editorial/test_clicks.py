@@ -25,7 +25,7 @@ from newsletter.core.settings import Settings
 from newsletter.editorial import clicks, issues
 from newsletter.editorial.rendering import click_url
 from newsletter.ops.audit import Actor
-from tests.conftest import ROOT, SmtpServer, bearer, drain, free_port
+from tests.conftest import ROOT, TEST_SECRET_KEY, SmtpServer, bearer, drain, free_port
 from tests.ops.test_status_cli import run_cli
 from tests.support.console import login, make_user
 
@@ -152,7 +152,7 @@ async def test_links_in_delivered_mail_redirect_and_count_once(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'click_counts'"
     )
     assert {c["column_name"] for c in columns} == {"issue_id", "news_item_id", "hour", "clicks"}
-    metrics = (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics", headers=await bearer(db, "ops"))).text
     assert (
         f'newsletter_clicks_total{{issue_id="{issue["id"]}",news_item_id="{issue["items"][0]}"}}'
         " 2.0" in metrics
@@ -193,7 +193,7 @@ async def test_head_prefetch_scanners_and_bots_are_redirected_but_not_counted(
     # One real tap still counts.
     await client.get(path, headers=BROWSER)
     assert await stored_clicks(app, db, issue["id"]) == {issue["items"][0]: 1}
-    metrics = (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics", headers=await bearer(db, "ops"))).text
     for reason in ("head", "prefetch", "bot"):
         assert f'newsletter_clicks_not_counted_total{{reason="{reason}"}}' in metrics
 
@@ -277,7 +277,7 @@ async def test_a_server_stopped_right_after_a_burst_loses_no_click(
     settings = Settings.from_env(
         {
             "NEWSLETTER_DATABASE_URL": database_url,
-            "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
+            "NEWSLETTER_SECRET_KEY": TEST_SECRET_KEY,
             "NEWSLETTER_BASE_URL": base,
         }
     )
@@ -286,7 +286,7 @@ async def test_a_server_stopped_right_after_a_burst_loses_no_click(
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
         NEWSLETTER_DATABASE_URL=database_url,
-        NEWSLETTER_SECRET_KEY="test-secret-key-0123456789",
+        NEWSLETTER_SECRET_KEY=TEST_SECRET_KEY,
         NEWSLETTER_BASE_URL=base,
     )
     log = (tmp_path / "serve.log").open("wb")

@@ -57,10 +57,10 @@ async def due_now(db: Database, issue_id: int, *numbers: int) -> None:
 
 
 async def unsubscribe(client: Client, settings: Settings, db: Database, n: int) -> None:
-    subscriber_id = await db.pool.fetchval(
-        "SELECT id FROM subscribers WHERE email = $1", address(n)
+    public_id = await db.pool.fetchval(
+        "SELECT public_id FROM subscribers WHERE email = $1", address(n)
     )
-    token = Tokens(settings.secret_key).unsubscribe(subscriber_id)
+    token = Tokens(settings.secret_key).unsubscribe(public_id)
     answer = await client.post("/unsubscribe", data={"token": token})
     assert answer.status_code == 200
 
