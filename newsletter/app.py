@@ -21,6 +21,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
 from newsletter.audience import signup_batch
+from newsletter.audience.challenge import ChallengeKeys
 from newsletter.core import paths
 from newsletter.core.db import Database
 from newsletter.core.errors import DomainError
@@ -108,6 +109,11 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal error; see server logs")
 
 
+def _template_setup(engine: Any, settings: Settings) -> None:
+    console_filters.install(engine, settings)
+    engine.engine.add_extension("jinja2.ext.i18n")
+
+
 def create_app(
     settings: Settings,
     database: Database | None = None,
@@ -156,7 +162,14 @@ def create_app(
     return Litestar(
         route_handlers=[*ROUTES, static, *extra_routes],
         lifespan=[lifespan],
-        state=State({"db": database, "settings": settings, "feed_policy": feed_policy}),
+        state=State(
+            {
+                "db": database,
+                "settings": settings,
+                "feed_policy": feed_policy,
+                "challenge_keys": ChallengeKeys.from_secret(settings.secret_key),
+            }
+        ),
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
@@ -171,7 +184,9 @@ def create_app(
         template_config=TemplateConfig(
             directory=PAGES_DIR,
             engine=JinjaTemplateEngine,
-            engine_callback=lambda engine: console_filters.install(engine, settings),
+            # The console's filters, and {% trans %} blocks for the residents'
+            # pages (their shell passes each reader's gettext in).
+            engine_callback=lambda engine: _template_setup(engine, settings),
         ),
         openapi_config=OpenAPIConfig(
             title="김포시 뉴스레터 API",

@@ -105,6 +105,7 @@ QueryName = Literal[
     "prune_login_failures",
     "prune_sessions",
     "prune_signup_hits",
+    "prune_spent_challenges",
     "readyz_worker_check",
     "recent_audit",
     "recent_import_jobs",
@@ -145,6 +146,7 @@ QueryName = Literal[
     "skip_issue_queued_deliveries",
     "skip_queued_deliveries",
     "snapshot_recipients",
+    "spend_challenge",
     "stats_delivery_groups",
     "stats_issue_header",
     "stats_last_sent",
@@ -157,6 +159,7 @@ QueryName = Literal[
     "stats_subscriber_growth",
     "stats_workers",
     "store_issue_snapshot",
+    "subscriber_status",
     "suppress_hash",
     "suppress_hash_keep",
     "suppress_subscriber",
@@ -277,6 +280,7 @@ class NamedQueries:
     prune_login_failures: str
     prune_sessions: str
     prune_signup_hits: str
+    prune_spent_challenges: str
     readyz_worker_check: str
     recent_audit: str
     recent_import_jobs: str
@@ -317,6 +321,7 @@ class NamedQueries:
     skip_issue_queued_deliveries: str
     skip_queued_deliveries: str
     snapshot_recipients: str
+    spend_challenge: str
     stats_delivery_groups: str
     stats_issue_header: str
     stats_last_sent: str
@@ -329,6 +334,7 @@ class NamedQueries:
     stats_subscriber_growth: str
     stats_workers: str
     store_issue_snapshot: str
+    subscriber_status: str
     suppress_hash: str
     suppress_hash_keep: str
     suppress_subscriber: str

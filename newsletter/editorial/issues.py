@@ -334,6 +334,7 @@ async def start_issue(conn: Connection, issue_id: int, settings: Settings) -> in
             rendered.subject,
             rendered.html,
             rendered.text,
+            rendered.web_content,
         )
         status: str = await conn.execute(QUERIES.snapshot_recipients, issue_id)
     return int(status.rsplit(" ", 1)[1])
