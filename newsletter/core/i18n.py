@@ -26,7 +26,7 @@ NAMES = {"ko": "한국어", "en": "English"}
 LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention Babel extracts
+def N_(message: str) -> str:
     """Mark a message for the catalogs where it is made; translated where shown."""
     return message
 
@@ -53,7 +53,7 @@ def pick(explicit: str | None, accept_language: str | None) -> str:
     hidden field) wins, else the browser's ``Accept-Language`` by its q-values,
     else Korean."""
     if explicit in LANGUAGES:
-        return explicit  # type: ignore[return-value]
+        return explicit
     best, best_q = DEFAULT, 0.0
     for position, entry in enumerate((accept_language or "").split(",")[:20]):
         tag, _, params = entry.strip().partition(";")

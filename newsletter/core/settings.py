@@ -204,7 +204,7 @@ def _origins(variable: str, value: str | None, default: Any) -> tuple[str, ...]:
                 f"{variable}: {entry.strip()!r} is not an origin like https://www.gimpo.go.kr"
             )
         origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
-    return tuple(origins) or default  # type: ignore[no-any-return]
+    return tuple(origins) or default
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,7 +202,11 @@ def render_issue(
         subject=subject,
         html=rendered_html,
         text=_BLANKS.sub("\n\n", text).strip() + "\n",
-        web_content={"title": issue.title, "intro_paragraphs": intro_paragraphs, "items": html_items},
+        web_content={
+            "title": issue.title,
+            "intro_paragraphs": intro_paragraphs,
+            "items": html_items,
+        },
     )
 
 

@@ -15,8 +15,8 @@ from newsletter.core.errors import NotFound
 from newsletter.core.settings import Settings
 from newsletter.editorial import issues
 from newsletter.editorial.rendering import for_web
-from newsletter.web.deps import DB, Config
 from newsletter.web import pages
+from newsletter.web.deps import DB, Config
 from newsletter.web.pages import context, message, reader
 
 PER_PAGE = 20

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from newsletter.core.settings import Settings
 
@@ -57,7 +57,7 @@ def _headers_of(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-def _replace(message: Message, extra: dict[str, str]) -> None:
+def _replace(message: HTTPResponseStartEvent, extra: dict[str, str]) -> None:
     """Set ``extra`` on a response start message, replacing any same-named header."""
     names = {name.lower().encode("latin-1") for name in extra}
     kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
@@ -73,14 +73,14 @@ class _ResponseHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def extra(self, scope: Scope) -> dict[str, str]:
+    def headers_for(self, scope: Scope) -> dict[str, str]:
         raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if str(scope["type"]) != "http":
             await self.app(scope, receive, send)
             return
-        extra = self.extra(scope)
+        extra = self.headers_for(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -91,12 +91,12 @@ class _ResponseHeaders:
 
 
 class FrameableByEmbedOrigins(_ResponseHeaders):
-    def extra(self, scope: Scope) -> dict[str, str]:
+    def headers_for(self, scope: Scope) -> dict[str, str]:
         return {"Content-Security-Policy": embed_policy(_settings(scope))}
 
 
 class SignupCors(_ResponseHeaders):
-    def extra(self, scope: Scope) -> dict[str, str]:
+    def headers_for(self, scope: Scope) -> dict[str, str]:
         headers: dict[str, Any] = {"Vary": "Origin"}
         origin = allowed_origin(_headers_of(scope).get("origin"), _settings(scope))
         if origin is not None:

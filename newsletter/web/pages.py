@@ -98,9 +98,7 @@ def context(request: Request[Any, Any, Any], **values: Any) -> dict[str, Any]:
 def page(
     request: Request[Any, Any, Any], template: str, status: int = 200, **values: Any
 ) -> Template:
-    return Template(
-        template_name=template, context=context(request, **values), status_code=status
-    )
+    return Template(template_name=template, context=context(request, **values), status_code=status)
 
 
 def onward_links(request: Request[Any, Any, Any], *extra: Link) -> list[Link]:

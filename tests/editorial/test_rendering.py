@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from newsletter.core.settings import Settings
@@ -11,7 +12,6 @@ from newsletter.editorial.rendering import (
     UNSUBSCRIBE_URL,
     IssueContent,
     NewsItemContent,
-    for_web,
     html_to_text,
     personalise,
     render_issue,
@@ -89,10 +89,13 @@ def test_html_to_text() -> None:
     assert html_to_text("<p>a &amp; b</p><ul><li>x</li><li>y</li></ul>") == "a & b\nx\ny"
 
 
-def test_web_version_has_no_recipient_data() -> None:
-    rendered = render_issue(IssueContent("소식", number=3), ITEMS, SETTINGS)
-    page = for_web(rendered.html, SETTINGS)
-    assert "%%" not in page
-    assert "수신 거부" not in page
-    assert 'href="https://newsletter.gimpo.go.kr/subscribe"' in page
-    assert f"{DEFAULT_NAME}님, 안녕하세요." in page
+def test_web_content_is_the_issue_as_data_without_markers() -> None:
+    rendered = render_issue(
+        IssueContent("소식", intro="첫 문단\n\n둘째 문단", number=3), ITEMS, SETTINGS
+    )
+    content = rendered.web_content
+    assert content is not None
+    assert content["title"] == "소식"
+    assert content["intro_paragraphs"] == ["첫 문단", "둘째 문단"]
+    assert [item["title"] for item in content["items"]] == [item.title for item in ITEMS]
+    assert "%%" not in json.dumps(content, ensure_ascii=False)

@@ -66,7 +66,9 @@ async def test_archive_lists_and_shows_sent_issues(client: Client, db: Database)
     assert page.text.count("<main") == 1 and page.text.count("<h1") == 1
     assert re.search(r"<h1>1월 소식</h1>", page.text)
     title = re.search(r"<title>(.*?)</title>", page.text)
-    assert title is not None and "김포시 뉴스레터" in title.group(1) and "1월 소식" in title.group(1)
+    assert (
+        title is not None and "김포시 뉴스레터" in title.group(1) and "1월 소식" in title.group(1)
+    )
     assert '<a href="https://www.gimpo.go.kr/news?t=1">1월 소식 기사 &lt;script&gt;' in page.text
     assert 'rel="alternate" type="application/atom+xml"' in listing.text
 
