@@ -55,7 +55,7 @@ def html_of(raw: bytes) -> str:
     from email.parser import BytesParser
 
     message = BytesParser(policy=policy.default).parsebytes(raw)
-    part = message.get_body(preferencelist=("html",))  # type: ignore[attr-defined]
+    part = message.get_body(preferencelist=("html",))
     assert part is not None
     content: str = part.get_content()
     return content
@@ -66,7 +66,7 @@ def text_of(raw: bytes) -> str:
     from email.parser import BytesParser
 
     message = BytesParser(policy=policy.default).parsebytes(raw)
-    part = message.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
+    part = message.get_body(preferencelist=("plain",))
     assert part is not None
     content: str = part.get_content()
     return content
