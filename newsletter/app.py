@@ -30,7 +30,7 @@ from newsletter.core.tokens import Tokens
 from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES, console
 from newsletter.web.console import filters as console_filters
-from newsletter.web.forms import message
+from newsletter.web.pages import message, reader
 from newsletter.web.request_metrics import RequestMetrics
 
 log = logging.getLogger("newsletter.web")
@@ -73,12 +73,15 @@ def _is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
-def _not_found_page() -> Template:
+def _not_found_page(request: Request[Any, Any, Any]) -> Template:
+    who = reader(request)
+    _ = who.gettext
     return message(
-        "페이지를 찾을 수 없습니다",
-        "주소가 바뀌었거나 없는 페이지입니다. 주소를 다시 확인해 주세요.",
+        request,
+        _("페이지를 찾을 수 없습니다"),
+        _("주소가 바뀌었거나 없는 페이지입니다. 주소를 다시 확인해 주세요."),
         status=404,
-        link={"href": "/subscribe", "label": "김포시 뉴스레터 구독 페이지로 가기"},
+        action={"href": who.link("/subscribe"), "label": _("뉴스레터 구독 페이지로 가기")},
     )
 
 
@@ -87,7 +90,7 @@ def _http_error(
 ) -> Response[dict[str, Any]] | Template:
     # A person who mistyped an address gets a page; programs under /api keep the JSON shape.
     if exc.status_code == 404 and not _is_api(request.url.path):
-        return _not_found_page()
+        return _not_found_page(request)
     code = {
         401: "unauthorized",
         403: "forbidden",

@@ -74,9 +74,7 @@ async def archive_issue(
         )
     content = row["web_content"]
     if content is None:  # sent before the archive had pages of its own
-        return Response(
-            for_web(row["rendered_html"], settings), media_type=MediaType.HTML
-        )
+        return Response(for_web(row["rendered_html"], settings), media_type=MediaType.HTML)
     started = row["started_at"]
     return pages.page(
         request,
@@ -85,9 +83,7 @@ async def archive_issue(
         # The issue is in the editors' language whatever the page around it is in.
         content_lang="ko",
         sent_on=_date_text(settings, who.language)(started) if started else None,
-        sent_on_iso=started.astimezone(city_zone(settings)).date().isoformat()
-        if started
-        else None,
+        sent_on_iso=started.astimezone(city_zone(settings)).date().isoformat() if started else None,
     )
 
 
