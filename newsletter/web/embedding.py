@@ -16,8 +16,6 @@ Two small ASGI wrappers, set per route:
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from newsletter.core.settings import Settings
@@ -53,8 +51,11 @@ def _settings(scope: Scope) -> Settings:
     return settings
 
 
-def _headers_of(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+def _origin_of(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"origin":  # ASGI header names arrive lower-cased
+            return value.decode("latin-1")
+    return None
 
 
 def _replace(message: HTTPResponseStartEvent, extra: dict[str, str]) -> None:
@@ -73,14 +74,14 @@ class _ResponseHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def headers_for(self, scope: Scope) -> dict[str, str]:
+    def headers_for(self, scope: Scope) -> dict[str, str] | None:
         raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if str(scope["type"]) != "http":
+        extra = self.headers_for(scope) if str(scope["type"]) == "http" else None
+        if not extra:  # the busy signup route pays nothing when there is nothing to add
             await self.app(scope, receive, send)
             return
-        extra = self.headers_for(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -96,9 +97,11 @@ class FrameableByEmbedOrigins(_ResponseHeaders):
 
 
 class SignupCors(_ResponseHeaders):
-    def headers_for(self, scope: Scope) -> dict[str, str]:
-        headers: dict[str, Any] = {"Vary": "Origin"}
-        origin = allowed_origin(_headers_of(scope).get("origin"), _settings(scope))
-        if origin is not None:
-            headers["Access-Control-Allow-Origin"] = origin
-        return headers
+    def headers_for(self, scope: Scope) -> dict[str, str] | None:
+        settings = _settings(scope)
+        if not settings.embed_origins:
+            return None  # no origin is ever allowed, so the answer never varies by it
+        origin = allowed_origin(_origin_of(scope), settings)
+        if origin is None:
+            return {"Vary": "Origin"}
+        return {"Vary": "Origin", "Access-Control-Allow-Origin": origin}
