@@ -27,13 +27,14 @@ def spamassassin() -> str:
     if shutil.which("spamassassin") is None:
         if shutil.which("apt-get") is None:
             pytest.skip("spamassassin is missing and this system has no apt-get to install it")
-        done = subprocess.run(
+        for command in (
             ["apt-get", "install", "-y", "spamassassin"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
+            ["apt-get", "update"],  # a fresh machine's package lists may be stale
+            ["apt-get", "install", "-y", "spamassassin"],
+        ):
+            if shutil.which("spamassassin") is not None:
+                break
+            done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
         if shutil.which("spamassassin") is None:
             pytest.skip(f"spamassassin cannot be installed here: {done.stderr.strip()[-300:]}")
     return str(shutil.which("spamassassin"))

@@ -67,6 +67,9 @@ def chromium() -> str:
         if problem and "Could not get lock" in problem:  # another apt run: wait once, retry
             subprocess.run(["sleep", "30"], check=False)
             problem = install("apt-get install chromium", command)
+        if problem and not CHROMIUM.exists():  # a fresh machine's package lists may be stale
+            install("apt-get update", ["apt-get", "update"])
+            problem = install("apt-get install chromium", command)
         if not CHROMIUM.exists():
             pytest.skip(f"chromium cannot be installed here ({problem})")
     return str(CHROMIUM)
