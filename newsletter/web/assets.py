@@ -15,6 +15,7 @@ from newsletter.core.settings import Settings
 
 CACHE_A_DAY = "public, max-age=86400"
 
+
 @cache
 def _read(path: Path) -> bytes:
     return path.read_bytes()
