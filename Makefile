@@ -63,7 +63,7 @@ schema: $(STAMP)
 ## The .po files are compiled in memory at start-up; no .mo is built or committed.
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg --no-location --omit-header --sort-output -o .messages.pot .
-	$(BIN)/pybabel update -i .messages.pot -d newsletter/locale --no-fuzzy-matching --width 100
+	$(BIN)/pybabel update -i .messages.pot -d newsletter/locale --no-fuzzy-matching --ignore-pot-creation-date --width 100
 	rm -f .messages.pot
 
 bench: $(STAMP)
