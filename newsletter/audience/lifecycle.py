@@ -118,6 +118,7 @@ async def reconfirm(db: Database, *, subscriber_id: int, evidence: Evidence, now
                 "name": row["name"],
                 "at": now.isoformat(),
                 "result": "confirmed",
+                "language": row["language"],
             },
             subscriber_id=subscriber_id,
         )

@@ -16,6 +16,8 @@ from newsletter.audience.signup_batch import Signup, SignupBatcher, run
 from newsletter.core.addresses import normalise_email
 from newsletter.core.db import QUERIES, Connection, Database
 from newsletter.core.errors import InvalidInput, RateLimited
+from newsletter.core.i18n import DEFAULT as DEFAULT_LANGUAGE
+from newsletter.core.i18n import LANGUAGES, N_
 from newsletter.core.settings import Settings
 from newsletter.mail import outbox
 
@@ -43,9 +45,9 @@ def clean_name(raw: str | None) -> str | None:
     if not name:
         return None
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"이름은 {MAX_NAME_LENGTH}자 이내로 입력해 주세요.", field="name")
+        raise InvalidInput(N_("이름은 100자 이내로 입력해 주세요."), field="name")
     if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
-        raise InvalidInput("이름에 사용할 수 없는 문자가 있습니다.", field="name")
+        raise InvalidInput(N_("이름에 사용할 수 없는 문자가 있습니다."), field="name")
     return name
 
 
@@ -72,22 +74,36 @@ async def sign_up(
     name: str | None,
     consent: bool,
     evidence: Evidence,
+    language: str = "ko",
+    solved_challenge: bool = True,
     batcher: SignupBatcher | None = None,
 ) -> None:
     """Handle a signup. Returns nothing on purpose: the caller must answer the
     same way whether the address was new, pending, active or suppressed.
 
     Over the per-address daily limit the answer stays the same too; only the
-    extra confirmation mails are not sent (against list bombing).
+    extra confirmation mails are not sent (against list bombing). A signup
+    without the form's proof-of-work answer (``solved_challenge=False``: no
+    JavaScript, or a script posting directly) is taken only while its IP is
+    under the smaller no-challenge limit.
     """
     address = normalise_email(email)
     display_name = clean_name(name)
     if not consent:
-        raise InvalidInput("개인정보 수집·이용에 동의하셔야 구독하실 수 있습니다.", field="consent")
+        raise InvalidInput(
+            N_("개인정보 수집·이용에 동의하셔야 구독하실 수 있습니다."), field="consent"
+        )
     address_hash = suppression_hash(db.address_key, address)
     signup = Signup(
         ip_bucket=f"ip:{evidence.ip or 'unknown'}",
-        ip_limit=settings.signup_limit_per_ip_per_hour,
+        ip_limit=(
+            settings.signup_limit_per_ip_per_hour
+            if solved_challenge
+            else min(
+                settings.signup_limit_per_ip_per_hour,
+                settings.signup_limit_without_challenge_per_ip_per_hour,
+            )
+        ),
         email_hash=address_hash,
         email=address,
         name=display_name,
@@ -97,12 +113,13 @@ async def sign_up(
         ip=evidence.ip,
         user_agent=evidence.user_agent,
         consent_version=evidence.consent_version,
+        language=language if language in LANGUAGES else DEFAULT_LANGUAGE,
     )
     # Under load the app's batcher shares one statement and commit among
     # concurrent signups; either way this returns only after the commit.
     ip_ok = await batcher.submit(signup) if batcher is not None else (await run(db, [signup]))[0]
     if not ip_ok:
-        raise RateLimited("요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.")
+        raise RateLimited(N_("요청이 너무 많습니다. 잠시 후 다시 시도해 주세요."))
 
 
 async def _record(conn: Connection, subscriber_id: int, kind: str, evidence: Evidence) -> None:
@@ -140,7 +157,12 @@ async def confirm(
             conn,
             "opt_in_notice",
             row["email"],
-            {"subscriber_id": subscriber_id, "name": row["name"], "at": now.isoformat()},
+            {
+                "subscriber_id": subscriber_id,
+                "name": row["name"],
+                "at": now.isoformat(),
+                "language": row["language"],
+            },
             subscriber_id=subscriber_id,
         )
         return True
@@ -165,9 +187,20 @@ async def unsubscribe(db: Database, *, subscriber_id: int, evidence: Evidence) -
                 conn,
                 "opt_out_notice",
                 row["email"],
-                {"subscriber_id": subscriber_id, "name": row["name"], "at": now.isoformat()},
+                {
+                    "subscriber_id": subscriber_id,
+                    "name": row["name"],
+                    "at": now.isoformat(),
+                    "language": row["language"],
+                },
                 subscriber_id=subscriber_id,
             )
+
+
+async def status_of(db: Database, subscriber_id: int) -> str | None:
+    """The subscription's state for its own signed link's page (None: erased)."""
+    status: str | None = await db.fetchval("subscriber_status", subscriber_id)
+    return status
 
 
 def token_time(timestamp: datetime | int | float) -> datetime:

@@ -112,6 +112,7 @@ QueryName = Literal[
     "prune_login_failures",
     "prune_sessions",
     "prune_signup_hits",
+    "prune_spent_challenges",
     "readyz_worker_check",
     "recent_audit",
     "recent_import_jobs",
@@ -153,6 +154,7 @@ QueryName = Literal[
     "skip_issue_queued_deliveries",
     "skip_queued_deliveries",
     "snapshot_recipients",
+    "spend_challenge",
     "start_issue_round",
     "stats_delivery_groups",
     "stats_issue_clicks",
@@ -170,6 +172,7 @@ QueryName = Literal[
     "stats_workers",
     "store_issue_links",
     "store_issue_snapshot",
+    "subscriber_status",
     "suppress_hash",
     "suppress_hash_keep",
     "suppress_subscriber",
@@ -297,6 +300,7 @@ class NamedQueries:
     prune_login_failures: str
     prune_sessions: str
     prune_signup_hits: str
+    prune_spent_challenges: str
     readyz_worker_check: str
     recent_audit: str
     recent_import_jobs: str
@@ -338,6 +342,7 @@ class NamedQueries:
     skip_issue_queued_deliveries: str
     skip_queued_deliveries: str
     snapshot_recipients: str
+    spend_challenge: str
     start_issue_round: str
     stats_delivery_groups: str
     stats_issue_clicks: str
@@ -355,6 +360,7 @@ class NamedQueries:
     stats_workers: str
     store_issue_links: str
     store_issue_snapshot: str
+    subscriber_status: str
     suppress_hash: str
     suppress_hash_keep: str
     suppress_subscriber: str

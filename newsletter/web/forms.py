@@ -1,5 +1,5 @@
-"""What the public pages share: reading form or JSON bodies, consent evidence,
-and the Korean page shells (Jinja templates under templates/pages)."""
+"""What the public forms share: reading form or JSON bodies, consent evidence,
+the one-button POST route (the page shells are in ``web/pages.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import msgspec
 from litestar import MediaType, Request, post
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import ClientException
-from litestar.response import Template
 
 from newsletter.audience.subscribers import Evidence
 from newsletter.core.errors import InvalidInput
@@ -18,16 +17,6 @@ from newsletter.core.settings import Settings
 
 PUBLIC_BODY_LIMIT = 16 * 1024  # a signup form is a few hundred bytes
 TRUE_VALUES = {"1", "true", "on", "yes", "y"}
-
-
-def page(template: str, status: int = 200, **context: Any) -> Template:
-    return Template(template_name=template, context=context, status_code=status)
-
-
-def message(
-    heading: str, *paragraphs: str, status: int = 200, link: dict[str, str] | None = None
-) -> Template:
-    return page("message.html", status, heading=heading, paragraphs=paragraphs, link=link)
 
 
 def evidence(request: Request[Any, Any, Any], settings: Settings, source: str) -> Evidence:
@@ -86,12 +75,12 @@ def truthy(value: Any) -> bool:
     return isinstance(value, str | int) and str(value).strip().lower() in TRUE_VALUES
 
 
-async def posted_token(request: Request[Any, Any, Any]) -> str:
-    """The link token a confirm/unsubscribe/reconfirm POST carries: the form's
-    ``token`` field, else the ``?token=`` the page (or an RFC 8058 one-click
-    POST to the List-Unsubscribe URL) was addressed with."""
+async def posted_token(request: Request[Any, Any, Any]) -> tuple[str, dict[str, Any]]:
+    """The link token a confirm/unsubscribe/reconfirm POST carries (the form's
+    ``token`` field, else the ``?token=`` the page, or an RFC 8058 one-click
+    POST to the List-Unsubscribe URL, was addressed with), and all the fields."""
     fields = await form_fields(request)
-    return text_field(fields, "token") or request.query_params.get("token") or ""
+    return text_field(fields, "token") or request.query_params.get("token") or "", fields
 
 
 def page_post(path: str) -> post:

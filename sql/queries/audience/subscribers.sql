@@ -5,7 +5,8 @@
 -- of them: newsletter/signup_batch.py gathers the ones arriving together).
 -- Row n of the arrays is one signup: $1 ip bucket, $2 ip limit per hour,
 -- $3 keyed address hash, $4 email, $5 name, $6 source, $7 address bucket,
--- $8 address limit per day, $9 ip, $10 user agent, $11 consent version.
+-- $8 address limit per day, $9 ip, $10 user agent, $11 consent version,
+-- $12 language (of the page signed up on; a known address keeps its own).
 -- The caller never sends one address twice (ON CONFLICT cannot touch a row
 -- twice in one statement). For each row, as for a lone signup:
 --   1. the per-IP limit: the hits already logged for its bucket in the last
@@ -23,10 +24,10 @@
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::int[], $9::text[], $10::text[],
-                         $11::text[])
+                         $11::text[], $12::text[])
         WITH ORDINALITY AS t(ip_bucket, ip_limit, email_hash, email, name, source,
                              address_bucket, address_limit, ip, user_agent,
-                             consent_version, n)
+                             consent_version, language, n)
 ), gate AS MATERIALIZED (
     SELECT input.*,
            (SELECT count(*) FROM (
@@ -42,19 +43,20 @@ WITH input AS (
 ), ip_hit AS (
     INSERT INTO signup_hits (bucket) SELECT ip_bucket FROM gate WHERE ip_ok
 ), upserted AS (
-    INSERT INTO subscribers (email, name, source)
+    INSERT INTO subscribers (email, name, source, language)
     -- Address order, not arrival order: two web processes' batches that share
     -- addresses then take their row locks in the same order and cannot deadlock.
-    SELECT email, name, source FROM gate WHERE ip_ok AND not_suppressed ORDER BY lower(email)
+    SELECT email, name, source, language FROM gate WHERE ip_ok AND not_suppressed ORDER BY lower(email)
     ON CONFLICT ((lower(email))) DO UPDATE
     SET name = CASE WHEN subscribers.status = 'pending'
                     THEN coalesce(excluded.name, subscribers.name)
                     ELSE subscribers.name END,
         updated_at = now()
     WHERE subscribers.status NOT IN ('active', 'suppressed')
-    RETURNING id, email, name
+    RETURNING id, email, name, language
 ), mailable AS (
-    SELECT upserted.id, upserted.email, upserted.name, gate.address_bucket, gate.ip,
+    SELECT upserted.id, upserted.email, upserted.name, upserted.language,
+           gate.address_bucket, gate.ip,
            gate.user_agent, gate.source, gate.consent_version
     FROM upserted JOIN gate ON lower(gate.email) = lower(upserted.email)
     WHERE (SELECT count(*) FROM (
@@ -69,7 +71,8 @@ WITH input AS (
     SELECT id, 'signup', ip::inet, user_agent, source, consent_version FROM mailable
 ), mail AS (
     INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
-    SELECT 'confirm', 0, email, id, jsonb_build_object('subscriber_id', id, 'name', name)
+    SELECT 'confirm', 0, email, id,
+           jsonb_build_object('subscriber_id', id, 'name', name, 'language', language)
     FROM mailable
 )
 SELECT ip_ok FROM gate ORDER BY n;
@@ -79,7 +82,23 @@ SELECT ip_ok FROM gate ORDER BY n;
 DELETE FROM signup_hits WHERE at < now() - interval '1 day';
 
 -- name: lock_subscriber
-SELECT id, email, name, status, unsubscribed_at FROM subscribers WHERE id = $1 FOR UPDATE;
+SELECT id, email, name, status, unsubscribed_at, language
+FROM subscribers WHERE id = $1 FOR UPDATE;
+
+-- name: subscriber_status
+-- What a signed link's page tells its owner (e.g. "already unsubscribed").
+SELECT status FROM subscribers WHERE id = $1;
+
+-- name: spend_challenge
+-- A proof-of-work answer counts once: the second use of a signature inserts
+-- nothing and so returns no row.
+INSERT INTO spent_challenges (signature, expires_at) VALUES ($1, $2)
+ON CONFLICT (signature) DO NOTHING
+RETURNING signature;
+
+-- name: prune_spent_challenges
+-- Past their expiry a challenge is refused anyway; its row no longer matters.
+DELETE FROM spent_challenges WHERE expires_at < now();
 
 -- name: get_subscriber
 SELECT id, email, name, status, source, created_at, updated_at, confirmed_at,
