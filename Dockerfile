@@ -13,6 +13,7 @@ RUN uv sync --locked --no-install-project --no-editable
 COPY newsletter ./newsletter
 COPY sql ./sql
 COPY templates ./templates
+COPY static ./static
 RUN uv sync --locked --no-editable
 
 FROM python:3.11-slim-bookworm

@@ -15,7 +15,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PORT ?= 8000
 SMTP_PORT ?= 2525
 
-.PHONY: dev test lint typecheck check bench clean serve worker migrate queries schema lock
+.PHONY: dev test lint typecheck check bench clean serve worker migrate queries schema lock messages
 
 $(UV): requirements-uv.txt
 	rm -rf $(TOOLS)
@@ -58,6 +58,13 @@ queries: $(STAMP)
 ## After adding a migration: regenerate sql/schema.sql (every table in one file).
 schema: $(STAMP)
 	$(BIN)/python -m newsletter.dev.schema
+
+## After changing residents' wording: add new messages to the catalogs (then translate them).
+## The .po files are compiled in memory at start-up; no .mo is built or committed.
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-location --omit-header --sort-output -o .messages.pot .
+	$(BIN)/pybabel update -i .messages.pot -d newsletter/locale --no-fuzzy-matching --ignore-pot-creation-date --width 100
+	rm -f .messages.pot
 
 bench: $(STAMP)
 	$(BIN)/python bench/signup.py

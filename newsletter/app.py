@@ -21,6 +21,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
 from newsletter.audience import signup_batch
+from newsletter.audience.challenge import ChallengeKeys
 from newsletter.core import paths
 from newsletter.core.db import Database
 from newsletter.core.errors import DomainError
@@ -30,9 +31,9 @@ from newsletter.editorial import clicks
 from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES, console
 from newsletter.web.console import filters as console_filters
-from newsletter.web.forms import message
 from newsletter.web.headers import add_security_headers
 from newsletter.web.ops import internal_metrics_endpoint
+from newsletter.web.pages import message, reader
 from newsletter.web.request_metrics import RequestMetrics
 
 log = logging.getLogger("newsletter.web")
@@ -75,12 +76,15 @@ def _is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
-def _not_found_page() -> Template:
+def _not_found_page(request: Request[Any, Any, Any]) -> Template:
+    who = reader(request)
+    _ = who.gettext
     return message(
-        "페이지를 찾을 수 없습니다",
-        "주소가 바뀌었거나 없는 페이지입니다. 주소를 다시 확인해 주세요.",
+        request,
+        _("페이지를 찾을 수 없습니다"),
+        _("주소가 바뀌었거나 없는 페이지입니다. 주소를 다시 확인해 주세요."),
         status=404,
-        link={"href": "/subscribe", "label": "김포시 뉴스레터 구독 페이지로 가기"},
+        action={"href": who.link("/subscribe"), "label": _("뉴스레터 구독 페이지로 가기")},
     )
 
 
@@ -89,7 +93,7 @@ def _http_error(
 ) -> Response[dict[str, Any]] | Template:
     # A person who mistyped an address gets a page; programs under /api keep the JSON shape.
     if exc.status_code == 404 and not _is_api(request.url.path):
-        return _not_found_page()
+        return _not_found_page(request)
     return _json_http_error(request, exc)
 
 
@@ -124,6 +128,11 @@ def _recursion_error(
 def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal error; see server logs")
+
+
+def _template_setup(engine: Any, settings: Settings) -> None:
+    console_filters.install(engine, settings)
+    engine.engine.add_extension("jinja2.ext.i18n")
 
 
 def create_app(
@@ -176,7 +185,14 @@ def create_app(
     return Litestar(
         route_handlers=[*ROUTES, static, *extra_routes],
         lifespan=[lifespan],
-        state=State({"db": database, "settings": settings, "feed_policy": feed_policy}),
+        state=State(
+            {
+                "db": database,
+                "settings": settings,
+                "feed_policy": feed_policy,
+                "challenge_keys": ChallengeKeys.from_secret(settings.secret_key),
+            }
+        ),
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
@@ -192,7 +208,9 @@ def create_app(
         template_config=TemplateConfig(
             directory=PAGES_DIR,
             engine=JinjaTemplateEngine,
-            engine_callback=lambda engine: console_filters.install(engine, settings),
+            # The console's filters, and {% trans %} blocks for the residents'
+            # pages (their shell passes each reader's gettext in).
+            engine_callback=lambda engine: _template_setup(engine, settings),
         ),
         openapi_config=OpenAPIConfig(
             title="김포시 뉴스레터 API",

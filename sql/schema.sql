@@ -309,6 +309,7 @@ CREATE TABLE public.issues (
     rendered_text text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    web_content jsonb,
     round smallint DEFAULT 1 NOT NULL,
     CONSTRAINT issues_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'scheduled'::text, 'sending'::text, 'paused'::text, 'sent'::text, 'cancelled'::text])))
 );
@@ -529,6 +530,15 @@ CREATE TABLE public.signup_hits (
 );
 
 --
+-- Name: spent_challenges; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.spent_challenges (
+    signature text NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
+--
 -- Name: subscribers; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -549,6 +559,8 @@ CREATE TABLE public.subscribers (
     last_bounce_at timestamp with time zone,
     public_id text DEFAULT "left"(encode(sha256(decode(replace((gen_random_uuid())::text, '-'::text, ''::text), 'hex'::text)), 'hex'::text), 16) NOT NULL,
     origin text DEFAULT 'signup'::text NOT NULL,
+    language text DEFAULT 'ko'::text NOT NULL,
+    CONSTRAINT subscribers_language_check CHECK ((language = ANY (ARRAY['ko'::text, 'en'::text]))),
     CONSTRAINT subscribers_origin_check CHECK ((origin = ANY (ARRAY['signup'::text, 'import'::text, 'invite'::text]))),
     CONSTRAINT subscribers_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'active'::text, 'unsubscribed'::text, 'suppressed'::text, 'lapsed'::text])))
 );
@@ -800,6 +812,13 @@ ALTER TABLE ONLY public.sessions
     ADD CONSTRAINT sessions_pkey PRIMARY KEY (token_hash);
 
 --
+-- Name: spent_challenges spent_challenges_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.spent_challenges
+    ADD CONSTRAINT spent_challenges_pkey PRIMARY KEY (signature);
+
+--
 -- Name: subscribers subscribers_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -977,6 +996,12 @@ CREATE INDEX sessions_user ON public.sessions USING btree (user_id);
 --
 
 CREATE INDEX signup_hits_bucket ON public.signup_hits USING btree (bucket, at);
+
+--
+-- Name: spent_challenges_expiry; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX spent_challenges_expiry ON public.spent_challenges USING btree (expires_at);
 
 --
 -- Name: subscribers_active; Type: INDEX; Schema: public; Owner: -

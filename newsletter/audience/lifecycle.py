@@ -124,6 +124,7 @@ async def reconfirm(db: Database, *, ref: SubscriberRef, evidence: Evidence, now
                 "name": row["name"],
                 "at": now.isoformat(),
                 "result": "confirmed",
+                "language": row["language"],
             },
             subscriber_id=subscriber_id,
         )

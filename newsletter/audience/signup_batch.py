@@ -50,6 +50,7 @@ class Signup(NamedTuple):
     ip: str | None
     user_agent: str | None
     consent_version: str
+    language: str
 
 
 async def run(db: Database, signups: Sequence[Signup]) -> list[bool]:

@@ -24,6 +24,8 @@ from newsletter.audience.signup_batch import Signup, SignupBatcher, run
 from newsletter.core.addresses import normalise_email
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import InvalidInput, RateLimited
+from newsletter.core.i18n import DEFAULT as DEFAULT_LANGUAGE
+from newsletter.core.i18n import LANGUAGES, N_
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import SubscriberRef
 from newsletter.mail import outbox
@@ -57,10 +59,11 @@ def clean_name(raw: str | None) -> str | None:
     if not name:
         return None
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"이름은 {MAX_NAME_LENGTH}자 이내로 입력해 주세요.", field="name")
+        # The catalog's message id is the literal text, so the number is spelled out.
+        raise InvalidInput(N_("이름은 50자 이내로 입력해 주세요."), field="name")
     if not all(_name_character(c) for c in name):
         raise InvalidInput(
-            "이름에는 글자와 띄어쓰기만 쓸 수 있습니다 (숫자, 기호, 주소는 쓸 수 없습니다).",
+            N_("이름에는 글자와 띄어쓰기만 쓸 수 있습니다 (숫자, 기호, 주소는 쓸 수 없습니다)."),
             field="name",
         )
     return name
@@ -112,22 +115,36 @@ async def sign_up(
     name: str | None,
     consent: bool,
     evidence: Evidence,
+    language: str = "ko",
+    solved_challenge: bool = True,
     batcher: SignupBatcher | None = None,
 ) -> None:
     """Handle a signup. Returns nothing on purpose: the caller must answer the
     same way whether the address was new, pending, active or suppressed.
 
     Over the per-address daily limit the answer stays the same too; only the
-    extra confirmation mails are not sent (against list bombing).
+    extra confirmation mails are not sent (against list bombing). A signup
+    without the form's proof-of-work answer (``solved_challenge=False``: no
+    JavaScript, or a script posting directly) is taken only while its IP is
+    under the smaller no-challenge limit.
     """
     address = normalise_email(email)
     display_name = clean_name(name)
     if not consent:
-        raise InvalidInput("개인정보 수집·이용에 동의하셔야 구독하실 수 있습니다.", field="consent")
+        raise InvalidInput(
+            N_("개인정보 수집·이용에 동의하셔야 구독하실 수 있습니다."), field="consent"
+        )
     address_hash = suppression_hash(db.address_key, address)
     signup = Signup(
         ip_bucket=ip_bucket(evidence.ip),
-        ip_limit=settings.signup_limit_per_ip_per_hour,
+        ip_limit=(
+            settings.signup_limit_per_ip_per_hour
+            if solved_challenge
+            else min(
+                settings.signup_limit_per_ip_per_hour,
+                settings.signup_limit_without_challenge_per_ip_per_hour,
+            )
+        ),
         email_hash=address_hash,
         email=address,
         name=display_name,
@@ -137,12 +154,13 @@ async def sign_up(
         ip=evidence.ip,
         user_agent=evidence.user_agent,
         consent_version=evidence.consent_version,
+        language=language if language in LANGUAGES else DEFAULT_LANGUAGE,
     )
     # Under load the app's batcher shares one statement and commit among
     # concurrent signups; either way this returns only after the commit.
     ip_ok = await batcher.submit(signup) if batcher is not None else (await run(db, [signup]))[0]
     if not ip_ok:
-        raise RateLimited("요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.")
+        raise RateLimited(N_("요청이 너무 많습니다. 잠시 후 다시 시도해 주세요."))
 
 
 async def _record(conn: Connection, subscriber_id: int, kind: str, evidence: Evidence) -> None:
@@ -213,7 +231,12 @@ async def confirm(
             conn,
             "opt_in_notice",
             row["email"],
-            {"subscriber_id": subscriber_id, "name": display_name, "at": now.isoformat()},
+            {
+                "subscriber_id": subscriber_id,
+                "name": display_name,
+                "at": now.isoformat(),
+                "language": row["language"],
+            },
             subscriber_id=subscriber_id,
         )
         return True
@@ -247,10 +270,25 @@ async def unsubscribe_in(conn: Connection, ref: SubscriberRef, evidence: Evidenc
             conn,
             "opt_out_notice",
             row["email"],
-            {"subscriber_id": subscriber_id, "name": row["name"], "at": now.isoformat()},
+            {
+                "subscriber_id": subscriber_id,
+                "name": row["name"],
+                "at": now.isoformat(),
+                "language": row["language"],
+            },
             subscriber_id=subscriber_id,
         )
     return subscriber_id
+
+
+async def status_of(db: Database, ref: SubscriberRef) -> str | None:
+    """The subscription's state for its own signed link's page (None: erased)."""
+    async with db.pool.acquire() as conn:
+        subscriber_id = await resolve(conn, ref)
+        if subscriber_id is None:
+            return None
+        status: str | None = await conn.fetchval(QUERIES.subscriber_status, subscriber_id)
+    return status
 
 
 def token_time(timestamp: datetime | int | float) -> datetime:

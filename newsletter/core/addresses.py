@@ -13,6 +13,7 @@ from functools import lru_cache
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.core.errors import InvalidInput
+from newsletter.core.i18n import N_
 
 MAX_EMAIL_LENGTH = 254
 
@@ -48,11 +49,11 @@ def normalise_email(raw: str) -> str:
         if checked is not None:
             return f"{local}@{checked}"
     if not candidate:
-        raise InvalidInput("이메일 주소를 입력해 주세요.", field="email")
+        raise InvalidInput(N_("이메일 주소를 입력해 주세요."), field="email")
     if len(candidate) > MAX_EMAIL_LENGTH:
-        raise InvalidInput("이메일 주소가 너무 깁니다.", field="email")
+        raise InvalidInput(N_("이메일 주소가 너무 깁니다."), field="email")
     if any(unicodedata.category(c) == "Cc" for c in candidate):
-        raise InvalidInput("이메일 주소에 사용할 수 없는 문자가 있습니다.", field="email")
+        raise InvalidInput(N_("이메일 주소에 사용할 수 없는 문자가 있습니다."), field="email")
     try:
         result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
@@ -60,10 +61,10 @@ def normalise_email(raw: str) -> str:
             validate_email(candidate, check_deliverability=False)
         except EmailNotValidError:
             raise InvalidInput(
-                "올바른 이메일 주소가 아닙니다. 예: hong@example.com", field="email"
+                N_("올바른 이메일 주소가 아닙니다. 예: hong@example.com"), field="email"
             ) from None
         raise InvalidInput(
-            "이메일 주소의 @ 앞부분에는 영문, 숫자와 일부 기호만 사용할 수 있습니다.",
+            N_("이메일 주소의 @ 앞부분에는 영문, 숫자와 일부 기호만 사용할 수 있습니다."),
             field="email",
         ) from None
     return result.ascii_email or result.normalized

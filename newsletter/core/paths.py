@@ -1,4 +1,4 @@
-"""Where the SQL files and templates live.
+"""Where the SQL files, templates and static files (styles, scripts, the logo) live.
 
 In a source checkout they sit beside the package; an installed package (the
 Docker image) is told by NEWSLETTER_SQL_DIR / NEWSLETTER_TEMPLATES_DIR /
@@ -14,5 +14,5 @@ _CHECKOUT = Path(__file__).resolve().parents[2]
 
 SQL_DIR = Path(os.environ.get("NEWSLETTER_SQL_DIR") or _CHECKOUT / "sql")
 TEMPLATES_DIR = Path(os.environ.get("NEWSLETTER_TEMPLATES_DIR") or _CHECKOUT / "templates")
-# The console's style sheet, script and vendored libraries, served under /static.
+# Styles, scripts, vendored libraries and the default city logo, served under /static.
 STATIC_DIR = Path(os.environ.get("NEWSLETTER_STATIC_DIR") or _CHECKOUT / "static")

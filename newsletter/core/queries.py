@@ -118,6 +118,7 @@ QueryName = Literal[
     "prune_login_failures",
     "prune_sessions",
     "prune_signup_hits",
+    "prune_spent_challenges",
     "purge_access_log",
     "readyz_worker_check",
     "recent_audit",
@@ -160,6 +161,7 @@ QueryName = Literal[
     "skip_issue_queued_deliveries",
     "skip_queued_deliveries",
     "snapshot_recipients",
+    "spend_challenge",
     "start_issue_round",
     "stats_delivery_groups",
     "stats_issue_clicks",
@@ -179,6 +181,7 @@ QueryName = Literal[
     "store_issue_snapshot",
     "subscriber_id_by_public_id",
     "subscriber_name",
+    "subscriber_status",
     "suppress_hash",
     "suppress_hash_keep",
     "suppress_subscriber",
@@ -314,6 +317,7 @@ class NamedQueries:
     prune_login_failures: str
     prune_sessions: str
     prune_signup_hits: str
+    prune_spent_challenges: str
     purge_access_log: str
     readyz_worker_check: str
     recent_audit: str
@@ -356,6 +360,7 @@ class NamedQueries:
     skip_issue_queued_deliveries: str
     skip_queued_deliveries: str
     snapshot_recipients: str
+    spend_challenge: str
     start_issue_round: str
     stats_delivery_groups: str
     stats_issue_clicks: str
@@ -375,6 +380,7 @@ class NamedQueries:
     store_issue_snapshot: str
     subscriber_id_by_public_id: str
     subscriber_name: str
+    subscriber_status: str
     suppress_hash: str
     suppress_hash_keep: str
     suppress_subscriber: str

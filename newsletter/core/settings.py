@@ -25,6 +25,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from zxcvbn import zxcvbn
 
+from newsletter.core.city import GIMPO, City, CityFileError
+from newsletter.core.city import load as load_city
+
 PREFIX = "NEWSLETTER_"
 # Phrases of example values that must never sign real links.
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "not-for-production", "example", "secret-key-here")
@@ -274,6 +277,31 @@ def _issuer(variable: str, value: str | None, _default: Any) -> str | None:
     return value.rstrip("/")
 
 
+def _city(variable: str, value: str | None, default: Any) -> City:
+    if value is None:
+        return default  # type: ignore[no-any-return]
+    try:
+        return load_city(Path(value))
+    except CityFileError as exc:
+        raise SettingsError(f"{variable}: {exc}") from None
+
+
+def _origins(variable: str, value: str | None, default: Any) -> tuple[str, ...]:
+    """``https://www.gimpo.go.kr,https://news.gimpo.go.kr``: exact origins, no paths."""
+    origins = []
+    for entry in (value or "").split(","):
+        origin = entry.strip().rstrip("/")
+        if not origin:
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise SettingsError(
+                f"{variable}: {entry.strip()!r} is not an origin like https://www.gimpo.go.kr"
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins) or default
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a web or worker process needs to know, validated."""
@@ -333,6 +361,21 @@ class Settings:
     http_body_timeout_seconds: float = setting(15.0, "HTTP_BODY_TIMEOUT_SECONDS", minimum=1)
     # Who read which personal data (PIPA safeguards, art. 8: at least a year).
     access_log_retention_days: int = setting(730, "ACCESS_LOG_RETENTION_DAYS", minimum=365)
+    # Who sends the newsletter (name, logo, department, address, phone, privacy
+    # policy): a TOML file, see README; Gimpo's public details by default.
+    city: City = setting(GIMPO, "CITY_FILE", parse=_city)
+    # Sites (the city homepage) that may frame /embed/subscribe and post the
+    # signup form from their own pages.
+    embed_origins: tuple[str, ...] = setting((), "EMBED_ORIGINS", parse=_origins)
+    # A confirmation link opened this soon after the mail was made is probably
+    # a mail scanner: the page then waits for a click instead of confirming by itself.
+    confirm_click_window_seconds: int = setting(120, "CONFIRM_CLICK_WINDOW_SECONDS", minimum=0)
+    # Signups without the proof-of-work answer (no JavaScript) are taken only
+    # while their IP has made fewer signups than this in the last hour (of
+    # either kind); with the answer, SIGNUP_LIMIT_PER_IP_PER_HOUR applies.
+    signup_limit_without_challenge_per_ip_per_hour: int = setting(
+        5, "SIGNUP_LIMIT_WITHOUT_CHALLENGE_PER_IP_PER_HOUR", minimum=1
+    )
     dev: bool = setting(False, "DEV")
     dev_dir: Path = setting(Path(".dev"), "DEV_DIR")
 

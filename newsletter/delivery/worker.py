@@ -136,6 +136,8 @@ class Worker:
 
     async def prune_signup_hits(self) -> None:
         await self.database.execute("prune_signup_hits")
+        # The signup form's spent proof-of-work answers expire on the same scale.
+        await self.database.execute("prune_spent_challenges")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         if stop is not None and stop is not self.stop:

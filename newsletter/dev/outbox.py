@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
 
-from litestar import MediaType, get
+from litestar import MediaType, Request, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
@@ -17,6 +17,7 @@ from newsletter.core.clock import city_zone, clock
 from newsletter.core.settings import Settings
 from newsletter.dev.capture import open_maildir
 from newsletter.web.deps import Config
+from newsletter.web.pages import page
 
 LINK_RE = re.compile(r"https?://[^\s<>\"]+")
 
@@ -42,7 +43,7 @@ def _sent_at(message: EmailMessage, settings: Settings) -> str:
 
 
 @get("/dev/outbox", media_type=MediaType.HTML, include_in_schema=False)
-async def outbox_list(settings: Config) -> Template:
+async def outbox_list(request: Request[Any, Any, Any], settings: Config) -> Template:
     rows = [
         {
             "key": key,
@@ -52,22 +53,26 @@ async def outbox_list(settings: Config) -> Template:
         }
         for key, _, message in _messages(settings)
     ]
-    return Template(template_name="dev_outbox.html", context={"rows": rows})
+    return page(request, "dev_outbox.html", rows=rows)
 
 
 @get("/dev/outbox/{key:str}", media_type=MediaType.HTML, include_in_schema=False)
-async def outbox_show(settings: Config, key: FromPath[str]) -> Template:
+async def outbox_show(
+    request: Request[Any, Any, Any], settings: Config, key: FromPath[str]
+) -> Template:
     for found_key, _, message in _messages(settings):
         if found_key == key:
             html_part = message.get_body(preferencelist=("html",))
             text_part = message.get_body(preferencelist=("plain",))
-            context: dict[str, Any] = {
-                "headers": list(message.items()),
-                "html": html_part.get_content() if html_part is not None else None,
-                "text": text_part.get_content() if text_part is not None else None,
-            }
-            context["links"] = sorted(set(LINK_RE.findall(context["text"] or "")))
-            return Template(template_name="dev_message.html", context=context)
+            text = text_part.get_content() if text_part is not None else None
+            return page(
+                request,
+                "dev_message.html",
+                headers=list(message.items()),
+                html=html_part.get_content() if html_part is not None else None,
+                text=text,
+                links=sorted(set(LINK_RE.findall(text or ""))),
+            )
     raise NotFoundException("no such captured message")
 
 

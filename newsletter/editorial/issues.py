@@ -354,6 +354,7 @@ async def start_issue(conn: Connection, issue_id: int, settings: Settings) -> in
             rendered.subject,
             rendered.html,
             rendered.text,
+            rendered.web_content,
         )
         linked = [item for item in items if item.link and item.id is not None]
         await conn.execute(

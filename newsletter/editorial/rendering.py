@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 import jinja2
 import mjml
@@ -49,6 +50,12 @@ RECIPIENT_NAME = "%%RECIPIENT_NAME%%"
 # What the greeting says when we do not know the resident's name.
 DEFAULT_NAME = "구독자"
 ADVERTISEMENT_PREFIX = "(광고) "  # 정보통신망법 제50조: advertising mail says so up front
+
+# Inboxes show the preheader and then as much of the body as fits; these
+# invisible characters fill that space so the preview ends with the preheader.
+PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60
+# Gmail clips a message's HTML beyond 102 KB, hiding the unsubscribe link.
+GMAIL_CLIP_BYTES = 102 * 1024
 
 _BLOCK_END = re.compile(r"(?i)<br\s*/?>|</(p|div|li|h[1-6]|blockquote|tr|ul|ol)>")
 _TAG = re.compile(r"<[^>]*>")
@@ -79,11 +86,13 @@ class NewsItemContent:
 
 @dataclass(frozen=True)
 class RenderedIssue:
-    """One issue as every recipient gets it, markers still in place."""
+    """One issue as every recipient gets it, markers still in place, and what
+    it says as data (``web_content``: title, intro, items) for the archive page."""
 
     subject: str
     html: str
     text: str
+    web_content: dict[str, Any] | None = None
 
 
 class RenderError(RuntimeError):
@@ -154,6 +163,31 @@ def _date(moment: datetime | None, settings: Settings) -> str:
     return korean_date(moment, city_zone(settings)) if moment is not None else ""
 
 
+def _city(settings: Settings) -> dict[str, str]:
+    """The sender's identity in the issue: in the editors' language (Korean), as
+    the issue itself is."""
+    city, text = settings.city, settings.city.ko
+    return {
+        "name": text.name,
+        "newsletter": text.newsletter,
+        "department": text.department,
+        "address": text.address,
+        "logo_alt": text.logo_alt,
+        "collection_refusal": text.collection_refusal,
+        "logo_url": city.logo_url(settings.base_url),
+        "homepage": city.homepage,
+        "phone": city.phone,
+        "privacy_url": city.privacy_url,
+    }
+
+
+# MJML puts word-break:break-word on every text cell, which splits Korean
+# words anywhere ("않습니|다"). keep-all breaks between words only; with
+# overflow-wrap a long URL may still wrap instead of widening the mail.
+_MJML_WORD_BREAK = "word-break:break-word;"
+_KOREAN_WORD_BREAK = "word-break:keep-all;overflow-wrap:anywhere;"
+
+
 def render_issue(
     issue: IssueContent, items: Sequence[NewsItemContent], settings: Settings
 ) -> RenderedIssue:
@@ -162,7 +196,8 @@ def render_issue(
     link = web_url(settings, issue.number)
     sender = settings.from_address
     intro_paragraphs = [p.strip() for p in re.split(r"\n\s*\n", issue.intro) if p.strip()]
-    masthead = "김포시 뉴스레터" + (f" 제{issue.number}호" if issue.number else "")
+    city = _city(settings)
+    masthead = city["newsletter"] + (f" 제{issue.number}호" if issue.number else "")
     html_items = [
         {
             "title": item.title,
@@ -187,12 +222,15 @@ def render_issue(
             items=html_items,
             web_url=link,
             sender=sender,
+            city=city,
+            preheader_padding=PREHEADER_PADDING,
         )
     )
     try:
         rendered_html = mjml.mjml2html(source, fonts={})
     except ValueError as exc:  # mjml-python's answer to malformed MJML
         raise RenderError(f"issue template does not render: {exc}") from exc
+    rendered_html = rendered_html.replace(_MJML_WORD_BREAK, _KOREAN_WORD_BREAK)
     text_items = [{**item, "body": html_to_text(item["body"] or "")} for item in html_items]
     text = (
         _environment(False)
@@ -204,10 +242,22 @@ def render_issue(
             items=text_items,
             web_url=link,
             sender=sender,
+            city=city,
         )
     )
     return RenderedIssue(
-        subject=subject, html=rendered_html, text=_BLANKS.sub("\n\n", text).strip() + "\n"
+        subject=subject,
+        html=rendered_html,
+        text=_BLANKS.sub("\n\n", text).strip() + "\n",
+        # The archive is a web page, not a mail: its readers follow each item's
+        # own link; only the mail's links go through the click counter.
+        web_content={
+            "title": issue.title,
+            "intro_paragraphs": intro_paragraphs,
+            "items": [
+                {**shown, "link": item.link} for shown, item in zip(html_items, items, strict=True)
+            ],
+        },
     )
 
 
@@ -229,13 +279,13 @@ def personalise(
     return html_part, text_part
 
 
-# The footer's unsubscribe link exactly as the template writes it; the web
-# version swaps the whole link for an invitation to subscribe.
+# The footer's unsubscribe link exactly as the template wrote it before the
+# archive had pages of its own; issues sent then are shown from their mail.
 _UNSUBSCRIBE_LINK = f'<a href="{UNSUBSCRIBE_URL}">수신 거부</a>'
 
 
 def for_web(rendered_html: str, settings: Settings) -> str:
-    """The archive's copy of an issue: no recipient name, no unsubscribe token."""
+    """An old issue's mail as the archive's copy: no name, no unsubscribe token."""
     subscribe = f"{settings.base_url}/subscribe"
     page = rendered_html.replace(
         _UNSUBSCRIBE_LINK, f'<a href="{html.escape(subscribe)}">뉴스레터 구독하기</a>'

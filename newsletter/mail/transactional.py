@@ -1,15 +1,15 @@
 """Transactional mail: confirmation requests and the result notices Korean law asks for.
 
 Each outbox ``kind`` has one renderer turning its payload into a complete
-message. Bodies come from small Korean templates under ``templates/email/``
-(``<kind>.txt`` and ``<kind>.html``) filled with ``string.Template`` values
-that are HTML-escaped for the HTML part.
+message. Bodies come from small Jinja templates under ``templates/email/``
+(``<kind>.txt`` and ``<kind>.html``, sharing ``_layout.*`` with the city's
+identity), autoescaped for the HTML part. They are written in Korean and
+translated by the gettext catalogs into the language the resident signed up
+in (the payload's ``language``).
 """
 
 from __future__ import annotations
 
-import html
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,8 +18,11 @@ from email.utils import format_datetime, make_msgid
 from functools import cache
 from typing import Any
 
-from newsletter.core import paths
+import jinja2
+
+from newsletter.core import i18n, paths
 from newsletter.core.clock import city_zone, korean_time
+from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 from newsletter.core.signing import unsubscribe_mailto
 from newsletter.core.tokens import Tokens
@@ -39,7 +42,11 @@ class MailContext:
     def url(self, path: str) -> str:
         return self.settings.base_url + path
 
-    def local_time(self, moment: datetime) -> str:
+    def local_time(self, moment: datetime, language: str = i18n.DEFAULT) -> str:
+        """With its zone, as every time a person reads."""
+        if language == "en":
+            local = moment.astimezone(city_zone(self.settings))
+            return f"{local:%-d %B %Y, %H:%M} ({local.tzname()})"
         return korean_time(moment, city_zone(self.settings))
 
 
@@ -69,15 +76,50 @@ def compose(
 
 
 @cache
-def _template(name: str) -> string.Template:
-    return string.Template((TEMPLATES_DIR / name).read_text(encoding="utf-8"))
+def _environment(autoescape: bool) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=autoescape,  # noqa: S701 - False only for the text/plain part
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+    )
 
 
-def fill(name: str, values: dict[str, str]) -> tuple[str, str]:
-    """Fill ``name.txt`` and ``name.html`` with ``values`` (escaped for HTML)."""
-    text = _template(f"{name}.txt").substitute(values)
-    escaped = {key: html.escape(value) for key, value in values.items()}
-    return text, _template(f"{name}.html").substitute(escaped)
+def language_of(payload: dict[str, Any]) -> str:
+    language = payload.get("language")
+    return language if language in i18n.LANGUAGES else i18n.DEFAULT
+
+
+def fill(
+    ctx: MailContext, name: str, language: str, title: str, values: dict[str, Any]
+) -> tuple[str, str]:
+    """``name.txt`` and ``name.html`` in ``language``, with the city around them."""
+    translations = i18n.gettext_for(language)
+    settings = ctx.settings
+    shared = {
+        "_": translations.gettext,
+        "gettext": translations.gettext,
+        "ngettext": translations.ngettext,
+        "lang": language,
+        "title": title,
+        "city": settings.city,
+        "t": settings.city.text(language),
+        "logo_url": settings.city.logo_url(settings.base_url),
+        "sender": settings.from_address,
+        **values,
+    }
+    text = _environment(False).get_template(f"{name}.txt").render(shared).strip() + "\n"
+    return text, _environment(True).get_template(f"{name}.html").render(shared)
+
+
+def _subject(ctx: MailContext, language: str, what: str) -> str:
+    newsletter = ctx.settings.city.text(language).newsletter
+    return f"[{newsletter}] {i18n.gettext_for(language).gettext(what)}"
+
+
+def _with_language(url: str, language: str) -> str:
+    """Links in a mail open the pages in the mail's language."""
+    return url if language == i18n.DEFAULT else f"{url}&lang={language}"
 
 
 Renderer = Callable[[MailContext, str, dict[str, Any]], EmailMessage]
@@ -102,53 +144,82 @@ def render_outbox(
     return function(ctx, recipient, payload)
 
 
-def _greeting(payload: dict[str, Any]) -> str:
+def _greeting(payload: dict[str, Any], language: str) -> str:
+    _ = i18n.gettext_for(language).gettext
     name = str(payload.get("name") or "").strip()
-    return f"{name}님, 안녕하세요." if name else "안녕하세요."
+    return _("%(name)s님, 안녕하세요.") % {"name": name} if name else _("안녕하세요.")
 
 
 @renderer("confirm")
 def _confirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
+    language = language_of(payload)
+    _ = i18n.gettext_for(language).gettext
     token = ctx.tokens.confirm(str(payload["public_id"]))
     hours = ctx.settings.confirm_max_age_seconds // 3600
+    valid_for = (
+        _("%(days)d일") % {"days": hours // 24}
+        if hours % 24 == 0
+        else _("%(hours)d시간") % {"hours": hours}
+    )
     text, html_body = fill(
+        ctx,
         "confirm",
+        language,
+        _("%(newsletter)s 구독 확인") % {"newsletter": ctx.settings.city.text(language).newsletter},
         {
             # A name typed on the public form came from whoever typed the address:
             # the city must not carry a stranger's words into someone's inbox.
             # Invitations from the city's own list (roster import) may use it.
-            "greeting": _greeting(payload) if payload.get("greet_by_name") else "안녕하세요.",
-            "confirm_url": ctx.url(f"/confirm?token={token}"),
-            "valid_for": f"{hours // 24}일" if hours % 24 == 0 else f"{hours}시간",
+            "greeting": _greeting(payload if payload.get("greet_by_name") else {}, language),
+            "confirm_url": _with_language(ctx.url(f"/confirm?token={token}"), language),
+            "valid_for": valid_for,
         },
     )
     return compose(
         ctx,
         to=recipient,
-        subject="[김포시 뉴스레터] 구독 확인을 부탁드립니다",
+        subject=_subject(ctx, language, N_("구독 확인을 부탁드립니다")),
         text=text,
         html_body=html_body,
     )
 
 
 def _notice(
-    ctx: MailContext, recipient: str, payload: dict[str, Any], *, subject: str, result: str
+    ctx: MailContext,
+    recipient: str,
+    payload: dict[str, Any],
+    *,
+    subject: str,
+    result: str,
+    receiving: bool,
 ) -> EmailMessage:
+    """A result notice. ``receiving``: the resident now gets the newsletter, so
+    the notice offers the way out; otherwise it offers the way back in."""
+    language = language_of(payload)
+    _ = i18n.gettext_for(language).gettext
     at = datetime.fromisoformat(str(payload["at"]))
+    public_id = str(payload["public_id"])
     text, html_body = fill(
+        ctx,
         "notice",
+        language,
+        _("수신 동의 처리 결과 안내"),
         {
-            "greeting": _greeting(payload),
-            "sender": ctx.settings.from_address,
-            "date": ctx.local_time(at),
-            "result": result,
-            "unsubscribe_url": ctx.url(
-                f"/unsubscribe?token={ctx.tokens.unsubscribe(str(payload['public_id']))}"
+            "greeting": _greeting(payload, language),
+            "date": ctx.local_time(at, language),
+            "result": _(result),
+            "receiving": receiving,
+            "unsubscribe_url": _with_language(
+                ctx.url(f"/unsubscribe?token={ctx.tokens.unsubscribe(public_id)}"), language
             ),
-            "subscribe_url": ctx.url("/subscribe"),
+            "subscribe_url": ctx.url(
+                "/subscribe" if language == i18n.DEFAULT else "/subscribe?lang=en"
+            ),
         },
     )
-    return compose(ctx, to=recipient, subject=subject, text=text, html_body=html_body)
+    return compose(
+        ctx, to=recipient, subject=_subject(ctx, language, subject), text=text, html_body=html_body
+    )
 
 
 @renderer("opt_in_notice")
@@ -157,8 +228,9 @@ def _opt_in(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailM
         ctx,
         recipient,
         payload,
-        subject="[김포시 뉴스레터] 수신 동의 처리 결과 안내",
-        result="뉴스레터 수신에 동의하셨습니다 (수신 동의 완료).",
+        subject=N_("수신 동의 처리 결과 안내"),
+        result=N_("뉴스레터 수신에 동의하셨습니다 (수신 동의 완료)."),
+        receiving=True,
     )
 
 
@@ -168,10 +240,11 @@ def _opt_out(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Email
         ctx,
         recipient,
         payload,
-        subject="[김포시 뉴스레터] 수신 거부 처리 결과 안내",
-        result=(
+        subject=N_("수신 거부 처리 결과 안내"),
+        result=N_(
             "뉴스레터 수신을 거부하셨습니다 (수신 거부 완료). 더 이상 뉴스레터가 발송되지 않습니다."
         ),
+        receiving=False,
     )
 
 
@@ -198,30 +271,43 @@ def _test_issue(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Em
     )
 
 
-def _days(days: int) -> str:
-    return f"{days // 365}년" if days % 365 == 0 else f"{days}일"
+def _days(days: int, language: str) -> str:
+    _ = i18n.gettext_for(language).gettext
+    if days % 365 == 0:
+        return _("%(years)d년") % {"years": days // 365}
+    return _("%(days)d일") % {"days": days}
 
 
 @renderer("reconfirm")
 def _reconfirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
-    """Every reconfirm_after_days: keep receiving? (see newsletter.lifecycle)."""
+    """Every reconfirm_after_days: keep receiving? (see audience.lifecycle)."""
+    language = language_of(payload)
+    _ = i18n.gettext_for(language).gettext
     public_id = str(payload["public_id"])
     text, html_body = fill(
+        ctx,
         "reconfirm",
+        language,
+        _("수신 동의 재확인"),
         {
-            "greeting": _greeting(payload),
-            "consented_on": ctx.local_time(datetime.fromisoformat(str(payload["consented_at"]))),
-            "period": _days(ctx.settings.reconfirm_after_days),
-            "deadline": ctx.local_time(datetime.fromisoformat(str(payload["deadline"]))),
-            "reconfirm_url": ctx.url(f"/reconfirm?token={ctx.tokens.reconfirm(public_id)}"),
-            "unsubscribe_url": ctx.url(f"/unsubscribe?token={ctx.tokens.unsubscribe(public_id)}"),
-            "sender": ctx.settings.from_address,
+            "greeting": _greeting(payload, language),
+            "consented_on": ctx.local_time(
+                datetime.fromisoformat(str(payload["consented_at"])), language
+            ),
+            "period": _days(ctx.settings.reconfirm_after_days, language),
+            "deadline": ctx.local_time(datetime.fromisoformat(str(payload["deadline"])), language),
+            "reconfirm_url": _with_language(
+                ctx.url(f"/reconfirm?token={ctx.tokens.reconfirm(public_id)}"), language
+            ),
+            "unsubscribe_url": _with_language(
+                ctx.url(f"/unsubscribe?token={ctx.tokens.unsubscribe(public_id)}"), language
+            ),
         },
     )
     return compose(
         ctx,
         to=recipient,
-        subject="[김포시 뉴스레터] 수신 동의 여부를 다시 확인해 주세요",
+        subject=_subject(ctx, language, N_("수신 동의 여부를 다시 확인해 주세요")),
         text=text,
         html_body=html_body,
     )
@@ -230,17 +316,19 @@ def _reconfirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Ema
 @renderer("reconfirm_notice")
 def _reconfirm_notice(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
     """Result of a re-confirmation: kept (confirmed) or ended (lapsed)."""
-    if payload.get("result") == "lapsed":
-        result = (
+    lapsed = payload.get("result") == "lapsed"
+    if lapsed:
+        result = N_(
             "기한 안에 수신 동의를 다시 확인하지 않으셔서 뉴스레터 발송이 중단되었습니다 "
             "(수신 동의 만료). 다시 받아 보시려면 새로 구독해 주세요."
         )
     else:
-        result = "뉴스레터 수신 동의를 유지하셨습니다 (수신 동의 재확인 완료)."
+        result = N_("뉴스레터 수신 동의를 유지하셨습니다 (수신 동의 재확인 완료).")
     return _notice(
         ctx,
         recipient,
         payload,
-        subject="[김포시 뉴스레터] 수신 동의 재확인 처리 결과 안내",
+        subject=N_("수신 동의 재확인 처리 결과 안내"),
         result=result,
+        receiving=not lapsed,
     )

@@ -22,7 +22,7 @@ from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.editorial import clicks
 from newsletter.ops import metrics
-from newsletter.web.forms import message
+from newsletter.web.pages import message, reader
 
 # Nobody's webmail address travels on to the destination, no cache keeps a
 # click from being seen, and search engines that find the link in the web
@@ -106,13 +106,16 @@ def _not_found(request: Request[Any, Any, Any]) -> ASGIApp:
     # A tampered or unknown link leads nowhere: no redirect to any address.
     if request.method == "HEAD":
         return _HEAD_NOT_FOUND
+    _ = reader(request).gettext
     page = message(
-        "링크를 찾을 수 없습니다",
-        "주소가 잘못되었거나 더 이상 쓰이지 않는 링크입니다.",
-        "메일에 있는 링크를 그대로 눌러 주세요.",
+        request,
+        _("링크를 찾을 수 없습니다"),
+        _("주소가 잘못되었거나 더 이상 쓰이지 않는 링크입니다."),
+        _("메일에 있는 링크를 그대로 눌러 주세요."),
         status=404,
     )
-    return page.to_asgi_response(None, request)
+    asgi: ASGIApp = page.to_asgi_response(None, request)
+    return asgi
 
 
 ROUTES = [click]

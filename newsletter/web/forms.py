@@ -1,5 +1,5 @@
-"""What the public pages share: reading form or JSON bodies, consent evidence,
-and the Korean page shells (Jinja templates under templates/pages)."""
+"""What the public forms share: reading form or JSON bodies, consent evidence,
+the one-button POST route (the page shells are in ``web/pages.py``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from litestar import MediaType, Request, post
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import ClientException
 from litestar.params import QueryParameter
-from litestar.response import Template
 
 from newsletter.audience.subscribers import Evidence
 from newsletter.core.errors import InvalidInput
@@ -25,16 +24,6 @@ MAX_TOKEN_LENGTH = 200  # ours are under 75 characters; anything far longer is n
 # The ``?token=`` of a link in mail. Deliberately unbounded here: a mangled
 # link of any length gets the Korean "not a valid link" page, not a JSON 400.
 LinkToken = Annotated[str, QueryParameter(description="the signed token from the mail")]
-
-
-def page(template: str, status: int = 200, **context: Any) -> Template:
-    return Template(template_name=template, context=context, status_code=status)
-
-
-def message(
-    heading: str, *paragraphs: str, status: int = 200, link: dict[str, str] | None = None
-) -> Template:
-    return page("message.html", status, heading=heading, paragraphs=paragraphs, link=link)
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str | None:
@@ -111,12 +100,13 @@ def truthy(value: Any) -> bool:
     return isinstance(value, str | int) and str(value).strip().lower() in TRUE_VALUES
 
 
-def posted_token(request: Request[Any, Any, Any], fields: dict[str, Any]) -> str:
-    """The link token a confirm/unsubscribe/reconfirm POST carries: the form's
-    ``token`` field, else the ``?token=`` the page (or an RFC 8058 one-click
-    POST to the List-Unsubscribe URL) was addressed with."""
+async def posted_token(request: Request[Any, Any, Any]) -> tuple[str, dict[str, Any]]:
+    """The link token a confirm/unsubscribe/reconfirm POST carries (the form's
+    ``token`` field, else the ``?token=`` the page, or an RFC 8058 one-click
+    POST to the List-Unsubscribe URL, was addressed with), and all the fields."""
+    fields = await form_fields(request)
     token = text_field(fields, "token") or request.query_params.get("token") or ""
-    return token[: MAX_TOKEN_LENGTH + 1]
+    return token[: MAX_TOKEN_LENGTH + 1], fields
 
 
 def page_post(path: str) -> post:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import httpx
+import time_machine
 
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
+from newsletter.core.tokens import Tokens
 from tests.conftest import SmtpServer, drain
 from tests.support.delivery import start_issue
 
@@ -97,11 +100,11 @@ async def test_a_signup_never_changes_a_known_subscriber(client: Client, db: Dat
         response = await client.post(
             "/subscribe",
             data={"email": email, "name": "다른 사람", "consent": "on"},
-            headers={"referer": "https://evil.example/form"},
+            headers={"referer": "https://evil.example/form", "accept-language": "en"},
         )
         assert response.status_code == 200
     after = {r["email"]: dict(r) for r in await db.pool.fetch("SELECT * FROM subscribers")}
-    assert after == before  # name, source, status, updated_at: all as they were
+    assert after == before  # name, source, status, language, updated_at: all as they were
 
 
 async def test_names_are_plain_text_with_a_length_cap(client: Client, db: Database) -> None:
@@ -178,3 +181,38 @@ async def test_the_owner_names_themselves_on_the_confirm_page(
     notice = smtp_server.handler.to("resident@example.com")[-1].message
     text = notice.get_body(preferencelist=("plain",))
     assert text is not None and text.get_content().startswith("홍길동님, 안녕하세요.")
+
+
+async def test_a_name_to_review_keeps_the_confirm_page_from_submitting_itself(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    """Opened well after the mail was made, the confirmation page confirms by
+    itself; not when it shows a name typed at signup: that name is the
+    owner's to keep or drop, so the page waits for their click."""
+    rows = await db.pool.fetch(
+        "INSERT INTO subscribers (email, name) VALUES ('named@example.com', '홍길동'), "
+        "('plain@example.com', NULL) RETURNING email, public_id"
+    )
+    ids = {r["email"]: r["public_id"] for r in rows}
+    with time_machine.travel(datetime.now(UTC) - timedelta(minutes=10), tick=False):
+        tokens = Tokens(settings.secret_key)
+        named, plain = (
+            tokens.confirm(ids["named@example.com"]),
+            tokens.confirm(ids["plain@example.com"]),
+        )
+
+    waiting = await client.get(f"/confirm?token={named}")
+    assert 'value="홍길동"' in waiting.text and "data-auto-submit" not in waiting.text
+    assert "confirm.js" not in waiting.text
+    by_itself = await client.get(f"/confirm?token={plain}")
+    assert 'data-auto-submit="true"' in by_itself.text and "confirm.js" in by_itself.text
+
+    # The name field and its mistakes read in the reader's language too.
+    english = await client.get(f"/confirm?token={named}&lang=en")
+    assert "Name to use in our mail" in english.text and "correct or delete it" in english.text
+    refused = await client.post("/confirm", data={"token": named, "name": "J4ne", "lang": "en"})
+    assert refused.status_code == 422
+    assert "A name may contain only letters and spaces" in refused.text
+    assert 'aria-invalid="true"' in refused.text and 'value="J4ne"' in refused.text
+    row = await db.fetchrow("get_subscriber_by_email", "named@example.com")
+    assert row is not None and row["status"] == "pending"

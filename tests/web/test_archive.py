@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import feedparser
 import httpx
 
 from newsletter.core.db import Database
@@ -56,7 +59,36 @@ async def test_archive_lists_and_shows_sent_issues(client: Client, db: Database)
     assert "%%" not in page.text
     assert "unsubscribe" not in page.text and "수신 거부" not in page.text
     assert "홍길동" not in page.text and "someone@example.com" not in page.text
-    assert 'href="https://newsletter.gimpo.go.kr/subscribe"' in page.text
+    assert 'href="/subscribe"' in page.text
+    # A web page, not the mail: web wording, one <main>, one <h1> (the issue's
+    # title), the site's name in the title, the item's link named by its title.
+    assert "웹에서 보기" not in page.text and "이 메일은" not in page.text
+    assert page.text.count("<main") == 1 and page.text.count("<h1") == 1
+    assert re.search(r"<h1>1월 소식</h1>", page.text)
+    title = re.search(r"<title>(.*?)</title>", page.text)
+    assert (
+        title is not None and "김포시 뉴스레터" in title.group(1) and "1월 소식" in title.group(1)
+    )
+    assert '<a href="https://www.gimpo.go.kr/news?t=1">1월 소식 기사 &lt;script&gt;' in page.text
+    assert 'rel="alternate" type="application/atom+xml"' in listing.text
+
+
+async def test_feed_lists_sent_issues(client: Client, db: Database) -> None:
+    empty = feedparser.parse((await client.get("/archive/feed.xml")).content)
+    assert not empty.bozo and empty.entries == []
+    first = await sent_issue(client, db, "3월 소식")
+    response = await client.get("/archive/feed.xml")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/atom+xml")
+    feed = feedparser.parse(response.content)
+    assert not feed.bozo, feed.bozo_exception
+    assert feed.feed.title == "김포시 뉴스레터"
+    [entry] = feed.entries
+    assert entry.title == f"제{first['number']}호: 3월 소식"
+    assert entry.link == f"https://newsletter.gimpo.go.kr/archive/{first['number']}"
+    # The listing points feed readers at it.
+    listing = await client.get("/archive")
+    assert 'href="https://newsletter.gimpo.go.kr/archive/feed.xml"' in listing.text
 
 
 async def test_unknown_or_unsent_issue_is_404(client: Client, db: Database) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -38,7 +39,13 @@ async def test_form_shows_korean_consent_notice(client: httpx.AsyncClient) -> No
         assert phrase in page.text
     assert 'name="consent"' in page.text
     assert 'name="website"' in page.text  # the honeypot
-    assert "<script" not in page.text
+    # Scripts only as our own files (the CSP allows 'self'), never inline.
+    assert re.findall(r"<script[^>]*>", page.text) == [
+        '<script type="module" src="/static/vendor/altcha-3.2.2/altcha.min.js">',
+        '<script type="module" src="/static/js/altcha-setup.js">',
+    ]
+    assert "<style" not in page.text
+    assert " on" not in re.sub(r'"[^"]*"', '""', page.text).lower().replace(" only", "")
 
 
 async def test_answer_is_byte_identical_for_every_address_state(

@@ -60,12 +60,14 @@ WITH due AS (
     WHERE status = 'active' AND reconfirm_sent_at IS NULL
       AND coalesce(last_consent_at, confirmed_at, created_at)
           <= $1::timestamptz - make_interval(days => $2::int)
-    RETURNING id, email, name, coalesce(last_consent_at, confirmed_at, created_at) AS consented_at
+    RETURNING id, email, name, language,
+              coalesce(last_consent_at, confirmed_at, created_at) AS consented_at
 )
 INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
 SELECT 'reconfirm', $3::smallint, email, id,
        jsonb_build_object('subscriber_id', id, 'name', name, 'consented_at', consented_at,
-                          'deadline', $1::timestamptz + make_interval(days => $4::int))
+                          'deadline', $1::timestamptz + make_interval(days => $4::int),
+                          'language', language)
 FROM due
 RETURNING subscriber_id;
 
@@ -78,7 +80,7 @@ WITH lapsed AS (
     SET status = 'lapsed', unsubscribed_at = $1::timestamptz, updated_at = $1::timestamptz
     WHERE status = 'active' AND reconfirm_sent_at IS NOT NULL
       AND reconfirm_sent_at <= $1::timestamptz - make_interval(days => $2::int)
-    RETURNING id, email, name
+    RETURNING id, email, name, language
 ), skipped AS (
     UPDATE deliveries d SET status = 'skipped', last_error = 'lapsed', reason = 'lapsed'
     FROM lapsed l WHERE d.subscriber_id = l.id AND d.status = 'queued'
@@ -89,7 +91,7 @@ WITH lapsed AS (
 INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
 SELECT 'reconfirm_notice', $3::smallint, email, id,
        jsonb_build_object('subscriber_id', id, 'name', name, 'at', $1::timestamptz,
-                          'result', 'lapsed')
+                          'result', 'lapsed', 'language', language)
 FROM lapsed
 RETURNING subscriber_id;
 

@@ -5,7 +5,8 @@
 -- of them: newsletter/signup_batch.py gathers the ones arriving together).
 -- Row n of the arrays is one signup: $1 ip bucket, $2 ip limit per hour,
 -- $3 keyed address hash, $4 email, $5 name, $6 source, $7 address bucket,
--- $8 address limit per day, $9 ip, $10 user agent, $11 consent version.
+-- $8 address limit per day, $9 ip, $10 user agent, $11 consent version,
+-- $12 language (of the page signed up on; a known address keeps its own).
 -- The caller never sends one address twice (ON CONFLICT cannot touch a row
 -- twice in one statement). For each row, as for a lone signup:
 --   1. the per-IP limit: the hits already logged for its bucket in the last
@@ -26,10 +27,10 @@
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::int[], $9::text[], $10::text[],
-                         $11::text[])
+                         $11::text[], $12::text[])
         WITH ORDINALITY AS t(ip_bucket, ip_limit, email_hash, email, name, source,
                              address_bucket, address_limit, ip, user_agent,
-                             consent_version, n)
+                             consent_version, language, n)
 ), gate AS MATERIALIZED (
     SELECT input.*,
            (SELECT count(*) FROM (
@@ -46,22 +47,23 @@ WITH input AS (
     INSERT INTO signup_hits (bucket) SELECT ip_bucket FROM gate WHERE ip_ok
 ), upserted AS (
     -- A known address is never changed by a signup: whoever typed it need not
-    -- own it. DO NOTHING returns only new rows; known ones that may need a
-    -- confirmation mail come from `known` (not active, not suppressed).
-    INSERT INTO subscribers (email, name, source)
+    -- own it (its language stays too). DO NOTHING returns only new rows; known
+    -- ones that may need a confirmation mail come from `known` (not active,
+    -- not suppressed).
+    INSERT INTO subscribers (email, name, source, language)
     -- Address order, not arrival order: two web processes' batches that share
     -- addresses then take their locks in the same order and cannot deadlock.
-    SELECT email, name, source FROM gate WHERE ip_ok AND not_suppressed ORDER BY lower(email)
+    SELECT email, name, source, language FROM gate WHERE ip_ok AND not_suppressed ORDER BY lower(email)
     ON CONFLICT ((lower(email))) DO NOTHING
-    RETURNING id, email
+    RETURNING id, email, language
 ), known AS (
-    SELECT s.id, s.email FROM gate
+    SELECT s.id, s.email, s.language FROM gate
     JOIN subscribers s ON lower(s.email) = lower(gate.email)
     WHERE gate.ip_ok AND gate.not_suppressed AND s.status NOT IN ('active', 'suppressed')
 ), asked AS (
-    SELECT id, email FROM upserted UNION ALL SELECT id, email FROM known
+    SELECT id, email, language FROM upserted UNION ALL SELECT id, email, language FROM known
 ), mailable AS (
-    SELECT asked.id, asked.email, gate.address_bucket, gate.ip,
+    SELECT asked.id, asked.email, asked.language, gate.address_bucket, gate.ip,
            gate.user_agent, gate.source, gate.consent_version
     FROM asked JOIN gate ON lower(gate.email) = lower(asked.email)
     WHERE (SELECT count(*) FROM (
@@ -76,7 +78,8 @@ WITH input AS (
     SELECT id, 'signup', ip::inet, user_agent, source, consent_version FROM mailable
 ), mail AS (
     INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
-    SELECT 'confirm', 0, email, id, jsonb_build_object('subscriber_id', id)
+    SELECT 'confirm', 0, email, id,
+           jsonb_build_object('subscriber_id', id, 'language', language)
     FROM mailable
 )
 SELECT ip_ok FROM gate ORDER BY n;
@@ -86,11 +89,27 @@ SELECT ip_ok FROM gate ORDER BY n;
 DELETE FROM signup_hits WHERE at < now() - interval '1 day';
 
 -- name: lock_subscriber
-SELECT id, email, name, status, unsubscribed_at FROM subscribers WHERE id = $1 FOR UPDATE;
+SELECT id, email, name, status, unsubscribed_at, language
+FROM subscribers WHERE id = $1 FOR UPDATE;
+
+-- name: subscriber_status
+-- What a signed link's page tells its owner (e.g. "already unsubscribed").
+SELECT status FROM subscribers WHERE id = $1;
+
+-- name: spend_challenge
+-- A proof-of-work answer counts once: the second use of a signature inserts
+-- nothing and so returns no row.
+INSERT INTO spent_challenges (signature, expires_at) VALUES ($1, $2)
+ON CONFLICT (signature) DO NOTHING
+RETURNING signature;
+
+-- name: prune_spent_challenges
+-- Past their expiry a challenge is refused anyway; its row no longer matters.
+DELETE FROM spent_challenges WHERE expires_at < now();
 
 -- name: lock_subscriber_by_public_id
 -- A link names its subscriber by public id (subscribers_public_id index).
-SELECT id, email, name, status, unsubscribed_at FROM subscribers WHERE public_id = $1
+SELECT id, email, name, status, unsubscribed_at, language FROM subscribers WHERE public_id = $1
 FOR UPDATE;
 
 -- name: subscriber_id_by_public_id

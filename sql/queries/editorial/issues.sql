@@ -64,7 +64,7 @@ SELECT coalesce(max(number), 0) + 1 FROM issues;
 
 -- name: store_issue_snapshot
 UPDATE issues
-SET number = $2, subject = $3, rendered_html = $4, rendered_text = $5,
+SET number = $2, subject = $3, rendered_html = $4, rendered_text = $5, web_content = $6,
     status = 'sending', started_at = now(), updated_at = now()
 WHERE id = $1;
 
@@ -109,7 +109,9 @@ SELECT count(*) FROM issues
 WHERE number IS NOT NULL AND status IN ('sending', 'paused', 'sent');
 
 -- name: archive_issue
-SELECT number, title, subject, rendered_html, started_at FROM issues
+-- web_content is NULL for issues sent before the archive had pages of its
+-- own; rendered_html stays the fallback for those.
+SELECT number, title, subject, rendered_html, web_content, started_at FROM issues
 WHERE number = $1 AND status IN ('sending', 'paused', 'sent');
 
 -- name: count_recipients

@@ -1,0 +1,159 @@
+"""A real browser for page tests: Debian's chromium driven by Playwright, axe-core
+from npm, and `newsletter serve` as in production.
+
+Playwright's own browser downloads are never used (no `playwright install`):
+it drives the distribution's chromium, which gets security updates with the
+system. Whatever is missing is installed with the system's own tools; a test
+skips, saying why, only where this machine cannot have it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, TEST_SECRET_KEY, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+AXE_VERSION = "4.14"  # npm axe-core, major.minor pinned: new rules arrive with minor versions
+AXE_DIR = ROOT / ".dev" / "npm"  # shared with the console's browser tests
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def install(what: str, command: list[str]) -> str | None:
+    """Run an installer; return why it failed, or None."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{what}: {exc}"
+    if done.returncode != 0:
+        return f"{what}: exit {done.returncode}: {done.stderr.strip()[-300:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium (installed with apt if missing) and the playwright package."""
+    if importlib.util.find_spec("playwright") is None:
+        problem = install(
+            "pip install playwright", [sys.executable, "-m", "pip", "install", "-q", "playwright"]
+        )
+        if problem or importlib.util.find_spec("playwright") is None:
+            pytest.skip(f"playwright cannot be installed here ({problem})")
+    if not CHROMIUM.exists():
+        if shutil.which("apt-get") is None:
+            pytest.skip("chromium is missing and this system has no apt-get to install it")
+        command = ["apt-get", "install", "-y", "chromium", "fonts-noto-cjk"]
+        problem = install("apt-get install chromium", command)
+        if problem and "Could not get lock" in problem:  # another apt run: wait once, retry
+            subprocess.run(["sleep", "30"], check=False)
+            problem = install("apt-get install chromium", command)
+        if problem and not CHROMIUM.exists():  # a fresh machine's package lists may be stale
+            install("apt-get update", ["apt-get", "update"])
+            problem = install("apt-get install chromium", command)
+        if not CHROMIUM.exists():
+            pytest.skip(f"chromium cannot be installed here ({problem})")
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+def axe() -> Path:
+    """axe-core's browser bundle, from npm into the checkout's .dev/npm (git-ignored)."""
+    script = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists():
+        if shutil.which("npm") is None:
+            if shutil.which("apt-get") is None:
+                pytest.skip("npm is missing and this system has no apt-get to install it")
+            install("apt-get install npm", ["apt-get", "install", "-y", "npm"])
+        AXE_DIR.mkdir(parents=True, exist_ok=True)
+        problem = install(
+            "npm install axe-core",
+            ["npm", "install", "--prefix", str(AXE_DIR), "--no-save", f"axe-core@{AXE_VERSION}"],
+        )
+        if not script.exists():
+            pytest.skip(f"axe-core cannot be installed here ({problem})")
+    return script
+
+
+async def axe_violations(target: Any, axe_script: Path) -> list[dict[str, Any]]:
+    """Run axe-core (WCAG 2.2 AA and best practice) on a Playwright page or frame."""
+    if not await target.evaluate("typeof window.axe !== 'undefined'"):
+        await target.add_script_tag(path=str(axe_script))
+    result = await target.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
+    )
+    violations: list[dict[str, Any]] = result["violations"]
+    return [
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["html"][:200] for n in v["nodes"][:3]],
+        }
+        for v in violations
+    ]
+
+
+@asynccontextmanager
+async def serving(database_url: str, log: Path, **env_overrides: str) -> AsyncIterator[str]:
+    """`newsletter serve` on a free port, as in production (uvicorn, own pool)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_DATABASE_URL=database_url,
+        NEWSLETTER_SECRET_KEY=TEST_SECRET_KEY,
+        NEWSLETTER_BASE_URL=f"http://127.0.0.1:{port}",
+        NEWSLETTER_RATE_PER_SECOND="20",
+        **env_overrides,
+    )
+    output = log.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                if process.poll() is not None:
+                    break
+                try:
+                    if (await http.get(f"{base}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        if process.poll() is not None:
+            output.close()
+            pytest.fail("server did not start:\n" + log.read_text())  # noqa: ASYNC240 - it is over
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        output.close()
