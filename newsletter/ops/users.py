@@ -28,6 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from newsletter.core.addresses import normalise_email
 from newsletter.core.db import QUERIES, Connection, Record
 from newsletter.core.errors import Conflict, InvalidInput, NotFound
+from newsletter.core.records import MAX_ID
 from newsletter.ops.apikeys import ROLES
 from newsletter.ops.audit import Actor, record
 
@@ -216,7 +217,7 @@ async def create_user(
 
 
 async def get_user(conn: Connection, user_id: int) -> User:
-    row = await conn.fetchrow(QUERIES.user_by_id, user_id)
+    row = await conn.fetchrow(QUERIES.user_by_id, user_id) if 1 <= user_id <= MAX_ID else None
     if row is None:
         raise NotFound(f"계정 #{user_id}이(가) 없습니다.")
     return user_of(row)

@@ -215,7 +215,7 @@ async def issue_page(
     if context["view"] == "text":
         context["preview_text"] = (await issues.preview(db, settings, issue_id))[1]
     if row["status"] == "draft" and context["can_edit"]:
-        query = request.query_params.get("q", "")[:100]
+        query = text(request.query_params, "q", 100)[:100]
         context.update(await _pickable(db, settings, row, query))
     return render(request, "console/issue.html", title=row["title"], **context)
 

@@ -61,7 +61,7 @@ def _form_values(row: Record | None, settings: Settings) -> dict[str, Any]:
 @get("/news", opt=EDITOR, media_type=MediaType.HTML)
 async def news_list(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
     params = request.query_params
-    query = params.get("q", "")[:100]
+    query = text(params, "q", 100)[:100]
     errors: dict[str, str] = {}
     zone = ZoneInfo(settings.timezone)
     start = end = None

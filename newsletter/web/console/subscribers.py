@@ -47,7 +47,7 @@ FIELD_LIMIT = 4096  # the small fields of the upload form (mode, source, token)
 @get("/subscribers", opt=ADMIN, media_type=MediaType.HTML)
 async def subscriber_list(request: Request[Any, Any, Any], db: DB) -> Template:
     params = request.query_params
-    query = params.get("q", "").strip()[:254]
+    query = text(params, "q", 254).strip()[:254]
     status = params.get("status") or None
     status = status if status in roster.STATUSES else None
     raw_after = params.get("after", "0")
