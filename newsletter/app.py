@@ -88,12 +88,34 @@ def _not_found_page(request: Request[Any, Any, Any]) -> Template:
     )
 
 
+def _wrong_method_page(request: Request[Any, Any, Any]) -> Template:
+    who = reader(request)
+    _ = who.gettext
+    return message(
+        request,
+        _("이 방법으로는 열 수 없는 주소입니다"),
+        _("메일이나 페이지에 있는 링크와 단추로 다시 시도해 주세요."),
+        status=405,
+        action={"href": who.link("/subscribe"), "label": _("뉴스레터 구독 페이지로 가기")},
+    )
+
+
+def _is_console(path: str) -> bool:
+    return path == "/admin" or path.startswith("/admin/")
+
+
 def _http_error(
     request: Request[Any, Any, Any], exc: HTTPException
 ) -> Response[dict[str, Any]] | Template:
-    # A person who mistyped an address gets a page; programs under /api keep the JSON shape.
-    if exc.status_code == 404 and not _is_api(request.url.path):
+    # A person who mistyped an address, or whose browser opened a button's
+    # address, gets a page; programs under /api keep the JSON shape.
+    path = request.url.path
+    if _is_console(path):
+        return console.http_error_page(request, exc)
+    if exc.status_code == 404 and not _is_api(path):
         return _not_found_page(request)
+    if exc.status_code == 405 and not _is_api(path):
+        return _wrong_method_page(request)
     return _json_http_error(request, exc)
 
 

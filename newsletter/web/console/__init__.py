@@ -92,6 +92,15 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
     return page
 
 
+def http_error_page(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
+    """The console's page for what Litestar refuses before any console route
+    runs (an unknown ``/admin`` address, a wrong method), with the headers its
+    routes carry."""
+    page = _http(request, exc)
+    page.headers.update({header.name: header.value for header in HEADERS if header.value})
+    return page
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Template:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return render(

@@ -33,3 +33,37 @@ async def test_an_account_number_beyond_any_id_is_not_found(
     change = await client.post(f"/admin/users/{BEYOND_BIGINT}/disable", data={"csrf_token": csrf})
     assert change.status_code == 404
     assert "계정" in change.text and "없습니다" in change.text
+
+
+async def test_a_console_address_opened_the_wrong_way_gets_a_console_page(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    await login(client, editor.email)
+    # A bookmark of the logout button, or a state change's address typed in.
+    for path in ("/admin/logout", "/admin/issues/1/send-now"):
+        answer = await client.get(path)
+        assert answer.status_code == 405
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "<title>이 방법으로는 열 수 없습니다" in answer.text
+        assert "콘솔" in answer.text
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    unknown = await client.get("/admin/no-such-page")
+    assert unknown.status_code == 404
+    assert "<title>찾을 수 없습니다" in unknown.text and "콘솔" in unknown.text
+    assert "구독 페이지로" not in unknown.text  # not the residents' 404
+
+
+async def test_a_residents_page_opened_the_wrong_way_says_so_in_their_language(
+    client: httpx.AsyncClient,
+) -> None:
+    korean = await client.put("/subscribe")
+    assert korean.status_code == 405
+    assert korean.headers["content-type"].startswith("text/html")
+    assert "이 방법으로는 열 수 없는 주소입니다" in korean.text
+    english = await client.delete("/archive", headers={"Accept-Language": "en"})
+    assert english.status_code == 405
+    assert "This address cannot be opened this way" in english.text
+    api = await client.put("/api/v1/news-items")
+    assert api.status_code == 405
+    assert api.json()["error"] == "method_not_allowed"
