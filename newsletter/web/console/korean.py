@@ -170,6 +170,11 @@ def explain(exc: DomainError) -> str:
     return f"{lead}: {detail}"
 
 
+def feed_reason(reason: str) -> str:
+    """Why a feed entry cannot be imported, in Korean (the feed reader says it in English)."""
+    return translate(reason) or f"가져올 수 없는 항목입니다: {reason}"
+
+
 def field_errors(exc: InvalidInput) -> dict[str, str]:
     """For a form: the message next to the field it is about."""
     return {exc.field or "form": explain(exc)}

@@ -144,3 +144,29 @@ async def test_erasing_needs_the_address_typed_and_a_csv_import_reports_each_lin
     )
     assert erased.status_code == 303
     assert await db.pool.fetchval("SELECT count(*) FROM subscribers WHERE id = $1", person) == 0
+
+
+FEED_WITH_A_BAD_ENTRY = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>김포시 보도자료</title><link>https://www.gimpo.go.kr/</link>
+<item><title>한강 야간 축제 개최</title><link>https://www.gimpo.go.kr/news/festival</link></item>
+<item><title></title><link>https://www.gimpo.go.kr/news/untitled</link></item>
+<item><title>링크 없는 소식</title></item>
+</channel></rss>"""
+
+
+async def test_a_feed_preview_says_in_korean_why_an_entry_cannot_be_imported(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    await login(client, editor.email)
+    csrf = await page_csrf(client, "/admin/news/import")
+    preview = await client.post(
+        "/admin/news/import",
+        data={"csrf_token": csrf},
+        files={"file": ("press.xml", FEED_WITH_A_BAD_ENTRY.encode(), "application/rss+xml")},
+    )
+    assert preview.status_code == 200, preview.text
+    said = html.unescape(preview.text)
+    assert "제목을(를) 입력해 주세요." in said
+    assert "링크가 없는 항목이라" in said
+    assert "must not be empty" not in said and "de-duplicate" not in said
