@@ -22,6 +22,7 @@ from typing import Any, Literal
 from newsletter.core.db import Database, Record
 from newsletter.core.errors import InvalidInput, NotFound
 from newsletter.core.records import check_id
+from newsletter.ops import words
 
 Status = Literal["failed", "bounced", "deferred", "skipped"]
 STATUSES: tuple[Status, ...] = ("failed", "bounced", "deferred", "skipped")
@@ -32,44 +33,10 @@ MAX_PAGE = 500
 # these are ever sent again (editorial.issues.resend).
 RESENDABLE = ("server_trouble", "sender_refused")
 
-# How long server trouble may last before a delivery is failed, as people say
-# it (delivery.claim.DELIVERY_MAX_AGE_SECONDS; a test keeps the two in step).
-MAX_AGE_WORDS = "3일"
-
-WORDS: dict[str, str] = {
-    # failed: the recipient's server said no (5xx to RCPT or DATA)
-    "mailbox_unknown": "없는 메일 주소 (받는 서버가 모르는 주소라고 답함)",
-    "mailbox_full": "받는 사람의 메일함이 가득 참",
-    "refused_policy": "받는 서버가 정책상 거절 (스팸 차단 등)",
-    "message_too_big": "메일이 받는 서버의 크기 제한을 넘음",
-    "refused": "받는 서버가 메일을 거절함",
-    # failed: temporary refusals until MAX_ATTEMPTS
-    "temporary_refusals": "일시 거절이 계속되어 정해진 횟수만큼 시도한 뒤 포기",
-    # failed, not the recipient's doing (resendable)
-    "sender_refused": "중계 서버가 우리 발신 주소를 거절 (우리 쪽 설정 문제)",
-    "relay_unreachable": f"중계 서버에 연결하지 못한 채 {MAX_AGE_WORDS}이 지나 포기",
-    "relay_refused": f"중계 서버가 우리를 거절(인증·EHLO)한 채 {MAX_AGE_WORDS}이 지나 포기",
-    "relay_busy": f"중계 서버의 지연·속도 제한이 {MAX_AGE_WORDS} 동안 계속되어 포기",
-    # bounced: accepted, then a delivery status notification came back
-    "bounced_unknown": "보낸 뒤 반송됨: 없는 메일 주소",
-    "bounced_soft": "보낸 뒤 반송됨: 일시적 문제 (메일함 가득 참 등)",
-    # skipped: never handed to SMTP
-    "unsubscribed": "발송 중에 수신 거부함",
-    "suppressed": "반송이 거듭되어 수신이 중지된 주소",
-    "erased": "개인정보 삭제 요청으로 지워진 구독자",
-    "lapsed": "재동의가 없어 구독이 만료됨",
-    "pending": "구독 확인 전인 주소",
-    "cancelled": "발송이 취소되어 보내지 않음",
-    # deferred: waiting to be tried again
-    "waiting_relay": "중계 서버 문제로 미뤄 둠 (받는 사람의 시도 횟수에는 넣지 않음)",
-    "waiting_retry": "일시 거절되어 다시 시도할 때를 기다림",
-    "unknown": "사유가 기록되지 않음",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Why:
-    code: str  # a key of WORDS
+    code: str  # a key of words.DELIVERY_REASON
     words: str
     resendable: bool
 
@@ -84,26 +51,6 @@ def _enhanced(text: str | None) -> tuple[int, int, int] | None:
     return klass, subject, detail
 
 
-def _refusal(code: int | None, enhanced: tuple[int, int, int] | None) -> str:
-    """What a permanent refusal of a recipient says (RFC 3463 subjects first)."""
-    if enhanced is not None and enhanced[0] == 5:
-        _, subject, detail = enhanced
-        if subject == 1 or (subject, detail) == (2, 1):
-            return "mailbox_unknown"
-        if (subject, detail) == (2, 2):
-            return "mailbox_full"
-        if (subject, detail) in ((3, 4), (2, 3)):
-            return "message_too_big"
-        if subject == 7:
-            return "refused_policy"
-        return "refused"
-    if code in (550, 551, 553):
-        return "mailbox_unknown"
-    if code == 552:
-        return "mailbox_full"
-    return "refused"
-
-
 def explain(status: str, reason: str | None, smtp_code: int | None, enhanced: str | None) -> Why:
     """The words for one delivery (or a group with the same status, reason and codes)."""
     status_code = _enhanced(enhanced)
@@ -113,9 +60,9 @@ def explain(status: str, reason: str | None, smtp_code: int | None, enhanced: st
     elif status == "bounced":
         code = "bounced_unknown" if reason == "bounce_hard" else "bounced_soft"
     elif status == "skipped":
-        code = reason if reason in WORDS else "unknown"
+        code = reason if reason in words.DELIVERY_REASON else "unknown"
     elif reason == "refused":
-        code = _refusal(smtp_code, status_code)
+        code = words.refusal_reason(smtp_code, status_code)
     elif reason == "retries_exhausted":
         full = status_code is not None and status_code[1:] == (2, 2)
         code = "mailbox_full" if full or smtp_code == 452 else "temporary_refusals"
@@ -130,7 +77,7 @@ def explain(status: str, reason: str | None, smtp_code: int | None, enhanced: st
             code = "relay_busy"
     else:
         code = "unknown"
-    return Why(code, WORDS[code], status == "failed" and reason in RESENDABLE)
+    return Why(code, words.DELIVERY_REASON[code], status == "failed" and reason in RESENDABLE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 Written for whoever is on duty, not for the person who built it: a progress
 bar, how fast mail is going out against the limit, when it will be done, and
-what went wrong in words (``550`` becomes "영구 거절 — 없는 주소이거나 받지 않는
-주소"). In Korean, with the same words as the console (:mod:`newsletter.ops.words`);
+what went wrong in words (``550`` becomes "없는 메일 주소", as in the delivery
+record). In Korean, with the same words as the console (:mod:`newsletter.ops.words`);
 figures come from :mod:`newsletter.ops.stats`, the same as the console's ops page.
 """
 

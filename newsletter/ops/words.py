@@ -65,6 +65,42 @@ CONSENT_KIND = {
 
 ROLE = {"editor": "편집자", "ops": "운영 담당", "admin": "관리자"}
 
+# How long server trouble may last before a delivery is failed, as people say
+# it (delivery.claim.DELIVERY_MAX_AGE_SECONDS; a test keeps the two in step).
+MAX_AGE_WORDS = "3일"
+
+# Why a delivery did not arrive, or not yet: the delivery record's reason
+# codes (ops.delivery_record decides which one a delivery has).
+DELIVERY_REASON: dict[str, str] = {
+    # failed: the recipient's server said no (5xx to RCPT or DATA)
+    "mailbox_unknown": "없는 메일 주소 (받는 서버가 모르는 주소라고 답함)",
+    "mailbox_full": "받는 사람의 메일함이 가득 참",
+    "refused_policy": "받는 서버가 정책상 거절 (스팸 차단 등)",
+    "message_too_big": "메일이 받는 서버의 크기 제한을 넘음",
+    "refused": "받는 서버가 메일을 거절함",
+    # failed: temporary refusals until MAX_ATTEMPTS
+    "temporary_refusals": "일시 거절이 계속되어 정해진 횟수만큼 시도한 뒤 포기",
+    # failed, not the recipient's doing (resendable)
+    "sender_refused": "중계 서버가 우리 발신 주소를 거절 (우리 쪽 설정 문제)",
+    "relay_unreachable": f"중계 서버에 연결하지 못한 채 {MAX_AGE_WORDS}이 지나 포기",
+    "relay_refused": f"중계 서버가 우리를 거절(인증·EHLO)한 채 {MAX_AGE_WORDS}이 지나 포기",
+    "relay_busy": f"중계 서버의 지연·속도 제한이 {MAX_AGE_WORDS} 동안 계속되어 포기",
+    # bounced: accepted, then a delivery status notification came back
+    "bounced_unknown": "보낸 뒤 반송됨: 없는 메일 주소",
+    "bounced_soft": "보낸 뒤 반송됨: 일시적 문제 (메일함 가득 참 등)",
+    # skipped: never handed to SMTP
+    "unsubscribed": "발송 중에 수신 거부함",
+    "suppressed": "반송이 거듭되어 수신이 중지된 주소",
+    "erased": "개인정보 삭제 요청으로 지워진 구독자",
+    "lapsed": "재동의가 없어 구독이 만료됨",
+    "pending": "구독 확인 전인 주소",
+    "cancelled": "발송이 취소되어 보내지 않음",
+    # deferred: waiting to be tried again
+    "waiting_relay": "중계 서버 문제로 미뤄 둠 (받는 사람의 시도 횟수에는 넣지 않음)",
+    "waiting_retry": "일시 거절되어 다시 시도할 때를 기다림",
+    "unknown": "사유가 기록되지 않음",
+}
+
 # "시도" on the ops pages: what the figure counts, said once where it is shown.
 ATTEMPTS_HINT = (
     "메일 서버에 전달을 시도한 횟수의 합계입니다. 일시적인 오류로 다시 보낸 횟수가 "
@@ -92,16 +128,33 @@ def role(name: str) -> str:
     return ROLE.get(name, name)
 
 
+def refusal_reason(code: int | None, enhanced: tuple[int, int, int] | None) -> str:
+    """The reason code of a recipient's permanent refusal (RFC 3463 subjects first)."""
+    if enhanced is not None and enhanced[0] == 5:
+        _, subject, detail = enhanced
+        if subject == 1 or (subject, detail) == (2, 1):
+            return "mailbox_unknown"
+        if (subject, detail) == (2, 2):
+            return "mailbox_full"
+        if (subject, detail) in ((3, 4), (2, 3)):
+            return "message_too_big"
+        if subject == 7:
+            return "refused_policy"
+        return "refused"
+    if code in (550, 551, 553):
+        return "mailbox_unknown"
+    if code == 552:
+        return "mailbox_full"
+    return "refused"
+
+
 def explain_code(code: int | None) -> str:
-    """An SMTP reply code in words for whoever is on duty."""
+    """An SMTP reply code alone in words (``newsletter status`` groups by code);
+    a permanent refusal says what the delivery record says of it."""
     if code is None:
         return "메일 서버와 연결하지 못함 (연결 실패 또는 시간 초과)"
     if 400 <= code < 500:
         return "일시적인 거절 — 자동으로 다시 보냅니다"
-    if code in (550, 551, 553):
-        return "영구 거절 — 없는 주소이거나 받지 않는 주소"
-    if code == 552:
-        return "영구 거절 — 받은편지함이 가득 찼거나 메일이 너무 큼"
     if 500 <= code < 600:
-        return "받는 쪽 서버의 영구 거절"
+        return DELIVERY_REASON[refusal_reason(code, None)]
     return "예상하지 못한 응답"

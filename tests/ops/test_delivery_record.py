@@ -18,7 +18,7 @@ from newsletter.core.settings import Settings
 from newsletter.core.tokens import Tokens
 from newsletter.delivery import claim
 from newsletter.delivery.worker import Worker
-from newsletter.ops import delivery_record
+from newsletter.ops import delivery_record, status_view, words
 from tests.audience.test_bounces import dsn
 from tests.conftest import SmtpServer, bearer, make_settings
 from tests.ops.test_status_cli import run_cli
@@ -277,7 +277,14 @@ async def test_deferred_deliveries_say_what_they_wait_for(
 
 def test_the_words_match_the_maximum_age() -> None:
     assert claim.DELIVERY_MAX_AGE_SECONDS == 3 * 24 * 3600
-    assert delivery_record.MAX_AGE_WORDS == "3일"
+    assert words.MAX_AGE_WORDS == "3일"
+
+
+def test_newsletter_status_and_the_record_say_the_same_of_a_refusal() -> None:
+    # `newsletter status` groups by SMTP code, the record by reason: one set of words.
+    for code in (550, 551, 552, 553, 554):
+        record = delivery_record.explain("failed", "refused", code, None)
+        assert status_view.explain_code(code) == record.words
 
 
 async def test_a_later_bounce_is_explained_and_never_resent(

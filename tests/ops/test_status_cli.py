@@ -53,7 +53,7 @@ async def test_status_explains_a_send_in_plain_words(database_url: str, db: Data
     assert "한도 20통/초" in output
     assert re.search(r"완료 예상 \d\d:\d\d:\d\d KST", output)
     assert re.search(r"시작 +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d KST", output)
-    assert "영구 거절" in output  # 550 explained, not just a number
+    assert "없는 메일 주소" in output  # 550 explained, not just a number
     assert "일시적인 거절 — 자동으로 다시 보냅니다" in output  # the 451 rows
     assert "시도" in output and "다시 보낸" in output  # what the attempts figure counts
     assert "살아 있는 작업자 없음" in output  # no worker heartbeat: said loudly
