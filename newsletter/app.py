@@ -76,26 +76,21 @@ def _is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
-def _not_found_page(request: Request[Any, Any, Any]) -> Template:
+def _mistake_page(request: Request[Any, Any, Any], status: int) -> Template:
+    """A mistyped address (404), or a button's address opened as a link (405)."""
     who = reader(request)
     _ = who.gettext
+    if status == 404:
+        heading = _("페이지를 찾을 수 없습니다")
+        text = _("주소가 바뀌었거나 없는 페이지입니다. 주소를 다시 확인해 주세요.")
+    else:
+        heading = _("이 방법으로는 열 수 없는 주소입니다")
+        text = _("메일이나 페이지에 있는 링크와 단추로 다시 시도해 주세요.")
     return message(
         request,
-        _("페이지를 찾을 수 없습니다"),
-        _("주소가 바뀌었거나 없는 페이지입니다. 주소를 다시 확인해 주세요."),
-        status=404,
-        action={"href": who.link("/subscribe"), "label": _("뉴스레터 구독 페이지로 가기")},
-    )
-
-
-def _wrong_method_page(request: Request[Any, Any, Any]) -> Template:
-    who = reader(request)
-    _ = who.gettext
-    return message(
-        request,
-        _("이 방법으로는 열 수 없는 주소입니다"),
-        _("메일이나 페이지에 있는 링크와 단추로 다시 시도해 주세요."),
-        status=405,
+        heading,
+        text,
+        status=status,
         action={"href": who.link("/subscribe"), "label": _("뉴스레터 구독 페이지로 가기")},
     )
 
@@ -112,10 +107,8 @@ def _http_error(
     path = request.url.path
     if _is_console(path):
         return console.http_error_page(request, exc)
-    if exc.status_code == 404 and not _is_api(path):
-        return _not_found_page(request)
-    if exc.status_code == 405 and not _is_api(path):
-        return _wrong_method_page(request)
+    if exc.status_code in (404, 405) and not _is_api(path):
+        return _mistake_page(request, exc.status_code)
     return _json_http_error(request, exc)
 
 
