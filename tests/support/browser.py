@@ -1,5 +1,6 @@
-"""A real browser for page tests: Debian's chromium driven by Playwright, axe-core
-from npm, and `newsletter serve` as in production.
+"""A real browser for page tests, the residents' and the console's alike:
+Debian's chromium driven by Playwright, axe-core from npm and how its findings
+read, the reflow check, and `newsletter serve` as in production.
 
 Playwright's own browser downloads are never used (no `playwright install`):
 it drives the distribution's chromium, which gets security updates with the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -34,8 +36,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+# Without them Korean text is boxes in the screenshots kept of a failure.
+KOREAN_FONTS = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 AXE_VERSION = "4.14"  # npm axe-core, major.minor pinned: new rules arrive with minor versions
-AXE_DIR = ROOT / ".dev" / "npm"  # shared with the console's browser tests
+AXE_DIR = ROOT / ".dev" / "npm"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 
 
@@ -50,28 +54,38 @@ def install(what: str, command: list[str]) -> str | None:
     return None
 
 
+def apt_install(packages: list[str], check: Path) -> str | None:
+    """Install Debian packages until ``check`` exists; return why not, or None."""
+    if check.exists():
+        return None
+    if shutil.which("apt-get") is None:
+        return f"{check} is missing and this system has no apt-get to install it"
+    what = f"apt-get install {' '.join(packages)}"
+    command = ["apt-get", "install", "-y", *packages]
+    problem = install(what, command)
+    if problem and "Could not get lock" in problem:  # another apt run: wait once, retry
+        subprocess.run(["sleep", "30"], check=False)
+        problem = install(what, command)
+    if problem and not check.exists():  # a fresh machine's package lists may be stale
+        install("apt-get update", ["apt-get", "update"])
+        problem = install(what, command)
+    return None if check.exists() else problem or f"{what} did not install {check}"
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's chromium (installed with apt if missing) and the playwright package."""
+    """Debian's chromium with Korean fonts (installed with apt if missing) and
+    the playwright package."""
     if importlib.util.find_spec("playwright") is None:
         problem = install(
             "pip install playwright", [sys.executable, "-m", "pip", "install", "-q", "playwright"]
         )
         if problem or importlib.util.find_spec("playwright") is None:
             pytest.skip(f"playwright cannot be installed here ({problem})")
-    if not CHROMIUM.exists():
-        if shutil.which("apt-get") is None:
-            pytest.skip("chromium is missing and this system has no apt-get to install it")
-        command = ["apt-get", "install", "-y", "chromium", "fonts-noto-cjk"]
-        problem = install("apt-get install chromium", command)
-        if problem and "Could not get lock" in problem:  # another apt run: wait once, retry
-            subprocess.run(["sleep", "30"], check=False)
-            problem = install("apt-get install chromium", command)
-        if problem and not CHROMIUM.exists():  # a fresh machine's package lists may be stale
-            install("apt-get update", ["apt-get", "update"])
-            problem = install("apt-get install chromium", command)
-        if not CHROMIUM.exists():
-            pytest.skip(f"chromium cannot be installed here ({problem})")
+    problem = apt_install(["chromium", "fonts-noto-cjk"], CHROMIUM)
+    if problem:
+        pytest.skip(f"chromium cannot be installed here ({problem})")
+    apt_install(["fonts-noto-cjk"], KOREAN_FONTS)
     return str(CHROMIUM)
 
 
@@ -81,9 +95,9 @@ def axe() -> Path:
     script = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
     if not script.exists():
         if shutil.which("npm") is None:
-            if shutil.which("apt-get") is None:
-                pytest.skip("npm is missing and this system has no apt-get to install it")
-            install("apt-get install npm", ["apt-get", "install", "-y", "npm"])
+            apt_install(["npm"], Path("/usr/bin/npm"))
+        if shutil.which("npm") is None:
+            pytest.skip("npm is missing and cannot be installed here, so axe-core cannot be")
         AXE_DIR.mkdir(parents=True, exist_ok=True)
         problem = install(
             "npm install axe-core",
@@ -111,6 +125,22 @@ async def axe_violations(target: Any, axe_script: Path) -> list[dict[str, Any]]:
         }
         for v in violations
     ]
+
+
+def described(violations: list[dict[str, Any]]) -> str:
+    """axe-core's findings, readable in an assertion message."""
+    return json.dumps(violations, ensure_ascii=False, indent=1)
+
+
+async def overflows_at(page: Any, width: int) -> bool:
+    """Whether the page scrolls sideways at this viewport width (WCAG 1.4.10 reflow)."""
+    size = page.viewport_size
+    await page.set_viewport_size({"width": width, "height": 844})
+    wide: bool = await page.evaluate(
+        "() => document.documentElement.scrollWidth > window.innerWidth + 1"
+    )
+    await page.set_viewport_size(size)
+    return wide
 
 
 @asynccontextmanager

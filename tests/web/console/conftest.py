@@ -1,5 +1,5 @@
-"""Fixtures for the console in a real browser: Debian's chromium driven by
-Playwright, axe-core from npm, the app served by uvicorn in this event loop
+"""Fixtures for the console in a real browser (chromium and axe-core from
+tests/support/browser.py): the app served by uvicorn in this event loop
 (so the test can hand it a feed policy that admits its own loopback feed
 server), a delivery worker beside it, and an aiosmtpd server for the mail.
 
@@ -12,13 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
-import importlib.util
 import ipaddress
 import os
 import re
-import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -34,77 +30,10 @@ from newsletter.core.settings import Settings
 from newsletter.delivery.worker import Worker
 from newsletter.editorial.feeds import FeedFetchPolicy
 from tests.conftest import ROOT, SmtpServer, free_port, make_settings
+from tests.support.browser import CHROMIUM_ARGS, axe, chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-NPM_DIR = ROOT / ".dev" / "npm"
-AXE = NPM_DIR / "node_modules" / "axe-core" / "axe.min.js"
-AXE_VERSION = "4.14"
 ARTIFACTS = Path(os.environ.get("NEWSLETTER_TEST_ARTIFACTS") or ROOT / ".dev" / "test-artifacts")
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
-
-
-def _install(what: str, command: list[str]) -> str | None:
-    """Run an installer; return why it failed, or None."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{what}: {exc}"
-    if done.returncode != 0:
-        return f"{what}: exit {done.returncode}: {done.stderr.strip()[-300:]}"
-    return None
-
-
-def _apt(package: str, check: Path) -> str | None:
-    if check.exists():
-        return None
-    if shutil.which("apt-get") is None:
-        return f"{package} is missing and this system has no apt-get to install it"
-    problem = _install(f"apt-get install {package}", ["apt-get", "install", "-y", package])
-    if problem and "Could not get lock" in problem:  # another apt run: wait once, retry
-        subprocess.run(["sleep", "30"], check=False)
-        problem = _install(f"apt-get install {package}", ["apt-get", "install", "-y", package])
-    return None if check.exists() else problem or f"{package} did not install"
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium (apt) and the playwright package; Korean fonts so
-    screenshots show text, not boxes. Playwright's own browser downloads are
-    never used: we point it at the distribution's binary."""
-    if importlib.util.find_spec("playwright") is None:
-        problem = _install(
-            "pip install playwright", [sys.executable, "-m", "pip", "install", "-q", "playwright"]
-        )
-        if problem or importlib.util.find_spec("playwright") is None:
-            pytest.skip(f"playwright cannot be installed here ({problem})")
-    problem = _apt("chromium", CHROMIUM)
-    if problem:
-        pytest.skip(f"chromium cannot be installed here ({problem})")
-    _apt("fonts-noto-cjk", Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"))
-    return str(CHROMIUM)
-
-
-@pytest.fixture(scope="session")
-def axe_script() -> Path:
-    """axe-core from npm, installed once into .dev/npm."""
-    if not AXE.exists():
-        if shutil.which("npm") is None:
-            pytest.skip("npm is not installed, so axe-core cannot be fetched")
-        problem = _install(
-            "npm install axe-core",
-            ["npm", "install", "--prefix", str(NPM_DIR), "--no-save", f"axe-core@{AXE_VERSION}"],
-        )
-        if not AXE.exists():
-            pytest.skip(f"axe-core cannot be installed here ({problem})")
-    return AXE
+__all__ = ["axe", "chromium"]  # fixtures, used by name
 
 
 # --- a feed the editor imports ------------------------------------------------------
@@ -235,7 +164,7 @@ async def page(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[An
     context = await browser.new_context(
         locale="ko-KR",
         viewport={"width": 1280, "height": 900},
-        bypass_csp="axe_script" in request.fixturenames,
+        bypass_csp="axe" in request.fixturenames,
     )
     tab = await context.new_page()
     problems: list[str] = []

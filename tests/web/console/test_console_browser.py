@@ -12,16 +12,16 @@ and can be used with the keyboard.
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from newsletter.core.db import Database
+from tests.support.browser import axe_violations, described, overflows_at
 from tests.support.console import PASSWORD, make_user
 from tests.support.ops_seed import make_subscribers, seed_issue
-from tests.web.console.conftest import AXE_TAGS, Console
+from tests.web.console.conftest import Console
 
 EDITOR = "editor@gimpo.go.kr"
 
@@ -34,40 +34,6 @@ async def log_in(page: Any, base: str, email: str, password: str = PASSWORD) -> 
     await page.fill("#password", password)
     await page.click("#login")
     await expect(page.locator("#logout")).to_be_visible()
-
-
-async def axe_violations(page: Any, axe_script: Path) -> list[dict[str, Any]]:
-    await page.add_script_tag(path=str(axe_script))
-    result = await page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
-    )
-    violations: list[dict[str, Any]] = result["violations"]
-    return violations
-
-
-def described(violations: list[dict[str, Any]]) -> str:
-    return json.dumps(
-        [
-            {
-                "id": v["id"],
-                "help": v["help"],
-                "nodes": [n["target"] for n in v["nodes"]][:5],
-            }
-            for v in violations
-        ],
-        ensure_ascii=False,
-        indent=1,
-    )
-
-
-async def overflows_at(page: Any, width: int) -> bool:
-    """Whether the page scrolls sideways at this viewport width (WCAG 1.4.10 reflow)."""
-    await page.set_viewport_size({"width": width, "height": 844})
-    wide: bool = await page.evaluate(
-        "() => document.documentElement.scrollWidth > window.innerWidth + 1"
-    )
-    await page.set_viewport_size({"width": 1280, "height": 900})
-    return wide
 
 
 async def wait_for_mail(console: Console, address: str, subject_start: str) -> Any:
@@ -260,7 +226,7 @@ async def test_a_post_without_the_csrf_token_is_refused(
 
 
 async def test_every_console_page_passes_axe_reflows_and_works_by_keyboard(
-    page: Any, console: Console, db: Database, axe_script: Path, feed_url: str
+    page: Any, console: Console, db: Database, axe: Path, feed_url: str
 ) -> None:
     from playwright.async_api import expect
 
@@ -283,7 +249,7 @@ async def test_every_console_page_passes_axe_reflows_and_works_by_keyboard(
     async def check(label: str) -> None:
         await expect(page.locator("main")).to_have_count(1)
         await expect(page.locator("h1")).to_have_count(1)
-        violations = await axe_violations(page, axe_script)
+        violations = await axe_violations(page, axe)
         assert violations == [], f"{label}: {described(violations)}"
         assert not await overflows_at(page, 390), f"{label} scrolls sideways at 390 px"
         checked.append(label)
