@@ -21,6 +21,7 @@ from newsletter.core.errors import DomainError
 from newsletter.web.console import (
     account,
     dashboard,
+    deliveries,
     issues,
     login,
     news,
@@ -122,6 +123,7 @@ ROUTES: list[Any] = [
             *dashboard.ROUTES,
             *news.ROUTES,
             *issues.ROUTES,
+            *deliveries.ROUTES,
             *ops.ROUTES,
             *subscribers.ROUTES,
             *people.ROUTES,

@@ -85,6 +85,20 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "{allowed} 상태인 호만 {action}할 수 있습니다.",
     ),
     (
+        re.compile(r"^issue \d+ is still (\w+) \(round (\d+)\); a resend can start"),
+        "아직 {1}차 발송이 끝나지 않았습니다 ('{status}'). 모든 메일의 결과가 나온 뒤에 "
+        "다시 보낼 수 있습니다.",
+    ),
+    (
+        re.compile(r"^cannot resend issue \d+: it is (\w+);"),
+        "'{status}' 상태인 호는 다시 보낼 수 없습니다. 발송을 마친 호만 다시 보낼 수 있습니다.",
+    ),
+    (
+        re.compile(r"^nothing to resend"),
+        "다시 보낼 메일이 없습니다. 받는 사람 탓이 아닌 이유로 실패한 메일만 다시 보내며, "
+        "반송·수신 거부·발송 제외된 주소에는 보내지 않습니다.",
+    ),
+    (
         re.compile(r"^news item \d+ is part of unsent issue\(s\) ([\d, ]+); remove it first$"),
         "아직 발송하지 않은 호(번호 {0})에 들어 있는 항목입니다. 그 호에서 먼저 빼 주세요.",
     ),
@@ -150,7 +164,8 @@ def translate(detail: str) -> str | None:
                 status=words.issue_status(groups[1]),
                 allowed=_status_list(groups[2]),
             )
-        return template.format(*groups, field=field)
+        status = words.issue_status(groups[0]) if "{status}" in template else ""
+        return template.format(*groups, field=field, status=status)
     return None
 
 

@@ -281,6 +281,8 @@ async def test_every_console_page_passes_axe_reflows_and_works_by_keyboard(
         f"/admin/issues/{draft_id}?view=phone",
         f"/admin/issues/{draft_id}?view=text",
         f"/admin/issues/{sending.issue_id}",
+        f"/admin/issues/{sending.issue_id}/deliveries",
+        f"/admin/issues/{sending.issue_id}/deliveries?status=deferred",
         "/admin/ops",
         "/admin/subscribers",
         f"/admin/subscribers/{subscriber_id}",
