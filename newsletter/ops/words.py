@@ -101,6 +101,59 @@ DELIVERY_REASON: dict[str, str] = {
     "unknown": "사유가 기록되지 않음",
 }
 
+# What each audit trail entry records (the console's 변경 기록 page).
+AUDIT_ACTION = {
+    "api_key.create": "API 키 만들기",
+    "api_key.revoke": "API 키 폐기",
+    "bounce.apply": "반송 처리",
+    "deliveries.export": "발송 기록 내려받기",
+    "deliveries.read": "발송 기록 열람 (API)",
+    "issue.create": "호 만들기",
+    "issue.update": "호 고치기",
+    "issue.delete": "초안 지우기",
+    "issue.test_send": "테스트 발송",
+    "issue.schedule": "발송 예약",
+    "issue.unschedule": "예약 해제",
+    "issue.send_now": "지금 발송",
+    "issue.start": "예약 발송 시작",
+    "issue.pause": "발송 일시 정지",
+    "issue.resume": "발송 재개",
+    "issue.cancel": "발송 취소",
+    "issue.resend": "다시 보내기",
+    "lifecycle.daily": "매일 동의 관리 (만료·재확인·파기)",
+    "media.upload": "이미지 올리기",
+    "news_item.create": "뉴스 항목 쓰기",
+    "news_item.update": "뉴스 항목 고치기",
+    "news_item.delete": "뉴스 항목 지우기",
+    "news_item.import_feed": "피드에서 뉴스 가져오기",
+    "subscriber.erase": "구독자 개인정보 삭제",
+    "subscribers.export": "구독자 명단 내려받기",
+    "subscribers.import.confirmed": "구독자 명단 가져오기 (동의 확인됨)",
+    "subscribers.import.invite": "구독자 명단 가져오기 (확인 메일 발송)",
+    "unsubscribe.mailto": "메일로 수신 거부",
+    "user.create": "계정 만들기",
+    "user.disable": "계정 사용 중지",
+    "user.enable": "계정 다시 사용",
+    "user.login": "로그인",
+    "user.logout": "로그아웃",
+    "user.password_change": "비밀번호 바꾸기",
+    "user.password_reset": "비밀번호 초기화",
+    "user.role": "역할 바꾸기",
+    "user.sso_link": "SSO 계정 연결",
+    "user.totp_enrol": "2단계 인증 등록",
+    "user.totp_remove": "2단계 인증 해제",
+    "user.totp_required": "2단계 인증 요구 변경",
+}
+
+# Reads of personal data (``personal_data.read.<what>``): what was looked at.
+PERSONAL_DATA_READ = {
+    "subscribers.list": "구독자 목록",
+    "subscribers.search": "구독자 찾기",
+    "subscribers.export": "구독자 명단 내려받기",
+    "subscriber.consent_history": "구독자 한 사람의 정보와 동의 기록",
+    "issue.deliveries": "호의 받는 사람별 발송 기록",
+}
+
 # "시도" on the ops pages: what the figure counts, said once where it is shown.
 ATTEMPTS_HINT = (
     "메일 서버에 전달을 시도한 횟수의 합계입니다. 일시적인 오류로 다시 보낸 횟수가 "
@@ -126,6 +179,14 @@ def consent_kind(kind: str) -> str:
 
 def role(name: str) -> str:
     return ROLE.get(name, name)
+
+
+def audit_action(action: str) -> str:
+    """An audit entry's action for people; one not in the tables keeps its code."""
+    what = action.removeprefix("personal_data.read.")
+    if what != action:
+        return f"개인정보 열람: {PERSONAL_DATA_READ.get(what, what)}"
+    return AUDIT_ACTION.get(action, action)
 
 
 def refusal_reason(code: int | None, enhanced: tuple[int, int, int] | None) -> str:

@@ -67,6 +67,7 @@ def filters(settings: Settings) -> dict[str, Any]:
         "subscriber_status": words.subscriber_status,
         "consent_kind": words.consent_kind,
         "role_name": words.role,
+        "audit_action": words.audit_action,
         "explain_code": words.explain_code,
     }
 

@@ -5,6 +5,7 @@ change, disabled accounts, and the audit trail naming the person."""
 
 from __future__ import annotations
 
+import html
 import re
 import time
 
@@ -293,6 +294,22 @@ async def test_reading_the_roster_is_recorded(client: httpx.AsyncClient, db: Dat
     ]
     assert reads[0]["details"]["query"] == "kim" and reads[0]["details"]["ip"] == "203.0.113.7"
     assert reads[1]["target"] == f"subscriber:{subscriber}"
+
+
+async def test_the_audit_page_says_in_korean_what_each_person_did(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    admin = await make_user(db, "admin")
+    await login(client, admin.email)
+    csrf = await page_csrf(client)
+    await client.post("/admin/issues", data={"title": "5월 소식", "csrf_token": csrf})
+    await client.get("/admin/subscribers/export.csv")  # no status filter: none recorded
+    await client.get("/admin/subscribers")
+    page = html.unescape((await client.get("/admin/audit")).text)
+    assert "호 만들기" in page and "로그인" in page
+    assert "구독자 명단 내려받기" in page
+    assert "개인정보 열람: 구독자 목록" in page
+    assert "=None" not in page
 
 
 async def test_console_pages_carry_a_strict_policy_and_the_preview_its_own(
