@@ -483,6 +483,13 @@ async def _consequences(db: Database, row: Record, action: str) -> list[str]:
     title = f"‘{row['title']}’"
     if action == "send-now":
         recipients = await issues.recipient_count(db)
+        if not recipients:
+            return [
+                title,
+                "지금 구독 중인 사람이 없습니다. 보내면 아무도 받지 않지만, 이 호는 호 번호를 "
+                "받아 발송한 호가 되고 웹 공개본(지난 뉴스레터)에 실립니다.",
+                "먼저 구독자를 모으거나 명단을 가져오고, 그동안은 예약해 두는 편이 낫습니다.",
+            ]
         return [
             title,
             f"지금 구독 중인 {recipients:,}명에게 바로 보내기 시작합니다.",

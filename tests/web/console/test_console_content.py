@@ -170,3 +170,23 @@ async def test_a_feed_preview_says_in_korean_why_an_entry_cannot_be_imported(
     assert "제목을(를) 입력해 주세요." in said
     assert "링크가 없는 항목이라" in said
     assert "must not be empty" not in said and "de-duplicate" not in said
+
+
+async def test_sending_to_nobody_is_called_what_it_is_before_it_happens(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    item = await db.pool.fetchval(
+        "INSERT INTO news_items (title, link) VALUES ('소식', 'https://www.gimpo.go.kr/n/1') "
+        "RETURNING id"
+    )
+    issue_id = await db.pool.fetchval(
+        "INSERT INTO issues (title, news_item_ids) VALUES ('첫 호', $1) RETURNING id", [item]
+    )
+    await login(client, editor.email)
+    csrf = await page_csrf(client, f"/admin/issues/{issue_id}")
+    asked = await client.post(f"/admin/issues/{issue_id}/send-now", data={"csrf_token": csrf})
+    assert asked.status_code == 200
+    said = html.unescape(asked.text)
+    assert "지금 구독 중인 사람이 없습니다" in said and "0명에게" not in said
+    assert await db.pool.fetchval("SELECT status FROM issues WHERE id = $1", issue_id) == "draft"
