@@ -110,7 +110,7 @@ def render(issue: IssueStats | None, workers: list[WorkerBeat], zone: ZoneInfo) 
     facts.add_row(
         "작업자",
         Text(
-            f"{len(alive)}개 발송 중"
+            f"살아 있는 작업자 {len(alive)}개 (최근 1분 안에 신호)"
             if alive
             else "살아 있는 작업자 없음 — `newsletter worker`를 시작하세요",
             style="" if alive or issue.status != "sending" else "bold red",

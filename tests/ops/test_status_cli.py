@@ -103,3 +103,16 @@ async def test_watch_follows_the_send_to_the_end(database_url: str, db: Database
     final = rest.decode().rsplit("뉴스레터", 1)[-1]
     assert "발송 완료" in final
     assert "100.0 %" in final and "40통 중 40통 처리" in final
+
+
+async def test_an_idle_worker_is_called_alive_not_sending(database_url: str, db: Database) -> None:
+    seeded = await seed_issue(db, sent=10)
+    await db.pool.execute(
+        "UPDATE issues SET status = 'sent', finished_at = now() WHERE id = $1", seeded.issue_id
+    )
+    await db.pool.execute("INSERT INTO workers (worker_id, host, pid) VALUES ('vm:1', 'vm', 1)")
+    code, output = await run_cli(database_url, "status")
+    assert code == 0, output
+    assert "발송 완료" in output
+    assert "살아 있는 작업자 1개" in output
+    assert "개 발송 중" not in output
