@@ -10,7 +10,6 @@ every change is audited.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import IO, Annotated, Any
@@ -19,14 +18,13 @@ from litestar import Request, Router, delete, get, post
 from litestar.exceptions import ClientException
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
-from python_multipart import MultipartParser
-from python_multipart.multipart import parse_options_header
 
 from newsletter.audience import lifecycle, roster
 from newsletter.core.db import Record
 from newsletter.core.errors import InvalidInput, NotFound
 from newsletter.ops import audit
 from newsletter.ops.access_log import record_read
+from newsletter.web import uploads
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
 from newsletter.web.forms import client_ip
@@ -34,7 +32,6 @@ from newsletter.web.params import AfterId, QueryText, RowId
 
 # A million rows of "email,name,date,source" is ~70 MB; leave headroom.
 IMPORT_BODY_LIMIT = 256 * 1024 * 1024
-SPOOL_IN_MEMORY = 8 * 1024 * 1024  # bigger uploads spill to a temporary file
 
 
 def _subscriber(row: Record) -> dict[str, Any]:
@@ -137,93 +134,30 @@ async def erase_subscriber(
 async def _spool_body(request: Request[Any, Any, Any]) -> IO[bytes]:
     """The CSV from a text/csv body or a multipart ``file`` field, streamed to
     a spooled temporary file (memory stays flat for big uploads)."""
-    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+    kind, _ = uploads.content_type(request)
+    if kind == b"multipart/form-data":
+        try:
+            upload = await uploads.stream_multipart(request)
+        except uploads.MalformedUpload as exc:
+            raise ClientException(f"malformed multipart body: {exc}") from None
+        if upload.filename is None:
+            upload.file.close()
+            raise InvalidInput("the multipart body has no 'file' field", field="file")
+        return upload.file
+    if kind not in (b"text/csv", b"text/plain", b"application/csv", b"application/octet-stream"):
+        raise InvalidInput(
+            "send the CSV as the body (Content-Type: text/csv) or as a multipart 'file' field",
+            field="file",
+        )
+    spool = uploads.spool()
     try:
-        await _receive(request, spool)
+        async for chunk in request.stream():
+            spool.write(chunk)
     except BaseException:
         spool.close()
         raise
     spool.seek(0)
     return spool
-
-
-async def _receive(request: Request[Any, Any, Any], spool: IO[bytes]) -> None:
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
-    if content_type == b"multipart/form-data":
-        boundary = options.get(b"boundary")
-        if not boundary:
-            raise ClientException("multipart body without a boundary")
-        found = await _stream_multipart_file(request, boundary, spool)
-        if not found:
-            raise InvalidInput("the multipart body has no 'file' field", field="file")
-    elif content_type in (
-        b"text/csv",
-        b"text/plain",
-        b"application/csv",
-        b"application/octet-stream",
-    ):
-        async for chunk in request.stream():
-            spool.write(chunk)
-    else:
-        raise InvalidInput(
-            "send the CSV as the body (Content-Type: text/csv) or as a multipart 'file' field",
-            field="file",
-        )
-
-
-async def _stream_multipart_file(
-    request: Request[Any, Any, Any], boundary: bytes, spool: IO[bytes]
-) -> bool:
-    state: dict[str, Any] = {"field": b"", "value": b"", "in_file": False, "found": False}
-    disposition: list[bytes] = []
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["field"] += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["value"] += data[start:end]
-
-    def on_header_end() -> None:
-        if state["field"].lower() == b"content-disposition":
-            disposition.append(state["value"])
-        state["field"] = state["value"] = b""
-
-    def on_headers_finished() -> None:
-        name = b""
-        if disposition:
-            _, params = parse_options_header(disposition[-1])
-            name = params.get(b"name", b"")
-        state["in_file"] = name == b"file" and not state["found"]
-        disposition.clear()
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        if state["in_file"]:
-            spool.write(data[start:end])
-
-    def on_part_end() -> None:
-        if state["in_file"]:
-            state["found"] = True
-        state["in_file"] = False
-
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-        },
-    )
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                parser.write(chunk)
-        parser.finalize()
-    except ValueError as exc:  # python-multipart's MultipartParseError
-        raise ClientException(f"malformed multipart body: {exc}") from None
-    return bool(state["found"])
 
 
 @post(

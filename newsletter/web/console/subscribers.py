@@ -9,21 +9,19 @@ Every read of residents' personal data is recorded through
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
-from python_multipart import MultipartParser
-from python_multipart.multipart import parse_options_header
 
 from newsletter.audience import import_jobs, lifecycle, roster
 from newsletter.core.addresses import normalise_email
 from newsletter.core.errors import InvalidInput, NotFound
 from newsletter.ops import audit
+from newsletter.web import uploads
 from newsletter.web.console import privacy
 from newsletter.web.console.fields import text
 from newsletter.web.console.gate import (
@@ -40,8 +38,6 @@ from newsletter.web.deps import DB, Config
 ADMIN = {"role": "admin"}
 PAGE = 50
 IMPORT_BODY_LIMIT = 256 * 1024 * 1024
-SPOOL_IN_MEMORY = 8 * 1024 * 1024
-FIELD_LIMIT = 4096  # the small fields of the upload form (mode, source, token)
 
 
 @get("/subscribers", opt=ADMIN, media_type=MediaType.HTML)
@@ -157,82 +153,20 @@ async def import_form(request: Request[Any, Any, Any]) -> Template:
     )
 
 
-async def _read_upload(request: Request[Any, Any, Any]) -> tuple[dict[str, str], IO[bytes], str]:
-    """The form's small fields and the file, streamed into a spooled temporary
-    file (flat memory however large the list)."""
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
-    boundary = options.get(b"boundary")
-    if content_type != b"multipart/form-data" or not boundary:
-        raise InvalidInput("파일을 골라 올려 주세요.", field="file")
-    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
-    fields: dict[str, str] = {}
-    state: dict[str, Any] = {"header": b"", "value": b"", "name": "", "filename": "", "buf": b""}
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["header"] += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["value"] += data[start:end]
-
-    def on_header_end() -> None:
-        if state["header"].lower() == b"content-disposition":
-            _, params = parse_options_header(state["value"])
-            state["name"] = params.get(b"name", b"").decode(errors="replace")
-            state["filename"] = params.get(b"filename", b"").decode(errors="replace")
-        state["header"] = state["value"] = b""
-
-    def on_part_begin() -> None:
-        state["name"] = state["filename"] = ""
-        state["buf"] = b""
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        if state["name"] == "file":
-            spool.write(data[start:end])
-        elif len(state["buf"]) < FIELD_LIMIT:
-            state["buf"] += data[start:end]
-
-    def on_part_end() -> None:
-        if state["name"] == "file":
-            fields["filename"] = state["filename"]
-        elif state["name"]:
-            fields.setdefault(state["name"], state["buf"][:FIELD_LIMIT].decode(errors="replace"))
-
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-        },
-    )
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                parser.write(chunk)
-        parser.finalize()
-    except ValueError:
-        spool.close()
-        raise InvalidInput(
-            "올린 파일을 읽을 수 없습니다. 다시 올려 주세요.", field="file"
-        ) from None
-    except BaseException:
-        spool.close()
-        raise
-    size = spool.tell()
-    spool.seek(0)
-    return fields, spool, fields.get("filename", "") if size else ""
-
-
 @post(
     "/subscribers/import",
     opt={**ADMIN, "csrf": "stream"},
     request_max_body_size=IMPORT_BODY_LIMIT,
 )
 async def import_start(request: Request[Any, Any, Any], db: DB, settings: Config) -> Response[Any]:
-    fields, spool, filename = await _read_upload(request)
+    try:
+        upload = await uploads.stream_multipart(request)
+    except uploads.MalformedUpload:
+        raise InvalidInput(
+            "올린 파일을 읽을 수 없습니다. 다시 올려 주세요.", field="file"
+        ) from None
+    fields, spool = upload.fields, upload.file
+    filename = (upload.filename or "") if upload.size else ""
     if not csrf_matches(request, settings, fields.get(CSRF_FIELD)):
         spool.close()
         raise refuse_csrf()

@@ -67,3 +67,32 @@ async def test_a_residents_page_opened_the_wrong_way_says_so_in_their_language(
     api = await client.put("/api/v1/news-items")
     assert api.status_code == 405
     assert api.json()["error"] == "method_not_allowed"
+
+
+async def test_a_broken_or_empty_upload_is_refused_next_to_the_file_field(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    admin = await make_user(db, "admin")
+    await login(client, admin.email)
+    csrf = await page_csrf(client, "/admin/subscribers/import")
+    cut_short = (
+        b'--XYZ\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+        + csrf.encode()
+        + b'\r\n--XYZ\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n'
+        b"\r\nemail\r\nkim@example.com\r\n--XY"
+    )
+    broken = await client.post(
+        "/admin/subscribers/import",
+        content=cut_short,
+        headers={"Content-Type": "multipart/form-data; boundary=XYZ"},
+    )
+    assert broken.status_code in (403, 422)  # no token read: refused either way, never 500
+    empty = await client.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": csrf, "mode": "confirmed", "source": "설문"},
+        files={"file": ("빈 파일.csv", b"", "text/csv")},
+    )
+    assert empty.status_code == 422
+    assert 'id="file-error"' in empty.text and "CSV 파일을 골라 주세요" in empty.text
+    assert await db.pool.fetchval("SELECT count(*) FROM subscribers") == 0
+    assert await db.pool.fetchval("SELECT count(*) FROM roster_imports") == 0
