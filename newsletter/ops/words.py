@@ -8,6 +8,8 @@ them); these are for people.
 
 from __future__ import annotations
 
+from newsletter.ops import access_log
+
 ISSUE_STATUS = {
     "draft": "초안",
     "scheduled": "예약됨",
@@ -145,15 +147,6 @@ AUDIT_ACTION = {
     "user.totp_required": "2단계 인증 요구 변경",
 }
 
-# Reads of personal data (``personal_data.read.<what>``): what was looked at.
-PERSONAL_DATA_READ = {
-    "subscribers.list": "구독자 목록",
-    "subscribers.search": "구독자 찾기",
-    "subscribers.export": "구독자 명단 내려받기",
-    "subscriber.consent_history": "구독자 한 사람의 정보와 동의 기록",
-    "issue.deliveries": "호의 받는 사람별 발송 기록",
-}
-
 # "시도" on the ops pages: what the figure counts, said once where it is shown.
 ATTEMPTS_HINT = (
     "메일 서버에 전달을 시도한 횟수의 합계입니다. 일시적인 오류로 다시 보낸 횟수가 "
@@ -184,8 +177,8 @@ def role(name: str) -> str:
 def audit_action(action: str) -> str:
     """An audit entry's action for people; one not in the tables keeps its code."""
     what = action.removeprefix("personal_data.read.")
-    if what != action:
-        return f"개인정보 열람: {PERSONAL_DATA_READ.get(what, what)}"
+    if what != action:  # the access log's own words for what was read
+        return f"개인정보 열람: {access_log.ACTIONS.get(what, what)}"
     return AUDIT_ACTION.get(action, action)
 
 

@@ -64,8 +64,10 @@ async def delivery_page(
         await record_read(
             request,
             db,
-            "issue.deliveries",
+            "deliveries.addresses",
             f"issue:{issue_id}",
+            subscriber_ids=[e.subscriber_id for e in record.items if e.subscriber_id],
+            issue_id=issue_id,
             status=status,
             after=after,
             shown=len(record.items),

@@ -10,6 +10,7 @@ year) and, as before, to the audit trail.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from litestar import Request
@@ -20,12 +21,21 @@ from newsletter.web.console.gate import client_ip, session_of
 
 
 async def record_read(
-    request: Request[Any, Any, Any], db: Database, what: str, target: str, **details: Any
+    request: Request[Any, Any, Any],
+    db: Database,
+    what: str,
+    target: str,
+    *,
+    subscriber_ids: Sequence[int] = (),
+    **details: Any,
 ) -> None:
+    """``subscriber_ids``: whose data a page of several people showed (a
+    ``subscriber:<id>`` target names its one person itself)."""
     session = session_of(request)
     shown = {k: v for k, v in details.items() if v is not None}
     subject, _, number = target.partition(":")
     whose = [int(number)] if subject == "subscriber" and number.isdigit() else []
+    whose += subscriber_ids
     async with db.transaction() as conn:
         await access_log.record_read(
             conn,

@@ -75,10 +75,16 @@ async def test_an_admin_sees_who_and_the_read_is_recorded(
         assert address(n) in record
     assert "Recipient address rejected" in record  # the server's own reply, for admins
     assert address(2) not in record  # delivered
-    read = await db.pool.fetchval(
-        "SELECT count(*) FROM audit_log WHERE action = 'personal_data.read.issue.deliveries'"
+    # The access log says whose data was shown: the four who did not get it.
+    read = await db.pool.fetchrow(
+        "SELECT subscriber_ids, row_count FROM access_log WHERE action = 'deliveries.addresses'"
     )
-    assert read == 1
+    assert read is not None and read["row_count"] == 4
+    shown = await db.pool.fetch(
+        "SELECT email FROM subscribers WHERE id = ANY($1::bigint[]) ORDER BY id",
+        read["subscriber_ids"],
+    )
+    assert [r["email"] for r in shown] == [address(n) for n in (1, 3, 4, 5)]
 
 
 async def test_an_issue_not_yet_sent_cannot_be_resent(

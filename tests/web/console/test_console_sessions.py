@@ -308,7 +308,7 @@ async def test_the_audit_page_says_in_korean_what_each_person_did(
     page = html.unescape((await client.get("/admin/audit")).text)
     assert "호 만들기" in page and "로그인" in page
     assert "구독자 명단 내려받기" in page
-    assert "개인정보 열람: 구독자 목록" in page
+    assert "개인정보 열람: 구독자 목록 조회" in page
     assert "=None" not in page
 
 
