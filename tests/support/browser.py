@@ -1,6 +1,6 @@
 """A real browser for page tests, the residents' and the console's alike:
 Debian's chromium driven by Playwright, axe-core from npm and how its findings
-read, the reflow check, and `newsletter serve` as in production.
+read, and the reflow check (`newsletter serve` itself: tests/support/processes.py).
 
 Playwright's own browser downloads are never used (no `playwright install`):
 it drives the distribution's chromium, which gets security updates with the
@@ -10,22 +10,17 @@ skips, saying why, only where this machine cannot have it.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import ROOT, TEST_SECRET_KEY, free_port
+from tests.conftest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -141,49 +136,3 @@ async def overflows_at(page: Any, width: int) -> bool:
     )
     await page.set_viewport_size(size)
     return wide
-
-
-@asynccontextmanager
-async def serving(database_url: str, log: Path, **env_overrides: str) -> AsyncIterator[str]:
-    """`newsletter serve` on a free port, as in production (uvicorn, own pool)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        NEWSLETTER_DATABASE_URL=database_url,
-        NEWSLETTER_SECRET_KEY=TEST_SECRET_KEY,
-        NEWSLETTER_BASE_URL=f"http://127.0.0.1:{port}",
-        NEWSLETTER_RATE_PER_SECOND="20",
-        **env_overrides,
-    )
-    output = log.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(200):
-                if process.poll() is not None:
-                    break
-                try:
-                    if (await http.get(f"{base}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        if process.poll() is not None:
-            output.close()
-            pytest.fail("server did not start:\n" + log.read_text())  # noqa: ASYNC240 - it is over
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        output.close()

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,22 +48,28 @@ async def wait_until_up(url: str, deadline: float = 30.0) -> None:
 
 @asynccontextmanager
 async def serving(database_url: str, *args: str, **settings: str) -> AsyncIterator[Served]:
-    """``newsletter serve`` with ``NEWSLETTER_<name>=value`` for each setting."""
+    """``newsletter serve`` with ``NEWSLETTER_<name>=value`` for each setting;
+    ``BASE_URL`` is the server's own address unless given. Its log goes to a
+    temporary file (a pipe nobody reads would fill and stall the server) and
+    is shown if it does not start."""
     port = free_port()
+    settings.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "newsletter", "serve", "--port", str(port), *args],
         env=serve_env(database_url, **settings),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     try:
         try:
             await wait_until_up(f"http://127.0.0.1:{port}/healthz")
         except httpx.TransportError:
             process.kill()
-            _, err = process.communicate(timeout=10)
-            raise AssertionError(f"newsletter serve did not start: {err.decode()}") from None
+            process.wait(timeout=10)
+            log.seek(0)
+            raise AssertionError(f"newsletter serve did not start: {log.read().decode()}") from None
         yield Served(f"http://127.0.0.1:{port}", port, process)
     finally:
         if process.poll() is None:
@@ -72,5 +79,4 @@ async def serving(database_url: str, *args: str, **settings: str) -> AsyncIterat
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
+        log.close()

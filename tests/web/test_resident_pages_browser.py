@@ -23,7 +23,8 @@ import time_machine
 from newsletter.core.db import Database
 from newsletter.core.tokens import Tokens
 from tests.conftest import TEST_SECRET_KEY, SmtpServer, bearer, drain, free_port, make_settings
-from tests.support.browser import CHROMIUM_ARGS, axe, axe_violations, chromium, serving
+from tests.support.browser import CHROMIUM_ARGS, axe, axe_violations, chromium
+from tests.support.processes import serving
 
 __all__ = ["axe", "chromium"]  # fixtures, used by name
 
@@ -83,11 +84,11 @@ async def server(
 ) -> AsyncIterator[str]:
     async with serving(
         database_url,
-        tmp_path / "serve.log",
-        NEWSLETTER_EMBED_ORIGINS=other_origins.city,
-        NEWSLETTER_SMTP_URL=f"smtp://127.0.0.1:{smtp_server.port}",
-    ) as base:
-        yield base
+        EMBED_ORIGINS=other_origins.city,
+        SMTP_URL=f"smtp://127.0.0.1:{smtp_server.port}",
+        RATE_PER_SECOND="20",
+    ) as served:
+        yield served.base_url
 
 
 def write_host_page(tmp_path: Path, name: str, server: str) -> None:

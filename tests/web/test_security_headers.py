@@ -13,9 +13,9 @@ from newsletter.core.settings import Settings
 from newsletter.core.tokens import Tokens
 from newsletter.web.headers import PAGE_POLICY, framable_by
 from tests.conftest import bearer
+from tests.support.browser import CHROMIUM_ARGS, chromium  # noqa: F401 - the fixture
 from tests.support.delivery import add_subscribers, start_issue
 from tests.support.processes import serving
-from tests.web.console.conftest import CHROMIUM_ARGS, chromium  # noqa: F401 - the fixture
 
 Client = httpx.AsyncClient
 
