@@ -26,8 +26,9 @@ async def test_ops_read_why_and_resend_exactly_once_from_the_console(
     ops = await make_user(db, "ops")
     await login(client, ops.email)
 
-    issue_page = await client.get(f"/admin/issues/{issue_id}")
-    assert f'href="/admin/issues/{issue_id}/deliveries"' in issue_page.text
+    for start in ("/admin", f"/admin/issues/{issue_id}"):  # the dashboard, the issue
+        page = await client.get(start)
+        assert f'href="/admin/issues/{issue_id}/deliveries"' in page.text, start
     record = await client.get(f"/admin/issues/{issue_id}/deliveries")
     assert record.status_code == 200
     said = html.unescape(record.text)
