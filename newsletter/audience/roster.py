@@ -282,6 +282,15 @@ class CsvRows:
                 continue
             line = self.record_start
             self.record_start = self.physical + 1
+            if self.physical > line and any("\n" in cell or "\r" in cell for cell in cells):
+                # A quote left open reads every line after it into one cell: no
+                # field of a roster holds a line break, so say what happened
+                # instead of a misleading reason for one row and silence for the rest.
+                self.rows += 1
+                self.error(
+                    line, f"unclosed quote: lines {line} to {self.physical} were read as one row"
+                )
+                continue
             if not any(cell.strip() for cell in cells):
                 continue  # blank lines are not rows
             if first:

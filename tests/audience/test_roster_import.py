@@ -214,3 +214,22 @@ def test_fast_address_check_agrees_with_email_validator(address: str) -> None:
     except InvalidInput:
         fast = None
     assert fast == expected
+
+
+async def test_an_unclosed_quote_is_reported_not_swallowing_the_rows_after_it(
+    db: Database, settings: Settings
+) -> None:
+    csv_text = (
+        "email,name\n"  # line 1
+        "kim@example.com,김\n"  # 2
+        'lee@example.com,"이영희\n'  # 3: the quote is never closed
+        "park@example.com,박\n"  # 4
+        "choi@example.com,최\n"  # 5
+    )
+    report = await import_text(db, settings, csv_text)
+    reasons = {e.line: e.reason for e in report.errors}
+    assert list(reasons) == [3]
+    assert "unclosed quote" in reasons[3] and "lines 3 to 5" in reasons[3]
+    assert report.inserted == 1
+    # Nobody is imported with the rest of the file as a name.
+    assert await db.pool.fetchval("SELECT count(*) FROM subscribers WHERE name LIKE '%@%'") == 0

@@ -220,6 +220,13 @@ def import_reason(reason: str) -> str:
     """A line of the import report in Korean (already-Korean reasons pass through)."""
     if reason.startswith("invalid e-mail address: "):
         return "잘못된 이메일 주소: " + reason.removeprefix("invalid e-mail address: ")
+    unclosed = re.match(r"unclosed quote: lines (\d+) to (\d+)", reason)
+    if unclosed:
+        return (
+            f'따옴표(")가 닫히지 않아 {unclosed[1]}번째 줄부터 {unclosed[2]}번째 줄까지가 '
+            "한 줄로 읽혔습니다. 따옴표를 고친 뒤 다시 가져오세요 (이미 들어간 주소는 "
+            "그대로 둡니다)."
+        )
     for prefix, korean in _IMPORT_REASONS:
         if reason.startswith(prefix):
             return korean

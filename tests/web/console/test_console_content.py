@@ -190,3 +190,31 @@ async def test_sending_to_nobody_is_called_what_it_is_before_it_happens(
     said = html.unescape(asked.text)
     assert "지금 구독 중인 사람이 없습니다" in said and "0명에게" not in said
     assert await db.pool.fetchval("SELECT status FROM issues WHERE id = $1", issue_id) == "draft"
+
+
+async def test_an_import_with_an_unclosed_quote_says_which_lines_in_korean(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    admin = await make_user(db, "admin")
+    await login(client, admin.email)
+    csrf = await page_csrf(client, "/admin/subscribers/import")
+    started = await client.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": csrf, "mode": "confirmed", "source": "2025 시민 설문 동의서"},
+        files={
+            "file": (
+                "명단.csv",
+                'email,name\nkim@example.com,김\nlee@example.com,"이영희\npark@example.com,박\n'.encode(),
+                "text/csv",
+            )
+        },
+    )
+    assert started.status_code == 303
+    for _ in range(100):
+        progress = await client.get(started.headers["location"] + "/progress")
+        if progress.status_code == 286:
+            break
+        await asyncio.sleep(0.05)
+    said = html.unescape(progress.text)
+    assert '따옴표(")가 닫히지 않아 3번째 줄부터 4번째 줄까지가 한 줄로 읽혔습니다' in said
+    assert 'id="count-inserted">1<' in progress.text
