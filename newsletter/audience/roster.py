@@ -131,6 +131,23 @@ class ImportReport:
 # --- decoding and parsing -------------------------------------------------------
 
 
+# A workbook uploaded instead of the CSV saved from it (the commonest mistake):
+# .xlsx/.ods are ZIP files, .xls an OLE2 compound document.
+SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+
+
+def _refuse_spreadsheet(binary: IO[bytes]) -> None:
+    start = binary.tell()
+    head = binary.read(8)
+    binary.seek(start)
+    if head.startswith(SPREADSHEET_MAGIC):
+        raise InvalidInput(
+            "this is a spreadsheet file (Excel or similar), not CSV: save it as "
+            "'CSV UTF-8' and import that file",
+            field="file",
+        )
+
+
 def detect_encoding(binary: IO[bytes]) -> str:
     """``utf-8-sig`` with a BOM, ``utf-8`` if the whole file decodes, else ``cp949``.
 
@@ -436,6 +453,7 @@ async def import_csv(
     total = _file_size(binary)
     if total == 0:
         raise InvalidInput("the file is empty", field="file")
+    _refuse_spreadsheet(binary)
     encoding = encoding or detect_encoding(binary)
     rows = CsvRows(
         binary, encoding=encoding, settings=settings, now=now, address_key=db.address_key

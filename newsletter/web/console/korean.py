@@ -136,6 +136,15 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "링크가 없는 항목이라 중복을 가릴 수 없어 건너뜁니다.",
     ),
     (
+        re.compile(r"^the header row has no e-mail column"),
+        "머리글 줄에 이메일 열이 없습니다. 첫 줄에 ‘email’ 또는 ‘이메일’ 열을 넣어 주세요.",
+    ),
+    (re.compile(r"^the file is empty$"), "빈 파일입니다."),
+    (
+        re.compile(r"^this is a spreadsheet file"),
+        "엑셀 같은 스프레드시트 파일입니다. 엑셀에서 ‘CSV UTF-8’로 저장한 파일을 올려 주세요.",
+    ),
+    (
         re.compile(r"^no (issue|news item) (\d+)$"),
         "해당 항목이 없습니다. 이미 지워졌을 수 있습니다.",
     ),
@@ -171,17 +180,21 @@ def translate(detail: str) -> str | None:
 
 def explain(exc: DomainError) -> str:
     """The Korean sentence for a domain error (its own text if already Korean)."""
-    detail = exc.detail
-    if re.search(r"[가-힣]", detail):
-        return detail
-    known = translate(detail)
-    if known is not None:
-        return known
     lead = {
         InvalidInput: "입력값을 확인해 주세요",
         NotFound: "찾을 수 없습니다",
         Conflict: "지금 상태에서는 할 수 없습니다",
     }.get(type(exc), "처리할 수 없습니다")
+    return in_korean(exc.detail, lead)
+
+
+def in_korean(detail: str, lead: str = "처리할 수 없습니다") -> str:
+    """A domain message kept for later (an import job's failure) in Korean."""
+    if re.search(r"[가-힣]", detail) and not re.match(r"^[a-z]", detail):
+        return detail
+    known = translate(detail)
+    if known is not None:
+        return known
     return f"{lead}: {detail}"
 
 

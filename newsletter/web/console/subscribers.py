@@ -32,7 +32,7 @@ from newsletter.web.console.gate import (
     render,
     session_of,
 )
-from newsletter.web.console.korean import import_reason
+from newsletter.web.console.korean import import_reason, in_korean
 from newsletter.web.deps import DB, Config
 
 ADMIN = {"role": "admin"}
@@ -225,6 +225,7 @@ def _job_context(job: Any) -> dict[str, Any]:
     )
     return {
         "job": job,
+        "failure": in_korean(job["error"]) if job["error"] else None,
         "report": report,
         "percent": percent,
         "errors_list": [

@@ -218,3 +218,34 @@ async def test_an_import_with_an_unclosed_quote_says_which_lines_in_korean(
     said = html.unescape(progress.text)
     assert '따옴표(")가 닫히지 않아 3번째 줄부터 4번째 줄까지가 한 줄로 읽혔습니다' in said
     assert 'id="count-inserted">1<' in progress.text
+
+
+async def finished_import(client: httpx.AsyncClient, csrf: str, name: str, data: bytes) -> str:
+    started = await client.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": csrf, "mode": "confirmed", "source": "2025 시민 설문 동의서"},
+        files={"file": (name, data, "text/csv")},
+    )
+    assert started.status_code == 303, started.text
+    for _ in range(100):
+        progress = await client.get(started.headers["location"] + "/progress")
+        if progress.status_code == 286:
+            break
+        await asyncio.sleep(0.05)
+    return html.unescape(progress.text)
+
+
+async def test_an_import_that_cannot_start_says_why_in_korean(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    admin = await make_user(db, "admin")
+    await login(client, admin.email)
+    csrf = await page_csrf(client, "/admin/subscribers/import")
+    no_address = await finished_import(client, csrf, "명단.csv", "이름,출처\n홍길동,web\n".encode())
+    assert "이메일 열이 없습니다" in no_address and "header row" not in no_address
+    # The workbook itself instead of a CSV saved from it: said so, not 300 lines of noise.
+    workbook = b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 40
+    spreadsheet = await finished_import(client, csrf, "명단.xlsx", workbook)
+    assert "엑셀" in spreadsheet and "CSV" in spreadsheet
+    assert 'id="import-errors"' not in spreadsheet
+    assert await db.pool.fetchval("SELECT count(*) FROM subscribers") == 0
