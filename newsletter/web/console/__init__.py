@@ -29,7 +29,13 @@ from newsletter.web.console import (
     people,
     subscribers,
 )
-from newsletter.web.console.gate import Refused, forget_shown_flash, gate, refused_page, render
+from newsletter.web.console.gate import (
+    Refused,
+    forget_shown_flash,
+    gate,
+    message_page,
+    refused_page,
+)
 from newsletter.web.console.korean import explain
 
 log = logging.getLogger("newsletter.console")
@@ -65,14 +71,7 @@ def _refused(request: Request[Any, Any, Any], exc: Refused) -> Template:
 
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Template:
     heading = HTTP_HEADINGS.get(exc.status, "처리할 수 없습니다")
-    return render(
-        request,
-        "console/message.html",
-        status=exc.status,
-        title=heading,
-        heading=heading,
-        text=explain(exc),
-    )
+    return message_page(request, heading, explain(exc), status=exc.status)
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
@@ -85,9 +84,7 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
     }.get(status, "입력한 값을 확인한 뒤 다시 시도해 주세요.")
     if isinstance(exc, ValidationException) or status == 400:
         text = "주소나 입력값이 올바르지 않습니다. 화면의 링크로 다시 시도해 주세요."
-    page = render(
-        request, "console/message.html", status=status, title=heading, heading=heading, text=text
-    )
+    page = message_page(request, heading, text, status=status)
     if exc.headers:
         page.headers.update(exc.headers)
     return page
@@ -104,14 +101,11 @@ def http_error_page(request: Request[Any, Any, Any], exc: HTTPException) -> Temp
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Template:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return render(
+    return message_page(
         request,
-        "console/message.html",
+        "문제가 생겼습니다",
+        "요청을 처리하지 못했습니다. 잠시 뒤 다시 시도하고, 계속되면 운영 담당에게 알려 주세요.",
         status=500,
-        title="문제가 생겼습니다",
-        heading="문제가 생겼습니다",
-        text="요청을 처리하지 못했습니다. 잠시 뒤 다시 시도하고, "
-        "계속되면 운영 담당에게 알려 주세요.",
     )
 
 

@@ -12,7 +12,7 @@ from litestar.response import Template
 from newsletter.core.errors import DomainError, InvalidInput
 from newsletter.ops import sessions, users
 from newsletter.web.console.fields import text
-from newsletter.web.console.gate import done, render, session_of
+from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
 from newsletter.web.console.login import qr_svg
 from newsletter.web.deps import DB
@@ -111,14 +111,12 @@ async def totp_enrol(request: Request[Any, Any, Any], db: DB) -> Response[Any]:
 async def totp_remove(request: Request[Any, Any, Any], db: DB) -> Response[Any]:
     session = session_of(request)
     if session.user.totp_required:
-        return render(
+        return message_page(
             request,
-            "console/message.html",
-            status=409,
-            title="지울 수 없습니다",
-            heading="지울 수 없습니다",
-            text="관리자가 이 계정에 2단계 인증을 요구했습니다. "
+            "지울 수 없습니다",
+            "관리자가 이 계정에 2단계 인증을 요구했습니다. "
             "휴대전화를 바꿨다면 관리자에게 등록을 지워 달라고 요청하세요.",
+            status=409,
             back="/admin/account",
             back_label="내 계정으로",
         )

@@ -18,7 +18,7 @@ from newsletter.core.errors import DomainError
 from newsletter.editorial import issues
 from newsletter.ops import delivery_record, words
 from newsletter.web.console.fields import text
-from newsletter.web.console.gate import done, render, session_of
+from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
 from newsletter.web.console.privacy import record_read
 from newsletter.web.deps import DB
@@ -118,13 +118,11 @@ async def resend(request: Request[Any, Any, Any], db: DB, issue_id: FromPath[int
     try:
         resent = await issues.resend(db, session_of(request).user.actor, issue_id)
     except DomainError as exc:
-        return render(
+        return message_page(
             request,
-            "console/message.html",
+            "다시 보낼 수 없습니다",
+            explain(exc),
             status=exc.status,
-            title="다시 보낼 수 없습니다",
-            heading="다시 보낼 수 없습니다",
-            text=explain(exc),
             back=back,
             back_label="보내지 못한 메일로 돌아가기",
         )

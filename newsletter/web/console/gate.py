@@ -323,12 +323,27 @@ async def done(
     return Redirect(path=path, status_code=303)
 
 
-def refused_page(request: Request[Any, Any, Any], refused: Refused) -> Template:
+def message_page(
+    request: Request[Any, Any, Any],
+    heading: str,
+    text: str,
+    *,
+    status: int,
+    back: str | None = None,
+    back_label: str | None = None,
+) -> Template:
+    """A page that says one thing (a refusal, an error) and where to go back to."""
     return render(
         request,
         "console/message.html",
-        status=refused.status,
-        title=refused.heading,
-        heading=refused.heading,
-        text=refused.text,
+        status=status,
+        title=heading,
+        heading=heading,
+        text=text,
+        back=back,
+        back_label=back_label,
     )
+
+
+def refused_page(request: Request[Any, Any, Any], refused: Refused) -> Template:
+    return message_page(request, refused.heading, refused.text, status=refused.status)

@@ -21,7 +21,7 @@ from newsletter.ops import stats, words
 from newsletter.ops.stats import IssueStats
 from newsletter.web.console.charts import Chart, bar_chart
 from newsletter.web.console.fields import checked, local_datetime, text
-from newsletter.web.console.gate import done, maybe_session, render, session_of
+from newsletter.web.console.gate import done, maybe_session, message_page, render, session_of
 from newsletter.web.console.korean import explain
 from newsletter.web.deps import DB, Config
 
@@ -402,13 +402,11 @@ async def issue_schedule(
 
 
 def _not_now(request: Request[Any, Any, Any], issue_id: int, exc: DomainError) -> Template:
-    return render(
+    return message_page(
         request,
-        "console/message.html",
+        "지금은 할 수 없습니다",
+        explain(exc),
         status=exc.status,
-        title="할 수 없습니다",
-        heading="지금은 할 수 없습니다",
-        text=explain(exc),
         back=f"/admin/issues/{issue_id}",
         back_label="호로 돌아가기",
     )
@@ -426,24 +424,15 @@ async def issue_action(
     page first, then the change; an illegal one is explained in Korean."""
     spec = ACTIONS.get(action)
     if spec is None:
-        return render(
-            request,
-            "console/message.html",
-            status=404,
-            title="찾을 수 없습니다",
-            heading="찾을 수 없습니다",
-            text="없는 기능입니다.",
-        )
+        return message_page(request, "찾을 수 없습니다", "없는 기능입니다.", status=404)
     row = await issues.get(db, issue_id)
     form = await request.form()
     if row["status"] not in spec["allowed"]:
-        return render(
+        return message_page(
             request,
-            "console/message.html",
+            "지금은 할 수 없습니다",
+            _why_not(action, row["status"]),
             status=409,
-            title="할 수 없습니다",
-            heading="지금은 할 수 없습니다",
-            text=_why_not(action, row["status"]),
             back=f"/admin/issues/{issue_id}",
             back_label="호로 돌아가기",
         )

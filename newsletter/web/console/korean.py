@@ -203,11 +203,6 @@ def feed_reason(reason: str) -> str:
     return translate(reason) or f"가져올 수 없는 항목입니다: {reason}"
 
 
-def field_errors(exc: InvalidInput) -> dict[str, str]:
-    """For a form: the message next to the field it is about."""
-    return {exc.field or "form": explain(exc)}
-
-
 _IMPORT_REASONS = [
     (
         "address is on the suppression list",

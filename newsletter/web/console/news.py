@@ -25,7 +25,7 @@ from newsletter.web.console.fields import (
     text,
     upload,
 )
-from newsletter.web.console.gate import done, render, session_of
+from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain, feed_reason
 from newsletter.web.deps import DB, Config
 
@@ -256,13 +256,11 @@ async def news_delete(
     try:
         await news.delete(db, session_of(request).user.actor, item_id)
     except DomainError as exc:
-        return render(
+        return message_page(
             request,
-            "console/message.html",
+            "지울 수 없습니다",
+            explain(exc),
             status=exc.status,
-            title="지울 수 없습니다",
-            heading="지울 수 없습니다",
-            text=explain(exc),
             back=f"/admin/news/{item_id}",
             back_label="항목으로 돌아가기",
         )
@@ -332,13 +330,11 @@ async def feed_import(
     chosen = {int(v) for v in form.getall("entry", []) if isinstance(v, str) and v.isdigit()}
     _, data = await feeds.kept_preview(db, session.user.id, preview_id)
     if not chosen:
-        return render(
+        return message_page(
             request,
-            "console/message.html",
+            "고른 항목이 없습니다",
+            "가져올 항목에 하나 이상 표시한 뒤 다시 눌러 주세요.",
             status=422,
-            title="고른 항목이 없습니다",
-            heading="고른 항목이 없습니다",
-            text="가져올 항목에 하나 이상 표시한 뒤 다시 눌러 주세요.",
             back="/admin/news/import",
             back_label="피드 가져오기로",
         )

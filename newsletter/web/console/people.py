@@ -14,7 +14,7 @@ from newsletter.core.errors import DomainError, InvalidInput
 from newsletter.ops import users
 from newsletter.ops.apikeys import ROLES
 from newsletter.web.console.fields import checked, text
-from newsletter.web.console.gate import done, render, session_of
+from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
 from newsletter.web.deps import DB
 
@@ -158,22 +158,13 @@ async def user_change(
                     created=False,
                 )
             else:
-                return render(
-                    request,
-                    "console/message.html",
-                    status=404,
-                    title="찾을 수 없습니다",
-                    heading="찾을 수 없습니다",
-                    text="없는 기능입니다.",
-                )
+                return message_page(request, "찾을 수 없습니다", "없는 기능입니다.", status=404)
     except DomainError as exc:
-        return render(
+        return message_page(
             request,
-            "console/message.html",
+            "바꿀 수 없습니다",
+            explain(exc),
             status=exc.status,
-            title="바꿀 수 없습니다",
-            heading="바꿀 수 없습니다",
-            text=explain(exc),
             back=back,
             back_label="계정으로 돌아가기",
         )
