@@ -69,7 +69,7 @@ def _login_page(
         request,
         "console/login.html",
         status=status,
-        title="로그인",
+        title="오류: 로그인" if error else "로그인",
         csrf=login_token(settings, nonce),
         email=email,
         login_error=error,

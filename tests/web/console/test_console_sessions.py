@@ -121,6 +121,7 @@ async def test_wrong_passwords_are_throttled_per_account_and_per_address(
         for _ in range(sessions.ACCOUNT_FAILURES):
             wrong = await login(http, editor.email, "not-the-password-at-all")
             assert wrong.status_code == 401 and "맞지 않습니다" in wrong.text
+            assert "<title>오류: 로그인" in wrong.text  # screen readers hear it first
         blocked = await login(http, editor.email)  # even the right password waits now
         assert blocked.status_code == 429
         assert int(blocked.headers["retry-after"]) > 0
