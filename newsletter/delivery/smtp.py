@@ -18,6 +18,10 @@ Failures are sorted for the worker:
   any recipient was named -- 5xx to the greeting, EHLO, STARTTLS or AUTH
   (535). That is our configuration or the relay's, never the recipient's:
   no bounce, no attempt counted, mail waits until the relay takes it.
+- :class:`PushBack` (a kind of server trouble): the relay asks us to slow
+  down -- 421, an enhanced status 4.7.x, "too many connections / too much
+  mail", greylisting. The mail goes back to the queue for the (lowered)
+  global rate; never an attempt, never a bounce.
 - :class:`TransientError`: any other 4xx. Retry later, counted as an attempt.
 - :class:`PermanentError`: 5xx to RCPT or DATA. The address goes to the
   bounce policy.
@@ -81,6 +85,14 @@ class RelayRefused(ServerTrouble):
     """
 
 
+class PushBack(ServerTrouble):
+    """The relay asks us to slow down: 421, 4.7.x, too many connections or mail, greylisting.
+
+    Not a fault of the recipient nor of the relay: our pace. The sender should
+    lower its rate (and its connections) and send the mail again soon.
+    """
+
+
 class PermanentError(SendError):
     """Never retry: a 5xx reply to RCPT or DATA."""
 
@@ -101,10 +113,10 @@ _PUSHBACK = re.compile(r"\b4\.7\.\d{1,3}\b|too many|rate limit|greylist", re.I)
 
 def _error_for(reply: Reply, stage: str) -> SendError:
     text = reply.text.replace("\n", " ")[:500]
-    if reply.code == 421 or reply.code < 200:
+    if reply.code < 200:
         return ServerTrouble(reply.code, text, stage=stage)
-    if 400 <= reply.code < 500 and _PUSHBACK.search(text):
-        return ServerTrouble(reply.code, text, stage=stage)
+    if reply.code == 421 or (400 <= reply.code < 500 and _PUSHBACK.search(text)):
+        return PushBack(reply.code, text, stage=stage)
     if 500 <= reply.code < 600 and stage in ("rcpt", "data"):
         return PermanentError(reply.code, text, stage=stage)
     # A 4xx anywhere, or a 5xx to MAIL FROM (our sender, not the recipient).
@@ -234,7 +246,11 @@ class SmtpConnection:
             # No recipient has been named yet, so no reply here is a bounce:
             # a 550 greeting or a 535 AUTH would otherwise fail and suppress
             # every address the worker tried.
-            cls = RelayRefused if exc.code >= 500 else ServerTrouble
+            cls: type[ServerTrouble] = ServerTrouble
+            if exc.code >= 500:
+                cls = RelayRefused
+            elif exc.code == 421 or _PUSHBACK.search(exc.message):
+                cls = PushBack  # "421 4.7.0 too many connections" at the greeting
             step = _SESSION_STEPS.get(type(exc), "session set-up")
             raise cls(exc.code, f"relay refused {step}: {exc.message}", stage="connect") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
