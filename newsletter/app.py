@@ -31,6 +31,7 @@ from newsletter.editorial import clicks
 from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES, console
 from newsletter.web.console import filters as console_filters
+from newsletter.web.head import AnsweringHead, drop_head_body
 from newsletter.web.headers import add_security_headers
 from newsletter.web.ops import internal_metrics_endpoint
 from newsletter.web.pages import message, reader
@@ -197,7 +198,7 @@ def create_app(
         include_in_schema=False,
     )
 
-    return Litestar(
+    return AnsweringHead(
         route_handlers=[*ROUTES, static, *extra_routes],
         lifespan=[lifespan],
         state=State(
@@ -244,7 +245,8 @@ def create_app(
         ),
         request_max_body_size=MAX_BODY_BYTES,
         middleware=[RequestMetrics()],  # HTTP requests by route and status, for /metrics
-        before_send=[add_security_headers],  # CSP, nosniff, ... on every answer
+        # CSP, nosniff, ... on every answer; no body in an answer to HEAD.
+        before_send=[add_security_headers, drop_head_body],
         debug=False,
         logging_config=None,  # keep the JSON logging set up by newsletter.logs
     )
@@ -254,7 +256,7 @@ def create_metrics_app(settings: Settings, database: Database) -> Litestar:
     """``GET /metrics`` alone, without a key: for the internal port
     (``NEWSLETTER_METRICS_HOST:NEWSLETTER_METRICS_PORT``), which the public
     never reaches. Shares the public app's pool."""
-    return Litestar(
+    return AnsweringHead(
         route_handlers=[internal_metrics_endpoint],
         state=State({"db": database, "settings": settings}),
         dependencies={
@@ -263,7 +265,7 @@ def create_metrics_app(settings: Settings, database: Database) -> Litestar:
         },
         exception_handlers={HTTPException: _json_http_error, Exception: _unexpected_error},
         openapi_config=None,
-        before_send=[add_security_headers],
+        before_send=[add_security_headers, drop_head_body],
         debug=False,
         logging_config=None,
     )

@@ -63,7 +63,7 @@ def reader(request: Request[Any, Any, Any], fields: dict[str, Any] | None = None
 
 def _switch(request: Request[Any, Any, Any], current: Reader) -> Link:
     other = "en" if current.language == "ko" else "ko"
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         query = [(k, v) for k, v in request.query_params.items() if k != "lang"]
         path = request.url.path
     else:  # a POST's answer cannot be asked for again; offer the archive instead
