@@ -69,7 +69,7 @@ async def drop_head_body(message: Message, scope: Scope) -> None:
 class AnsweringHead(Litestar):
     """Litestar, where every route registered with GET answers HEAD too."""
 
-    def register(self, value: ControllerRouterHandler) -> None:
+    def register(self, value: ControllerRouterHandler) -> None:  # type: ignore[override]
         if isinstance(value, Router):
             value = _router_with_twins(value)
         super().register(value)
