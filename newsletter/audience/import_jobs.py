@@ -76,7 +76,7 @@ async def run(
             progress=progress,
         )
     except DomainError as exc:
-        await db.execute("finish_import_job", job_id, "failed", None, exc.detail)
+        await db.execute("finish_import_job", job_id, "failed", None, exc.text("ko"))
     except asyncio.CancelledError:
         await asyncio.shield(
             db.execute("finish_import_job", job_id, "failed", None, "서버가 멈춰 중단되었습니다.")

@@ -31,6 +31,7 @@ from newsletter.audience.subscribers import MAX_NAME_LENGTH
 from newsletter.core.addresses import MAX_EMAIL_LENGTH, normalise_email
 from newsletter.core.db import QUERIES, Database, Record
 from newsletter.core.errors import InvalidInput
+from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 from newsletter.ops import audit
 
@@ -142,8 +143,10 @@ def _refuse_spreadsheet(binary: IO[bytes]) -> None:
     binary.seek(start)
     if head.startswith(SPREADSHEET_MAGIC):
         raise InvalidInput(
-            "this is a spreadsheet file (Excel or similar), not CSV: save it as "
-            "'CSV UTF-8' and import that file",
+            N_(
+                "엑셀 같은 스프레드시트 파일입니다. 엑셀에서 ‘CSV UTF-8’로 저장한 파일을 "
+                "올려 주세요."
+            ),
             field="file",
         )
 
@@ -324,7 +327,10 @@ class CsvRows:
         if any(keys):
             if "email" not in keys:
                 raise InvalidInput(
-                    "the header row has no e-mail column (expected one of: email, 이메일, ...)",
+                    N_(
+                        "머리글 줄에 이메일 열이 없습니다. 첫 줄에 ‘email’ 또는 ‘이메일’ 열을 "
+                        "넣어 주세요."
+                    ),
                     field="file",
                 )
             self.positions = {}
@@ -452,7 +458,7 @@ async def import_csv(
         raise InvalidInput(f"source longer than {MAX_SOURCE_LENGTH} characters", field="source")
     total = _file_size(binary)
     if total == 0:
-        raise InvalidInput("the file is empty", field="file")
+        raise InvalidInput(N_("빈 파일입니다."), field="file")
     _refuse_spreadsheet(binary)
     encoding = encoding or detect_encoding(binary)
     rows = CsvRows(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from newsletter.core.errors import InvalidInput
+from newsletter.core.errors import InvalidInput, field_name
+from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 
 NO_TIME = "—"
@@ -15,7 +16,11 @@ NO_TIME = "—"
 def aware(moment: datetime, settings: Settings, name: str) -> datetime:
     """Naive times are local city time (``settings.timezone``)."""
     if not 2000 <= moment.year <= 2199:
-        raise InvalidInput(f"{name} must be between the years 2000 and 2199", field=name)
+        raise InvalidInput(
+            N_("%(name)s은(는) 2000년부터 2199년 사이여야 합니다."),
+            field=name,
+            name=field_name(name),
+        )
     if moment.tzinfo is None or moment.utcoffset() is None:
         moment = moment.replace(tzinfo=ZoneInfo(settings.timezone))
     return moment.astimezone(UTC)

@@ -6,14 +6,17 @@ and translated in gettext catalogs under ``newsletter/locale/<lang>/LC_MESSAGES`
 are the only thing committed: each is compiled in memory when first needed,
 so a fresh clone, the image and the tests never see a stale ``.mo``.
 
-Only what the city says to residents is translated: pages and transactional
-mail. An issue goes out in the editors' language.
+What the city says to residents is translated (pages and transactional
+mail), and the domain's error messages (``core.errors``), which the console
+shows in Korean and the JSON API in English. An issue goes out in the
+editors' language.
 """
 
 from __future__ import annotations
 
 import gettext
 import io
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -29,6 +32,18 @@ LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
 def N_(message: str) -> str:
     """Mark a message for the catalogs where it is made; translated where shown."""
     return message
+
+
+@dataclass(frozen=True)
+class Term:
+    """A value put into a message that is said differently in each language:
+    a field is ``title`` to the API's clients and 제목 to the console."""
+
+    ko: str
+    en: str
+
+    def said_in(self, language: str) -> str:
+        return self.en if language == "en" else self.ko
 
 
 @cache

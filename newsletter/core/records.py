@@ -6,8 +6,10 @@ from typing import Any
 
 from newsletter.core.db import Connection, Record
 from newsletter.core.errors import NotFound
+from newsletter.core.i18n import N_, Term
 
 MAX_ID = 2**63 - 1  # the largest bigint
+KINDS = {"issue": "호", "news item": "뉴스 항목", "subscriber": "구독자"}
 
 
 async def one(conn: Connection, query: str, *args: Any) -> Record:
@@ -21,4 +23,8 @@ async def one(conn: Connection, query: str, *args: Any) -> Record:
 def check_id(row_id: int, what: str) -> None:
     """Ids beyond bigint cannot exist: answer 404 instead of overflowing."""
     if not 1 <= row_id <= MAX_ID:
-        raise NotFound(f"no {what} {row_id}")
+        raise NotFound(
+            N_("%(what)s %(id)s번이 없습니다. 이미 지워졌을 수 있습니다."),
+            what=Term(ko=KINDS.get(what, what), en=what),
+            id=row_id,
+        )

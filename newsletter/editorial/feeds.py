@@ -39,6 +39,7 @@ import feedparser
 
 from newsletter.core.db import QUERIES, Database
 from newsletter.core.errors import InvalidInput, RateLimited
+from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 from newsletter.editorial import news
 from newsletter.editorial.rendering import html_to_text
@@ -75,7 +76,10 @@ class FeedFetchPolicy:
 
 
 PUBLIC_ONLY = FeedFetchPolicy()
-FETCH_FAILED = "could not fetch the feed"  # one answer: never reveal what is reachable
+# One answer: never reveal what is reachable.
+NO_LINK = N_("링크가 없는 항목이라 중복을 가릴 수 없어 건너뜁니다.")
+FETCH_FAILED = N_("피드를 가져오지 못했습니다. 주소를 확인해 주세요.")
+FETCH_REFUSED = N_("피드를 가져오지 못했습니다 (HTTP %(code)s). 주소를 확인해 주세요.")
 
 
 class _Refused(OSError):
@@ -217,7 +221,7 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     ) -> urllib.request.Request | None:
         if urlsplit(newurl).scheme.lower() not in ("http", "https"):
             fp.close()
-            raise InvalidInput("the feed redirected to a non-http(s) URL", field="url")
+            raise InvalidInput(N_("피드 주소가 http(s)가 아닌 곳으로 넘어갑니다."), field="url")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -237,14 +241,16 @@ def _fetch(
         raise
     except urllib.error.HTTPError as exc:
         exc.close()  # the server answered: it is public, its status may be told
-        raise InvalidInput(f"{FETCH_FAILED}: HTTP {exc.code}", field="url") from None
+        raise InvalidInput(FETCH_REFUSED, field="url", code=exc.code) from None
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         # Refused, unresolvable, unreachable, timed out: all look the same.
         raise InvalidInput(FETCH_FAILED, field="url") from None
     finally:
         deadline.cancel()
     if len(data) > limit:
-        raise InvalidInput(f"the feed is larger than {limit // 1024 // 1024} MB", field="url")
+        raise InvalidInput(
+            N_("피드가 %(mb)s MB보다 큽니다."), field="url", mb=limit // 1024 // 1024
+        )
     return data
 
 
@@ -316,13 +322,15 @@ def entry_fields(entry: Any) -> news.NewsItemFields:
 
 async def _entries(data: bytes) -> list[Any]:
     if not data.strip():
-        raise InvalidInput("the feed is empty", field="feed")
+        raise InvalidInput(N_("피드가 비어 있습니다."), field="feed")
     parsed = await asyncio.to_thread(feedparser.parse, data)
     entries = list(parsed.entries)
     if not entries and parsed.get("bozo"):
-        raise InvalidInput("this is not a readable RSS or Atom feed", field="feed")
+        raise InvalidInput(N_("RSS나 Atom 피드로 읽을 수 없는 내용입니다."), field="feed")
     if len(entries) > FEED_MAX_ENTRIES:
-        raise InvalidInput(f"the feed has more than {FEED_MAX_ENTRIES} entries", field="feed")
+        raise InvalidInput(
+            N_("피드의 항목이 %(max)s개를 넘습니다."), field="feed", max=FEED_MAX_ENTRIES
+        )
     return entries
 
 
@@ -352,7 +360,7 @@ async def import_feed(
                 errors.append({"entry": index, "reason": exc.detail})
                 continue
             if item.link is None:
-                errors.append({"entry": index, "reason": "entry has no link to de-duplicate by"})
+                errors.append({"entry": index, "reason": InvalidInput(NO_LINK).detail})
                 continue
             item_id = await conn.fetchval(QUERIES.import_news_item, *news.row_values(item))
             if item_id is None:
@@ -385,7 +393,7 @@ class EntryPreview:
     summary: str
     image_url: str | None
     outcome: str  # "new", "duplicate" or "invalid"
-    reason: str | None = None
+    reason: str | None = None  # in Korean: the console shows the preview
 
 
 async def preview_feed(db: Database, settings: Settings, data: bytes) -> list[EntryPreview]:
@@ -396,10 +404,10 @@ async def preview_feed(db: Database, settings: Settings, data: bytes) -> list[En
         try:
             item = news.validate(entry_fields(entry), settings)
         except InvalidInput as exc:
-            checked.append((index, None, exc.detail, entry))
+            checked.append((index, None, exc.text("ko"), entry))
             continue
         if item.link is None:
-            checked.append((index, None, "entry has no link to de-duplicate by", entry))
+            checked.append((index, None, InvalidInput(NO_LINK).text("ko"), entry))
             continue
         checked.append((index, item, None, entry))
     links = [c[1].link for c in checked if c[1] is not None and c[1].link]

@@ -32,6 +32,7 @@ from newsletter.core.addresses import normalise_email
 from newsletter.core.clock import aware
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import Conflict, InvalidInput, NotFound
+from newsletter.core.i18n import N_, Term
 from newsletter.core.records import MAX_ID, check_id, one
 from newsletter.core.settings import Settings
 from newsletter.editorial import news
@@ -44,6 +45,7 @@ from newsletter.editorial.rendering import (
     render_issue,
 )
 from newsletter.mail.outbox import PRIORITY_TEST, enqueue
+from newsletter.ops import words
 from newsletter.ops.audit import Actor, record
 from newsletter.ops.delivery_record import RESENDABLE
 
@@ -53,6 +55,7 @@ MAX_TITLE = 200
 MAX_INTRO = 5000
 MAX_ITEMS = 50
 MAX_TEST_ADDRESSES = 10
+NO_ISSUE = N_("%(id)s호가 없습니다. 이미 지워졌을 수 있습니다.")
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
 STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
 SCHEDULER = Actor(name="scheduler", role="admin")
@@ -75,9 +78,13 @@ def _validate(fields: IssueFields) -> IssueFields:
     intro = news.clean_text(fields.intro, "intro", MAX_INTRO)
     ids = list(fields.news_item_ids)
     if len(ids) > MAX_ITEMS:
-        raise InvalidInput(f"an issue holds at most {MAX_ITEMS} news items", field="news_item_ids")
+        raise InvalidInput(
+            N_("한 호에는 뉴스 항목을 %(max)s개까지 넣을 수 있습니다."),
+            field="news_item_ids",
+            max=MAX_ITEMS,
+        )
     if len(set(ids)) != len(ids):
-        raise InvalidInput("news_item_ids lists an item twice", field="news_item_ids")
+        raise InvalidInput(N_("같은 뉴스 항목을 두 번 넣을 수 없습니다."), field="news_item_ids")
     return IssueFields(title, intro, ids, bool(fields.is_advertisement))
 
 
@@ -87,7 +94,9 @@ async def _check_items_exist(conn: Connection, ids: Sequence[int]) -> None:
     missing = [i for i in ids if i not in found]
     if missing:
         raise InvalidInput(
-            f"unknown news item id(s): {', '.join(map(str, missing))}", field="news_item_ids"
+            N_("없는 뉴스 항목입니다: %(ids)s"),
+            field="news_item_ids",
+            ids=", ".join(map(str, missing)),
         )
 
 
@@ -95,7 +104,7 @@ async def _locked(conn: Connection, issue_id: int) -> Record:
     check_id(issue_id, "issue")
     row: Record | None = await conn.fetchrow(QUERIES.lock_issue, issue_id)
     if row is None:
-        raise NotFound(f"no issue {issue_id}")
+        raise NotFound(NO_ISSUE, id=issue_id)
     return row
 
 
@@ -104,24 +113,34 @@ def _require(row: Record, allowed: Sequence[str], doing: str) -> None:
     if status in allowed:
         return
     if status == "sent":
-        raise Conflict(f"issue {row['id']} was sent and can no longer be changed")
+        raise Conflict(N_("이미 발송한 호(%(id)s)는 바꿀 수 없습니다."), id=row["id"])
+    korean, done = ACTIONS.get(doing, (doing, doing))
     raise Conflict(
-        f"cannot {doing} issue {row['id']}: it is {status}; "
-        f"only a {' or '.join(allowed)} issue can be {_past(doing)}"
+        N_(
+            "지금은 %(doing)s할 수 없습니다. 이 호(%(id)s)는 '%(status)s' 상태이고, "
+            "%(allowed)s 상태인 호만 %(done)s 수 있습니다."
+        ),
+        doing=Term(ko=korean, en=doing),
+        id=row["id"],
+        status=Term(ko=words.issue_status(status), en=status),
+        allowed=Term(
+            ko="·".join(f"'{words.issue_status(s)}'" for s in allowed), en=" or ".join(allowed)
+        ),
+        done=Term(ko=f"{korean}할", en=done),
     )
 
 
-def _past(verb: str) -> str:
-    return {
-        "update": "updated",
-        "delete": "deleted",
-        "schedule": "scheduled",
-        "send": "sent now",
-        "pause": "paused",
-        "resume": "resumed",
-        "cancel": "cancelled",
-        "unschedule": "turned back into a draft",
-    }.get(verb, verb)
+# Each state change in Korean, and in English as the issue will be after it.
+ACTIONS = {
+    "update": ("수정", "updated"),
+    "delete": ("삭제", "deleted"),
+    "schedule": ("예약", "scheduled"),
+    "send": ("발송", "sent now"),
+    "pause": ("일시 정지", "paused"),
+    "resume": ("재개", "resumed"),
+    "cancel": ("취소", "cancelled"),
+    "unschedule": ("예약 해제", "turned back into a draft"),
+}
 
 
 # --- drafts -----------------------------------------------------------------
@@ -147,7 +166,7 @@ async def get(db: Database, issue_id: int) -> Record:
     check_id(issue_id, "issue")
     row = await db.fetchrow("get_issue", issue_id)
     if row is None:
-        raise NotFound(f"no issue {issue_id}")
+        raise NotFound(NO_ISSUE, id=issue_id)
     return row
 
 
@@ -242,7 +261,7 @@ async def preview(db: Database, settings: Settings, issue_id: int) -> tuple[str,
     async with db.pool.acquire() as conn:
         row = await conn.fetchrow(QUERIES.get_issue, issue_id)
         if row is None:
-            raise NotFound(f"no issue {issue_id}")
+            raise NotFound(NO_ISSUE, id=issue_id)
         rendered = await snapshot_or_render(conn, row, settings)
     return personalise(rendered, unsubscribe_url=preview_unsubscribe_url(settings), name=None)
 
@@ -252,10 +271,12 @@ async def test_send(
 ) -> list[int]:
     """Queue a "[TEST]" copy to each address through the outbox."""
     if not addresses:
-        raise InvalidInput("give at least one address", field="addresses")
+        raise InvalidInput(N_("받는 주소를 하나 이상 적어 주세요."), field="addresses")
     if len(addresses) > MAX_TEST_ADDRESSES:
         raise InvalidInput(
-            f"test-send goes to at most {MAX_TEST_ADDRESSES} addresses", field="addresses"
+            N_("테스트 메일은 %(max)s곳까지 보낼 수 있습니다."),
+            field="addresses",
+            max=MAX_TEST_ADDRESSES,
         )
     recipients = list(dict.fromkeys(normalise_email(a) for a in addresses))
     check_id(issue_id, "issue")
@@ -291,23 +312,27 @@ def parse_send_at(value: str, settings: Settings, *, now: datetime | None = None
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(
-            "send_at must be an ISO 8601 date-time, e.g. 2026-03-02T09:00:00+09:00",
-            field="send_at",
+            N_("발송 일시를 달력에서 골라 주세요 (예: 2026-03-02 09:00)."), field="send_at"
         ) from None
     if "T" not in text.upper() and " " not in text:
-        raise InvalidInput("send_at needs a time of day, not just a date", field="send_at")
+        raise InvalidInput(N_("발송 날짜와 시각을 함께 골라 주세요."), field="send_at")
     at = aware(moment, settings, "send_at")
     current = now or datetime.now(UTC)
     if at <= current:
-        raise InvalidInput("send_at is in the past", field="send_at")
+        raise InvalidInput(
+            N_("발송 일시가 이미 지났습니다. 앞으로의 시각을 골라 주세요."), field="send_at"
+        )
     if at - current > MAX_SCHEDULE_AHEAD:
-        raise InvalidInput("send_at is more than a year ahead", field="send_at")
+        raise InvalidInput(N_("발송 일시는 1년 안이어야 합니다."), field="send_at")
     return at
 
 
 def _ready(row: Record) -> None:
     if not row["news_item_ids"]:
-        raise Conflict(f"issue {row['id']} has no news items yet; add some before sending")
+        raise Conflict(
+            N_("아직 뉴스 항목이 없습니다(%(id)s호). 항목을 하나 이상 넣은 뒤 발송해 주세요."),
+            id=row["id"],
+        )
 
 
 async def schedule(
@@ -468,13 +493,22 @@ async def resend(db: Database, actor: Actor, issue_id: int) -> Resent:
         row = await _locked(conn, issue_id)
         if row["status"] in ("sending", "paused"):
             raise Conflict(
-                f"issue {issue_id} is still {row['status']} (round {row['round']}); "
-                "a resend can start once every delivery is final"
+                N_(
+                    "아직 %(round)s차 발송이 끝나지 않았습니다 ('%(status)s', %(id)s호). "
+                    "모든 메일의 결과가 나온 뒤에 다시 보낼 수 있습니다."
+                ),
+                id=issue_id,
+                status=Term(ko=words.issue_status(row["status"]), en=row["status"]),
+                round=row["round"],
             )
         if row["status"] != "sent":
             raise Conflict(
-                f"cannot resend issue {issue_id}: it is {row['status']}; "
-                "only a sent issue can send a second round"
+                N_(
+                    "'%(status)s' 상태인 호(%(id)s)는 다시 보낼 수 없습니다. "
+                    "발송을 마친 호만 다시 보낼 수 있습니다."
+                ),
+                id=issue_id,
+                status=Term(ko=words.issue_status(row["status"]), en=row["status"]),
             )
         next_round = row["round"] + 1
         status: str = await conn.execute(
@@ -483,9 +517,11 @@ async def resend(db: Database, actor: Actor, issue_id: int) -> Resent:
         requeued = int(status.rsplit(" ", 1)[1])
         if not requeued:
             raise Conflict(
-                f"nothing to resend: no delivery of issue {issue_id} failed for a reason "
-                "that was not the recipient's (bounced, unsubscribed and suppressed "
-                "recipients are never sent again)"
+                N_(
+                    "다시 보낼 메일이 없습니다(%(id)s호). 받는 사람 탓이 아닌 이유로 실패한 "
+                    "메일만 다시 보내며, 반송·수신 거부·발송 제외된 주소에는 보내지 않습니다."
+                ),
+                id=issue_id,
             )
         updated = await one(
             conn, QUERIES.start_issue_round, issue_id, next_round, requeued, actor.name

@@ -20,7 +20,8 @@ import nh3
 
 from newsletter.core.clock import aware
 from newsletter.core.db import QUERIES, Connection, Database, Record
-from newsletter.core.errors import Conflict, InvalidInput, NotFound
+from newsletter.core.errors import Conflict, InvalidInput, NotFound, field_name
+from newsletter.core.i18n import N_
 from newsletter.core.records import check_id, one
 from newsletter.core.settings import Settings
 from newsletter.editorial.rendering import NewsItemContent
@@ -57,16 +58,21 @@ class NewsItemFields:
 
 # --- validation -------------------------------------------------------------
 
+TOO_LONG = N_("%(name)s은(는) %(limit)s자 이하로 써 주세요.")
+NO_NEWS_ITEM = N_("%(id)s번 뉴스 항목이 없습니다. 이미 지워졌을 수 있습니다.")
+
 
 def clean_text(value: str | None, name: str, limit: int, *, required: bool = False) -> str:
     """NFC text without control characters (PostgreSQL refuses NUL outright)."""
     text = unicodedata.normalize("NFC", (value or "").replace("\r\n", "\n")).strip()
     if required and not text:
-        raise InvalidInput(f"{name} must not be empty", field=name)
+        raise InvalidInput(N_("%(name)s을(를) 입력해 주세요."), field=name, name=field_name(name))
     if len(text) > limit:
-        raise InvalidInput(f"{name} is longer than {limit} characters", field=name)
+        raise InvalidInput(TOO_LONG, field=name, name=field_name(name), limit=limit)
     if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
-        raise InvalidInput(f"{name} contains control characters", field=name)
+        raise InvalidInput(
+            N_("%(name)s에 쓸 수 없는 제어 문자가 있습니다."), field=name, name=field_name(name)
+        )
     return text
 
 
@@ -76,16 +82,26 @@ def clean_url(value: str | None, name: str) -> str | None:
         return None
     url = value.strip()
     if len(url) > MAX_URL:
-        raise InvalidInput(f"{name} is longer than {MAX_URL} characters", field=name)
+        raise InvalidInput(TOO_LONG, field=name, name=field_name(name), limit=MAX_URL)
     if any(c.isspace() or unicodedata.category(c) == "Cc" for c in url):
-        raise InvalidInput(f"{name} must not contain spaces or control characters", field=name)
+        raise InvalidInput(
+            N_("%(name)s에 빈칸이나 제어 문자가 있으면 안 됩니다."),
+            field=name,
+            name=field_name(name),
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
-        raise InvalidInput(f"{name} is not a valid URL", field=name) from None
+        raise InvalidInput(
+            N_("%(name)s이(가) 올바른 주소가 아닙니다."), field=name, name=field_name(name)
+        ) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"{name} must be an absolute http:// or https:// URL", field=name)
+        raise InvalidInput(
+            N_("%(name)s은(는) http:// 또는 https://로 시작하는 전체 주소여야 합니다."),
+            field=name,
+            name=field_name(name),
+        )
     return url
 
 
@@ -149,7 +165,9 @@ async def create(db: Database, settings: Settings, actor: Actor, fields: NewsIte
         try:
             row = await one(conn, QUERIES.insert_news_item, *row_values(item))
         except asyncpg.UniqueViolationError:
-            raise Conflict(f"a news item with link {item.link} already exists") from None
+            raise Conflict(
+                N_("같은 링크의 뉴스 항목이 이미 있습니다: %(link)s"), link=item.link or ""
+            ) from None
         await record(conn, actor, "news_item.create", f"news_item:{row['id']}", title=item.title)
     return row
 
@@ -161,7 +179,7 @@ async def get(conn: Connection | Database, item_id: int) -> Record:
     else:
         row = await conn.fetchrow(QUERIES.get_news_item, item_id)
     if row is None:
-        raise NotFound(f"no news item {item_id}")
+        raise NotFound(NO_NEWS_ITEM, id=item_id)
     return row
 
 
@@ -174,9 +192,11 @@ async def replace(
         try:
             row = await conn.fetchrow(QUERIES.update_news_item, item_id, *row_values(item))
         except asyncpg.UniqueViolationError:
-            raise Conflict(f"another news item already has link {item.link}") from None
+            raise Conflict(
+                N_("같은 링크의 다른 뉴스 항목이 있습니다: %(link)s"), link=item.link or ""
+            ) from None
         if row is None:
-            raise NotFound(f"no news item {item_id}")
+            raise NotFound(NO_NEWS_ITEM, id=item_id)
         await record(conn, actor, "news_item.update", f"news_item:{item_id}", title=item.title)
     return row
 
@@ -189,10 +209,17 @@ async def delete(db: Database, actor: Actor, item_id: int) -> None:
         using = await conn.fetch(QUERIES.unsent_issues_using_news_item, item_id)
         if using:
             ids = ", ".join(str(r["id"]) for r in using)
-            raise Conflict(f"news item {item_id} is part of unsent issue(s) {ids}; remove it first")
+            raise Conflict(
+                N_(
+                    "아직 발송하지 않은 호(번호 %(issues)s)에 들어 있는 항목(%(id)s)입니다. "
+                    "그 호에서 먼저 빼 주세요."
+                ),
+                id=item_id,
+                issues=ids,
+            )
         status = await conn.execute(QUERIES.delete_news_item, item_id)
         if status.endswith(" 0"):
-            raise NotFound(f"no news item {item_id}")
+            raise NotFound(NO_NEWS_ITEM, id=item_id)
         await record(conn, actor, "news_item.delete", f"news_item:{item_id}")
 
 

@@ -163,7 +163,7 @@ async def _sign_up(request: Request[Any, Any, Any], *, embedded: bool) -> Respon
         return _form(
             request,
             422,
-            error=who.gettext(exc.detail),
+            error=exc.text(who.language),
             error_field=exc.field,
             email=email[:254],
             name=(name or "")[: subscribers.MAX_NAME_LENGTH],
@@ -176,7 +176,7 @@ async def _sign_up(request: Request[Any, Any, Any], *, embedded: bool) -> Respon
         return message(
             request,
             who.gettext("잠시 후 다시 시도해 주세요"),
-            who.gettext(exc.detail),
+            exc.text(who.language),
             status=429,
             embedded=embedded,
         )
@@ -291,7 +291,7 @@ async def confirm(
             422,
             token=token,
             name=(name or "")[: subscribers.MAX_NAME_LENGTH],
-            error=_(exc.detail),
+            error=exc.text(reader(request).language),
             auto_submit=False,
         )
     if not active:

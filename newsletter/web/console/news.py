@@ -4,7 +4,6 @@ a preview of what it will add."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +25,7 @@ from newsletter.web.console.fields import (
     upload,
 )
 from newsletter.web.console.gate import done, message_page, render, session_of
-from newsletter.web.console.korean import explain, feed_reason
+from newsletter.web.console.korean import explain
 from newsletter.web.deps import DB, Config
 
 EDITOR = {"role": "editor"}
@@ -293,10 +292,7 @@ async def feed_preview(request: Request[Any, Any, Any], db: DB, settings: Config
             source = url
         else:
             raise InvalidInput("피드 주소를 입력하거나 파일을 골라 주세요.", field="url")
-        entries = [
-            replace(e, reason=feed_reason(e.reason)) if e.reason else e
-            for e in await feeds.preview_feed(db, settings, data)
-        ]
+        entries = await feeds.preview_feed(db, settings, data)
     except InvalidInput as exc:
         field = exc.field if exc.field in ("url", "file") else ("file" if file else "url")
         return render(
