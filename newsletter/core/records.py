@@ -24,7 +24,7 @@ def check_id(row_id: int, what: str) -> None:
     """Ids beyond bigint cannot exist: answer 404 instead of overflowing."""
     if not 1 <= row_id <= MAX_ID:
         raise NotFound(
-            N_("%(what)s %(id)s번이 없습니다. 이미 지워졌을 수 있습니다."),
+            N_("%(what)s #%(id)s이(가) 없습니다. 이미 지워졌을 수 있습니다."),
             what=Term(ko=KINDS.get(what, what), en=what),
             id=row_id,
         )

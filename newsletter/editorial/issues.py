@@ -55,7 +55,7 @@ MAX_TITLE = 200
 MAX_INTRO = 5000
 MAX_ITEMS = 50
 MAX_TEST_ADDRESSES = 10
-NO_ISSUE = N_("%(id)s호가 없습니다. 이미 지워졌을 수 있습니다.")
+NO_ISSUE = N_("#%(id)s 호가 없습니다. 이미 지워졌을 수 있습니다.")
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
 STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
 SCHEDULER = Actor(name="scheduler", role="admin")
@@ -113,11 +113,11 @@ def _require(row: Record, allowed: Sequence[str], doing: str) -> None:
     if status in allowed:
         return
     if status == "sent":
-        raise Conflict(N_("이미 발송한 호(%(id)s)는 바꿀 수 없습니다."), id=row["id"])
+        raise Conflict(N_("이미 발송한 호(#%(id)s)는 바꿀 수 없습니다."), id=row["id"])
     korean, done = ACTIONS.get(doing, (doing, doing))
     raise Conflict(
         N_(
-            "지금은 %(doing)s할 수 없습니다. 이 호(%(id)s)는 '%(status)s' 상태이고, "
+            "지금은 %(doing)s할 수 없습니다. 이 호(#%(id)s)는 '%(status)s' 상태이고, "
             "%(allowed)s 상태인 호만 %(done)s 수 있습니다."
         ),
         doing=Term(ko=korean, en=doing),
@@ -330,7 +330,7 @@ def parse_send_at(value: str, settings: Settings, *, now: datetime | None = None
 def _ready(row: Record) -> None:
     if not row["news_item_ids"]:
         raise Conflict(
-            N_("아직 뉴스 항목이 없습니다(%(id)s호). 항목을 하나 이상 넣은 뒤 발송해 주세요."),
+            N_("아직 뉴스 항목이 없습니다 (#%(id)s). 항목을 하나 이상 넣은 뒤 발송해 주세요."),
             id=row["id"],
         )
 
@@ -494,7 +494,7 @@ async def resend(db: Database, actor: Actor, issue_id: int) -> Resent:
         if row["status"] in ("sending", "paused"):
             raise Conflict(
                 N_(
-                    "아직 %(round)s차 발송이 끝나지 않았습니다 ('%(status)s', %(id)s호). "
+                    "아직 %(round)s차 발송이 끝나지 않았습니다 ('%(status)s', #%(id)s). "
                     "모든 메일의 결과가 나온 뒤에 다시 보낼 수 있습니다."
                 ),
                 id=issue_id,
@@ -504,7 +504,7 @@ async def resend(db: Database, actor: Actor, issue_id: int) -> Resent:
         if row["status"] != "sent":
             raise Conflict(
                 N_(
-                    "'%(status)s' 상태인 호(%(id)s)는 다시 보낼 수 없습니다. "
+                    "'%(status)s' 상태인 호는 다시 보낼 수 없습니다 (#%(id)s). "
                     "발송을 마친 호만 다시 보낼 수 있습니다."
                 ),
                 id=issue_id,
@@ -518,7 +518,7 @@ async def resend(db: Database, actor: Actor, issue_id: int) -> Resent:
         if not requeued:
             raise Conflict(
                 N_(
-                    "다시 보낼 메일이 없습니다(%(id)s호). 받는 사람 탓이 아닌 이유로 실패한 "
+                    "다시 보낼 메일이 없습니다 (#%(id)s). 받는 사람 탓이 아닌 이유로 실패한 "
                     "메일만 다시 보내며, 반송·수신 거부·발송 제외된 주소에는 보내지 않습니다."
                 ),
                 id=issue_id,

@@ -59,7 +59,7 @@ class NewsItemFields:
 # --- validation -------------------------------------------------------------
 
 TOO_LONG = N_("%(name)s은(는) %(limit)s자 이하로 써 주세요.")
-NO_NEWS_ITEM = N_("%(id)s번 뉴스 항목이 없습니다. 이미 지워졌을 수 있습니다.")
+NO_NEWS_ITEM = N_("#%(id)s 뉴스 항목이 없습니다. 이미 지워졌을 수 있습니다.")
 
 
 def clean_text(value: str | None, name: str, limit: int, *, required: bool = False) -> str:
@@ -211,7 +211,7 @@ async def delete(db: Database, actor: Actor, item_id: int) -> None:
             ids = ", ".join(str(r["id"]) for r in using)
             raise Conflict(
                 N_(
-                    "아직 발송하지 않은 호(번호 %(issues)s)에 들어 있는 항목(%(id)s)입니다. "
+                    "아직 발송하지 않은 호(번호 %(issues)s)에 들어 있는 항목(#%(id)s)입니다. "
                     "그 호에서 먼저 빼 주세요."
                 ),
                 id=item_id,

@@ -84,9 +84,9 @@ def test_the_console_and_the_api_say_one_fact_in_two_languages() -> None:
     assert empty.text("ko") == "제목을(를) 입력해 주세요."
     assert empty.detail == str(empty) == "title must not be empty"
     assert i18n.gettext_for("en").gettext(empty.message) == "%(name)s must not be empty"
-    missing = NotFound("%(id)s호가 없습니다. 이미 지워졌을 수 있습니다.", id=7)
+    missing = NotFound("#%(id)s 호가 없습니다. 이미 지워졌을 수 있습니다.", id=7)
     assert (missing.text("ko"), missing.detail) == (
-        "7호가 없습니다. 이미 지워졌을 수 있습니다.",
+        "#7 호가 없습니다. 이미 지워졌을 수 있습니다.",
         "no issue 7",
     )
     untranslated = Conflict("마지막 관리자 계정은 비활성화하거나 역할을 바꿀 수 없습니다.")
