@@ -143,7 +143,9 @@ def test_signed_message_ignores_8bitmime_on_every_path() -> None:
         settings,
         issue_id=7,
         subject="12월 김포 소식",
-        html_body=f'<p>{RECIPIENT_NAME}님, 안녕하세요</p>\n<a href="{UNSUBSCRIBE_URL}">수신 거부</a>\n',
+        html_body=(
+            f'<p>{RECIPIENT_NAME}님, 안녕하세요</p>\n<a href="{UNSUBSCRIBE_URL}">수신 거부</a>\n'
+        ),
         text_body=".점으로 시작하는 줄\n안녕하세요\n",
         signer=signer_for(settings),
     )
