@@ -138,6 +138,8 @@ class DkimSigner:
             raise SettingsError("DKIM_PRIVATE_KEY: an RSA key is needed (rsa-sha256)")
         if key.key_size < 1024:
             raise SettingsError("DKIM_PRIVATE_KEY: the RSA key is shorter than 1024 bits")
+        if not (selector.isascii() and domain.isascii()):
+            raise SettingsError("DKIM_SELECTOR, DKIM_DOMAIN: ASCII only (an IDN domain as xn--…)")
         self.key = key
         self.selector = selector.encode("ascii")
         self.domain = domain.encode("ascii")

@@ -359,8 +359,8 @@ class IssueMessage:
         data = plan.fill(values)
         if data is None:  # a value with a line break: the slow, exact way
             message = self.assemble(values, eight_bit)
-            signature = b"" if self.signer is None else self.signer(message)
-            return signature + dot_stuff(message)
+            header = b"" if self.signer is None else self.signer(message)
+            return header + dot_stuff(message)
         if self.signer is None:
             return data
         # The signature is over the message as it reads; undoing the
