@@ -9,6 +9,7 @@ recording outcomes.
 
     .venv/bin/python bench/delivery.py                  # 20k: 1 and 2 workers, 100k RSS
     .venv/bin/python bench/delivery.py --counts 20000 --workers 1
+    .venv/bin/python bench/delivery.py --counts 20000 --workers 1 --dkim   # every mail signed
 
 Needs PostgreSQL (NEWSLETTER_BENCH_DATABASE_URL, default the local server)
 and Postfix's smtp-sink/smtp-source (installed with apt-get if missing).
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from newsletter.core.db import Database, migrate
+from newsletter.core.dkim import signer_for
 from newsletter.core.settings import Settings
 from newsletter.delivery.message import IssueMessage, Recipient
 from newsletter.editorial import issues
@@ -98,7 +100,21 @@ def reference(port: int, count: int, size: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def settings_for(url: str, port: int) -> Settings:
+def dkim_env() -> dict[str, str]:
+    """A fresh 2048-bit signing key, as the settings take it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return {"NEWSLETTER_DKIM_SELECTOR": "bench", "NEWSLETTER_DKIM_PRIVATE_KEY": pem}
+
+
+def settings_for(url: str, port: int, extra: dict[str, str]) -> Settings:
     env = {
         "NEWSLETTER_DATABASE_URL": url,
         "NEWSLETTER_SECRET_KEY": SECRET,
@@ -108,6 +124,7 @@ def settings_for(url: str, port: int) -> Settings:
         "NEWSLETTER_SMTP_CONNECTIONS": str(CONNECTIONS),
         "NEWSLETTER_BATCH_SIZE": "500",
         "NEWSLETTER_BOUNCE_ADDRESS": "bounce@gimpo.go.kr",
+        **extra,
     }
     return Settings.from_env(env)
 
@@ -170,6 +187,7 @@ async def start_big_issue(db: Database, settings: Settings) -> tuple[int, int, f
         subject=issue["subject"],
         html_body=issue["rendered_html"],
         text_body=issue["rendered_text"],
+        signer=signer_for(settings),
     )
     sample = message.render(
         Recipient(1, 1, "0123456789abcdef", "r1@example.com", "김포시민1"), "MQ.abcdefghijklmnop"
@@ -211,7 +229,13 @@ def rss_kb(pid: int, field: str = "VmHWM") -> int:
 
 
 async def run_workers(
-    url: str, port: int, workers: int, issue_id: int, db: Database, profile: Path | None = None
+    url: str,
+    port: int,
+    workers: int,
+    issue_id: int,
+    db: Database,
+    extra: dict[str, str],
+    profile: Path | None = None,
 ) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
@@ -224,6 +248,7 @@ async def run_workers(
             "NEWSLETTER_SMTP_CONNECTIONS": str(CONNECTIONS),
             "NEWSLETTER_BATCH_SIZE": "500",
             "NEWSLETTER_BOUNCE_ADDRESS": "bounce@gimpo.go.kr",
+            **extra,
         }
     )
     started = time.perf_counter()
@@ -306,14 +331,14 @@ async def run_workers(
 
 
 async def measure(
-    count: int, workers: int, port: int, profile: Path | None = None
+    count: int, workers: int, port: int, extra: dict[str, str], profile: Path | None = None
 ) -> tuple[dict[str, float], int]:
     url = await fresh_database(count)
-    settings = settings_for(url, port)
+    settings = settings_for(url, port, extra)
     db = await Database.connect(url, min_size=1, max_size=3)
     try:
         issue_id, size, snapshot = await start_big_issue(db, settings)
-        result = await run_workers(url, port, workers, issue_id, db, profile)
+        result = await run_workers(url, port, workers, issue_id, db, extra, profile)
         result["snapshot_s"] = snapshot
     finally:
         await db.close()
@@ -331,7 +356,9 @@ def main() -> None:
         help="attach py-spy to each worker; raw stacks go to PROFILE.w<n>.txt",
     )
     parser.add_argument("--repeat", type=int, default=1, help="run each case this often")
+    parser.add_argument("--dkim", action="store_true", help="sign every mail (a fresh key)")
     args = parser.parse_args()
+    extra = dkim_env() if args.dkim else {}
     ensure_postfix_tools()
     port = free_port()
     sink = start_sink(port)
@@ -344,7 +371,7 @@ def main() -> None:
             profile = args.profile and args.profile.with_name(
                 f"{args.profile.name}-{count}x{workers}"
             )
-            result, size = asyncio.run(measure(count, workers, port, profile))
+            result, size = asyncio.run(measure(count, workers, port, extra, profile))
             # The reference runs right after each case (same sink, same count
             # and size), so both see about the same load from the rest of the box.
             result["reference"] = reference(port, count, size)
@@ -352,7 +379,8 @@ def main() -> None:
     finally:
         sink.terminate()
         sink.wait()
-    print(f"\nmessage size ≈ {results[0][2] / 1024:.1f} KB (text + html, personalised)")
+    signed = ", DKIM-signed (7-bit)" if args.dkim else ""
+    print(f"\nmessage size ≈ {results[0][2] / 1024:.1f} KB (text + html, personalised{signed})")
     print(f"reference: smtp-source -d -s {CONNECTIONS} right after each case, same sink")
     print(
         f"{'recipients':>10} {'workers':>7} {'total s':>8} {'msg/s':>8} {'steady':>8}"

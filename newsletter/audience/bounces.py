@@ -12,8 +12,13 @@ Two ways a bounce reaches us, one policy for both:
 Anyone can put a message in the bounce mailbox, so only a match proven by our
 own signature changes a subscriber: the VERP envelope sender the bounce was
 sent to (``bounce+<delivery>-<sig>@…``) or our Message-ID quoted in it
-(``<nl.<issue>.<delivery>.<sig>@…>``). A bounce that only names a failed
-address is recorded as *unverified* (ops see them) and never suppresses.
+(``<nl.<issue>.<delivery>.<sig>@…>``). Transactional mail carries its outbox
+row's own signed pair (``bounce+o<outbox>-<sig>@…``, ``<nl.tx.<outbox>.<sig>@…>``):
+such a bounce marks that row failed and applies the policy to its subscriber
+while they are pending or active; someone who has left (unsubscribed,
+lapsed) is not mailed anyway and is left as they are, and a test copy to an
+editor names no subscriber: both are recorded only. A bounce that only names
+a failed address is recorded as *unverified* (ops see them) and never suppresses.
 Each report is applied once, known by its Message-ID or else a hash of its
 bytes (a cron job re-reading a mailbox changes nothing), and one delivery
 counts at most one soft bounce however many reports name it.
@@ -51,7 +56,7 @@ from newsletter.audience import mailto, subscribers
 from newsletter.core.db import QUERIES, Connection, Database
 from newsletter.core.errors import DomainError
 from newsletter.core.settings import Settings
-from newsletter.core.signing import signature
+from newsletter.core.signing import OUTBOX_MSGID_PURPOSE, OUTBOX_VERP_PURPOSE, signature
 from newsletter.core.tokens import SubscriberRef
 
 log = logging.getLogger("newsletter.bounces")
@@ -66,6 +71,8 @@ SCAN_OVERLAP = 64  # longer than any signed id, so none is cut in two
 # A literal first and only bounded repeats: linear however the input looks.
 _VERP = re.compile(rb"\+(\d{1,18})-([a-z2-7]{8})@", re.ASCII | re.IGNORECASE)
 _MESSAGE_ID = re.compile(rb"<nl\.(\d{1,18})\.(\d{1,18})\.([a-z2-7]{8})@", re.ASCII)
+_OUTBOX_VERP = re.compile(rb"\+o(\d{1,18})-([a-z2-7]{8})@", re.ASCII | re.IGNORECASE)
+_OUTBOX_MESSAGE_ID = re.compile(rb"<nl\.tx\.(\d{1,18})\.([a-z2-7]{8})@", re.ASCII)
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 # Parsing competes with nothing else for threads: a burst of bounce reports
@@ -113,6 +120,7 @@ class ParsedBounce:
     failed: list[FailedRecipient] = field(default_factory=list)
     delayed: list[str] = field(default_factory=list)
     delivery_ids: list[int] = field(default_factory=list)  # signed VERP or Message-ID
+    outbox_ids: list[int] = field(default_factory=list)  # the same, of transactional mail
     matched_by: str = "message-id"  # how the signed ids were found: "verp" or "message-id"
 
 
@@ -131,9 +139,11 @@ class AppliedBounce:
     delivery_id: int | None
     kind: Kind
     # "suppressed", "counted", "already counted", "already suppressed", "erased",
-    # or "unverified" (matched by address only: recorded, nothing changed)
+    # "unverified" (matched by address only: recorded, nothing changed) or
+    # "recorded" (transactional mail to nobody we still mail: recorded on its row)
     action: str
     matched_by: str  # "verp", "message-id", "address"
+    outbox_id: int | None = None  # transactional mail, when that is what bounced
 
 
 @dataclass
@@ -200,8 +210,10 @@ def _scan(raw: bytes, pattern: re.Pattern[bytes]) -> Iterator[re.Match[bytes]]:
                 yield match
 
 
-def _verified_ids(raw: bytes, secret: str) -> tuple[list[int], str]:
+def _verified_ids(raw: bytes, secret: str) -> tuple[list[int], list[int], str]:
+    """(delivery ids, outbox ids, "verp" or "message-id") our signatures prove."""
     ids: list[int] = []
+    outbox: list[int] = []
     how = "message-id"
     for match in _scan(raw, _VERP):
         delivery_id = int(match.group(1))
@@ -210,11 +222,24 @@ def _verified_ids(raw: bytes, secret: str) -> tuple[list[int], str]:
         ):
             ids.append(delivery_id)
             how = "verp"
+    for match in _scan(raw, _OUTBOX_VERP):
+        outbox_id = int(match.group(1))
+        if hmac.compare_digest(
+            match.group(2).decode().lower(), signature(secret, OUTBOX_VERP_PURPOSE, outbox_id)
+        ):
+            outbox.append(outbox_id)
+            how = "verp"
     for match in _scan(raw, _MESSAGE_ID):
         delivery_id = int(match.group(2))
         if hmac.compare_digest(match.group(3).decode(), signature(secret, "msgid", delivery_id)):
             ids.append(delivery_id)
-    return list(dict.fromkeys(ids)), how
+    for match in _scan(raw, _OUTBOX_MESSAGE_ID):
+        outbox_id = int(match.group(1))
+        if hmac.compare_digest(
+            match.group(2).decode(), signature(secret, OUTBOX_MSGID_PURPOSE, outbox_id)
+        ):
+            outbox.append(outbox_id)
+    return list(dict.fromkeys(ids)), list(dict.fromkeys(outbox)), how
 
 
 def head(raw: bytes) -> bytes:
@@ -262,7 +287,7 @@ def read(raw: bytes, secret: str) -> Reading:
     """Everything :func:`process` needs from one message; CPU only, no I/O."""
     message = email.message_from_bytes(head(raw))
     parsed = _parse_head(message)
-    parsed.delivery_ids, parsed.matched_by = _verified_ids(raw, secret)
+    parsed.delivery_ids, parsed.outbox_ids, parsed.matched_by = _verified_ids(raw, secret)
     # Hashed either way: a fixed-size key, whatever bytes the header holds.
     message_id = " ".join(str(message.get("Message-ID", "")).split())
     if message_id:
@@ -364,7 +389,7 @@ async def process(db: Database, settings: Settings, raw: bytes) -> BounceResult:
             result.ignored = (
                 "delay notice, not a bounce" if parsed.delayed else "no failed recipient found"
             )
-        elif parsed.delivery_ids:
+        elif parsed.delivery_ids or parsed.outbox_ids:
             await _apply_signed(conn, parsed, result)
         else:
             await _record_unverified(conn, parsed, result)
@@ -393,6 +418,53 @@ async def _apply_signed(conn: Connection, parsed: ParsedBounce, result: BounceRe
         result.applied.append(
             AppliedBounce(row["subscriber_id"], delivery_id, worst.kind, action, parsed.matched_by)
         )
+    for outbox_id in parsed.outbox_ids:
+        applied = await _apply_outbox(conn, outbox_id, worst, parsed.matched_by)
+        if applied is None:
+            result.unmatched.append(f"outbox {outbox_id}")
+        else:
+            result.applied.append(applied)
+
+
+# Whom a bounced transactional mail still concerns: people we mail or are
+# about to (a confirmation that bounces hard is an address that does not exist).
+MAILED_STATUSES = ("pending", "active")
+
+
+async def _apply_outbox(
+    conn: Connection, outbox_id: int, worst: FailedRecipient, matched_by: str
+) -> AppliedBounce | None:
+    """A signed bounce of one transactional mail: its row says so, then the policy."""
+    row = await conn.fetchrow(QUERIES.outbox_for_bounce, outbox_id)
+    if row is None:  # purged with its subscriber, or never ours
+        return None
+    subscriber_id: int | None = row["subscriber_id"]
+
+    def applied(action: str) -> AppliedBounce:
+        return AppliedBounce(subscriber_id, None, worst.kind, action, matched_by, outbox_id)
+
+    # However many reports name one mail, it is one soft bounce.
+    if worst.kind == "soft" and row["bounced"]:
+        return applied("already counted")
+    detail = worst.detail[:1000]
+    await conn.execute(QUERIES.mark_outbox_bounced, outbox_id, f"bounce_{worst.kind}: {detail}")
+    if subscriber_id is not None and row["subscriber_status"] in MAILED_STATUSES:
+        action = await apply(
+            conn,
+            subscriber_id=subscriber_id,
+            delivery_id=None,
+            kind=worst.kind,
+            source="dsn",
+            code=None,
+            detail=detail,
+        )
+        return applied(action)
+    await conn.execute(
+        QUERIES.insert_bounce_event, None, subscriber_id, worst.kind, "dsn", None, detail, True
+    )
+    if row["subscriber_status"] == "suppressed":
+        return applied("already suppressed")
+    return applied("recorded")
 
 
 async def _record_unverified(conn: Connection, parsed: ParsedBounce, result: BounceResult) -> None:

@@ -1,3 +1,3 @@
 """Settings, the database (pool, named queries, migrations), paths, errors, tokens, signed
-identifiers and logs.
+identifiers, DKIM signatures and logs.
 """

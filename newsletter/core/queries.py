@@ -102,6 +102,7 @@ QueryName = Literal[
     "lock_subscriber",
     "lock_subscriber_by_public_id",
     "mark_delivery_bounced",
+    "mark_outbox_bounced",
     "migration_lock",
     "migration_unlock",
     "news_items_by_ids",
@@ -109,6 +110,7 @@ QueryName = Literal[
     "note_bounce_report",
     "outbox_defer",
     "outbox_failed",
+    "outbox_for_bounce",
     "outbox_release",
     "outbox_retry",
     "outbox_sent",
@@ -301,6 +303,7 @@ class NamedQueries:
     lock_subscriber: str
     lock_subscriber_by_public_id: str
     mark_delivery_bounced: str
+    mark_outbox_bounced: str
     migration_lock: str
     migration_unlock: str
     news_items_by_ids: str
@@ -308,6 +311,7 @@ class NamedQueries:
     note_bounce_report: str
     outbox_defer: str
     outbox_failed: str
+    outbox_for_bounce: str
     outbox_release: str
     outbox_retry: str
     outbox_sent: str

@@ -5,6 +5,11 @@ a subscriber only when it names one of these identifiers with a valid tag:
 
 - the VERP envelope sender ``<local>+<delivery>-<sig>@<domain>`` (bounces);
 - the Message-ID ``<nl.<issue>.<delivery>.<sig>@<domain>>`` (quoted in DSNs);
+- the same two for transactional mail (confirmations, notices, test copies),
+  naming the outbox row: ``<local>+o<outbox>-<sig>@<domain>`` and
+  ``<nl.tx.<outbox>.<sig>@<domain>>``. The letter and the tag purposes of
+  their own keep the two id spaces apart: outbox row 7 and delivery 7 are
+  different addresses, different Message-IDs and different tags;
 - the List-Unsubscribe mailto ``<local>+unsubscribe-<public id>-<sig>@<domain>``,
   naming the subscriber by the opaque public id (as links do), never the
   sequential row id. Addresses mailed before public ids carried the row id
@@ -49,6 +54,26 @@ def verp_sender(settings: Settings, delivery_id: int) -> str | None:
     local = local.split("+", 1)[0]
     sig = signature(settings.secret_key, "verp", delivery_id)
     return f"{local}+{delivery_id}-{sig}@{domain}"
+
+
+OUTBOX_VERP_PURPOSE = "verp-outbox"
+OUTBOX_MSGID_PURPOSE = "msgid-outbox"
+
+
+def outbox_message_id(settings: Settings, outbox_id: int) -> str:
+    """The Message-ID of transactional mail: ``<nl.tx.<outbox>.<sig>@domain>``."""
+    sig = signature(settings.secret_key, OUTBOX_MSGID_PURPOSE, outbox_id)
+    return f"<nl.tx.{outbox_id}.{sig}@{settings.from_domain}>"
+
+
+def outbox_verp_sender(settings: Settings, outbox_id: int) -> str | None:
+    """``bounce+o<outbox>-<sig>@domain`` when a bounce address is configured."""
+    if not settings.bounce_address:
+        return None
+    local, _, domain = settings.bounce_address.rpartition("@")
+    local = local.split("+", 1)[0]
+    sig = signature(settings.secret_key, OUTBOX_VERP_PURPOSE, outbox_id)
+    return f"{local}+o{outbox_id}-{sig}@{domain}"
 
 
 def _base(settings: Settings) -> tuple[str, str]:

@@ -6,11 +6,15 @@ both bodies are prepared once per issue as a list of byte segments with named
 holes. Per recipient we only join bytes: To, Message-ID, the unsubscribe link
 (body and ``List-Unsubscribe``) and the name.
 
-Transfer encoding: a body part goes out as ``8bit`` (UTF-8 as-is; splicing
-raw bytes is then exactly right) when the server offers 8BITMIME and every
-line stays under the 998-octet limit; otherwise the part is quoted-printable,
-re-encoded per recipient only if it has holes (``binascii.b2a_qp`` runs in C:
-≈55 µs for 20 KB). Headers never carry raw 8-bit: names and subjects are
+Transfer encoding: a signed message (DKIM on) is always 7-bit: every body
+part quoted-printable, whatever the server offers, so a hop that downgrades
+8-bit mail for a 7-bit neighbour has nothing to re-encode and cannot break
+the signature (RFC 6376 §5.3). Unsigned mail has no signature to break: a
+part goes out as ``8bit`` (UTF-8 as-is; splicing raw bytes is then exactly
+right) when the server offers 8BITMIME and every line stays under the
+998-octet limit, else quoted-printable. Quoted-printable holes are encoded
+per recipient (``binascii.b2a_qp`` runs in C), the shared text once per issue
+(:class:`Plan`). Headers never carry raw 8-bit: names and subjects are
 RFC 2047 encoded-words, folded so no line exceeds 78 characters, and the
 ``List-*`` headers hold only ASCII (no encoded-words, RFC 2369/2919).
 
@@ -25,11 +29,12 @@ import binascii
 import html
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parseaddr
 
+from newsletter.core.dkim import Signer
 from newsletter.core.settings import Settings
 from newsletter.core.signing import MAILTO_PURPOSE, signature, unsubscribe_mailto, verp_sender
 from newsletter.editorial.rendering import DEFAULT_NAME, RECIPIENT_NAME, UNSUBSCRIBE_URL
@@ -97,6 +102,12 @@ def dot_stuff(data: bytes) -> bytes:
     """RFC 5321 4.5.2: a line starting with '.' gets another one."""
     stuffed = data.replace(b"\r\n.", b"\r\n..")
     return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+def dot_unstuff(data: bytes) -> bytes:
+    """The inverse of :func:`dot_stuff`."""
+    unstuffed = data.replace(b"\r\n.", b"\r\n")
+    return unstuffed[1:] if unstuffed.startswith(b".") else unstuffed
 
 
 def qp_encode(data: bytes) -> bytes:
@@ -256,7 +267,7 @@ class IssueMessage:
         html_body: str,
         text_body: str,
         date: datetime | None = None,
-        signer: Callable[[bytes], bytes] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.settings = settings
         self.issue_id = issue_id
@@ -301,7 +312,8 @@ class IssueMessage:
         )
         self.delimiter = f"\r\n--{self.boundary}\r\n".encode()
         self.closing = f"\r\n--{self.boundary}--\r\n".encode()
-        self.needs_8bit = any(p.eight_bit_ok for p in self.parts)
+        # Signed mail never uses 8bit (see the module's docstring).
+        self.needs_8bit = signer is None and any(p.eight_bit_ok for p in self.parts)
         self._plans: dict[bool, Plan] = {}
 
     def _part(self, content_type: str, body: str, holes: dict[str, str]) -> Part:
@@ -333,19 +345,29 @@ class IssueMessage:
         }
 
     def render(self, recipient: Recipient, token: str, *, eight_bit: bool = True) -> bytes:
-        """The whole message for one recipient: CRLF line ends, dot-stuffed."""
+        """The whole message for one recipient: CRLF line ends, dot-stuffed.
+
+        ``eight_bit``: the server offers 8BITMIME. Ignored when signing: a
+        signed message is 7-bit (quoted-printable) whatever the server offers.
+        """
         values = self.values(recipient, token)
-        if self.signer is None:
-            plan = self._plans.get(eight_bit)
-            if plan is None:
-                plan = self._plans[eight_bit] = self._plan(eight_bit)
-            data = plan.fill(values)
-            if data is not None:
-                return data
-        message = self.assemble(values, eight_bit)
         if self.signer is not None:
-            message = self.signer(message) + message
-        return dot_stuff(message)
+            eight_bit = False
+        plan = self._plans.get(eight_bit)
+        if plan is None:
+            plan = self._plans[eight_bit] = self._plan(eight_bit)
+        data = plan.fill(values)
+        if data is None:  # a value with a line break: the slow, exact way
+            message = self.assemble(values, eight_bit)
+            header = b"" if self.signer is None else self.signer(message)
+            return header + dot_stuff(message)
+        if self.signer is None:
+            return data
+        # The signature is over the message as it reads; undoing the
+        # stuffing (one dot off each line that starts with one) is exact and
+        # cheaper than assembling it again. The header itself never starts a
+        # line with a dot, so it goes on top of the stuffed bytes as it is.
+        return self.signer(dot_unstuff(data)) + data
 
     def assemble(self, values: dict[str, bytes], eight_bit: bool) -> bytes:
         """The message as it reads (not dot-stuffed), each part encoded as a whole.

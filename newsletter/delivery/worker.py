@@ -34,16 +34,16 @@ from typing import Any
 
 from newsletter.audience import lifecycle
 from newsletter.core.db import Database, Record
+from newsletter.core.dkim import signer_for
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import Tokens
 from newsletter.delivery import claim as queue
-from newsletter.delivery.dkim import signer_for
 from newsletter.delivery.message import IssueMessage, Recipient, dot_stuff
 from newsletter.delivery.pool import Job, SmtpPool
 from newsletter.delivery.ratelimit import RateLimiter
 from newsletter.delivery.smtp import PermanentError, Reply, SendError, ServerTrouble
 from newsletter.editorial import issues
-from newsletter.mail.transactional import MailContext, UnknownMailKind, render_outbox
+from newsletter.mail.transactional import MailContext, UnknownMailKind, outbox_mail
 from newsletter.ops import metrics
 
 log = logging.getLogger("newsletter.worker")
@@ -271,8 +271,8 @@ class Worker:
                     if not tokens:
                         break  # stop requested while waiting
                 try:
-                    message = render_outbox(
-                        self.mail_context, row["kind"], row["recipient"], _payload(row)
+                    mail = outbox_mail(
+                        self.mail_context, row["id"], row["kind"], row["recipient"], _payload(row)
                     )
                 except (UnknownMailKind, KeyError, ValueError) as exc:
                     log.error("outbox %s cannot be rendered: %r", row["id"], exc)
@@ -281,14 +281,14 @@ class Worker:
                     )
                     unsent.remove(row["id"])
                     continue
-                data = dot_stuff(message.as_bytes(policy=SMTP_POLICY))
+                data = dot_stuff(mail.data)
                 results[row["id"]] = None
                 unsent.remove(row["id"])
                 tokens -= 1
                 await self.smtp.submit(
                     Job(
                         key=row["id"],
-                        sender=self.envelope_from,
+                        sender=mail.sender,
                         recipient=row["recipient"],
                         render=_prebuilt(data),
                         on_sent=sent,

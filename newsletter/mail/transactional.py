@@ -6,6 +6,14 @@ message. Bodies come from small Jinja templates under ``templates/email/``
 identity), autoescaped for the HTML part. They are written in Korean and
 translated by the gettext catalogs into the language the resident signed up
 in (the payload's ``language``).
+
+What goes to SMTP is :func:`outbox_mail`: the rendered message with the
+outbox row's signed Message-ID and VERP envelope sender (so a bounce finds
+its row by our signature, as an issue's does), ``Auto-Submitted:
+auto-generated`` (RFC 3834: vacation responders stay quiet), every body
+part 7-bit (quoted-printable or base64, whichever is shorter: never
+``8bit``, so no downgrading hop re-encodes it), and a DKIM signature when a
+key is set, over the same headers as an issue's (``core.dkim``).
 """
 
 from __future__ import annotations
@@ -13,21 +21,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
-from functools import cache
+from email.utils import format_datetime, make_msgid, parseaddr
+from functools import cache, cached_property
 from typing import Any
 
 import jinja2
 
 from newsletter.core import i18n, paths
 from newsletter.core.clock import city_zone, korean_time
+from newsletter.core.dkim import Signer, signer_for
 from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
-from newsletter.core.signing import unsubscribe_mailto
+from newsletter.core.signing import outbox_message_id, outbox_verp_sender, unsubscribe_mailto
 from newsletter.core.tokens import Tokens
 
 TEMPLATES_DIR = paths.TEMPLATES_DIR / "email"
+# Bodies are chosen and written 7-bit: the email package picks quoted-printable
+# or base64 (the shorter) for UTF-8 text instead of 8bit; lines end in CRLF.
+MAIL_POLICY = policy.SMTP.clone(cte_type="7bit")
 
 
 class UnknownMailKind(ValueError):
@@ -38,6 +51,11 @@ class UnknownMailKind(ValueError):
 class MailContext:
     settings: Settings
     tokens: Tokens
+
+    @cached_property
+    def signer(self) -> Signer | None:
+        """DKIM for transactional mail, the same key and headers as for issues."""
+        return signer_for(self.settings)
 
     def url(self, path: str) -> str:
         return self.settings.base_url + path
@@ -61,12 +79,13 @@ def compose(
 ) -> EmailMessage:
     """A complete UTF-8 message, multipart/alternative when there is HTML."""
     settings = ctx.settings
-    message = EmailMessage()
+    message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = settings.from_address
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now().astimezone())
-    message["Message-ID"] = make_msgid(domain=settings.from_domain)
+    message["Message-ID"] = make_msgid(domain=settings.from_domain)  # outbox_mail signs it
+    message["Auto-Submitted"] = "auto-generated"
     for name, value in (headers or {}).items():
         message[name] = value
     message.set_content(text, charset="utf-8")
@@ -142,6 +161,28 @@ def render_outbox(
     except KeyError:
         raise UnknownMailKind(kind) from None
     return function(ctx, recipient, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMail:
+    """One outbox row ready for SMTP."""
+
+    data: bytes  # the whole message: CRLF, 7-bit, signed when DKIM is on; not dot-stuffed
+    sender: str  # the envelope sender: the row's signed VERP address when BOUNCE_ADDRESS is set
+
+
+def outbox_mail(
+    ctx: MailContext, outbox_id: int, kind: str, recipient: str, payload: dict[str, Any]
+) -> OutboxMail:
+    """:func:`render_outbox`, with the row's signed ids, as the bytes to send."""
+    settings = ctx.settings
+    message = render_outbox(ctx, kind, recipient, payload)
+    message.replace_header("Message-ID", outbox_message_id(settings, outbox_id))
+    data = message.as_bytes(policy=MAIL_POLICY)
+    if ctx.signer is not None:
+        data = ctx.signer(data) + data
+    sender = outbox_verp_sender(settings, outbox_id) or parseaddr(settings.from_address)[1]
+    return OutboxMail(data=data, sender=sender)
 
 
 def _greeting(payload: dict[str, Any], language: str) -> str:

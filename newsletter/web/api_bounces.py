@@ -27,6 +27,7 @@ class AppliedOut(msgspec.Struct):
     kind: str
     action: str
     matched_by: str
+    outbox_id: int | None = None  # a bounced transactional mail (confirmation, notice, test copy)
 
 
 class BounceOut(msgspec.Struct):
@@ -99,7 +100,7 @@ async def post_bounce(
         raise ClientException("empty body: send the raw bounce message")
     result = await bounces.process(db, settings, raw)
     applied = [
-        AppliedOut(a.subscriber_id, a.delivery_id, a.kind, a.action, a.matched_by)
+        AppliedOut(a.subscriber_id, a.delivery_id, a.kind, a.action, a.matched_by, a.outbox_id)
         for a in result.applied
     ]
     changed = [a for a in applied if a.action != "unverified"]

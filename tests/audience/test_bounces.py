@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import re
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,6 +16,8 @@ from newsletter.app import create_app
 from newsletter.audience import bounces
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
+from newsletter.core.signing import OUTBOX_MSGID_PURPOSE, OUTBOX_VERP_PURPOSE, signature
+from newsletter.mail import outbox
 from newsletter.ops.apikeys import create_key
 from tests.conftest import ROOT, SmtpServer, drain, make_settings
 from tests.support.console import login, make_user
@@ -341,3 +345,168 @@ async def test_bounces_command_reads_an_mbox(
     assert "messages: 2, suppressed: 2" in out.decode()
     assert (await subscriber(db, address(1)))["status"] == "suppressed"
     assert (await subscriber(db, address(3)))["status"] == "active"
+
+
+# --- transactional mail: bounces found by the outbox row's own signature ------
+
+
+VERP = {"bounce_address": "bounce@gimpo.go.kr"}
+
+
+async def queued_mail(
+    db: Database, settings: Settings, kind: str, email: str, *, status: str | None = None
+) -> int:
+    """One transactional mail to a subscriber (``status`` set first, as a flow
+    would have left them), sent by the worker; returns its outbox id."""
+    subscriber_id = (await subscriber(db, email))["id"]
+    assert isinstance(subscriber_id, int)
+    if status is not None:
+        await db.pool.execute(
+            "UPDATE subscribers SET status = $2 WHERE id = $1", subscriber_id, status
+        )
+    now = datetime.now(UTC)
+    payload = {
+        "at": now.isoformat(),
+        "consented_at": (now - timedelta(days=730)).isoformat(),
+        "deadline": (now + timedelta(days=30)).isoformat(),
+    }
+    async with db.transaction() as conn:
+        outbox_id = await outbox.enqueue(conn, kind, email, payload, subscriber_id=subscriber_id)
+    await drain(settings, db)
+    return outbox_id
+
+
+async def outbox_row(db: Database, outbox_id: int) -> dict[str, object]:
+    row = await db.pool.fetchrow("SELECT status, last_error FROM outbox WHERE id = $1", outbox_id)
+    assert row is not None
+    return dict(row)
+
+
+async def test_a_bounced_confirmation_found_by_its_verp_fails_its_row_and_suppresses(
+    database_url: str, db: Database, smtp_server: SmtpServer, client: httpx.AsyncClient
+) -> None:
+    settings = make_settings(database_url, smtp_server.target, **VERP)
+    signup = await client.post("/subscribe", data={"email": "new@example.com", "consent": "on"})
+    assert signup.status_code == 200
+    await drain(settings, db)
+    [mail] = smtp_server.handler.to("new@example.com")
+    assert re.fullmatch(r"bounce\+o\d+-[a-z2-7]{8}@gimpo\.go\.kr", mail.mail_from)
+    outbox_id = int(mail.mail_from.split("+o")[1].split("-")[0])
+
+    # The receiving MTA bounces to the envelope sender (the address never existed).
+    response = await client.post(
+        "/api/v1/bounces",
+        content=dsn(to=mail.mail_from, recipient="new@example.com"),
+        headers=await ops_headers(db),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "applied"
+    [applied] = body["applied"]
+    assert (applied["matched_by"], applied["action"]) == ("verp", "suppressed")
+    assert applied["outbox_id"] == outbox_id and applied["delivery_id"] is None
+
+    row = await subscriber(db, "new@example.com")
+    assert row["status"] == "suppressed" and "5.1.1" in str(row["suppressed_reason"])
+    mail_row = await outbox_row(db, outbox_id)
+    assert mail_row["status"] == "failed"
+    assert str(mail_row["last_error"]).startswith("bounce_hard: 5.1.1")
+
+
+async def test_a_bounced_notice_to_a_leaver_is_recorded_and_changes_nobody(
+    db: Database, settings: Settings, smtp_server: SmtpServer
+) -> None:
+    """Matched by the signed Message-ID quoted in the DSN (no VERP configured)."""
+    await add_subscribers(db, 1)
+    outbox_id = await queued_mail(db, settings, "opt_out_notice", address(1), status="unsubscribed")
+    [mail] = smtp_server.handler.to(address(1))
+    message_id = str(mail.message["Message-ID"])
+    assert message_id.startswith(f"<nl.tx.{outbox_id}.")
+
+    result = await bounces.process(
+        db,
+        settings,
+        dsn(
+            to="news@gimpo.go.kr",
+            recipient=address(1),
+            original_headers=f"Message-ID: {message_id}",
+        ),
+    )
+    assert [(a.matched_by, a.action, a.outbox_id) for a in result.applied] == [
+        ("message-id", "recorded", outbox_id)
+    ]
+    assert (await subscriber(db, address(1)))["status"] == "unsubscribed"
+    assert (await outbox_row(db, outbox_id))["status"] == "failed"
+    # Recorded as a genuine bounce, not among the unsigned ones ops must judge.
+    assert await db.fetchval("unverified_bounce_count", 30) == 0
+
+
+async def test_a_transactional_mail_counts_one_soft_bounce_however_often_reported(
+    database_url: str, db: Database, smtp_server: SmtpServer
+) -> None:
+    settings = make_settings(database_url, smtp_server.target, **VERP)
+    await add_subscribers(db, 1)
+    outbox_id = await queued_mail(db, settings, "reconfirm", address(1))
+    [mail] = smtp_server.handler.to(address(1))
+    actions = [
+        [
+            a.action
+            for a in (
+                await bounces.process(
+                    db, settings, soft_dsn(mail.mail_from, address(1), report_id=f"r{n}")
+                )
+            ).applied
+        ]
+        for n in range(3)
+    ]
+    assert actions == [["counted"], ["already counted"], ["already counted"]]
+    row = await subscriber(db, address(1))
+    assert row["status"] == "active" and row["soft_bounces"] == 1
+    assert str((await outbox_row(db, outbox_id))["last_error"]).startswith("bounce_soft: 5.2.2")
+
+
+async def test_a_bounced_test_copy_names_no_subscriber(
+    database_url: str, db: Database, smtp_server: SmtpServer
+) -> None:
+    settings = make_settings(database_url, smtp_server.target, **VERP)
+    await add_subscribers(db, 1)  # someone whose address the editor's is not
+    payload = {"subject": "시험", "text": "본문\n", "html": "<p>본문</p>"}
+    async with db.transaction() as conn:
+        outbox_id = await outbox.enqueue(conn, "test_issue", "editor@gimpo.go.kr", payload)
+    await drain(settings, db)
+    [mail] = smtp_server.handler.to("editor@gimpo.go.kr")
+    result = await bounces.process(
+        db, settings, dsn(to=mail.mail_from, recipient="editor@gimpo.go.kr")
+    )
+    assert [(a.action, a.subscriber_id, a.outbox_id) for a in result.applied] == [
+        ("recorded", None, outbox_id)
+    ]
+    assert (await outbox_row(db, outbox_id))["status"] == "failed"
+    assert (await subscriber(db, address(1)))["status"] == "active"
+
+
+def test_outbox_and_delivery_ids_are_signed_apart() -> None:
+    """Outbox row 7 and delivery 7 share a number, never an identifier: each
+    one's tag in the other's form proves nothing."""
+    secret = "test-secret"
+    delivery_tag = signature(secret, "verp", 7)
+    outbox_tag = signature(secret, OUTBOX_VERP_PURPOSE, 7)
+    assert delivery_tag != outbox_tag
+    cases = {
+        f"bounce+o7-{delivery_tag}@gimpo.go.kr": ([], []),
+        f"bounce+7-{outbox_tag}@gimpo.go.kr": ([], []),
+        f"bounce+O7-{outbox_tag.upper()}@gimpo.go.kr": ([], [7]),  # a case-folding server
+        f"bounce+7-{delivery_tag}@gimpo.go.kr": ([7], []),
+    }
+    for to, (deliveries, outboxes) in cases.items():
+        parsed = bounces.parse(dsn(to=to, recipient="x@example.org"), secret)
+        assert (parsed.delivery_ids, parsed.outbox_ids) == (deliveries, outboxes), to
+    msgid_tag = signature(secret, OUTBOX_MSGID_PURPOSE, 7)
+    quoted = dsn(
+        to="news@gimpo.go.kr",
+        recipient="x@example.org",
+        original_headers=f"Message-ID: <nl.tx.7.{msgid_tag}@gimpo.go.kr>\r\n"
+        f"References: <nl.tx.8.{msgid_tag}@gimpo.go.kr> <nl.1.7.{msgid_tag}@gimpo.go.kr>",
+    )
+    parsed = bounces.parse(quoted, secret)
+    assert (parsed.delivery_ids, parsed.outbox_ids) == ([], [7])

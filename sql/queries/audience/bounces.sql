@@ -6,6 +6,24 @@
 SELECT d.id, d.issue_id, d.subscriber_id, d.status FROM deliveries d WHERE d.id = $1
 FOR UPDATE;
 
+-- name: outbox_for_bounce
+-- The transactional mail a signed report names, locked like a delivery (two
+-- reports about one mail are applied one after the other). A bounced row is
+-- 'failed' with last_error 'bounce_<kind>: ...' (mark_outbox_bounced): that is
+-- the once-per-mail soft-bounce check, as bounce_events is for deliveries.
+SELECT o.id, o.kind, o.subscriber_id, o.status,
+       coalesce(starts_with(o.last_error, 'bounce_'), false) AS bounced,
+       s.status AS subscriber_status
+FROM outbox o LEFT JOIN subscribers s ON s.id = o.subscriber_id
+WHERE o.id = $1
+FOR UPDATE OF o;
+
+-- name: mark_outbox_bounced
+-- A mail the relay took but the recipient's server bounced did not arrive:
+-- the row says failed, and why ($2). Rows not yet sent are left alone.
+UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2
+WHERE id = $1 AND status IN ('sent', 'failed');
+
 -- name: delivery_bounce_counted
 -- Has a genuine bounce of this delivery been counted already? (bounce_events_delivery)
 SELECT EXISTS (SELECT 1 FROM bounce_events WHERE delivery_id = $1 AND verified);
