@@ -129,6 +129,7 @@ QueryName = Literal[
     "rehash_user_password",
     "remember_departed",
     "requeue_expired_deliveries",
+    "requeue_expired_outbox",
     "requeue_for_resend",
     "requeue_own_deliveries",
     "requeue_own_outbox",
@@ -328,6 +329,7 @@ class NamedQueries:
     rehash_user_password: str
     remember_departed: str
     requeue_expired_deliveries: str
+    requeue_expired_outbox: str
     requeue_for_resend: str
     requeue_own_deliveries: str
     requeue_own_outbox: str
