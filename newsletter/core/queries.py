@@ -127,6 +127,7 @@ QueryName = Literal[
     "reconfirm_subscriber",
     "record_migration",
     "rehash_user_password",
+    "release_worker_lock",
     "remember_departed",
     "requeue_expired_deliveries",
     "requeue_expired_outbox",
@@ -187,6 +188,7 @@ QueryName = Literal[
     "suppress_hash_keep",
     "suppress_subscriber",
     "take_rate_tokens",
+    "take_worker_lock",
     "touch_session",
     "touch_user_login",
     "try_lock_issue_numbers",
@@ -202,6 +204,7 @@ QueryName = Literal[
     "user_by_id",
     "user_by_oidc_subject",
     "worker_heartbeat",
+    "worker_lock_retaken",
     "worker_register",
     "worker_unregister",
 ]
@@ -327,6 +330,7 @@ class NamedQueries:
     reconfirm_subscriber: str
     record_migration: str
     rehash_user_password: str
+    release_worker_lock: str
     remember_departed: str
     requeue_expired_deliveries: str
     requeue_expired_outbox: str
@@ -387,6 +391,7 @@ class NamedQueries:
     suppress_hash_keep: str
     suppress_subscriber: str
     take_rate_tokens: str
+    take_worker_lock: str
     touch_session: str
     touch_user_login: str
     try_lock_issue_numbers: str
@@ -402,5 +407,6 @@ class NamedQueries:
     user_by_id: str
     user_by_oidc_subject: str
     worker_heartbeat: str
+    worker_lock_retaken: str
     worker_register: str
     worker_unregister: str

@@ -12,9 +12,11 @@ active), hand it to the SMTP pool. Pause, cancel, unsubscribe and erase
 therefore take effect for every message not yet handed over. A stop request
 (SIGTERM) lets the messages in flight finish and gives the rest of the batch back.
 
-Periodic jobs run beside the loop (:attr:`Worker.periodic`): the heartbeat
-that keeps our leases alive, putting back the rows of dead workers, and
-whatever other modules register (e.g. starting scheduled issues).
+Periodic jobs run beside the loop (:attr:`Worker.periodic`), each in its own
+task: the heartbeat that keeps our leases alive, the liveness lock that tells
+other workers we are alive (delivery/liveness.py), putting back the rows of
+dead workers about once a second, and whatever other modules register (e.g.
+starting scheduled issues).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from newsletter.delivery import claim as queue
 from newsletter.delivery import failures
 from newsletter.delivery.dkim import signer_for
 from newsletter.delivery.failures import Verdict
+from newsletter.delivery.liveness import Liveness
 from newsletter.delivery.message import IssueMessage, Recipient, dot_stuff
 from newsletter.delivery.pool import Job, SmtpPool
 from newsletter.delivery.ratelimit import RateLimiter
@@ -51,6 +54,10 @@ from newsletter.ops import metrics
 log = logging.getLogger("newsletter.worker")
 
 LEASE_SECONDS = 60.0
+# How often each worker looks for rows of dead workers (a cheap statement per
+# queue) and checks its own liveness lock: a killed worker's mail is sent again
+# within about this, plus a claim.
+RECOVERY_SECONDS = 1.0
 IDLE_POLL_SECONDS = 0.5
 CHUNK = 64  # messages per rate-limit take and send-time check
 KEEP_GOING_SECONDS = 1.0  # claim batch after batch of one issue for this long
@@ -117,6 +124,7 @@ class Worker:
             max_age=float(self.settings.confirm_max_age_seconds),
         )
         self.signer = signer_for(self.settings)
+        self.liveness = Liveness(self.settings.database_url)
         self.current_issue_id: int | None = None
         self.sent_total = 0
         self._messages: dict[int, tuple[float, IssueMessage]] = {}
@@ -125,7 +133,12 @@ class Worker:
         self.flush_every = max(1, min(queue.FLUSH_EVERY, self.settings.batch_size // 4))
         self.periodic: list[PeriodicJob] = [
             PeriodicJob("heartbeat", self.lease_seconds / 4, self.heartbeat),
-            PeriodicJob("requeue expired leases", self.lease_seconds / 2, self.requeue_expired),
+            PeriodicJob("keep the liveness lock", RECOVERY_SECONDS, self.keep_liveness),
+            PeriodicJob(
+                "put back rows of dead workers",
+                min(RECOVERY_SECONDS, self.lease_seconds / 2),
+                self.requeue_expired,
+            ),
             PeriodicJob("prune dead workers", 300.0, self.prune_dead_workers),
             PeriodicJob("start scheduled issues", 5.0, self.start_due_issues),
             # Signup-limit hits older than a day count for nothing (and name IPs).
@@ -149,12 +162,25 @@ class Worker:
         if stop is not None and stop is not self.stop:
             self._link(stop)
         host, _, pid = self.worker_id.rpartition(":")
+        lock_key = await self.liveness.take()
         await self.database.execute(
             "worker_register",
             self.worker_id,
             host or socket.gethostname(),
             int(pid) if pid.isdigit() else os.getpid(),
+            lock_key,
         )
+        # Rows marked with our id now were left by a predecessor with the same
+        # id (a restarted container: same host, same pid) that died holding them.
+        deliveries = await self.database.execute("requeue_own_deliveries", self.worker_id)
+        mails = await self.database.execute("requeue_own_outbox", self.worker_id)
+        if deliveries != "UPDATE 0" or mails != "UPDATE 0":
+            log.warning(
+                "put back what a previous %s held: %s / outbox %s",
+                self.worker_id,
+                deliveries,
+                mails,
+            )
         log.info("worker %s started", self.worker_id)
         periodic = asyncio.create_task(self._run_periodic(), name="periodic")
         failures = 0
@@ -183,6 +209,7 @@ class Worker:
             await self.smtp.close()
             with contextlib.suppress(Exception):
                 await self.database.execute("worker_unregister", self.worker_id)
+            await self.liveness.release()
             log.info("worker %s stopped after sending %s", self.worker_id, self.sent_total)
 
     def _link(self, outer: asyncio.Event) -> None:
@@ -199,16 +226,26 @@ class Worker:
             await asyncio.wait_for(self.stop.wait(), seconds)
 
     async def _run_periodic(self) -> None:
+        """Each job in its own task: a long daily job never delays putting back a dead
+        worker's rows."""
+        tasks = [asyncio.create_task(self._repeat(job), name=job.name) for job in self.periodic]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _repeat(self, job: PeriodicJob) -> None:
         while True:
-            now = time.monotonic()
-            for job in self.periodic:
-                if now >= job.next_at:
-                    job.next_at = now + job.interval
-                    try:
-                        await job.run()
-                    except Exception:
-                        log.exception("periodic job %r failed", job.name)
-            await asyncio.sleep(min(1.0, min(j.interval for j in self.periodic) / 2))
+            delay = job.next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            job.next_at = time.monotonic() + job.interval
+            try:
+                await job.run()
+            except Exception:
+                log.exception("periodic job %r failed", job.name)
 
     async def heartbeat(self) -> None:
         await self.database.execute("worker_heartbeat", self.worker_id, self.current_issue_id)
@@ -222,10 +259,16 @@ class Worker:
         mails = await self.database.execute("requeue_own_outbox", self.worker_id)
         log.warning("after a failed round, gave back %s / outbox %s", deliveries, mails)
 
+    async def keep_liveness(self) -> None:
+        key = await self.liveness.keep()
+        if key is not None:
+            await self.database.execute("worker_lock_retaken", self.worker_id, key)
+            log.warning("liveness lock taken again (key %s)", key)
+
     async def requeue_expired(self) -> None:
         """Put back what dead workers held, in both queues: one job, one rule."""
-        deliveries = await self.database.execute("requeue_expired_deliveries")
-        mails = await self.database.execute("requeue_expired_outbox")
+        deliveries = await self.database.execute("requeue_expired_deliveries", self.worker_id)
+        mails = await self.database.execute("requeue_expired_outbox", self.worker_id)
         if deliveries != "UPDATE 0" or mails != "UPDATE 0":
             log.warning(
                 "put back rows of a dead worker: deliveries %s / outbox %s", deliveries, mails
