@@ -69,6 +69,11 @@ OUTBOX_DEFER_CAP_SECONDS = 300.0
 SMTP_POLICY = policy.SMTP
 
 
+# A prepared chunk: its delivery ids and the send-time check's answer (None:
+# asked to stop while waiting for tokens).
+Prepared = tuple[list[int], queue.Gate | None]
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -130,6 +135,8 @@ class Worker:
         self._messages: dict[int, tuple[float, IssueMessage]] = {}
         self._link_task: asyncio.Task[None] | None = None
         self._flushing: asyncio.Task[None] | None = None  # outcomes being written
+        # Deliveries handed to the pool, until it reports them: (claim, subscriber id).
+        self._handed: dict[int, tuple[queue.Claimed, int | None]] = {}
         self.flush_every = max(1, min(queue.FLUSH_EVERY, self.settings.batch_size // 4))
         self.periodic: list[PeriodicJob] = [
             PeriodicJob("heartbeat", self.lease_seconds / 4, self.heartbeat),
@@ -476,47 +483,34 @@ class Worker:
         self._messages[issue_id] = (time.monotonic(), message)
         return message
 
+    # A batch goes out chunk by chunk, in four steps: take rate tokens
+    # (_take_tokens), check the chunk (_check_chunk), hand what passed to
+    # the pool (_hand_over), record each outcome as the pool reports it
+    # (_record_sent / _record_failed / _record_released, written in groups
+    # by _kick_flush).
+
     async def _send_batch(self, issue_id: int, claimed: list[queue.Claimed]) -> bool:
         """Hand a claimed batch to the pool; True if all of it went (none given back).
 
         Returns once the last message is queued, not sent: the caller settles
         (:meth:`_settle`) before it looks at the issue's state.
+
+        Round trips to PostgreSQL are commits or wait for a busy server, and
+        would leave the SMTP connections idle while they run. So when the
+        bucket's burst holds two chunks (high rates: taking a chunk's tokens
+        early stays within the burst the bucket allows anyway) the next chunk
+        is prepared -- tokens taken, send-time check done -- while this one is
+        queued; it is still checked before any of it goes to SMTP.
         """
-        outcomes = self.outcomes
-        by_id = {c.id: c for c in claimed}
         pending = [c.id for c in claimed]
         message = await self._message_for(issue_id)
         if message is None:
-            outcomes.released.extend(pending)
+            self.outcomes.released.extend(pending)
             return False
-
-        def sent(job: Job, _reply: Reply) -> None:
-            outcomes.sent.append(job.key)
-            self.sent_total += 1
-            self._kick_flush()
-
-        def failed(job: Job, exc: SendError) -> None:
-            row = by_id[job.key]
-            outcomes.errors.append(
-                queue.Failure(row.id, subscribers.get(row.id), row.attempts, row.deferrals, exc)
-            )
-            self._kick_flush()
-
-        def released(job: Job) -> None:
-            outcomes.released.append(job.key)
-            self._kick_flush()
-
-        subscribers: dict[int, int] = {}
-        # Round trips to PostgreSQL are commits or wait for a busy server, and
-        # would leave the SMTP connections idle while they run. So when the
-        # bucket's burst holds two chunks (high rates: taking a chunk's tokens
-        # early stays within the burst the bucket allows anyway) the next
-        # chunk is prepared -- tokens taken, send-time check done -- while this
-        # one is queued; it is still checked before any of it goes to SMTP.
-        # Outcomes are written in the background, one write at a time.
+        claims = {c.id: c for c in claimed}
         ahead = self.limiter.capacity >= 2 * CHUNK
-        position = 0  # claimed[:position] were handed to the pool or skipped
-        upcoming: asyncio.Task[tuple[list[int], queue.Gate | None]] | None = None
+        position = 0  # pending[:position] were handed to the pool or skipped
+        upcoming: asyncio.Task[Prepared] | None = None
         try:
             while position < len(pending) and not self.stop.is_set():
                 if upcoming is None:
@@ -531,51 +525,82 @@ class Worker:
                 position += len(chunk)
                 if ahead and position < len(pending):
                     upcoming = self._prepare(issue_id, pending[position:])
-                outcomes.skipped.update(gate.skip)
-                for row in gate.send:
-                    recipient = Recipient(
-                        row["id"], row["subscriber_id"], row["public_id"], row["email"], row["name"]
-                    )
-                    subscribers[row["id"]] = row["subscriber_id"]
-                    await self.smtp.submit(self._job(message, recipient, sent, failed, released))
-                flushing = self._flushing
-                if (
-                    flushing is not None
-                    and flushing.done()
-                    and not flushing.cancelled()
-                    and flushing.exception() is not None
-                ):
-                    await flushing  # a failed write ends the round (rows come back by lease)
+                await self._hand_over(message, gate, claims)
+                await self._raise_failed_write()
         finally:
             if upcoming is not None:  # prepared but not handed over: back to the queue
                 upcoming.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await upcoming
-            outcomes.released.extend(pending[position:])
+            self.outcomes.released.extend(pending[position:])
         return position == len(pending)
 
-    def _prepare(
-        self, issue_id: int, pending: list[int]
-    ) -> asyncio.Task[tuple[list[int], queue.Gate | None]]:
-        """The next chunk: rate tokens for it, then its send-time check."""
+    def _prepare(self, issue_id: int, pending: list[int]) -> asyncio.Task[Prepared]:
+        """The next chunk of ``pending``, in the background: its tokens, then its check."""
 
-        async def prepare() -> tuple[list[int], queue.Gate | None]:
-            granted = await self.limiter.take(min(len(pending), CHUNK), self.stop)
+        async def prepare() -> Prepared:
+            granted = await self._take_tokens(len(pending))
             if not granted:
                 return [], None
             chunk = pending[:granted]
-            return chunk, await queue.check(self.database, issue_id, chunk, self.worker_id)
+            return chunk, await self._check_chunk(issue_id, chunk)
 
         return asyncio.create_task(prepare())
 
-    def _job(
-        self,
-        message: IssueMessage,
-        recipient: Recipient,
-        sent: Callable[[Job, Reply], None],
-        failed: Callable[[Job, SendError], None],
-        released: Callable[[Job], None],
-    ) -> Job:
+    async def _take_tokens(self, wanted: int) -> int:
+        """Up to a chunk's worth from the global rate limit; 0 if asked to stop meanwhile."""
+        return await self.limiter.take(min(wanted, CHUNK), self.stop)
+
+    async def _check_chunk(self, issue_id: int, chunk: list[int]) -> queue.Gate:
+        """The send-time check: issue still sending, subscribers still active, rows still ours."""
+        return await queue.check(self.database, issue_id, chunk, self.worker_id)
+
+    async def _hand_over(
+        self, message: IssueMessage, gate: queue.Gate, claims: dict[int, queue.Claimed]
+    ) -> None:
+        """Skip what the check refused, give the rest to the pool."""
+        self.outcomes.skipped.update(gate.skip)
+        for row in gate.send:
+            recipient = Recipient(
+                row["id"], row["subscriber_id"], row["public_id"], row["email"], row["name"]
+            )
+            # What recording a failure needs: the claim, and whom the check found.
+            self._handed[recipient.delivery_id] = (
+                claims[recipient.delivery_id],
+                recipient.subscriber_id,
+            )
+            await self.smtp.submit(self._job(message, recipient))
+
+    def _record_sent(self, job: Job, _reply: Reply) -> None:
+        self._handed.pop(job.key, None)
+        self.outcomes.sent.append(job.key)
+        self.sent_total += 1
+        self._kick_flush()
+
+    def _record_failed(self, job: Job, exc: SendError) -> None:
+        claimed, subscriber_id = self._handed.pop(job.key)
+        self.outcomes.errors.append(
+            queue.Failure(claimed.id, subscriber_id, claimed.attempts, claimed.deferrals, exc)
+        )
+        self._kick_flush()
+
+    def _record_released(self, job: Job) -> None:
+        self._handed.pop(job.key, None)
+        self.outcomes.released.append(job.key)
+        self._kick_flush()
+
+    async def _raise_failed_write(self) -> None:
+        """A failed background write of outcomes ends the round (rows come back by lease)."""
+        flushing = self._flushing
+        if (
+            flushing is not None
+            and flushing.done()
+            and not flushing.cancelled()
+            and flushing.exception() is not None
+        ):
+            await flushing
+
+    def _job(self, message: IssueMessage, recipient: Recipient) -> Job:
         tokens = self.tokens
 
         def render(eight_bit: bool) -> tuple[bytes, bool]:
@@ -588,9 +613,9 @@ class Worker:
             sender=message.envelope_sender(recipient.delivery_id),
             recipient=recipient.email,
             render=render,
-            on_sent=sent,
-            on_error=failed,
-            on_released=released,
+            on_sent=self._record_sent,
+            on_error=self._record_failed,
+            on_released=self._record_released,
         )
 
 
