@@ -1,4 +1,4 @@
--- Bulk delivery: claiming, send-time checks, outcomes, lease recovery.
+-- Bulk delivery: claiming, send-time checks, outcomes (leases: workers.sql).
 
 -- name: sending_issue_ids
 -- Issues workers should be sending, oldest first. Tiny: a handful of rows.
@@ -13,7 +13,8 @@ SELECT id, status, subject, rendered_html, rendered_text FROM issues WHERE id = 
 -- next_attempt_at, id) WHERE status = 'queued', so this reads exactly the
 -- rows it claims; SKIP LOCKED lets workers claim side by side without
 -- waiting on each other. Expired leases are put back by
--- requeue_expired_deliveries, which keeps this scan index-only on one state.
+-- requeue_expired_deliveries (workers.sql), which keeps this scan
+-- index-only on one state.
 WITH due AS (
     SELECT id FROM deliveries
     WHERE issue_id = $2 AND status = 'queued' AND next_attempt_at <= now()
@@ -27,7 +28,7 @@ SET status = 'sending', worker = $1, lease_until = now() + make_interval(secs =>
     attempts = d.attempts + 1
 FROM due
 WHERE d.id = due.id
-RETURNING d.id, d.subscriber_id, d.attempts;
+RETURNING d.id, d.subscriber_id, d.attempts, d.deferrals;
 
 -- name: delivery_gate
 -- The send-time check, once per small chunk just before the chunk is handed
@@ -52,31 +53,32 @@ SET status = 'sent', sent_at = now(), lease_until = NULL, smtp_code = 250, last_
 WHERE id = ANY($1::bigint[]) AND status IN ('sending', 'queued');
 
 -- name: delivery_retry
--- A 4xx: back to the queue after $2 seconds; the attempt stays counted.
+-- A 4xx: back to the queue after $2 seconds (failures.backoff on the
+-- attempt count); the attempt stays counted.
 UPDATE deliveries
 SET status = 'queued', lease_until = NULL, worker = NULL, reason = 'temporary_refusal',
     next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4
 WHERE id = $1 AND status = 'sending';
 
 -- name: delivery_defer
--- Server trouble (connection lost, 421, relay refusing us): the attempt does
--- not count, it is not the recipient's doing. Exponential backoff with
--- jitter on the deferral count: $2 s, 2 x $2 ... capped at $5 s. Still in
--- trouble $6 s after the issue started (its snapshot made this row), the
--- delivery is failed -- not a bounce, the subscriber is untouched -- so the
--- issue can finish. Either way the reason is 'server_trouble' (a failed one
--- may be resent; its age then counts from requeued_at). RETURNING says which
--- of the two it was.
+-- Server trouble (connection lost, relay refusing us) or push-back (421,
+-- 4.7.x: the relay asks us to slow down): the attempt does not count, it is
+-- not the recipient's doing. Due again in $2 s: failures.backoff on the
+-- deferral count for server trouble, 0 for a push-back (the global rate
+-- limit slows us down, not a pause on this row). $6 deferrals are added: 1
+-- for server trouble, 0 for a push-back. Still waiting $5 s after the issue
+-- started (its snapshot made this row), the delivery is failed -- not a
+-- bounce, the subscriber is untouched -- so the issue can finish. Either way
+-- the reason is 'server_trouble' (a failed one may be resent; its age then
+-- counts from requeued_at). RETURNING says which of the two it was.
 UPDATE deliveries
-SET status = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $6)
+SET status = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $5)
                   THEN 'failed' ELSE 'queued' END,
     reason = 'server_trouble',
     lease_until = NULL, worker = NULL, attempts = greatest(attempts - 1, 0),
-    deferrals = deferrals + 1,
-    next_attempt_at = now() + make_interval(
-        secs => least($5::float8, $2::float8 * power(2.0, least(deferrals, 30)))
-                 * (0.5 + random() / 2)),
-    last_error = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $6)
+    deferrals = deferrals + $6::int,
+    next_attempt_at = now() + make_interval(secs => $2),
+    last_error = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $5)
                       THEN 'gave up, server trouble past the maximum age: ' || $3::text
                       ELSE $3::text END,
     smtp_code = $4
@@ -110,39 +112,6 @@ SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'qu
     lease_until = NULL, worker = NULL, attempts = greatest(d.attempts - 1, 0)
 FROM issues i
 WHERE d.id = ANY($1::bigint[]) AND d.status = 'sending' AND i.id = d.issue_id;
-
--- name: requeue_expired_deliveries
--- A worker died (SIGKILL, lost host): its leases ran out. Served by the
--- partial index deliveries_leased. The attempt stays counted: the message
--- may have been handed to SMTP just before the crash.
--- Rows of a cancelled issue (or resend round) become final ('skipped') instead.
-UPDATE deliveries d
-SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'queued' END,
-    last_error = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'issue cancelled'
-                      ELSE d.last_error END,
-    reason = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'cancelled' ELSE d.reason END,
-    lease_until = NULL, worker = NULL, next_attempt_at = now()
-FROM issues i
-WHERE d.status = 'sending' AND d.lease_until < now() AND i.id = d.issue_id;
-
--- name: requeue_own_deliveries
--- After a failed round (the database went away mid-batch) the worker gives
--- back every row it still has marked as its own: the heartbeat would otherwise
--- keep extending their leases for ever. Like lease expiry, the attempt stays
--- counted: a message may have reached SMTP just before the failure.
-UPDATE deliveries d
-SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'queued' END,
-    last_error = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'issue cancelled'
-                      ELSE d.last_error END,
-    reason = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'cancelled' ELSE d.reason END,
-    lease_until = NULL, worker = NULL, next_attempt_at = now()
-FROM issues i
-WHERE d.status = 'sending' AND d.worker = $1 AND i.id = d.issue_id;
-
--- name: extend_delivery_leases
--- Heartbeat: a live worker keeps what it holds however slow the rate limit.
-UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
-WHERE status = 'sending' AND worker = $1;
 
 -- name: finish_issue
 -- 'sent' only when every delivery is final; the (issue_id, status) index
