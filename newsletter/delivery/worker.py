@@ -58,6 +58,7 @@ MESSAGE_MAX_AGE = 600.0  # rebuild an issue's message (fresh Date) after this
 OUTBOX_DEFER_SECONDS = 10.0
 OUTBOX_DEFER_CAP_SECONDS = 300.0
 SMTP_POLICY = policy.SMTP
+RELAY_REPORT_SECONDS = 5.0
 
 
 def default_worker_id() -> str:
@@ -89,16 +90,19 @@ class Worker:
     def __post_init__(self) -> None:
         self.tokens = Tokens(self.settings.secret_key, self.settings.confirm_max_age_seconds)
         self.mail_context = MailContext(self.settings, self.tokens)
+        # RATE_PER_SECOND and SMTP_CONNECTIONS are ceilings: the limiter learns
+        # the rate the relays take, the pool the connections (ratelimit.py, relays.py).
+        self.limiter = RateLimiter(
+            self.database, self.settings.rate_per_second, self.settings.rate_per_hour
+        )
         self.smtp = SmtpPool(
-            self.settings.smtp,
+            self.settings.smtp_relays,
             self.settings.smtp_connections,
             stop=self.stop,
             backoff_base=self.reconnect_base_seconds,
             # One checked chunk may wait while the next is being checked.
             queue_size=CHUNK,
-        )
-        self.limiter = RateLimiter(
-            self.database, self.settings.rate_per_second, self.settings.rate_per_hour
+            pace=self.limiter,
         )
         self.envelope_from = (
             self.settings.bounce_address or parseaddr(self.settings.from_address)[1]
@@ -119,6 +123,7 @@ class Worker:
         self.flush_every = max(1, min(queue.FLUSH_EVERY, self.settings.batch_size // 4))
         self.periodic: list[PeriodicJob] = [
             PeriodicJob("heartbeat", self.lease_seconds / 4, self.heartbeat),
+            PeriodicJob("report relays", RELAY_REPORT_SECONDS, self.report_relays),
             PeriodicJob("requeue expired leases", self.lease_seconds / 2, self.requeue_expired),
             PeriodicJob("prune dead workers", 300.0, self.prune_dead_workers),
             PeriodicJob("start scheduled issues", 5.0, self.start_due_issues),
@@ -176,6 +181,8 @@ class Worker:
                 await periodic
             await self.smtp.close()
             with contextlib.suppress(Exception):
+                await self.report_relays()
+            with contextlib.suppress(Exception):
                 await self.database.execute("worker_unregister", self.worker_id)
             log.info("worker %s stopped after sending %s", self.worker_id, self.sent_total)
 
@@ -203,6 +210,10 @@ class Worker:
                     except Exception:
                         log.exception("periodic job %r failed", job.name)
             await asyncio.sleep(min(1.0, min(j.interval for j in self.periodic) / 2))
+
+    async def report_relays(self) -> None:
+        """Each relay's counts since the last report, added up in PostgreSQL for the stats."""
+        await self.database.execute("relay_report", self.smtp.relays.report())
 
     async def heartbeat(self) -> None:
         await self.database.execute("worker_heartbeat", self.worker_id, self.current_issue_id)
