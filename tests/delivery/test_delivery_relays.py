@@ -10,6 +10,7 @@ counts, never timings."""
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import threading
 import time
@@ -29,6 +30,7 @@ from newsletter.delivery.ratelimit import RateLimiter
 from newsletter.ops import metrics
 from newsletter.ops.status_view import run_status
 from tests.conftest import SmtpServer, bearer, free_port, make_settings
+from tests.support.console import login, make_user
 from tests.support.delivery import (
     TimedHandler,
     add_subscribers,
@@ -222,6 +224,15 @@ async def test_too_much_mail_lowers_the_shared_rate_and_everyone_gets_it(
         in (exposition)
     )
     assert "newsletter_global_rate_lowered 1.0" in exposition
+
+    # ... on the console's ops page ...
+    ops = await make_user(db, "ops")
+    await login(client, ops.email)
+    page = html.unescape((await client.get("/admin/ops")).text)
+    assert "메일 서버와 발송 속도" in page
+    assert "메일 서버가 속도를 늦추라고 해서 낮춤" in page
+    assert "relay pushed back: 450 4.7.1 Error: too much mail" in page
+    assert f'data-relay="127.0.0.1:{relay.port}" data-state="closed"' in page
 
     # ... and in `newsletter status`.
     out = io.StringIO()
