@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,7 +125,7 @@ class Relays:
         ]
         self.changed = asyncio.Event()  # budget or circuit changed: parked slots look again
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Relay]:
         return iter(self.relays)
 
     @property
@@ -257,3 +258,11 @@ class Relays:
             relay.sent = relay.pushed_back = relay.refused = 0
             relay.last_error = None
         return rows
+
+    def unreported(self, rows: list[dict[str, Any]]) -> None:
+        """A report that could not be written: its counts go with the next one."""
+        for relay, row in zip(self.relays, rows, strict=True):
+            relay.sent += row["sent"]
+            relay.pushed_back += row["pushed_back"]
+            relay.refused += row["refused"]
+            relay.last_error = relay.last_error or row["last_error"]

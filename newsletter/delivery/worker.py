@@ -219,7 +219,12 @@ class Worker:
 
     async def report_relays(self) -> None:
         """Each relay's counts since the last report, added up in PostgreSQL for the stats."""
-        await self.database.execute("relay_report", self.smtp.relays.report())
+        rows = self.smtp.relays.report()
+        try:
+            await self.database.execute("relay_report", rows)
+        except BaseException:
+            self.smtp.relays.unreported(rows)
+            raise
 
     async def heartbeat(self) -> None:
         await self.database.execute("worker_heartbeat", self.worker_id, self.current_issue_id)
