@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--lease-seconds",
         type=float,
         default=60.0,
-        help="how long claimed mail stays ours without a heartbeat; a killed "
-        "worker's mail is taken over after this (60)",
+        help="how long claimed mail stays ours without a heartbeat (60); a killed "
+        "worker's mail is taken over within seconds, the lease is for a worker "
+        "cut off from the database",
     )
     bounce = sub.add_parser(
         "bounces", help="apply bounce messages (DSNs) from an mbox file or a Maildir"

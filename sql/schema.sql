@@ -654,7 +654,8 @@ CREATE TABLE public.workers (
     pid integer NOT NULL,
     started_at timestamp with time zone DEFAULT now() NOT NULL,
     last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
-    current_issue_id bigint
+    current_issue_id bigint,
+    lock_key integer
 );
 
 --

@@ -130,8 +130,10 @@ QueryName = Literal[
     "rehash_user_password",
     "relay_health",
     "relay_report",
+    "release_worker_lock",
     "remember_departed",
     "requeue_expired_deliveries",
+    "requeue_expired_outbox",
     "requeue_for_resend",
     "requeue_own_deliveries",
     "requeue_own_outbox",
@@ -189,6 +191,7 @@ QueryName = Literal[
     "suppress_hash_keep",
     "suppress_subscriber",
     "take_rate_tokens",
+    "take_worker_lock",
     "touch_session",
     "touch_user_login",
     "try_lock_issue_numbers",
@@ -204,6 +207,7 @@ QueryName = Literal[
     "user_by_id",
     "user_by_oidc_subject",
     "worker_heartbeat",
+    "worker_lock_retaken",
     "worker_register",
     "worker_unregister",
 ]
@@ -332,8 +336,10 @@ class NamedQueries:
     rehash_user_password: str
     relay_health: str
     relay_report: str
+    release_worker_lock: str
     remember_departed: str
     requeue_expired_deliveries: str
+    requeue_expired_outbox: str
     requeue_for_resend: str
     requeue_own_deliveries: str
     requeue_own_outbox: str
@@ -391,6 +397,7 @@ class NamedQueries:
     suppress_hash_keep: str
     suppress_subscriber: str
     take_rate_tokens: str
+    take_worker_lock: str
     touch_session: str
     touch_user_login: str
     try_lock_issue_numbers: str
@@ -406,5 +413,6 @@ class NamedQueries:
     user_by_id: str
     user_by_oidc_subject: str
     worker_heartbeat: str
+    worker_lock_retaken: str
     worker_register: str
     worker_unregister: str

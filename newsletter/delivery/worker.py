@@ -12,9 +12,11 @@ active), hand it to the SMTP pool. Pause, cancel, unsubscribe and erase
 therefore take effect for every message not yet handed over. A stop request
 (SIGTERM) lets the messages in flight finish and gives the rest of the batch back.
 
-Periodic jobs run beside the loop (:attr:`Worker.periodic`): the heartbeat
-that keeps our leases alive, putting back the rows of dead workers, and
-whatever other modules register (e.g. starting scheduled issues).
+Periodic jobs run beside the loop (:attr:`Worker.periodic`), each in its own
+task: the heartbeat that keeps our leases alive, the liveness lock that tells
+other workers we are alive (delivery/liveness.py), putting back the rows of
+dead workers about once a second, and whatever other modules register (e.g.
+starting scheduled issues).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from newsletter.delivery import claim as queue
 from newsletter.delivery import failures
 from newsletter.delivery.dkim import signer_for
 from newsletter.delivery.failures import Verdict
+from newsletter.delivery.liveness import Liveness
 from newsletter.delivery.message import IssueMessage, Recipient, dot_stuff
 from newsletter.delivery.pool import Job, SmtpPool
 from newsletter.delivery.ratelimit import RateLimiter
@@ -51,6 +54,10 @@ from newsletter.ops import metrics
 log = logging.getLogger("newsletter.worker")
 
 LEASE_SECONDS = 60.0
+# How often each worker looks for rows of dead workers (a cheap statement per
+# queue) and checks its own liveness lock: a killed worker's mail is sent again
+# within about this, plus a claim.
+RECOVERY_SECONDS = 1.0
 IDLE_POLL_SECONDS = 0.5
 CHUNK = 64  # messages per rate-limit take and send-time check
 KEEP_GOING_SECONDS = 1.0  # claim batch after batch of one issue for this long
@@ -61,6 +68,11 @@ OUTBOX_DEFER_SECONDS = 10.0
 OUTBOX_DEFER_CAP_SECONDS = 300.0
 SMTP_POLICY = policy.SMTP
 RELAY_REPORT_SECONDS = 5.0
+
+
+# A prepared chunk: its delivery ids and the send-time check's answer (None:
+# asked to stop while waiting for tokens).
+Prepared = tuple[list[int], queue.Gate | None]
 
 
 def default_worker_id() -> str:
@@ -121,16 +133,24 @@ class Worker:
             max_age=float(self.settings.confirm_max_age_seconds),
         )
         self.signer = signer_for(self.settings)
+        self.liveness = Liveness(self.settings.database_url)
         self.current_issue_id: int | None = None
         self.sent_total = 0
         self._messages: dict[int, tuple[float, IssueMessage]] = {}
         self._link_task: asyncio.Task[None] | None = None
         self._flushing: asyncio.Task[None] | None = None  # outcomes being written
+        # Deliveries handed to the pool, until it reports them: (claim, subscriber id).
+        self._handed: dict[int, tuple[queue.Claimed, int | None]] = {}
         self.flush_every = max(1, min(queue.FLUSH_EVERY, self.settings.batch_size // 4))
         self.periodic: list[PeriodicJob] = [
             PeriodicJob("heartbeat", self.lease_seconds / 4, self.heartbeat),
             PeriodicJob("report relays", RELAY_REPORT_SECONDS, self.report_relays),
-            PeriodicJob("requeue expired leases", self.lease_seconds / 2, self.requeue_expired),
+            PeriodicJob("keep the liveness lock", RECOVERY_SECONDS, self.keep_liveness),
+            PeriodicJob(
+                "put back rows of dead workers",
+                min(RECOVERY_SECONDS, self.lease_seconds / 2),
+                self.requeue_expired,
+            ),
             PeriodicJob("prune dead workers", 300.0, self.prune_dead_workers),
             PeriodicJob("start scheduled issues", 5.0, self.start_due_issues),
             # Signup-limit hits older than a day count for nothing (and name IPs).
@@ -154,12 +174,25 @@ class Worker:
         if stop is not None and stop is not self.stop:
             self._link(stop)
         host, _, pid = self.worker_id.rpartition(":")
+        lock_key = await self.liveness.take()
         await self.database.execute(
             "worker_register",
             self.worker_id,
             host or socket.gethostname(),
             int(pid) if pid.isdigit() else os.getpid(),
+            lock_key,
         )
+        # Rows marked with our id now were left by a predecessor with the same
+        # id (a restarted container: same host, same pid) that died holding them.
+        deliveries = await self.database.execute("requeue_own_deliveries", self.worker_id)
+        mails = await self.database.execute("requeue_own_outbox", self.worker_id)
+        if deliveries != "UPDATE 0" or mails != "UPDATE 0":
+            log.warning(
+                "put back what a previous %s held: %s / outbox %s",
+                self.worker_id,
+                deliveries,
+                mails,
+            )
         log.info("worker %s started", self.worker_id)
         periodic = asyncio.create_task(self._run_periodic(), name="periodic")
         failures = 0
@@ -190,6 +223,7 @@ class Worker:
                 await self.report_relays()
             with contextlib.suppress(Exception):
                 await self.database.execute("worker_unregister", self.worker_id)
+            await self.liveness.release()
             log.info("worker %s stopped after sending %s", self.worker_id, self.sent_total)
 
     def _link(self, outer: asyncio.Event) -> None:
@@ -206,16 +240,26 @@ class Worker:
             await asyncio.wait_for(self.stop.wait(), seconds)
 
     async def _run_periodic(self) -> None:
+        """Each job in its own task: a long daily job never delays putting back a dead
+        worker's rows."""
+        tasks = [asyncio.create_task(self._repeat(job), name=job.name) for job in self.periodic]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _repeat(self, job: PeriodicJob) -> None:
         while True:
-            now = time.monotonic()
-            for job in self.periodic:
-                if now >= job.next_at:
-                    job.next_at = now + job.interval
-                    try:
-                        await job.run()
-                    except Exception:
-                        log.exception("periodic job %r failed", job.name)
-            await asyncio.sleep(min(1.0, min(j.interval for j in self.periodic) / 2))
+            delay = job.next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            job.next_at = time.monotonic() + job.interval
+            try:
+                await job.run()
+            except Exception:
+                log.exception("periodic job %r failed", job.name)
 
     async def report_relays(self) -> None:
         """Each relay's counts since the last report, added up in PostgreSQL for the stats."""
@@ -238,10 +282,20 @@ class Worker:
         mails = await self.database.execute("requeue_own_outbox", self.worker_id)
         log.warning("after a failed round, gave back %s / outbox %s", deliveries, mails)
 
+    async def keep_liveness(self) -> None:
+        key = await self.liveness.keep()
+        if key is not None:
+            await self.database.execute("worker_lock_retaken", self.worker_id, key)
+            log.warning("liveness lock taken again (key %s)", key)
+
     async def requeue_expired(self) -> None:
-        status = await self.database.execute("requeue_expired_deliveries")
-        if status != "UPDATE 0":
-            log.warning("put back deliveries of a dead worker: %s", status)
+        """Put back what dead workers held, in both queues: one job, one rule."""
+        deliveries = await self.database.execute("requeue_expired_deliveries", self.worker_id)
+        mails = await self.database.execute("requeue_expired_outbox", self.worker_id)
+        if deliveries != "UPDATE 0" or mails != "UPDATE 0":
+            log.warning(
+                "put back rows of a dead worker: deliveries %s / outbox %s", deliveries, mails
+            )
 
     async def start_due_issues(self) -> None:
         """The scheduler: any worker may start a due issue; issues.py makes it once only."""
@@ -445,47 +499,34 @@ class Worker:
         self._messages[issue_id] = (time.monotonic(), message)
         return message
 
+    # A batch goes out chunk by chunk, in four steps: take rate tokens
+    # (_take_tokens), check the chunk (_check_chunk), hand what passed to
+    # the pool (_hand_over), record each outcome as the pool reports it
+    # (_record_sent / _record_failed / _record_released, written in groups
+    # by _kick_flush).
+
     async def _send_batch(self, issue_id: int, claimed: list[queue.Claimed]) -> bool:
         """Hand a claimed batch to the pool; True if all of it went (none given back).
 
         Returns once the last message is queued, not sent: the caller settles
         (:meth:`_settle`) before it looks at the issue's state.
+
+        Round trips to PostgreSQL are commits or wait for a busy server, and
+        would leave the SMTP connections idle while they run. So when the
+        bucket's burst holds two chunks (high rates: taking a chunk's tokens
+        early stays within the burst the bucket allows anyway) the next chunk
+        is prepared -- tokens taken, send-time check done -- while this one is
+        queued; it is still checked before any of it goes to SMTP.
         """
-        outcomes = self.outcomes
-        by_id = {c.id: c for c in claimed}
         pending = [c.id for c in claimed]
         message = await self._message_for(issue_id)
         if message is None:
-            outcomes.released.extend(pending)
+            self.outcomes.released.extend(pending)
             return False
-
-        def sent(job: Job, _reply: Reply) -> None:
-            outcomes.sent.append(job.key)
-            self.sent_total += 1
-            self._kick_flush()
-
-        def failed(job: Job, exc: SendError) -> None:
-            row = by_id[job.key]
-            outcomes.errors.append(
-                queue.Failure(row.id, subscribers.get(row.id), row.attempts, row.deferrals, exc)
-            )
-            self._kick_flush()
-
-        def released(job: Job) -> None:
-            outcomes.released.append(job.key)
-            self._kick_flush()
-
-        subscribers: dict[int, int] = {}
-        # Round trips to PostgreSQL are commits or wait for a busy server, and
-        # would leave the SMTP connections idle while they run. So when the
-        # bucket's burst holds two chunks (high rates: taking a chunk's tokens
-        # early stays within the burst the bucket allows anyway) the next
-        # chunk is prepared -- tokens taken, send-time check done -- while this
-        # one is queued; it is still checked before any of it goes to SMTP.
-        # Outcomes are written in the background, one write at a time.
+        claims = {c.id: c for c in claimed}
         ahead = self.limiter.capacity >= 2 * CHUNK
-        position = 0  # claimed[:position] were handed to the pool or skipped
-        upcoming: asyncio.Task[tuple[list[int], queue.Gate | None]] | None = None
+        position = 0  # pending[:position] were handed to the pool or skipped
+        upcoming: asyncio.Task[Prepared] | None = None
         try:
             while position < len(pending) and not self.stop.is_set():
                 if upcoming is None:
@@ -500,51 +541,82 @@ class Worker:
                 position += len(chunk)
                 if ahead and position < len(pending):
                     upcoming = self._prepare(issue_id, pending[position:])
-                outcomes.skipped.update(gate.skip)
-                for row in gate.send:
-                    recipient = Recipient(
-                        row["id"], row["subscriber_id"], row["public_id"], row["email"], row["name"]
-                    )
-                    subscribers[row["id"]] = row["subscriber_id"]
-                    await self.smtp.submit(self._job(message, recipient, sent, failed, released))
-                flushing = self._flushing
-                if (
-                    flushing is not None
-                    and flushing.done()
-                    and not flushing.cancelled()
-                    and flushing.exception() is not None
-                ):
-                    await flushing  # a failed write ends the round (rows come back by lease)
+                await self._hand_over(message, gate, claims)
+                await self._raise_failed_write()
         finally:
             if upcoming is not None:  # prepared but not handed over: back to the queue
                 upcoming.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await upcoming
-            outcomes.released.extend(pending[position:])
+            self.outcomes.released.extend(pending[position:])
         return position == len(pending)
 
-    def _prepare(
-        self, issue_id: int, pending: list[int]
-    ) -> asyncio.Task[tuple[list[int], queue.Gate | None]]:
-        """The next chunk: rate tokens for it, then its send-time check."""
+    def _prepare(self, issue_id: int, pending: list[int]) -> asyncio.Task[Prepared]:
+        """The next chunk of ``pending``, in the background: its tokens, then its check."""
 
-        async def prepare() -> tuple[list[int], queue.Gate | None]:
-            granted = await self.limiter.take(min(len(pending), CHUNK), self.stop)
+        async def prepare() -> Prepared:
+            granted = await self._take_tokens(len(pending))
             if not granted:
                 return [], None
             chunk = pending[:granted]
-            return chunk, await queue.check(self.database, issue_id, chunk, self.worker_id)
+            return chunk, await self._check_chunk(issue_id, chunk)
 
         return asyncio.create_task(prepare())
 
-    def _job(
-        self,
-        message: IssueMessage,
-        recipient: Recipient,
-        sent: Callable[[Job, Reply], None],
-        failed: Callable[[Job, SendError], None],
-        released: Callable[[Job], None],
-    ) -> Job:
+    async def _take_tokens(self, wanted: int) -> int:
+        """Up to a chunk's worth from the global rate limit; 0 if asked to stop meanwhile."""
+        return await self.limiter.take(min(wanted, CHUNK), self.stop)
+
+    async def _check_chunk(self, issue_id: int, chunk: list[int]) -> queue.Gate:
+        """The send-time check: issue still sending, subscribers still active, rows still ours."""
+        return await queue.check(self.database, issue_id, chunk, self.worker_id)
+
+    async def _hand_over(
+        self, message: IssueMessage, gate: queue.Gate, claims: dict[int, queue.Claimed]
+    ) -> None:
+        """Skip what the check refused, give the rest to the pool."""
+        self.outcomes.skipped.update(gate.skip)
+        for row in gate.send:
+            recipient = Recipient(
+                row["id"], row["subscriber_id"], row["public_id"], row["email"], row["name"]
+            )
+            # What recording a failure needs: the claim, and whom the check found.
+            self._handed[recipient.delivery_id] = (
+                claims[recipient.delivery_id],
+                recipient.subscriber_id,
+            )
+            await self.smtp.submit(self._job(message, recipient))
+
+    def _record_sent(self, job: Job, _reply: Reply) -> None:
+        self._handed.pop(job.key, None)
+        self.outcomes.sent.append(job.key)
+        self.sent_total += 1
+        self._kick_flush()
+
+    def _record_failed(self, job: Job, exc: SendError) -> None:
+        claimed, subscriber_id = self._handed.pop(job.key)
+        self.outcomes.errors.append(
+            queue.Failure(claimed.id, subscriber_id, claimed.attempts, claimed.deferrals, exc)
+        )
+        self._kick_flush()
+
+    def _record_released(self, job: Job) -> None:
+        self._handed.pop(job.key, None)
+        self.outcomes.released.append(job.key)
+        self._kick_flush()
+
+    async def _raise_failed_write(self) -> None:
+        """A failed background write of outcomes ends the round (rows come back by lease)."""
+        flushing = self._flushing
+        if (
+            flushing is not None
+            and flushing.done()
+            and not flushing.cancelled()
+            and flushing.exception() is not None
+        ):
+            await flushing
+
+    def _job(self, message: IssueMessage, recipient: Recipient) -> Job:
         tokens = self.tokens
 
         def render(eight_bit: bool) -> tuple[bytes, bool]:
@@ -557,9 +629,9 @@ class Worker:
             sender=message.envelope_sender(recipient.delivery_id),
             recipient=recipient.email,
             render=render,
-            on_sent=sent,
-            on_error=failed,
-            on_released=released,
+            on_sent=self._record_sent,
+            on_error=self._record_failed,
+            on_released=self._record_released,
         )
 
 

@@ -36,7 +36,7 @@ async def test_cancel_while_a_worker_holds_a_batch(db: Database, settings: Setti
     # The live worker finds the issue cancelled at its send-time check and hands
     # its rows back; the dead worker's lease runs out and any worker sweeps it.
     await db.execute("deliveries_release", held)
-    await db.execute("requeue_expired_deliveries")
+    await db.execute("requeue_expired_deliveries", "test:sweeper")
     # Every row is final: nothing shows as queued or in flight on a cancelled issue.
     assert await status_counts(db, issue_id) == {"skipped": 60}
     assert len(expired) == 10

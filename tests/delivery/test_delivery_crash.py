@@ -1,17 +1,24 @@
-"""Worker processes dying: SIGKILL (lease expiry hands the rest to another
-worker) and SIGTERM (graceful: in-flight finishes, the rest is given back)."""
+"""Worker processes dying: SIGKILL (the dead worker's liveness lock is free at
+once, so another worker takes over long before the lease runs out; lease
+expiry for what the lock cannot tell), SIGTERM (graceful: in-flight finishes,
+the rest is given back), and a worker that loses its liveness lock's
+connection but lives on."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import sys
 
 from newsletter.core.db import Database
+from newsletter.mail import outbox
 from tests.conftest import ROOT, TEST_SECRET_KEY, SmtpServer, make_settings
 from tests.support.delivery import (
     add_subscribers,
+    address,
+    assert_each_got_one,
     fast_worker,
     handler_of,
     running,
@@ -41,14 +48,14 @@ def worker_env(database_url: str, server: SmtpServer, **extra: str) -> dict[str,
     return env
 
 
-async def spawn_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
+async def spawn_worker(env: dict[str, str], lease_seconds: float = 2) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "newsletter",
         "worker",
         "--lease-seconds",
-        "2",
+        str(lease_seconds),
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
@@ -111,3 +118,97 @@ async def test_sigterm_lets_in_flight_mail_finish_and_gives_the_rest_back(
     async with running(fast_worker(settings, db, "next")):
         await wait_for_status(db, issue_id, "sent", timeout=60)
     assert set(handler_of(timed_smtp).counts().values()) == {1}
+
+
+async def test_expired_leases_of_both_queues_come_back_through_one_job(
+    database_url: str, db: Database, timed_smtp: SmtpServer
+) -> None:
+    settings = make_settings(database_url, timed_smtp.target)
+    await add_subscribers(db, 5)
+    issue_id = await start_issue(db, settings)
+    async with db.transaction() as conn:
+        await outbox.enqueue(conn, "confirm", address(1), {"subscriber_id": 1}, subscriber_id=1)
+    # A worker died holding all of it; its leases ran out a second ago.
+    for table in ("deliveries", "outbox"):
+        await db.pool.execute(
+            f"UPDATE {table} SET status = 'sending', worker = 'gone:1', attempts = 1,"  # noqa: S608
+            " lease_until = now() - interval '1 second'"
+        )
+    worker = fast_worker(settings, db, "sweeper")
+    await worker.requeue_expired()
+    assert await status_counts(db, issue_id) == {"queued": 5}
+    assert await db.pool.fetchval("SELECT status FROM outbox") == "queued"
+
+    async with running(worker):
+        await wait_for_status(db, issue_id, "sent", timeout=30)
+    assert await db.pool.fetchval("SELECT status FROM outbox") == "sent"
+    assert len(timed_smtp.handler.to(address(1))) == 2  # the confirmation and the issue
+
+
+async def test_sigkilled_worker_mail_is_taken_over_long_before_its_lease_runs_out(
+    database_url: str, db: Database, timed_smtp: SmtpServer
+) -> None:
+    settings = make_settings(database_url, timed_smtp.target, rate_per_second=200.0)
+    await add_subscribers(db, 400)
+    issue_id = await start_issue(db, settings)
+    env = worker_env(
+        database_url, timed_smtp, NEWSLETTER_RATE_PER_SECOND="200", NEWSLETTER_BATCH_SIZE="100"
+    )
+    process = await spawn_worker(env, lease_seconds=60)
+    dead = f"{socket.gethostname()}:{process.pid}"
+    try:
+        await wait_for_messages(timed_smtp, 60)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    held = await db.pool.fetchrow(
+        "SELECT count(*) AS n, min(lease_until) AS until FROM deliveries"
+        " WHERE status = 'sending' AND worker = $1",
+        dead,
+    )
+    assert held is not None and held["n"] > 0, "the worker held nothing when it died"
+
+    async with running(fast_worker(settings, db, "survivor", lease_seconds=60.0)):
+        await wait_for_status(db, issue_id, "sent", timeout=60)
+        # Everything went out while the dead worker's leases were still running.
+        assert await db.pool.fetchval("SELECT now() < $1", held["until"])
+
+    counts = handler_of(timed_smtp).counts()
+    assert len(counts) == 400, "somebody was skipped"
+    duplicates = sum(n - 1 for n in counts.values())
+    assert duplicates <= 25, f"{duplicates} duplicates, more than one flush group"
+    assert await status_counts(db, issue_id) == {"sent": 400}
+
+
+async def test_worker_that_loses_its_lock_connection_takes_the_lock_again(
+    database_url: str, db: Database, timed_smtp: SmtpServer
+) -> None:
+    settings = make_settings(database_url, timed_smtp.target, rate_per_second=100.0)
+    await add_subscribers(db, 300)
+    issue_id = await start_issue(db, settings)
+    worker = fast_worker(settings, db, "one", lease_seconds=60.0)
+    handler = handler_of(timed_smtp)
+    async with running(worker):
+        await wait_for_messages(timed_smtp, 30)
+        lost = worker.liveness.backend_pid
+        assert lost is not None
+        # The database ends that session (as a restart or an idle-connection killer would).
+        assert await db.pool.fetchval("SELECT pg_terminate_backend($1)", lost)
+        async with asyncio.timeout(20):
+            while worker.liveness.backend_pid in (None, lost):
+                await asyncio.sleep(0.05)
+        # The lock stands again and the workers row names its key, so other
+        # workers see this one alive.
+        key = await db.pool.fetchval(
+            "SELECT lock_key FROM workers WHERE worker_id = $1", worker.worker_id
+        )
+        holder = await db.pool.fetchval(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = 1852602219 AND objid = $1::int::oid AND objsubid = 2",
+            key,
+        )
+        assert holder == worker.liveness.backend_pid
+        assert len(handler.messages) < 300, "finished before the lock came back"
+        await wait_for_status(db, issue_id, "sent", timeout=60)
+    # It never took its own rows back meanwhile: nobody got a second copy.
+    assert_each_got_one(handler, 300)
