@@ -28,8 +28,9 @@ What happens to a message the relay did not take:
   other workers hold its connections); after that they go back at once
   through ``on_error`` as server trouble (deferred, no attempt counted), so a long
   outage costs neither attempts nor a connect per message. A connection
-  idle for :data:`IDLE_SECONDS` is closed, so the relay's connections go to
-  the workers that have mail;
+  idle for :data:`IDLE_SECONDS` is closed (the last one after
+  :data:`LAST_IDLE_SECONDS`), so the relay's connections go to the workers
+  that have mail;
 - our connection is over the relay's budget while others still deliver: the
   job goes back on the pool's queue for them, and this connection waits
   until the budget grows;
@@ -66,7 +67,8 @@ log = logging.getLogger("newsletter.pool")
 
 INLINE_RETRIES = 5  # reconnect attempts per job before it goes back to the queue
 REFUSAL_LOG_SECONDS = 60.0  # a refusing relay is logged as an error this often, not per try
-IDLE_SECONDS = 1.0  # an idle connection is closed after this
+IDLE_SECONDS = 1.0  # an idle connection is closed after this ...
+LAST_IDLE_SECONDS = 30.0  # ... the pool's last one after this
 HOLD_BACKOFFS = 10  # without any connection this many backoffs, jobs go back instead of waiting
 FULL_HOLDS = 6  # ... times this when the relay is only full (too many connections)
 
@@ -188,8 +190,10 @@ class SmtpPool:
         so the relay's connections go to the workers that have mail."""
         conn = self.connections[slot]
         if conn.connected:
+            # The last connection stays longer: the next batch needs no connect.
+            idle = IDLE_SECONDS if self._live() > 1 else LAST_IDLE_SECONDS
             with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(self.queue.get(), IDLE_SECONDS)
+                return await asyncio.wait_for(self.queue.get(), idle)
             await conn.close()
             self._live()
         return await self.queue.get()
@@ -298,6 +302,11 @@ class SmtpPool:
                 self.relays.message_pushed_back(relay, str(exc))
                 self.pace.pushed_back(str(exc))
                 job.on_error(job, exc)
+                # This connection rests before its next message: while the relay
+                # keeps refusing, each connection asks about once a pause, not at
+                # the full rate (a relay counts our errors and hangs up on them).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), self.backoff_base)
                 return True
             except ServerTrouble as exc:
                 metrics.smtp_observed(time.perf_counter() - started, "transient")
