@@ -122,6 +122,7 @@ QueryName = Literal[
     "prune_signup_hits",
     "prune_spent_challenges",
     "purge_access_log",
+    "rate_learned",
     "readyz_worker_check",
     "recent_audit",
     "recent_import_jobs",
@@ -129,6 +130,8 @@ QueryName = Literal[
     "reconfirm_subscriber",
     "record_migration",
     "rehash_user_password",
+    "relay_health",
+    "relay_report",
     "release_worker_lock",
     "remember_departed",
     "requeue_expired_deliveries",
@@ -327,6 +330,7 @@ class NamedQueries:
     prune_signup_hits: str
     prune_spent_challenges: str
     purge_access_log: str
+    rate_learned: str
     readyz_worker_check: str
     recent_audit: str
     recent_import_jobs: str
@@ -334,6 +338,8 @@ class NamedQueries:
     reconfirm_subscriber: str
     record_migration: str
     rehash_user_password: str
+    relay_health: str
+    relay_report: str
     release_worker_lock: str
     remember_departed: str
     requeue_expired_deliveries: str

@@ -66,6 +66,7 @@ MESSAGE_MAX_AGE = 600.0  # rebuild an issue's message (fresh Date) after this
 OUTBOX_DEFER_SECONDS = 10.0
 OUTBOX_DEFER_CAP_SECONDS = 300.0
 SMTP_POLICY = policy.SMTP
+RELAY_REPORT_SECONDS = 5.0
 
 
 # A prepared chunk: its delivery ids and the send-time check's answer (None:
@@ -102,16 +103,19 @@ class Worker:
     def __post_init__(self) -> None:
         self.tokens = Tokens(self.settings.secret_key, self.settings.confirm_max_age_seconds)
         self.mail_context = MailContext(self.settings, self.tokens)
+        # RATE_PER_SECOND and SMTP_CONNECTIONS are ceilings: the limiter learns
+        # the rate the relays take, the pool the connections (ratelimit.py, relays.py).
+        self.limiter = RateLimiter(
+            self.database, self.settings.rate_per_second, self.settings.rate_per_hour
+        )
         self.smtp = SmtpPool(
-            self.settings.smtp,
+            self.settings.smtp_relays,
             self.settings.smtp_connections,
             stop=self.stop,
             backoff_base=self.reconnect_base_seconds,
             # One checked chunk may wait while the next is being checked.
             queue_size=CHUNK,
-        )
-        self.limiter = RateLimiter(
-            self.database, self.settings.rate_per_second, self.settings.rate_per_hour
+            pace=self.limiter,
         )
         self.outcomes = queue.Outcomes(
             self.settings.max_attempts,
@@ -136,6 +140,7 @@ class Worker:
         self.flush_every = max(1, min(queue.FLUSH_EVERY, self.settings.batch_size // 4))
         self.periodic: list[PeriodicJob] = [
             PeriodicJob("heartbeat", self.lease_seconds / 4, self.heartbeat),
+            PeriodicJob("report relays", RELAY_REPORT_SECONDS, self.report_relays),
             PeriodicJob("keep the liveness lock", RECOVERY_SECONDS, self.keep_liveness),
             PeriodicJob(
                 "put back rows of dead workers",
@@ -211,6 +216,8 @@ class Worker:
                 await periodic
             await self.smtp.close()
             with contextlib.suppress(Exception):
+                await self.report_relays()
+            with contextlib.suppress(Exception):
                 await self.database.execute("worker_unregister", self.worker_id)
             await self.liveness.release()
             log.info("worker %s stopped after sending %s", self.worker_id, self.sent_total)
@@ -249,6 +256,15 @@ class Worker:
                 await job.run()
             except Exception:
                 log.exception("periodic job %r failed", job.name)
+
+    async def report_relays(self) -> None:
+        """Each relay's counts since the last report, added up in PostgreSQL for the stats."""
+        rows = self.smtp.relays.report()
+        try:
+            await self.database.execute("relay_report", rows)
+        except BaseException:
+            self.smtp.relays.unreported(rows)
+            raise
 
     async def heartbeat(self) -> None:
         await self.database.execute("worker_heartbeat", self.worker_id, self.current_issue_id)
