@@ -25,7 +25,6 @@ neither configured nor started.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import shutil
@@ -41,6 +40,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.debian import PackageUnavailable, ensure_package
+
 DEBCONF_ANSWER = "postfix postfix/main_mailer_type select No configuration\n"
 MASTER_CF = Path("/etc/postfix/master.cf")
 MASTER_PROGRAM = Path("/usr/lib/postfix/sbin/master")
@@ -54,40 +55,13 @@ ACCEPTED = re.compile(r"postfix/smtpd\[\d+\]: [0-9A-Za-z]+: client=")
 RELAYED = re.compile(r"postfix/smtp\[\d+\]: [0-9A-Za-z]+: to=<[^>]*>, relay=.* status=sent ")
 
 
-class PostfixUnavailable(RuntimeError):
-    """Postfix is not installed and cannot be installed on this machine."""
+PostfixUnavailable = PackageUnavailable
 
 
-@functools.cache
 def ensure_postfix() -> None:
-    """Install Debian's ``postfix`` if its programs are missing (once per process).
-
-    Raises :class:`PostfixUnavailable` with the reason when that cannot be done
-    (not root, no apt-get, the package does not install).
-    """
-    if shutil.which("postfix") and MASTER_PROGRAM.exists():
-        return
-    if os.geteuid() != 0:
-        raise PostfixUnavailable("postfix is not installed and only root can apt-get install it")
-    if not shutil.which("apt-get") or not shutil.which("debconf-set-selections"):
-        raise PostfixUnavailable("postfix is not installed and this machine has no apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    # "No configuration": the package must not set up (or start) a default instance.
-    subprocess.run(["debconf-set-selections"], input=DEBCONF_ANSWER.encode(), check=True, env=env)
-    # Another process (another test run) may be installing at the same time.
-    install = ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "postfix"]
-    done = subprocess.run(install, env=env, capture_output=True, check=False)
-    if done.returncode != 0:  # a fresh machine may not have read the package lists yet
-        subprocess.run(
-            ["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"],
-            env=env,
-            capture_output=True,
-            check=False,
-        )
-        done = subprocess.run(install, env=env, capture_output=True, check=False)
-    if done.returncode != 0 or not MASTER_PROGRAM.exists():
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        raise PostfixUnavailable(f"apt-get install postfix failed: {' | '.join(tail)}")
+    """Install Debian's ``postfix`` if missing (once per process), answering
+    "No configuration": the package must not set up a default instance."""
+    ensure_package("postfix", str(MASTER_PROGRAM), DEBCONF_ANSWER)
 
 
 def postfix_or_skip() -> None:
