@@ -304,7 +304,8 @@ async def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
     require_database_url(settings)
     if settings.dev and not (
-        is_loopback(settings.smtp.host) and is_loopback(settings.metrics_host)
+        all(is_loopback(relay.host) for relay in settings.smtp_relays)
+        and is_loopback(settings.metrics_host)
     ):
         raise SystemExit(
             "newsletter: configuration error: NEWSLETTER_DEV=true: a dev-mode worker sends only "

@@ -440,7 +440,28 @@ CREATE TABLE public.rate_buckets (
     tokens double precision NOT NULL,
     refilled_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     hour_start timestamp with time zone DEFAULT date_trunc('hour'::text, now()) NOT NULL,
-    hour_count integer DEFAULT 0 NOT NULL
+    hour_count integer DEFAULT 0 NOT NULL,
+    learned_rate double precision,
+    learned_reason text,
+    decreased_at timestamp with time zone,
+    raised_at timestamp with time zone
+);
+
+--
+-- Name: relay_health; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.relay_health (
+    relay text NOT NULL,
+    state text DEFAULT 'closed'::text NOT NULL,
+    sent bigint DEFAULT 0 NOT NULL,
+    pushed_back bigint DEFAULT 0 NOT NULL,
+    refused bigint DEFAULT 0 NOT NULL,
+    connections integer DEFAULT 0 NOT NULL,
+    last_error text,
+    last_error_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT relay_health_state_check CHECK ((state = ANY (ARRAY['closed'::text, 'open'::text, 'half-open'::text])))
 );
 
 --
@@ -789,6 +810,13 @@ ALTER TABLE ONLY public.outbox
 
 ALTER TABLE ONLY public.rate_buckets
     ADD CONSTRAINT rate_buckets_pkey PRIMARY KEY (name);
+
+--
+-- Name: relay_health relay_health_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.relay_health
+    ADD CONSTRAINT relay_health_pkey PRIMARY KEY (relay);
 
 --
 -- Name: roster_imports roster_imports_pkey; Type: CONSTRAINT; Schema: public; Owner: -

@@ -88,7 +88,8 @@ def mask_emails(text: str) -> str:
 
 def secrets_of(settings: Settings) -> list[str]:
     """The configured values that must never reach a log line."""
-    values = [settings.secret_key, settings.smtp.password, settings.dkim_private_key]
+    values = [settings.secret_key, settings.dkim_private_key]
+    values += [relay.password for relay in settings.smtp_relays]
     if settings.database_url:
         values.append(urlsplit(settings.database_url).password)
     return [v for v in values if v and len(v) >= 4]

@@ -120,6 +120,7 @@ QueryName = Literal[
     "prune_signup_hits",
     "prune_spent_challenges",
     "purge_access_log",
+    "rate_learned",
     "readyz_worker_check",
     "recent_audit",
     "recent_import_jobs",
@@ -127,6 +128,8 @@ QueryName = Literal[
     "reconfirm_subscriber",
     "record_migration",
     "rehash_user_password",
+    "relay_health",
+    "relay_report",
     "remember_departed",
     "requeue_expired_deliveries",
     "requeue_for_resend",
@@ -319,6 +322,7 @@ class NamedQueries:
     prune_signup_hits: str
     prune_spent_challenges: str
     purge_access_log: str
+    rate_learned: str
     readyz_worker_check: str
     recent_audit: str
     recent_import_jobs: str
@@ -326,6 +330,8 @@ class NamedQueries:
     reconfirm_subscriber: str
     record_migration: str
     rehash_user_password: str
+    relay_health: str
+    relay_report: str
     remember_departed: str
     requeue_expired_deliveries: str
     requeue_for_resend: str

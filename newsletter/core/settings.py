@@ -186,8 +186,21 @@ def _database_url(variable: str, value: str | None, _default: Any) -> str | None
     return value
 
 
-def _smtp(_variable: str, value: str | None, default: Any) -> SmtpTarget:
-    return SmtpTarget.parse(value) if value is not None else default
+def _smtp(variable: str, value: str | None, default: Any) -> tuple[SmtpTarget, ...]:
+    """``smtp://a:25,smtp://b:25``: relays in order of preference (the first
+    healthy one is used, the next while it is in trouble)."""
+    if value is None:
+        return default  # type: ignore[no-any-return]
+    urls = [url.strip() for url in value.split(",")]
+    if not any(urls):
+        raise SettingsError(f"{variable}: no relay given")
+    if not all(urls):
+        raise SettingsError(f"{variable}: an empty entry between commas")
+    relays = tuple(SmtpTarget.parse(url) for url in urls)
+    names = [f"{r.host}:{r.port}" for r in relays]
+    if len(set(names)) != len(names):
+        raise SettingsError(f"{variable}: a relay is listed twice")
+    return relays
 
 
 def _base_url(variable: str, value: str | None, default: Any) -> str:
@@ -307,7 +320,9 @@ class Settings:
     """Everything a web or worker process needs to know, validated."""
 
     database_url: str | None = setting(None, "DATABASE_URL", parse=_database_url)
-    smtp: SmtpTarget = setting(SmtpTarget("127.0.0.1", 2525), "SMTP_URL", parse=_smtp)
+    smtp_relays: tuple[SmtpTarget, ...] = setting(
+        (SmtpTarget("127.0.0.1", 2525),), "SMTP_URL", parse=_smtp
+    )
     # No default on purpose: from_env requires one outside dev and makes a
     # random one per .dev/ directory in dev; never a constant in the code.
     secret_key: str = setting("", "SECRET_KEY", parse=_secret_key)
@@ -386,6 +401,11 @@ class Settings:
         return self.base_url.startswith("https://")
 
     @property
+    def smtp(self) -> SmtpTarget:
+        """The first (preferred) relay of ``SMTP_URL``."""
+        return self.smtp_relays[0]
+
+    @property
     def oidc_enabled(self) -> bool:
         return self.oidc_issuer is not None
 
@@ -394,6 +414,9 @@ class Settings:
         return parseaddr(self.from_address)[1].rpartition("@")[2]
 
     def replace(self, **changes: object) -> Settings:
+        """A copy with ``changes``; ``smtp=target`` stands for ``smtp_relays=(target,)``."""
+        if "smtp" in changes:
+            changes["smtp_relays"] = (changes.pop("smtp"),)
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod

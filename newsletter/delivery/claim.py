@@ -9,25 +9,27 @@ the last flush; the worker sizes the groups so that stays within a batch.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from newsletter.audience import bounces
 from newsletter.core.db import Database, Record
-from newsletter.delivery.smtp import PermanentError, SendError, ServerTrouble
+from newsletter.delivery import failures
+from newsletter.delivery.failures import Verdict
+from newsletter.delivery.smtp import SendError
 
 log = logging.getLogger("newsletter.claim")
 
 FLUSH_EVERY = 100  # messages
 FLUSH_SECONDS = 0.25
+RETRY_SECONDS = 30.0  # a 4xx: 30 s, 60 s, 2 min … (jittered), the attempt counted
+RETRY_CAP_SECONDS = 3600.0
 DEFER_SECONDS = 30.0  # server trouble: first look again after this, attempt not counted
 DEFER_CAP_SECONDS = 1800.0  # ... doubling per deferral up to this
 # Server trouble for this long after the issue started: the delivery is failed
 # (not bounced) so the issue can finish instead of 'sending' forever.
 DELIVERY_MAX_AGE_SECONDS = 3 * 24 * 3600.0
-# Only replies about a recipient are bounces; a 5xx anywhere else is ours.
-BOUNCE_STAGES = frozenset({"rcpt", "data"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +37,14 @@ class Claimed:
     id: int
     subscriber_id: int | None
     attempts: int
+    deferrals: int
 
 
 async def claim(
     db: Database, worker_id: str, issue_id: int, limit: int, lease_seconds: float
 ) -> list[Claimed]:
     rows = await db.fetch("claim_deliveries", worker_id, issue_id, limit, lease_seconds)
-    claimed = [Claimed(r["id"], r["subscriber_id"], r["attempts"]) for r in rows]
+    claimed = [Claimed(r["id"], r["subscriber_id"], r["attempts"], r["deferrals"]) for r in rows]
     claimed.sort(key=lambda c: c.id)
     return claimed
 
@@ -73,16 +76,26 @@ async def check(db: Database, issue_id: int, ids: list[int], worker_id: str) -> 
     return Gate(True, send, skip)
 
 
-class BackoffFn:
-    """Exponential backoff with jitter: base, 2×base, 4×base … capped."""
+class Failure(NamedTuple):
+    """A send that failed, with what the verdict needs to know about the row."""
 
-    def __init__(self, base: float, cap: float = 3600.0) -> None:
-        self.base = base
-        self.cap = cap
+    delivery_id: int
+    subscriber_id: int | None
+    attempts: int
+    deferrals: int
+    error: SendError
 
-    def __call__(self, attempt: int) -> float:
-        ceiling = min(self.base * 2.0 ** max(attempt - 1, 0), self.cap)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+def delivery_waits(
+    retry_base: float = RETRY_SECONDS,
+    defer_base: float = DEFER_SECONDS,
+    max_age: float = DELIVERY_MAX_AGE_SECONDS,
+) -> failures.Waits:
+    return failures.Waits(
+        retry=failures.Backoff(retry_base, RETRY_CAP_SECONDS),
+        defer=failures.Backoff(defer_base, DEFER_CAP_SECONDS),
+        max_age=max_age,
+    )
 
 
 @dataclass
@@ -90,12 +103,9 @@ class Outcomes:
     """What happened to claimed deliveries, not yet written down."""
 
     max_attempts: int
-    backoff: BackoffFn
-    defer_seconds: float = DEFER_SECONDS
-    defer_cap: float = DEFER_CAP_SECONDS
-    max_age: float = DELIVERY_MAX_AGE_SECONDS
+    waits: failures.Waits = field(default_factory=delivery_waits)
     sent: list[int] = field(default_factory=list)
-    errors: list[tuple[int, int | None, int, SendError]] = field(default_factory=list)
+    errors: list[Failure] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
     released: list[int] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
@@ -123,40 +133,36 @@ class Outcomes:
             by_reason.setdefault(reason, []).append(delivery_id)
         for reason, ids in by_reason.items():
             await db.execute("deliveries_skipped", ids, reason)
-        for delivery_id, subscriber_id, attempts, exc in errors:
-            await self._record_error(db, delivery_id, subscriber_id, attempts, exc)
+        for failure in errors:
+            await self._record_error(db, failure)
 
-    async def _record_error(
-        self,
-        db: Database,
-        delivery_id: int,
-        subscriber_id: int | None,
-        attempts: int,
-        exc: SendError,
-    ) -> None:
-        if isinstance(exc, ServerTrouble) or (
-            isinstance(exc, PermanentError) and exc.stage not in BOUNCE_STAGES
-        ):
+    async def _record_error(self, db: Database, failure: Failure) -> None:
+        """Carry out the verdict of failures.verdict with the deliveries' statements."""
+        delivery_id, exc = failure.delivery_id, failure.error
+        decision = failures.verdict(exc, failure.attempts, self.max_attempts)
+        delay = self.waits.delay(decision, failure.attempts, failure.deferrals)
+        verdict = decision.verdict
+        if verdict is Verdict.PUSH_BACK or verdict is Verdict.DEFER:
             status = await db.fetchval(
                 "delivery_defer",
                 delivery_id,
-                self.defer_seconds,
+                delay,
                 str(exc),
                 exc.code,
-                self.defer_cap,
-                self.max_age,
+                self.waits.max_age,
+                1 if verdict is Verdict.DEFER else 0,
             )
             if status == "failed":
                 log.warning("delivery %s failed: server trouble past its maximum age", delivery_id)
-        elif isinstance(exc, PermanentError):
+        elif verdict is Verdict.BOUNCE:
             # Failed for good, and the address meets the bounce policy — together.
             async with db.transaction() as conn:
                 await conn.execute(
-                    db.queries.delivery_failed, delivery_id, str(exc), exc.code, "refused"
+                    db.queries.delivery_failed, delivery_id, str(exc), exc.code, decision.reason
                 )
                 action = await bounces.apply(
                     conn,
-                    subscriber_id=subscriber_id,
+                    subscriber_id=failure.subscriber_id,
                     delivery_id=delivery_id,
                     kind=bounces.classify(exc.code, exc.detail),
                     source="smtp",
@@ -164,11 +170,10 @@ class Outcomes:
                     detail=str(exc),
                 )
             log.info("delivery %s failed (%s): %s", delivery_id, action, exc)
-        elif attempts >= self.max_attempts:
-            # A refusal of our MAIL FROM is the relay's quarrel with us, not the recipient's.
-            reason = "sender_refused" if exc.stage == "mail" else "retries_exhausted"
-            await db.execute("delivery_failed", delivery_id, str(exc), exc.code, reason)
-            log.warning("delivery %s gave up after %s attempts: %s", delivery_id, attempts, exc)
+        elif verdict is Verdict.GIVE_UP:
+            await db.execute("delivery_failed", delivery_id, str(exc), exc.code, decision.reason)
+            log.warning(
+                "delivery %s gave up after %s attempts: %s", delivery_id, failure.attempts, exc
+            )
         else:
-            delay = self.backoff(attempts)
             await db.execute("delivery_retry", delivery_id, delay, str(exc), exc.code)

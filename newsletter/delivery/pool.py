@@ -8,9 +8,30 @@ still sending) just before it is queued, so a short queue (about one check's
 worth of messages, a few milliseconds at full speed) keeps that check close
 to the moment the message is handed to SMTP.
 
-Server trouble (drop, refusal, timeout, 421) does not fail the message: the
-connection waits with exponential backoff and jitter and tries again on a
-fresh connection, a few times, before handing the job back for later.
+Which relay a connection uses, how many connections a relay gets and when a
+relay in trouble is tried again is :mod:`.relays`' business: connections
+open one at a time per relay, a ``421 too many connections`` shrinks the
+pool instead of being retried, and a relay that refuses every connection
+opens its circuit breaker (one probe at a time) while the next relay in
+``SMTP_URL`` delivers.
+
+What happens to a message the relay did not take:
+
+- push-back in a transaction (:class:`~.smtp.PushBack`: 421, 4.7.x, too much
+  mail, greylisting): reported to the job's ``on_error`` at once, never
+  retried inline on the same relay, and told to the rate limiter
+  (:class:`Pace`), which lowers the global rate; the worker puts the mail
+  back in the queue without counting an attempt;
+- no relay takes a connection now: the job waits (no connect beyond what the
+  circuit breakers allow) for up to ``hold_seconds`` of the pool being
+  without any connection; after that jobs go back at once through
+  ``on_error`` as plain server trouble (deferred, no attempt counted), so a
+  long outage costs neither attempts nor a connect per message;
+- our connection is over the relay's budget while others still deliver: the
+  job goes back on the pool's queue for them, and this connection waits
+  until the budget grows;
+- other server trouble (drop, timeout): retried a few times on a fresh
+  connection with exponential backoff and jitter, then handed back.
 """
 
 from __future__ import annotations
@@ -20,13 +41,16 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from newsletter.core.settings import SmtpTarget
+from newsletter.delivery.relays import Relay, Relays
 from newsletter.delivery.smtp import (
     Ahead,
     PermanentError,
+    PushBack,
     RelayRefused,
     Reply,
     SendError,
@@ -39,6 +63,23 @@ log = logging.getLogger("newsletter.pool")
 
 INLINE_RETRIES = 5  # reconnect attempts per job before it goes back to the queue
 REFUSAL_LOG_SECONDS = 60.0  # a refusing relay is logged as an error this often, not per try
+HOLD_BACKOFFS = 10  # without any connection this many backoffs, jobs go back instead of waiting
+
+
+class Pace(Protocol):
+    """Who hears how the relays take our pace (the rate limiter)."""
+
+    def accepted(self, count: int = 1) -> None: ...
+
+    def pushed_back(self, reason: str) -> None: ...
+
+
+class _NoPace:
+    def accepted(self, count: int = 1) -> None:
+        pass
+
+    def pushed_back(self, reason: str) -> None:
+        pass
 
 
 @dataclass(eq=False)
@@ -65,7 +106,7 @@ class Job:
 class SmtpPool:
     def __init__(
         self,
-        target: SmtpTarget,
+        relays: SmtpTarget | Sequence[SmtpTarget],
         size: int,
         *,
         stop: asyncio.Event | None = None,
@@ -73,23 +114,37 @@ class SmtpPool:
         backoff_cap: float = 60.0,
         timeout: float = 60.0,
         queue_size: int = 0,
+        pace: Pace | None = None,
+        probe_base: float | None = None,
+        hold_seconds: float | None = None,
     ) -> None:
-        self.target = target
-        self.connections = [SmtpConnection(target, timeout=timeout) for _ in range(size)]
+        targets = [relays] if isinstance(relays, SmtpTarget) else list(relays)
+        self.relays = Relays(
+            targets,
+            size,
+            probe_base=probe_base if probe_base is not None else max(backoff_base, 0.01),
+        )
+        self.connections = [SmtpConnection(targets[0], timeout=timeout) for _ in range(size)]
+        self._relay_of: list[Relay | None] = [None] * size
         # At least room for each connection's next job, so the next envelope
         # can travel with the current content (see SmtpConnection.send).
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max(2 * size, queue_size))
         self.stop = stop or asyncio.Event()
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        # Ten reconnect backoffs, 10 s by default (tests shorten the backoff).
+        self.hold_seconds = HOLD_BACKOFFS * backoff_base if hold_seconds is None else hold_seconds
+        self.pace: Pace = pace or _NoPace()
         self._tasks: list[asyncio.Task[None]] = []
         self._refusal_logged_at = -REFUSAL_LOG_SECONDS
+        self._stalled_since: float | None = None  # no connection anywhere since then
+        self._last_refusal: SendError | None = None  # what the relays said when they last refused
 
     def _ensure_started(self) -> None:
         if not self._tasks:
             self._tasks = [
-                asyncio.create_task(self._run(conn), name=f"smtp-{i}")
-                for i, conn in enumerate(self.connections)
+                asyncio.create_task(self._run(slot), name=f"smtp-{slot}")
+                for slot in range(len(self.connections))
             ]
 
     async def submit(self, job: Job) -> None:
@@ -101,20 +156,52 @@ class SmtpPool:
         if self._tasks:
             await self.queue.join()
 
-    async def _run(self, conn: SmtpConnection) -> None:
+    async def _run(self, slot: int) -> None:
+        conn = self.connections[slot]
         held: Job | None = None  # taken from the queue already; goes next on this connection
         while True:
+            if held is None:
+                await self._wait_for_room(slot)
             job = held if held is not None else await self.queue.get()
             held = None
             try:
-                if conn.pipelining and not self.queue.empty():
+                if conn.pipelining and conn.connected and not self.queue.empty():
                     held = self.queue.get_nowait()
-                await self._deliver(conn, job, held)
+                if not await self._deliver(slot, job, held) and held is not None:
+                    # This connection gave its job to the others: the next one too.
+                    await self.queue.put(held)
+                    held = None
             except Exception:  # a bug must not kill the connection task
                 log.exception("unexpected error sending job %s", job.key)
                 job.on_released(job)
             finally:
                 self.queue.task_done()
+
+    async def _wait_for_room(self, slot: int) -> None:
+        """A connection the relays have no budget for waits while others deliver."""
+        while (
+            not self.connections[slot].connected
+            and not self.relays.connectable()
+            and self._live() > 0
+        ):
+            self.relays.changed.clear()
+            wait = min(1.0, max(0.01, self.relays.next_retry_in()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.relays.changed.wait(), wait)
+
+    def _live(self) -> int:
+        """Connections open now; the relays stop counting those that were lost."""
+        live = 0
+        for slot, conn in enumerate(self.connections):
+            relay = self._relay_of[slot]
+            if relay is None:
+                continue
+            if conn.connected:
+                live += 1
+            else:
+                self._relay_of[slot] = None
+                self.relays.released(relay)
+        return live
 
     def _ahead(self, conn: SmtpConnection, job: Job | None) -> Ahead | None:
         if job is None or not conn.pipelining:
@@ -125,12 +212,60 @@ class SmtpPool:
             return None
         return Ahead(job.sender, job.recipient, len(data), eight_bit)
 
-    async def _deliver(self, conn: SmtpConnection, job: Job, then: Job | None = None) -> None:
+    async def _connect(self, slot: int) -> Relay | SendError | None:
+        """This slot's connection, open on the best relay that takes it.
+
+        Else the last connect error, or None when no relay may be tried now.
+        """
+        conn = self.connections[slot]
+        relay = self._relay_of[slot]
+        if relay is not None:
+            if conn.connected and not self.relays.better_than(relay):
+                return relay
+            await conn.close()  # dropped, or an earlier relay is back: move to it
+            self._relay_of[slot] = None
+            self.relays.released(relay)
+        last: SendError | None = None
+        tried: set[Relay] = set()
+        while (relay := self.relays.candidate(tried)) is not None:
+            tried.add(relay)
+            async with relay.lock:  # one connect at a time per relay: its limit shows
+                if not self.relays.begin(relay):
+                    continue  # its budget or circuit changed while we waited
+                conn.target = relay.target
+                try:
+                    await conn.connect()
+                except PushBack as exc:
+                    self.relays.too_many_connections(relay, str(exc))
+                    last = self._last_refusal = exc
+                    continue
+                except ServerTrouble as exc:
+                    self.relays.connect_failed(relay, str(exc))
+                    if isinstance(exc, RelayRefused):
+                        self._report_refusal(relay, exc)
+                    last = self._last_refusal = exc
+                    continue
+            self.relays.connected(relay)
+            self._relay_of[slot] = relay
+            self._stalled_since = None
+            return relay
+        return last or self._last_refusal
+
+    async def _deliver(self, slot: int, job: Job, then: Job | None = None) -> bool:
+        """Send ``job``; False if it was given to the other connections instead."""
+        conn = self.connections[slot]
         troubles = 0
         while True:
             started = time.perf_counter()  # connect included: that is what a message waits
+            relay = await self._connect(slot)
+            if not isinstance(relay, Relay):
+                if self._live() > 0:
+                    await self.queue.put(job)  # others deliver; this one is over budget
+                    return False
+                if not await self._hold(job, relay):
+                    return True
+                continue
             try:
-                await conn.connect()
                 data, eight_bit = job.prepared(conn.eight_bit_mime)
                 reply = await conn.send(
                     job.sender,
@@ -139,41 +274,69 @@ class SmtpPool:
                     eight_bit=eight_bit,
                     then=self._ahead(conn, then),
                 )
+            except PushBack as exc:
+                # Our pace, not the message: back to the queue at once, for the
+                # (now lower) global rate; no inline retry on the same relay.
+                metrics.smtp_observed(time.perf_counter() - started, "transient")
+                self.relays.message_pushed_back(relay, str(exc))
+                self.pace.pushed_back(str(exc))
+                job.on_error(job, exc)
+                return True
             except ServerTrouble as exc:
-                refused = isinstance(exc, RelayRefused)
-                outcome = "refused" if refused else "transient"
-                metrics.smtp_observed(time.perf_counter() - started, outcome)
-                if refused:
-                    self._report_refusal(exc)
+                metrics.smtp_observed(time.perf_counter() - started, "transient")
+                self.relays.message_failed(relay)
                 troubles += 1
                 if troubles > INLINE_RETRIES or self.stop.is_set():
                     job.on_error(job, exc)
-                    return
+                    return True
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** (troubles - 1))
                 delay *= random.uniform(0.5, 1.0)
-                log.info("smtp trouble (%s); retry in %.1fs", exc, delay)
+                log.info("smtp trouble on %s (%s); retry in %.1fs", relay.name, exc, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), delay)
                 continue
             except SendError as exc:
                 outcome = "permanent" if isinstance(exc, PermanentError) else "transient"
                 metrics.smtp_observed(time.perf_counter() - started, outcome)
+                self.relays.message_failed(relay)
                 job.on_error(job, exc)
-                return
+                return True
             metrics.smtp_observed(time.perf_counter() - started, "ok")
+            self.relays.delivered(relay)
+            self.pace.accepted()
             job.on_sent(job, reply)
-            return
+            return True
 
-    def _report_refusal(self, exc: ServerTrouble) -> None:
+    async def _hold(self, job: Job, error: SendError | None) -> bool:
+        """No relay takes a connection: wait for the next probe (True), or hand the
+        job back (False) once the pool has had no connection for ``hold_seconds``."""
+        now = time.monotonic()
+        if self._stalled_since is None:
+            self._stalled_since = now
+        if self.stop.is_set() or now - self._stalled_since >= self.hold_seconds:
+            reason = str(error) if error is not None else "no relay takes connections now"
+            refused = isinstance(error, RelayRefused)
+            metrics.smtp_observed(0.0, "refused" if refused else "transient")
+            # Plain server trouble, even for a 421: the mail waits its deferral
+            # instead of coming straight back to a relay that has no room for us.
+            trouble = error if type(error) in (ServerTrouble, RelayRefused) else None
+            job.on_error(job, trouble or ServerTrouble(None, reason, stage="connect"))
+            return False
+        wait = max(0.01, self.relays.next_retry_in())
+        wait = min(wait, self.hold_seconds - (now - self._stalled_since))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), wait)
+        return True
+
+    def _report_refusal(self, relay: Relay, exc: ServerTrouble) -> None:
         """Loud, but once a minute: every connection of every worker hits the same wall."""
         now = time.monotonic()
         if now - self._refusal_logged_at >= REFUSAL_LOG_SECONDS:
             self._refusal_logged_at = now
             log.error(
-                "SMTP relay %s:%s refuses us before any recipient (%s); mail is deferred, "
+                "SMTP relay %s refuses us before any recipient (%s); mail is deferred, "
                 "nobody is bounced -- check SMTP_URL credentials and the relay's access rules",
-                self.target.host,
-                self.target.port,
+                relay.name,
                 exc,
             )
 
@@ -184,6 +347,9 @@ class SmtpPool:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for conn in self.connections:
+        for slot, conn in enumerate(self.connections):
             with contextlib.suppress(Exception):
                 await conn.close()
+            relay, self._relay_of[slot] = self._relay_of[slot], None
+            if relay is not None:
+                self.relays.released(relay)

@@ -37,11 +37,13 @@ from newsletter.core.db import Database, Record
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import Tokens
 from newsletter.delivery import claim as queue
+from newsletter.delivery import failures
 from newsletter.delivery.dkim import signer_for
+from newsletter.delivery.failures import Verdict
 from newsletter.delivery.message import IssueMessage, Recipient, dot_stuff
 from newsletter.delivery.pool import Job, SmtpPool
 from newsletter.delivery.ratelimit import RateLimiter
-from newsletter.delivery.smtp import PermanentError, Reply, SendError, ServerTrouble
+from newsletter.delivery.smtp import Reply, SendError
 from newsletter.editorial import issues
 from newsletter.mail.transactional import MailContext, UnknownMailKind, render_outbox
 from newsletter.ops import metrics
@@ -58,6 +60,7 @@ MESSAGE_MAX_AGE = 600.0  # rebuild an issue's message (fresh Date) after this
 OUTBOX_DEFER_SECONDS = 10.0
 OUTBOX_DEFER_CAP_SECONDS = 300.0
 SMTP_POLICY = policy.SMTP
+RELAY_REPORT_SECONDS = 5.0
 
 
 def default_worker_id() -> str:
@@ -80,7 +83,7 @@ class Worker:
     database: Database
     worker_id: str = field(default_factory=default_worker_id)
     lease_seconds: float = LEASE_SECONDS
-    retry_base_seconds: float = 30.0  # 4xx: 30 s, 60 s, 2 min … (jittered)
+    retry_base_seconds: float = queue.RETRY_SECONDS  # 4xx: 30 s, 60 s, 2 min … (jittered)
     reconnect_base_seconds: float = 1.0
     defer_seconds: float = queue.DEFER_SECONDS  # server trouble outlasting the inline retries
     delivery_max_age_seconds: float = queue.DELIVERY_MAX_AGE_SECONDS
@@ -89,26 +92,33 @@ class Worker:
     def __post_init__(self) -> None:
         self.tokens = Tokens(self.settings.secret_key, self.settings.confirm_max_age_seconds)
         self.mail_context = MailContext(self.settings, self.tokens)
+        # RATE_PER_SECOND and SMTP_CONNECTIONS are ceilings: the limiter learns
+        # the rate the relays take, the pool the connections (ratelimit.py, relays.py).
+        self.limiter = RateLimiter(
+            self.database, self.settings.rate_per_second, self.settings.rate_per_hour
+        )
         self.smtp = SmtpPool(
-            self.settings.smtp,
+            self.settings.smtp_relays,
             self.settings.smtp_connections,
             stop=self.stop,
             backoff_base=self.reconnect_base_seconds,
             # One checked chunk may wait while the next is being checked.
             queue_size=CHUNK,
-        )
-        self.limiter = RateLimiter(
-            self.database, self.settings.rate_per_second, self.settings.rate_per_hour
+            pace=self.limiter,
         )
         self.envelope_from = (
             self.settings.bounce_address or parseaddr(self.settings.from_address)[1]
         )
-        self.backoff = queue.BackoffFn(self.retry_base_seconds)
         self.outcomes = queue.Outcomes(
             self.settings.max_attempts,
-            self.backoff,
-            self.defer_seconds,
-            max_age=self.delivery_max_age_seconds,
+            queue.delivery_waits(
+                self.retry_base_seconds, self.defer_seconds, self.delivery_max_age_seconds
+            ),
+        )
+        self.outbox_waits = failures.Waits(
+            retry=failures.Backoff(self.retry_base_seconds, queue.RETRY_CAP_SECONDS),
+            defer=failures.Backoff(OUTBOX_DEFER_SECONDS, OUTBOX_DEFER_CAP_SECONDS),
+            max_age=float(self.settings.confirm_max_age_seconds),
         )
         self.signer = signer_for(self.settings)
         self.current_issue_id: int | None = None
@@ -119,6 +129,7 @@ class Worker:
         self.flush_every = max(1, min(queue.FLUSH_EVERY, self.settings.batch_size // 4))
         self.periodic: list[PeriodicJob] = [
             PeriodicJob("heartbeat", self.lease_seconds / 4, self.heartbeat),
+            PeriodicJob("report relays", RELAY_REPORT_SECONDS, self.report_relays),
             PeriodicJob("requeue expired leases", self.lease_seconds / 2, self.requeue_expired),
             PeriodicJob("prune dead workers", 300.0, self.prune_dead_workers),
             PeriodicJob("start scheduled issues", 5.0, self.start_due_issues),
@@ -176,6 +187,8 @@ class Worker:
                 await periodic
             await self.smtp.close()
             with contextlib.suppress(Exception):
+                await self.report_relays()
+            with contextlib.suppress(Exception):
                 await self.database.execute("worker_unregister", self.worker_id)
             log.info("worker %s stopped after sending %s", self.worker_id, self.sent_total)
 
@@ -203,6 +216,10 @@ class Worker:
                     except Exception:
                         log.exception("periodic job %r failed", job.name)
             await asyncio.sleep(min(1.0, min(j.interval for j in self.periodic) / 2))
+
+    async def report_relays(self) -> None:
+        """Each relay's counts since the last report, added up in PostgreSQL for the stats."""
+        await self.database.execute("relay_report", self.smtp.relays.report())
 
     async def heartbeat(self) -> None:
         await self.database.execute("worker_heartbeat", self.worker_id, self.current_issue_id)
@@ -306,31 +323,34 @@ class Worker:
         return len(rows)
 
     async def _record_outbox(self, row: Record, result: Reply | SendError | None) -> None:
+        """Write one outcome; a failure's verdict is failures.verdict's, as for deliveries."""
         if isinstance(result, Reply):
             await self.database.execute("outbox_sent", row["id"], result.code, None)
-        elif result is None:
+            return
+        if result is None:
             await self.database.execute("outbox_release", [row["id"]])
-        elif isinstance(result, ServerTrouble) or (
-            isinstance(result, PermanentError) and result.stage not in queue.BOUNCE_STAGES
-        ):
-            # Relay down or refusing us: not an attempt, however long it lasts (issue 3:
-            # "retries later and loses nothing"), until the confirm link would be stale.
+            return
+        decision = failures.verdict(result, row["attempts"], self.settings.max_attempts)
+        delay = self.outbox_waits.delay(decision, row["attempts"], row["deferrals"])
+        verdict = decision.verdict
+        if verdict is Verdict.PUSH_BACK or verdict is Verdict.DEFER:
+            # Not an attempt, however long it lasts: someone waits for this
+            # mail; given up only once the confirm link would be stale.
             status = await self.database.fetchval(
                 "outbox_defer",
                 row["id"],
-                OUTBOX_DEFER_SECONDS,
+                delay,
                 str(result),
                 result.code,
-                OUTBOX_DEFER_CAP_SECONDS,
-                float(self.settings.confirm_max_age_seconds),
+                self.outbox_waits.max_age,
+                1 if verdict is Verdict.DEFER else 0,
             )
             if status == "failed":
                 log.error("outbox %s failed: server trouble past its maximum age", row["id"])
-        elif isinstance(result, PermanentError) or row["attempts"] >= self.settings.max_attempts:
+        elif verdict is Verdict.BOUNCE or verdict is Verdict.GIVE_UP:
             log.warning("outbox %s failed for good: %s", row["id"], result)
             await self.database.execute("outbox_failed", row["id"], str(result), result.code)
         else:
-            delay = self.backoff(row["attempts"])
             await self.database.execute("outbox_retry", row["id"], delay, str(result), result.code)
 
     # --- issue deliveries --------------------------------------------------
@@ -427,7 +447,7 @@ class Worker:
         (:meth:`_settle`) before it looks at the issue's state.
         """
         outcomes = self.outcomes
-        attempts = {c.id: c.attempts for c in claimed}
+        by_id = {c.id: c for c in claimed}
         pending = [c.id for c in claimed]
         message = await self._message_for(issue_id)
         if message is None:
@@ -440,7 +460,10 @@ class Worker:
             self._kick_flush()
 
         def failed(job: Job, exc: SendError) -> None:
-            outcomes.errors.append((job.key, subscribers.get(job.key), attempts[job.key], exc))
+            row = by_id[job.key]
+            outcomes.errors.append(
+                queue.Failure(row.id, subscribers.get(row.id), row.attempts, row.deferrals, exc)
+            )
             self._kick_flush()
 
         def released(job: Job) -> None:

@@ -129,6 +129,75 @@ WORKER_HEARTBEAT = Gauge(
 )
 
 
+EFFECTIVE_RATE = Gauge(
+    "newsletter_effective_rate_per_second",
+    "The global send rate this worker last saw: RATE_PER_SECOND, or lower while "
+    "the relay pushes back (learned, shared by all workers through the database).",
+    registry=REGISTRY,
+)
+RATE_CEILING = Gauge(
+    "newsletter_rate_ceiling_per_second",
+    "RATE_PER_SECOND as this worker is configured: the ceiling of the learned rate.",
+    registry=REGISTRY,
+)
+RATE_DECREASES = Counter(
+    "newsletter_rate_decreases",
+    "Times a push-back reported by this worker halved the global rate.",
+    registry=REGISTRY,
+)
+RELAY_MESSAGES = Counter(
+    "newsletter_relay_messages",
+    "Messages this worker handed to each relay, by outcome: sent, pushed_back "
+    "(the relay asked us to slow down), other (any other refusal or error).",
+    ["relay", "outcome"],
+    registry=REGISTRY,
+)
+RELAY_CONNECTS = Counter(
+    "newsletter_relay_connections",
+    "Connections this worker tried to open to each relay, by outcome: opened, "
+    "pushed_back (421 too many connections), refused (failed or refused otherwise).",
+    ["relay", "outcome"],
+    registry=REGISTRY,
+)
+RELAY_STATE = Gauge(
+    "newsletter_relay_circuit_open",
+    "1 while this worker's circuit breaker for the relay is open or half-open "
+    "(no connection, one probe at a time), 0 while it is closed.",
+    ["relay"],
+    registry=REGISTRY,
+)
+RELAY_CONNECTIONS_ALLOWED = Gauge(
+    "newsletter_relay_connections_allowed",
+    "Connections this worker allows itself to the relay: SMTP_CONNECTIONS, fewer "
+    "after the relay refused more.",
+    ["relay"],
+    registry=REGISTRY,
+)
+
+
+def effective_rate(rate: float, ceiling: float) -> None:
+    EFFECTIVE_RATE.set(rate)
+    RATE_CEILING.set(ceiling)
+
+
+def rate_decreased() -> None:
+    RATE_DECREASES.inc()
+
+
+def relay_message(relay: str, outcome: str) -> None:
+    """``relay`` is host:port, never a URL: no credentials in a label."""
+    RELAY_MESSAGES.labels(relay, outcome).inc()
+
+
+def relay_connect(relay: str, outcome: str) -> None:
+    RELAY_CONNECTS.labels(relay, outcome).inc()
+
+
+def relay_state(relay: str, circuit_open: bool, allowed: int) -> None:
+    RELAY_STATE.labels(relay).set(1 if circuit_open else 0)
+    RELAY_CONNECTIONS_ALLOWED.labels(relay).set(allowed)
+
+
 @contextmanager
 def smtp_timer(kind: str = "issue") -> Iterator[dict[str, str]]:
     """Time one SMTP hand-over; set ``outcome`` in the yielded dict on failure.

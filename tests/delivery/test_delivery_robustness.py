@@ -25,7 +25,9 @@ from newsletter.audience import bounces
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings, SmtpTarget
 from newsletter.core.signing import unsubscribe_mailto
+from newsletter.delivery.claim import Failure, Outcomes, delivery_waits
 from newsletter.delivery.message import IssueMessage
+from newsletter.delivery.smtp import ServerTrouble
 from newsletter.delivery.worker import Worker
 from newsletter.mail import outbox
 from tests.audience.test_mailto_unsubscribe import reply_to
@@ -285,7 +287,8 @@ async def test_recipient_stuck_on_421_is_failed_after_max_age_and_issue_finishes
         stuck,
     )
     assert row is not None
-    assert row["deferrals"] >= 1 and row["attempts"] <= 1
+    # A push-back: tried again at once each time, never an attempt nor a deferral.
+    assert row["deferrals"] == 0 and row["attempts"] == 0
     assert "maximum age" in row["last_error"] and "421" in row["last_error"]
     # Not a bounce: the subscriber is untouched and gets the next issue.
     assert (row["status"], row["soft_bounces"]) == ("active", 0)
@@ -298,21 +301,28 @@ async def test_server_trouble_backs_off_exponentially_with_a_cap(
     await add_subscribers(db, 12)
     issue_id = await start_issue(db, settings)
     await db.pool.execute(
-        "UPDATE deliveries SET status = 'sending', deferrals = subscriber_id - 1"
+        "UPDATE deliveries SET status = 'sending', attempts = 1, deferrals = subscriber_id - 1"
         " WHERE issue_id = $1",
         issue_id,
     )
     base, cap = 30.0, 1800.0
-    rows = await db.pool.fetch("SELECT id, deferrals FROM deliveries WHERE issue_id = $1", issue_id)
+    outcomes = Outcomes(settings.max_attempts, delivery_waits(defer_base=base))
+    rows = await db.pool.fetch(
+        "SELECT id, subscriber_id, deferrals FROM deliveries WHERE issue_id = $1", issue_id
+    )
+    trouble = ServerTrouble(421, "busy")
+    outcomes.errors = [
+        Failure(r["id"], r["subscriber_id"], 1, r["deferrals"], trouble) for r in rows
+    ]
+    await outcomes.flush(db)
     for row in rows:
-        status = await db.fetchval("delivery_defer", row["id"], base, "421 busy", 421, cap, 3600.0)
-        assert status == "queued"
         delay = await db.pool.fetchval(
             "SELECT extract(epoch FROM next_attempt_at - now()) FROM deliveries WHERE id = $1",
             row["id"],
         )
         ceiling = min(cap, base * 2 ** row["deferrals"])
         assert ceiling / 2 - 1 <= delay <= ceiling + 1, (row["deferrals"], delay)
+    assert await status_counts(db, issue_id) == {"queued": 12}
     assert await db.pool.fetchval("SELECT min(deferrals) FROM deliveries") == 1
     assert await db.pool.fetchval("SELECT max(attempts) FROM deliveries") == 0
 

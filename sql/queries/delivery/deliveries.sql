@@ -27,7 +27,7 @@ SET status = 'sending', worker = $1, lease_until = now() + make_interval(secs =>
     attempts = d.attempts + 1
 FROM due
 WHERE d.id = due.id
-RETURNING d.id, d.subscriber_id, d.attempts;
+RETURNING d.id, d.subscriber_id, d.attempts, d.deferrals;
 
 -- name: delivery_gate
 -- The send-time check, once per small chunk just before the chunk is handed
@@ -52,31 +52,32 @@ SET status = 'sent', sent_at = now(), lease_until = NULL, smtp_code = 250, last_
 WHERE id = ANY($1::bigint[]) AND status IN ('sending', 'queued');
 
 -- name: delivery_retry
--- A 4xx: back to the queue after $2 seconds; the attempt stays counted.
+-- A 4xx: back to the queue after $2 seconds (failures.backoff on the
+-- attempt count); the attempt stays counted.
 UPDATE deliveries
 SET status = 'queued', lease_until = NULL, worker = NULL, reason = 'temporary_refusal',
     next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4
 WHERE id = $1 AND status = 'sending';
 
 -- name: delivery_defer
--- Server trouble (connection lost, 421, relay refusing us): the attempt does
--- not count, it is not the recipient's doing. Exponential backoff with
--- jitter on the deferral count: $2 s, 2 x $2 ... capped at $5 s. Still in
--- trouble $6 s after the issue started (its snapshot made this row), the
--- delivery is failed -- not a bounce, the subscriber is untouched -- so the
--- issue can finish. Either way the reason is 'server_trouble' (a failed one
--- may be resent; its age then counts from requeued_at). RETURNING says which
--- of the two it was.
+-- Server trouble (connection lost, relay refusing us) or push-back (421,
+-- 4.7.x: the relay asks us to slow down): the attempt does not count, it is
+-- not the recipient's doing. Due again in $2 s: failures.backoff on the
+-- deferral count for server trouble, 0 for a push-back (the global rate
+-- limit slows us down, not a pause on this row). $6 deferrals are added: 1
+-- for server trouble, 0 for a push-back. Still waiting $5 s after the issue
+-- started (its snapshot made this row), the delivery is failed -- not a
+-- bounce, the subscriber is untouched -- so the issue can finish. Either way
+-- the reason is 'server_trouble' (a failed one may be resent; its age then
+-- counts from requeued_at). RETURNING says which of the two it was.
 UPDATE deliveries
-SET status = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $6)
+SET status = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $5)
                   THEN 'failed' ELSE 'queued' END,
     reason = 'server_trouble',
     lease_until = NULL, worker = NULL, attempts = greatest(attempts - 1, 0),
-    deferrals = deferrals + 1,
-    next_attempt_at = now() + make_interval(
-        secs => least($5::float8, $2::float8 * power(2.0, least(deferrals, 30)))
-                 * (0.5 + random() / 2)),
-    last_error = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $6)
+    deferrals = deferrals + $6::int,
+    next_attempt_at = now() + make_interval(secs => $2),
+    last_error = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $5)
                       THEN 'gave up, server trouble past the maximum age: ' || $3::text
                       ELSE $3::text END,
     smtp_code = $4

@@ -26,7 +26,8 @@ SET status = 'sending', worker = $1, lease_until = now() + make_interval(secs =>
     attempts = o.attempts + 1
 FROM due
 WHERE o.id = due.id
-RETURNING o.id, o.kind, o.recipient, o.subscriber_id, o.payload, o.attempts, o.created_at,
+RETURNING o.id, o.kind, o.recipient, o.subscriber_id, o.payload, o.attempts, o.deferrals,
+    o.created_at,
     (SELECT s.public_id FROM subscribers s WHERE s.id = o.subscriber_id) AS public_id;
 
 -- name: outbox_sent
@@ -36,25 +37,27 @@ SET status = 'sent', sent_at = now(), lease_until = NULL, smtp_code = $2, messag
 WHERE id = $1 AND status = 'sending';
 
 -- name: outbox_retry
--- Transient failure: back to the queue after $2 seconds.
+-- Transient failure: back to the queue after $2 seconds (failures.backoff on
+-- the attempt count).
 UPDATE outbox
-SET status = 'queued', lease_until = NULL, next_attempt_at = now() + make_interval(secs => $2),
-    last_error = $3, smtp_code = $4
+SET status = 'queued', lease_until = NULL, worker = NULL,
+    next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4
 WHERE id = $1 AND status = 'sending';
 
 -- name: outbox_defer
--- Server trouble (relay down or refusing us, 421): not the recipient's
--- doing, so the attempt does not count and no outage, however long, uses up
--- MAX_ATTEMPTS. Exponential backoff with jitter on the deferral count ($2 s,
--- 2 x $2 ... capped at $5 s). A mail still undelivered $6 s after it was
--- queued (the confirm link's lifetime: later it would be useless) is failed.
+-- Server trouble (relay down or refusing us) or push-back (421, 4.7.x): not
+-- the recipient's doing, so the attempt does not count and no outage,
+-- however long, uses up MAX_ATTEMPTS. Due again in $2 s (failures.backoff
+-- on the deferral count; 0 for a push-back, which the global rate limit
+-- slows down), $6 deferrals added (0 for a push-back). A mail still
+-- undelivered $5 s after it was queued (the confirm link's lifetime: later
+-- it would be useless) is failed.
 UPDATE outbox
-SET status = CASE WHEN created_at < now() - make_interval(secs => $6) THEN 'failed'
+SET status = CASE WHEN created_at < now() - make_interval(secs => $5) THEN 'failed'
                   ELSE 'queued' END,
-    lease_until = NULL, attempts = greatest(attempts - 1, 0), deferrals = deferrals + 1,
-    next_attempt_at = now() + make_interval(
-        secs => least($5::float8, $2::float8 * power(2.0, least(deferrals, 30)))
-                 * (0.5 + random() / 2)),
+    lease_until = NULL, worker = NULL, attempts = greatest(attempts - 1, 0),
+    deferrals = deferrals + $6::int,
+    next_attempt_at = now() + make_interval(secs => $2),
     last_error = $3, smtp_code = $4
 WHERE id = $1 AND status = 'sending'
 RETURNING status;
