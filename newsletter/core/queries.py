@@ -132,6 +132,7 @@ QueryName = Literal[
     "relay_report",
     "remember_departed",
     "requeue_expired_deliveries",
+    "requeue_expired_outbox",
     "requeue_for_resend",
     "requeue_own_deliveries",
     "requeue_own_outbox",
@@ -334,6 +335,7 @@ class NamedQueries:
     relay_report: str
     remember_departed: str
     requeue_expired_deliveries: str
+    requeue_expired_outbox: str
     requeue_for_resend: str
     requeue_own_deliveries: str
     requeue_own_outbox: str

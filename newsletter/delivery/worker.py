@@ -234,9 +234,13 @@ class Worker:
         log.warning("after a failed round, gave back %s / outbox %s", deliveries, mails)
 
     async def requeue_expired(self) -> None:
-        status = await self.database.execute("requeue_expired_deliveries")
-        if status != "UPDATE 0":
-            log.warning("put back deliveries of a dead worker: %s", status)
+        """Put back what dead workers held, in both queues: one job, one rule."""
+        deliveries = await self.database.execute("requeue_expired_deliveries")
+        mails = await self.database.execute("requeue_expired_outbox")
+        if deliveries != "UPDATE 0" or mails != "UPDATE 0":
+            log.warning(
+                "put back rows of a dead worker: deliveries %s / outbox %s", deliveries, mails
+            )
 
     async def start_due_issues(self) -> None:
         """The scheduler: any worker may start a due issue; issues.py makes it once only."""

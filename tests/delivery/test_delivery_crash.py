@@ -9,9 +9,11 @@ import signal
 import sys
 
 from newsletter.core.db import Database
+from newsletter.mail import outbox
 from tests.conftest import ROOT, TEST_SECRET_KEY, SmtpServer, make_settings
 from tests.support.delivery import (
     add_subscribers,
+    address,
     fast_worker,
     handler_of,
     running,
@@ -111,3 +113,28 @@ async def test_sigterm_lets_in_flight_mail_finish_and_gives_the_rest_back(
     async with running(fast_worker(settings, db, "next")):
         await wait_for_status(db, issue_id, "sent", timeout=60)
     assert set(handler_of(timed_smtp).counts().values()) == {1}
+
+
+async def test_expired_leases_of_both_queues_come_back_through_one_job(
+    database_url: str, db: Database, timed_smtp: SmtpServer
+) -> None:
+    settings = make_settings(database_url, timed_smtp.target)
+    await add_subscribers(db, 5)
+    issue_id = await start_issue(db, settings)
+    async with db.transaction() as conn:
+        await outbox.enqueue(conn, "confirm", address(1), {"subscriber_id": 1}, subscriber_id=1)
+    # A worker died holding all of it; its leases ran out a second ago.
+    for table in ("deliveries", "outbox"):
+        await db.pool.execute(
+            f"UPDATE {table} SET status = 'sending', worker = 'gone:1', attempts = 1,"  # noqa: S608
+            " lease_until = now() - interval '1 second'"
+        )
+    worker = fast_worker(settings, db, "sweeper")
+    await worker.requeue_expired()
+    assert await status_counts(db, issue_id) == {"queued": 5}
+    assert await db.pool.fetchval("SELECT status FROM outbox") == "queued"
+
+    async with running(worker):
+        await wait_for_status(db, issue_id, "sent", timeout=30)
+    assert await db.pool.fetchval("SELECT status FROM outbox") == "sent"
+    assert len(timed_smtp.handler.to(address(1))) == 2  # the confirmation and the issue

@@ -1,4 +1,4 @@
--- Bulk delivery: claiming, send-time checks, outcomes, lease recovery.
+-- Bulk delivery: claiming, send-time checks, outcomes (leases: workers.sql).
 
 -- name: sending_issue_ids
 -- Issues workers should be sending, oldest first. Tiny: a handful of rows.
@@ -13,7 +13,8 @@ SELECT id, status, subject, rendered_html, rendered_text FROM issues WHERE id = 
 -- next_attempt_at, id) WHERE status = 'queued', so this reads exactly the
 -- rows it claims; SKIP LOCKED lets workers claim side by side without
 -- waiting on each other. Expired leases are put back by
--- requeue_expired_deliveries, which keeps this scan index-only on one state.
+-- requeue_expired_deliveries (workers.sql), which keeps this scan
+-- index-only on one state.
 WITH due AS (
     SELECT id FROM deliveries
     WHERE issue_id = $2 AND status = 'queued' AND next_attempt_at <= now()
@@ -111,39 +112,6 @@ SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'qu
     lease_until = NULL, worker = NULL, attempts = greatest(d.attempts - 1, 0)
 FROM issues i
 WHERE d.id = ANY($1::bigint[]) AND d.status = 'sending' AND i.id = d.issue_id;
-
--- name: requeue_expired_deliveries
--- A worker died (SIGKILL, lost host): its leases ran out. Served by the
--- partial index deliveries_leased. The attempt stays counted: the message
--- may have been handed to SMTP just before the crash.
--- Rows of a cancelled issue (or resend round) become final ('skipped') instead.
-UPDATE deliveries d
-SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'queued' END,
-    last_error = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'issue cancelled'
-                      ELSE d.last_error END,
-    reason = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'cancelled' ELSE d.reason END,
-    lease_until = NULL, worker = NULL, next_attempt_at = now()
-FROM issues i
-WHERE d.status = 'sending' AND d.lease_until < now() AND i.id = d.issue_id;
-
--- name: requeue_own_deliveries
--- After a failed round (the database went away mid-batch) the worker gives
--- back every row it still has marked as its own: the heartbeat would otherwise
--- keep extending their leases for ever. Like lease expiry, the attempt stays
--- counted: a message may have reached SMTP just before the failure.
-UPDATE deliveries d
-SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'queued' END,
-    last_error = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'issue cancelled'
-                      ELSE d.last_error END,
-    reason = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'cancelled' ELSE d.reason END,
-    lease_until = NULL, worker = NULL, next_attempt_at = now()
-FROM issues i
-WHERE d.status = 'sending' AND d.worker = $1 AND i.id = d.issue_id;
-
--- name: extend_delivery_leases
--- Heartbeat: a live worker keeps what it holds however slow the rate limit.
-UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
-WHERE status = 'sending' AND worker = $1;
 
 -- name: finish_issue
 -- 'sent' only when every delivery is final; the (issue_id, status) index

@@ -1,22 +1,14 @@
--- Sending the transactional outbox: claim, outcomes, leases.
-
--- name: requeue_own_outbox
-UPDATE outbox SET status = 'queued', lease_until = NULL, worker = NULL
-WHERE status = 'sending' AND worker = $1;
-
--- name: extend_outbox_leases
-UPDATE outbox SET lease_until = now() + make_interval(secs => $2)
-WHERE status = 'sending' AND worker = $1;
+-- Sending the transactional outbox: claim and outcomes (leases: workers.sql).
 
 -- name: claim_outbox
 -- Claim up to $2 due messages for worker $1 with a lease of $3 seconds.
 -- SKIP LOCKED lets any number of workers claim concurrently without waiting
--- on each other; the partial index outbox_due serves the ORDER BY. Rows whose
--- lease expired (a crashed worker) are taken back as well.
+-- on each other; the partial index outbox_due serves the ORDER BY. Expired
+-- leases are put back by requeue_expired_outbox (workers.sql), as for
+-- deliveries, which keeps this scan on one state.
 WITH due AS (
     SELECT id FROM outbox
-    WHERE (status = 'queued' AND next_attempt_at <= now())
-       OR (status = 'sending' AND lease_until < now())
+    WHERE status = 'queued' AND next_attempt_at <= now()
     ORDER BY priority, next_attempt_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
