@@ -63,6 +63,8 @@ class Outcome:
     received: int  # distinct recipients at the sink
     duplicates: int
     relay: RelayCounts
+    per_window: list[int]  # mails at the sink in each relay window (10 s) since the start
+    worker_logs: list[str]
 
 
 def with_database(url: str, name: str) -> str:
@@ -115,6 +117,7 @@ async def run(mails: int, workers: int, rate: str, give_up_after: float) -> Outc
             await add_subscribers(db, mails)
             issue_id = await start_issue(db, settings)
             started = time.perf_counter()
+            started_monotonic = time.monotonic()
             procs = start_workers(env, workers)
             finished = False
             try:
@@ -132,6 +135,7 @@ async def run(mails: int, workers: int, rate: str, give_up_after: float) -> Outc
                 seconds = time.perf_counter() - started
             finally:
                 procs.stop()
+                logs = [procs.log_of(n, tail=3000) for n in range(workers)]
             deadline = time.monotonic() + 10  # the relay hands on what it accepted
             while time.monotonic() < deadline:
                 seen = relay.counts()
@@ -158,6 +162,12 @@ async def run(mails: int, workers: int, rate: str, give_up_after: float) -> Outc
         sink.stop()
         await drop_database()
     counts = handler.counts()
+    window = LIMITS.per_seconds
+    per_window = [0] * (int(seconds // window) + 1)
+    for arrival in handler.arrivals:
+        slot = int((arrival - started_monotonic) // window)
+        if 0 <= slot < len(per_window):
+            per_window[slot] += 1
     return Outcome(
         mails=mails,
         seconds=seconds,
@@ -169,6 +179,8 @@ async def run(mails: int, workers: int, rate: str, give_up_after: float) -> Outc
         received=len(counts),
         duplicates=sum(n - 1 for n in counts.values()),
         relay=seen,
+        per_window=per_window,
+        worker_logs=logs,
     )
 
 
@@ -209,6 +221,10 @@ def report(outcome: Outcome, workers: int, rate: str) -> bool:
         )
         if failed
     ]
+    print(
+        f"mails at the sink per {LIMITS.per_seconds} s (the relay lets {LIMITS.messages}):"
+        f" {' '.join(str(n) for n in outcome.per_window)}"
+    )
     print("goal: " + ("met" if not misses else "MISSED (" + "; ".join(misses) + ")"))
     return not misses
 
@@ -218,6 +234,7 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", default="1000", help="NEWSLETTER_RATE_PER_SECOND (1000)")
+    parser.add_argument("--logs", action="store_true", help="print the workers' last log lines")
     parser.add_argument(
         "--give-up-after", type=float, default=180.0, help="seconds (180: twice the goal)"
     )
@@ -226,6 +243,9 @@ def main() -> None:
         outcome = asyncio.run(run(args.mails, args.workers, args.rate, args.give_up_after))
     except PostfixUnavailable as exc:
         raise SystemExit(f"bench/relay.py needs a real Postfix: {exc}") from None
+    if args.logs:
+        for n, log in enumerate(outcome.worker_logs):
+            print(f"--- worker {n} (last lines) ---\n{log}")
     sys.exit(0 if report(outcome, args.workers, args.rate) else 1)
 
 

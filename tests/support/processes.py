@@ -90,11 +90,14 @@ class WorkerProcesses:
 
     processes: list[subprocess.Popen[bytes]]
     logs: list[IO[bytes]]
+    kept: list[str] | None = None  # what they logged, once stopped
 
     def exited(self) -> list[int]:
         return [n for n, p in enumerate(self.processes) if p.poll() is not None]
 
     def log_of(self, n: int, tail: int = 4000) -> str:
+        if self.kept is not None:
+            return self.kept[n][-tail:]
         log = self.logs[n]
         log.seek(0)
         return log.read().decode(errors="replace")[-tail:]
@@ -116,6 +119,8 @@ class WorkerProcesses:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+        if self.kept is None:
+            self.kept = [self.log_of(n, tail=1_000_000) for n in range(len(self.logs))]
         for log in self.logs:
             log.close()
 
