@@ -24,9 +24,12 @@ What happens to a message the relay did not take:
   back in the queue without counting an attempt;
 - no relay takes a connection now: the job waits (no connect beyond what the
   circuit breakers allow) for up to ``hold_seconds`` of the pool being
-  without any connection; after that jobs go back at once through
-  ``on_error`` as plain server trouble (deferred, no attempt counted), so a
-  long outage costs neither attempts nor a connect per message;
+  without any connection (longer while the relay says it is only full:
+  other workers hold its connections); after that they go back at once
+  through ``on_error`` as server trouble (deferred, no attempt counted), so a long
+  outage costs neither attempts nor a connect per message. A connection
+  idle for :data:`IDLE_SECONDS` is closed, so the relay's connections go to
+  the workers that have mail;
 - our connection is over the relay's budget while others still deliver: the
   job goes back on the pool's queue for them, and this connection waits
   until the budget grows;
@@ -63,7 +66,9 @@ log = logging.getLogger("newsletter.pool")
 
 INLINE_RETRIES = 5  # reconnect attempts per job before it goes back to the queue
 REFUSAL_LOG_SECONDS = 60.0  # a refusing relay is logged as an error this often, not per try
+IDLE_SECONDS = 1.0  # an idle connection is closed after this
 HOLD_BACKOFFS = 10  # without any connection this many backoffs, jobs go back instead of waiting
+FULL_HOLDS = 6  # ... times this when the relay is only full (too many connections)
 
 
 class Pace(Protocol):
@@ -162,8 +167,9 @@ class SmtpPool:
         while True:
             if held is None:
                 await self._wait_for_room(slot)
-            job = held if held is not None else await self.queue.get()
-            held = None
+                job = await self._next_job(slot)
+            else:
+                job, held = held, None
             try:
                 if conn.pipelining and conn.connected and not self.queue.empty():
                     held = self.queue.get_nowait()
@@ -176,6 +182,17 @@ class SmtpPool:
                 job.on_released(job)
             finally:
                 self.queue.task_done()
+
+    async def _next_job(self, slot: int) -> Job:
+        """The next job; a connection idle for IDLE_SECONDS is closed meanwhile,
+        so the relay's connections go to the workers that have mail."""
+        conn = self.connections[slot]
+        if conn.connected:
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(self.queue.get(), IDLE_SECONDS)
+            await conn.close()
+            self._live()
+        return await self.queue.get()
 
     async def _wait_for_room(self, slot: int) -> None:
         """A connection the relays have no budget for waits while others deliver."""
@@ -308,22 +325,35 @@ class SmtpPool:
             return True
 
     async def _hold(self, job: Job, error: SendError | None) -> bool:
-        """No relay takes a connection: wait for the next probe (True), or hand the
-        job back (False) once the pool has had no connection for ``hold_seconds``."""
+        """No relay takes a connection from us: wait for the next probe (True), or
+        hand the job back (False).
+
+        Jobs wait while the pool has been without any connection for less
+        than ``hold_seconds``, after that they go back at once as server
+        trouble. A relay that says it has too many connections (other
+        workers hold them) is up, only full: its jobs wait
+        :data:`FULL_HOLDS` times longer, while the mail of the workers that
+        hold the connections goes out and frees them.
+        """
         now = time.monotonic()
         if self._stalled_since is None:
             self._stalled_since = now
-        if self.stop.is_set() or now - self._stalled_since >= self.hold_seconds:
+        if self.stop.is_set():
+            job.on_released(job)
+            return False
+        stalled = now - self._stalled_since
+        full = isinstance(error, PushBack) and "too many" in error.detail.lower()
+        hold = self.hold_seconds * (FULL_HOLDS if full else 1)
+        if stalled >= hold:
             reason = str(error) if error is not None else "no relay takes connections now"
             refused = isinstance(error, RelayRefused)
             metrics.smtp_observed(0.0, "refused" if refused else "transient")
-            # Plain server trouble, even for a 421: the mail waits its deferral
-            # instead of coming straight back to a relay that has no room for us.
+            # Server trouble, even for a 421: the mail waits its deferral instead
+            # of coming straight back to a relay that has no room for us.
             trouble = error if type(error) in (ServerTrouble, RelayRefused) else None
             job.on_error(job, trouble or ServerTrouble(None, reason, stage="connect"))
             return False
-        wait = max(0.01, self.relays.next_retry_in())
-        wait = min(wait, self.hold_seconds - (now - self._stalled_since))
+        wait = min(max(0.01, self.relays.next_retry_in()), hold - stalled)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), wait)
         return True

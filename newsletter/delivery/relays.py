@@ -47,7 +47,8 @@ from newsletter.ops import metrics
 
 OPEN_AFTER = 2  # failed connects in a row that open the circuit
 PROBE_BASE_SECONDS = 1.0  # first wait of an open circuit before its probe
-PROBE_CAP_SECONDS = 60.0
+PROBE_CAP_SECONDS = 30.0
+FULL_PROBE_BASES = 4  # a relay full with others' connections: first probe after 4 bases
 GROW_AFTER_SECONDS = 30.0  # without a connection refusal, one more connection is tried
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
@@ -114,6 +115,9 @@ class Relays:
     ) -> None:
         if not targets:
             raise ValueError("no relay to send through")
+        # Probes of a relay down for long come at most this far apart (shorter
+        # when the backoff is: tests).
+        probe_cap = min(probe_cap, 30 * probe_base)
         self.relays = [
             Relay(t, i, connections, probe_base, probe_cap, grow_after)
             for i, t in enumerate(targets)
@@ -185,7 +189,11 @@ class Relays:
         relay.last_error = reason
         self.released(relay)
         if relay.open == 0:
-            self._failed(relay)  # not one connection accepted: the relay is in trouble
+            # Not one connection of ours there: full with others' (or down).
+            # Open at once; its probes find when a place is free.
+            relay.failures = max(relay.failures, OPEN_AFTER - 1)
+            relay.probe_wait = max(relay.probe_wait, FULL_PROBE_BASES * relay.probe_base / 2)
+            self._failed(relay)
             return False
         if relay.state == HALF_OPEN:
             relay.state = CLOSED  # the others work: the relay is up, only full

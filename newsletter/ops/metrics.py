@@ -307,6 +307,8 @@ class _DatabaseFigures(Collector):
         for (issue_id, item_id), count in sorted(snap.clicks.items()):
             clicks.add_metric([str(issue_id), str(item_id)], count)
         yield from (messages, deliveries, depth, rate, clicks)
+        if snap.pace is not None:
+            yield from _pace_figures(snap)
         if snap.workers is not None:
             alive = GaugeMetricFamily(
                 "newsletter_workers_alive",
@@ -321,6 +323,41 @@ class _DatabaseFigures(Collector):
             for w in snap.workers:
                 seen.add_metric([w.worker_id], w.last_seen_at.timestamp())
             yield from (alive, seen)
+
+
+def _pace_figures(snap: MetricsSnapshot) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    pace = snap.pace
+    assert pace is not None
+    yield GaugeMetricFamily(
+        "newsletter_global_rate_per_second",
+        "The send rate all workers share now, from the database: RATE_PER_SECOND, "
+        "or lower after the relay pushed back (it climbs back while mail is accepted).",
+        value=pace.effective_per_second,
+    )
+    yield GaugeMetricFamily(
+        "newsletter_global_rate_lowered",
+        "1 while push-back keeps the shared rate below RATE_PER_SECOND.",
+        value=1 if pace.reason else 0,
+    )
+    per_relay = CounterMetricFamily(
+        "newsletter_relay_results",
+        "Per relay (host:port), every worker together, from the database: messages "
+        "sent, messages pushed back, connections refused.",
+        labels=["relay", "result"],
+    )
+    state = GaugeMetricFamily(
+        "newsletter_relay_circuit_state",
+        "Per relay, as the last worker to report saw it: 0 closed (delivering), "
+        "1 half-open (one probe), 2 open (not tried until its next probe).",
+        labels=["relay"],
+    )
+    states = {"closed": 0, "half-open": 1, "open": 2}
+    for r in pace.relays:
+        per_relay.add_metric([r.relay, "sent"], r.sent)
+        per_relay.add_metric([r.relay, "pushed_back"], r.pushed_back)
+        per_relay.add_metric([r.relay, "refused"], r.refused)
+        state.add_metric([r.relay], states.get(r.state, 0))
+    yield from (per_relay, state)
 
 
 class _DatabaseDown(Collector):

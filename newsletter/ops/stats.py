@@ -86,6 +86,32 @@ class RoundStats:
 
 
 @dataclass(frozen=True, slots=True)
+class RelayStats:
+    """One relay of SMTP_URL, summed over every worker (``relay`` is host:port)."""
+
+    relay: str
+    state: str  # closed (delivering), open (refusing: not tried until its probe), half-open
+    sent: int
+    pushed_back: int
+    refused: int  # connections refused or failed
+    connections: int  # what the last worker to report allowed itself there
+    last_error: str | None
+    last_error_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """The send rate the relays allow: RATE_PER_SECOND, or less after push-back."""
+
+    configured_per_second: float
+    effective_per_second: float
+    reason: str | None  # None: at the configured ceiling
+    since: datetime | None  # the last decrease
+    relays: list[RelayStats] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class IssueStats:
     id: int
     number: int | None
@@ -114,6 +140,11 @@ class IssueStats:
     clicks_total: int = 0
     round: int = 1  # the current (or last) send round
     rounds: list[RoundStats] = field(default_factory=list)  # empty unless it was resent
+    # The rate the relays allow now (shared by all workers) and why it is lower.
+    effective_rate_per_second: float = 0.0
+    effective_rate_reason: str | None = None
+    effective_rate_since: datetime | None = None
+    relays: list[RelayStats] = field(default_factory=list)
 
     @property
     def remaining(self) -> int:
@@ -147,6 +178,7 @@ class Overview:
     # Bounce reports in the last UNVERIFIED_DAYS that named a subscriber's
     # address without our signature: recorded, never applied.
     unverified_bounces: int = 0
+    pace: Pace | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,6 +211,36 @@ def eta_seconds(remaining: int, status: str, rate: float, limit: float) -> float
         return None
     pace = min(rate, limit) if rate > 0 else limit
     return remaining / pace
+
+
+async def pace(conn: Connection, settings: Settings) -> Pace:
+    """The learned rate (from the bucket row every worker shares) and each relay's record."""
+    limit = rate_limit(settings)
+    row = await conn.fetchrow(QUERIES.rate_learned, "smtp")
+    learned = row["learned_rate"] if row is not None else None
+    effective = min(limit, learned) if learned is not None else limit
+    relays = [
+        RelayStats(
+            relay=r["relay"],
+            state=r["state"],
+            sent=r["sent"],
+            pushed_back=r["pushed_back"],
+            refused=r["refused"],
+            connections=r["connections"],
+            last_error=r["last_error"],
+            last_error_at=r["last_error_at"],
+            updated_at=r["updated_at"],
+        )
+        for r in await conn.fetch(QUERIES.relay_health)
+    ]
+    lowered = learned is not None and learned < limit
+    return Pace(
+        configured_per_second=limit,
+        effective_per_second=round(effective, 2),
+        reason=f"relay pushed back: {row['learned_reason']}" if lowered and row else None,
+        since=row["decreased_at"] if lowered and row else None,
+        relays=relays,
+    )
 
 
 @asynccontextmanager
@@ -304,8 +366,11 @@ def _build_issue(
     limit: float,
     chart: list[MinuteCount] | None = None,
     engagement: _Engagement | None = None,
+    learned: Pace | None = None,
 ) -> IssueStats:
     seen = engagement or _Engagement()
+    if learned is not None:
+        limit = min(limit, learned.effective_per_second)
     clicks = seen.clicks.get(header["id"], [])
     count = tally.by_status.get
     recipients = sum(tally.by_status.values())
@@ -342,6 +407,10 @@ def _build_issue(
         clicks_total=sum(item.clicks for item in clicks),
         round=header["round"],
         rounds=seen.rounds_of(header, tally),
+        effective_rate_per_second=limit,
+        effective_rate_reason=learned.reason if learned is not None else None,
+        effective_rate_since=learned.since if learned is not None else None,
+        relays=learned.relays if learned is not None else [],
     )
 
 
@@ -387,7 +456,8 @@ async def issue_stats(db: Database, settings: Settings, issue_id: int) -> IssueS
         tallies, _ = await _tallies(conn, [issue_id])
         chart = await sends_per_minute(conn, issue_id, header["finished_at"] or header["as_of"])
         engagement = await _engagement(conn, [header])
-    return _build_issue(header, tallies[issue_id], rate_limit(settings), chart, engagement)
+        learned = await pace(conn, settings)
+    return _build_issue(header, tallies[issue_id], rate_limit(settings), chart, engagement, learned)
 
 
 async def current_issue(db: Database, settings: Settings) -> IssueStats | None:
@@ -400,7 +470,9 @@ async def current_issue(db: Database, settings: Settings) -> IssueStats | None:
         tallies, _ = await _tallies(conn, [header["id"]])
         chart = await sends_per_minute(conn, header["id"], header["finished_at"] or header["as_of"])
         engagement = await _engagement(conn, [header])
-    return _build_issue(header, tallies[header["id"]], rate_limit(settings), chart, engagement)
+        learned = await pace(conn, settings)
+    limit = rate_limit(settings)
+    return _build_issue(header, tallies[header["id"]], limit, chart, engagement, learned)
 
 
 async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -> Overview:
@@ -416,6 +488,7 @@ async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -
         engagement = await _engagement(conn, headers)
         outbox = await conn.fetchrow(QUERIES.stats_outbox_depth)
         unverified = await conn.fetchval(QUERIES.unverified_bounce_count, UNVERIFIED_DAYS)
+        learned = await pace(conn, settings)
     assert outbox is not None
     return Overview(
         subscribers={status: by_status.get(status, 0) for status in SUBSCRIBER_STATUSES},
@@ -429,11 +502,14 @@ async def overview(db: Database, settings: Settings, *, issue_limit: int = 10) -
             )
             for r in growth
         ],
-        issues=[_build_issue(h, tallies[h["id"]], limit, None, engagement) for h in headers],
+        issues=[
+            _build_issue(h, tallies[h["id"]], limit, None, engagement, learned) for h in headers
+        ],
         outbox_queued=outbox["queued"],
         outbox_sending=outbox["sending"],
         as_of=outbox["as_of"],
         unverified_bounces=unverified,
+        pace=learned,
     )
 
 
@@ -488,6 +564,7 @@ class MetricsSnapshot:
     rates: dict[int, float]
     workers: list[WorkerBeat] | None = None  # None: no heartbeat table yet
     clicks: dict[tuple[int, int], int] = field(default_factory=dict)  # (issue, item)
+    pace: Pace | None = None
 
 
 async def metrics_snapshot(
@@ -499,6 +576,7 @@ async def metrics_snapshot(
         outbox = await conn.fetchrow(QUERIES.stats_outbox_depth)
         beats = await workers(conn)
         engagement = await _engagement(conn, headers)
+        learned = await pace(conn, settings)
     assert outbox is not None
     rates = {
         h["id"]: send_rate(tallies[h["id"]].sent_last_minute, h["started_at"], h["as_of"])
@@ -515,6 +593,7 @@ async def metrics_snapshot(
             for issue_id, items in engagement.clicks.items()
             for item in items
         },
+        pace=learned,
     )
 
 

@@ -68,6 +68,20 @@ def render(issue: IssueStats | None, workers: list[WorkerBeat], zone: ZoneInfo) 
         "속도",
         f"최근 1분 {issue.rate_per_second:.1f}통/초 (한도 {issue.rate_limit_per_second:g}통/초)",
     )
+    if issue.effective_rate_reason:
+        facts.add_row(
+            "허용 속도",
+            Text(
+                f"{issue.effective_rate_per_second:g}통/초 — {words.RATE_LOWERED}: "
+                f"{issue.effective_rate_reason}"
+                f" ({clock(issue.effective_rate_since, zone, with_date=False)})",
+                style="yellow",
+            ),
+        )
+    else:
+        facts.add_row(
+            "허용 속도", f"{issue.effective_rate_per_second:g}통/초 — {words.RATE_AT_CEILING}"
+        )
     if issue.status == "sending" and issue.remaining:
         facts.add_row(
             "남은 시간",
@@ -117,6 +131,20 @@ def render(issue: IssueStats | None, workers: list[WorkerBeat], zone: ZoneInfo) 
         ),
     )
     parts: list[RenderableType] = [title, bar, facts]
+    if issue.relays:
+        relays = Table(title="메일 서버 (릴레이)", title_justify="left", box=None)
+        for column in ("서버", "상태", "보냄", "늦추라는 응답", "연결 거부", "마지막 오류"):
+            relays.add_column(column, justify="right" if column in ("보냄",) else "left")
+        for r in issue.relays:
+            relays.add_row(
+                r.relay,
+                Text(words.relay_state(r.state), style="" if r.state == "closed" else "bold red"),
+                f"{r.sent:,}",
+                f"{r.pushed_back:,}",
+                f"{r.refused:,}",
+                r.last_error or "—",
+            )
+        parts.append(relays)
     if issue.error_codes:
         errors = Table(title="보내지 못한 이유", title_justify="left", box=None)
         errors.add_column("SMTP 코드", justify="right")

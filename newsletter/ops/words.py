@@ -154,6 +154,22 @@ ATTEMPTS_HINT = (
 )
 
 
+# A relay's circuit breaker, as the console and `newsletter status` say it.
+RELAY_STATE = {
+    "closed": "정상 — 메일을 받아 감",
+    "open": "연결 거부 — 잠시 뒤 한 번씩 다시 시도",
+    "half-open": "다시 시도하는 중",
+}
+
+# Why the send rate is below RATE_PER_SECOND (the relay's own words follow, in English).
+RATE_LOWERED = "메일 서버가 속도를 늦추라고 해서 낮춤 (받아 주는 동안 조금씩 다시 올림)"
+RATE_AT_CEILING = "설정한 한도 그대로"
+
+
+def relay_state(state: str) -> str:
+    return RELAY_STATE.get(state, state)
+
+
 def issue_status(status: str) -> str:
     return ISSUE_STATUS.get(status, status)
 

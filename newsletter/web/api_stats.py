@@ -33,7 +33,11 @@ async def get_issue_stats(db: DB, settings: Config, issue_id: RowId) -> IssueSta
     messages accepted per minute over the last 30 minutes of the send; `clicks`
     per news item (`news_item_id`, `title`, `url`, `clicks`, `by_hour`), counted
     without knowing who clicked; `round` and `rounds` once failed deliveries
-    were resent."""
+    were resent. `effective_rate_per_second` is the rate the relays allow now
+    (all workers together: `rate_limit_per_second`, or lower after push-back),
+    `effective_rate_reason` why ("relay pushed back: 450 4.7.1 …", null at the
+    ceiling) and `effective_rate_since` when; `relays` what each relay of
+    SMTP_URL sent, pushed back and refused, and its circuit breaker's state."""
     return await stats.issue_stats(db, settings, issue_id)
 
 

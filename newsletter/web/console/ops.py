@@ -11,7 +11,7 @@ from litestar import MediaType, Request, get
 from litestar.response import Template
 
 from newsletter.editorial import issues
-from newsletter.ops import stats
+from newsletter.ops import stats, words
 from newsletter.web.console.gate import render
 from newsletter.web.console.issues import send_chart
 from newsletter.web.deps import DB, Config
@@ -46,6 +46,8 @@ async def _context(request: Request[Any, Any, Any], db: DB, settings: Config) ->
         "signups_30d": sum(g.signups for g in view.growth),
         "imports_30d": sum(g.imports for g in view.growth),
         "leaves_30d": sum(g.leaves for g in view.growth),
+        "relay_words": words.RELAY_STATE,
+        "rate_words": {"lowered": words.RATE_LOWERED, "ceiling": words.RATE_AT_CEILING},
     }
 
 

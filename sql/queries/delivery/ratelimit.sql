@@ -37,7 +37,7 @@ learned AS (
     SELECT bucket.*,
            CASE WHEN decrease THEN greatest($8::float8, was_rate * 0.5)
                 -- Success for at most 2 s counts: an idle gap is not success.
-                WHEN increase THEN was_rate + $10::float8 * least(since_change, 2.0)
+                WHEN increase THEN least($2::float8, was_rate + $10::float8 * least(since_change, 2.0))
                 ELSE was_rate END AS new_rate
     FROM bucket
 ),
