@@ -1,5 +1,6 @@
 """``newsletter serve`` as a real process on a free port, for the tests that
-need a real HTTP server (timeouts, ports, load beside another request)."""
+need a real HTTP server (timeouts, ports, load beside another request), and
+``newsletter worker`` processes for the tests and benches of real delivery."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import IO
 
 import httpx
 
@@ -80,3 +82,71 @@ async def serving(database_url: str, *args: str, **settings: str) -> AsyncIterat
                 process.kill()
                 process.wait(timeout=10)
         log.close()
+
+
+@dataclass
+class WorkerProcesses:
+    """``newsletter worker`` processes, each logging to a temporary file."""
+
+    processes: list[subprocess.Popen[bytes]]
+    logs: list[IO[bytes]]
+    kept: list[str] | None = None  # what they logged, once stopped
+
+    def exited(self) -> list[int]:
+        return [n for n, p in enumerate(self.processes) if p.poll() is not None]
+
+    def log_of(self, n: int, tail: int = 4000) -> str:
+        if self.kept is not None:
+            return self.kept[n][-tail:]
+        log = self.logs[n]
+        log.seek(0)
+        return log.read().decode(errors="replace")[-tail:]
+
+    def kill(self, n: int) -> None:
+        process = self.processes[n]
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM each (finish in flight, give the rest back), SIGKILL what lingers."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        if self.kept is None:
+            self.kept = [self.log_of(n, tail=1_000_000) for n in range(len(self.logs))]
+        for log in self.logs:
+            log.close()
+
+
+def start_workers(
+    env: dict[str, str],
+    count: int,
+    *,
+    lease_seconds: float | None = None,
+    prefixes: list[list[str]] | None = None,
+) -> WorkerProcesses:
+    """``count`` real ``newsletter worker`` processes with ``env`` (see
+    :func:`serve_env`). ``prefixes[n]`` runs worker n under another command,
+    e.g. ``["ip", "netns", "exec", "h1"]``."""
+    args = [sys.executable, "-m", "newsletter", "worker"]
+    if lease_seconds is not None:
+        args += ["--lease-seconds", str(lease_seconds)]
+    processes = []
+    logs: list[IO[bytes]] = []
+    for n in range(count):
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+        logs.append(log)
+        prefix = prefixes[n] if prefixes else []
+        processes.append(
+            subprocess.Popen(
+                [*prefix, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+            )
+        )
+    return WorkerProcesses(processes, logs)
