@@ -126,6 +126,7 @@ CREATE TABLE public.bounce_events (
     detail text,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
     verified boolean DEFAULT true NOT NULL,
+    outbox_id bigint,
     CONSTRAINT bounce_events_kind_check CHECK ((kind = ANY (ARRAY['hard'::text, 'soft'::text]))),
     CONSTRAINT bounce_events_source_check CHECK ((source = ANY (ARRAY['smtp'::text, 'dsn'::text])))
 );
@@ -913,6 +914,12 @@ CREATE INDEX audit_log_user ON public.audit_log USING btree (user_id, occurred_a
 CREATE INDEX bounce_events_delivery ON public.bounce_events USING btree (delivery_id) WHERE verified;
 
 --
+-- Name: bounce_events_outbox; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bounce_events_outbox ON public.bounce_events USING btree (outbox_id) WHERE (outbox_id IS NOT NULL);
+
+--
 -- Name: bounce_events_subscriber; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1118,6 +1125,13 @@ ALTER TABLE ONLY public.audit_log
 
 ALTER TABLE ONLY public.bounce_events
     ADD CONSTRAINT bounce_events_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES public.deliveries(id) ON DELETE SET NULL;
+
+--
+-- Name: bounce_events bounce_events_outbox_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.bounce_events
+    ADD CONSTRAINT bounce_events_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES public.outbox(id) ON DELETE SET NULL;
 
 --
 -- Name: bounce_events bounce_events_subscriber_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -308,6 +308,7 @@ async def apply(
     source: Literal["smtp", "dsn"],
     code: int | None,
     detail: str,
+    outbox_id: int | None = None,
 ) -> str:
     """The bounce policy, inside the caller's transaction, for a bounce we know
     is genuine (our own SMTP reply, or a report carrying our signature).
@@ -321,7 +322,15 @@ async def apply(
     ):
         return "already counted"
     await conn.execute(
-        QUERIES.insert_bounce_event, delivery_id, subscriber_id, kind, source, code, detail, True
+        QUERIES.insert_bounce_event,
+        delivery_id,
+        subscriber_id,
+        kind,
+        source,
+        code,
+        detail,
+        True,
+        outbox_id,
     )
     if delivery_id is not None and source == "dsn":
         await conn.execute(QUERIES.mark_delivery_bounced, delivery_id, f"bounce: {detail}", kind)
@@ -447,7 +456,7 @@ async def _apply_outbox(
     if worst.kind == "soft" and row["bounced"]:
         return applied("already counted")
     detail = worst.detail[:1000]
-    await conn.execute(QUERIES.mark_outbox_bounced, outbox_id, f"bounce_{worst.kind}: {detail}")
+    await conn.execute(QUERIES.mark_outbox_bounced, outbox_id, f"bounced ({worst.kind}): {detail}")
     if subscriber_id is not None and row["subscriber_status"] in MAILED_STATUSES:
         action = await apply(
             conn,
@@ -457,10 +466,19 @@ async def _apply_outbox(
             source="dsn",
             code=None,
             detail=detail,
+            outbox_id=outbox_id,
         )
         return applied(action)
     await conn.execute(
-        QUERIES.insert_bounce_event, None, subscriber_id, worst.kind, "dsn", None, detail, True
+        QUERIES.insert_bounce_event,
+        None,
+        subscriber_id,
+        worst.kind,
+        "dsn",
+        None,
+        detail,
+        True,
+        outbox_id,
     )
     if row["subscriber_status"] == "suppressed":
         return applied("already suppressed")
@@ -484,6 +502,7 @@ async def _record_unverified(conn: Connection, parsed: ParsedBounce, result: Bou
             None,
             failed.detail[:1000],
             False,
+            None,
         )
         result.applied.append(
             AppliedBounce(

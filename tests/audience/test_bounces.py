@@ -410,7 +410,7 @@ async def test_a_bounced_confirmation_found_by_its_verp_fails_its_row_and_suppre
     assert row["status"] == "suppressed" and "5.1.1" in str(row["suppressed_reason"])
     mail_row = await outbox_row(db, outbox_id)
     assert mail_row["status"] == "failed"
-    assert str(mail_row["last_error"]).startswith("bounce_hard: 5.1.1")
+    assert str(mail_row["last_error"]).startswith("bounced (hard): 5.1.1")
 
 
 async def test_a_bounced_notice_to_a_leaver_is_recorded_and_changes_nobody(
@@ -462,7 +462,10 @@ async def test_a_transactional_mail_counts_one_soft_bounce_however_often_reporte
     assert actions == [["counted"], ["already counted"], ["already counted"]]
     row = await subscriber(db, address(1))
     assert row["status"] == "active" and row["soft_bounces"] == 1
-    assert str((await outbox_row(db, outbox_id))["last_error"]).startswith("bounce_soft: 5.2.2")
+    assert str((await outbox_row(db, outbox_id))["last_error"]).startswith("bounced (soft): 5.2.2")
+    # The one bounce event names the mail it is about.
+    events = "SELECT count(*) FROM bounce_events WHERE outbox_id = $1 AND verified"
+    assert await db.pool.fetchval(events, outbox_id) == 1
 
 
 async def test_a_bounced_test_copy_names_no_subscriber(

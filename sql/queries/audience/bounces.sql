@@ -8,11 +8,12 @@ FOR UPDATE;
 
 -- name: outbox_for_bounce
 -- The transactional mail a signed report names, locked like a delivery (two
--- reports about one mail are applied one after the other). A bounced row is
--- 'failed' with last_error 'bounce_<kind>: ...' (mark_outbox_bounced): that is
--- the once-per-mail soft-bounce check, as bounce_events is for deliveries.
+-- reports about one mail are applied one after the other). ``bounced``: a
+-- genuine bounce of this mail is recorded already (bounce_events_outbox), the
+-- once-per-mail soft-bounce check, as delivery_bounce_counted is for deliveries.
 SELECT o.id, o.kind, o.subscriber_id, o.status,
-       coalesce(starts_with(o.last_error, 'bounce_'), false) AS bounced,
+       EXISTS (SELECT 1 FROM bounce_events b WHERE b.outbox_id = o.id AND b.verified)
+           AS bounced,
        s.status AS subscriber_status
 FROM outbox o LEFT JOIN subscribers s ON s.id = o.subscriber_id
 WHERE o.id = $1
@@ -58,9 +59,11 @@ SELECT s.id AS subscriber_id,
 FROM subscribers s WHERE lower(s.email) = lower($1);
 
 -- name: insert_bounce_event
--- $7 verified: false for a report matched by address only (recorded, never applied).
-INSERT INTO bounce_events (delivery_id, subscriber_id, kind, source, smtp_code, detail, verified)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
+-- $7 verified: false for a report matched by address only (recorded, never
+-- applied). $8 the transactional mail it is about, if it is (else $1 the delivery).
+INSERT INTO bounce_events
+    (delivery_id, subscriber_id, kind, source, smtp_code, detail, verified, outbox_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: mark_delivery_bounced
 -- $3 is the bounce kind (hard, soft): reason bounce_hard or bounce_soft.
