@@ -636,9 +636,8 @@ async def _bounces(args: argparse.Namespace, settings: Settings) -> int:
                 totals["too large"] += 1
                 continue
             result = await bounces.process(db, settings, raw)
-            for applied in result.applied:
-                if applied.action in totals:
-                    totals[applied.action] += 1
+            for applied in result.applied:  # every action is told, new ones included
+                totals[applied.action] = totals.get(applied.action, 0) + 1
             totals["unsubscribed"] += len(result.unsubscribed)
             totals["unmatched"] += len(result.unmatched)
             totals["ignored"] += 1 if result.ignored else 0

@@ -442,7 +442,7 @@ async def test_a_bounced_notice_to_a_leaver_is_recorded_and_changes_nobody(
 
 
 async def test_a_transactional_mail_counts_one_soft_bounce_however_often_reported(
-    database_url: str, db: Database, smtp_server: SmtpServer
+    database_url: str, db: Database, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
     settings = make_settings(database_url, smtp_server.target, **VERP)
     await add_subscribers(db, 1)
@@ -466,6 +466,17 @@ async def test_a_transactional_mail_counts_one_soft_bounce_however_often_reporte
     # The one bounce event names the mail it is about.
     events = "SELECT count(*) FROM bounce_events WHERE outbox_id = $1 AND verified"
     assert await db.pool.fetchval(events, outbox_id) == 1
+    # The mailbox command tells that outcome too (it once left unknown actions out).
+    box = mailbox.mbox(tmp_path / "again.mbox")
+    box.add(soft_dsn(mail.mail_from, address(1), report_id="r-cli"))
+    box.close()
+    out = await _bounces_command(
+        database_url,
+        settings,
+        tmp_path / "again.mbox",
+        NEWSLETTER_BOUNCE_ADDRESS="bounce@gimpo.go.kr",
+    )
+    assert "already counted: 1" in out, out
 
 
 async def test_a_bounced_test_copy_names_no_subscriber(
