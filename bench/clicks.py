@@ -25,23 +25,21 @@ import sys
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import asyncpg
+from common import ROOT, SECRET, drop_database, fresh_database
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# The wrk helpers of bench/signup.py, beside this script.
+from signup import ensure_wrk, run_wrk
 
-# The wrk and database helpers of bench/signup.py, beside this script.
-from signup import admin, ensure_wrk, free_port, run_wrk, with_database
-
-from newsletter.core.db import Database, migrate
+from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.editorial import issues
 from newsletter.editorial.rendering import click_url
 from newsletter.ops.audit import Actor
+from tests.conftest import free_port
+from tests.support.processes import serve_env
 
-SECRET = "benchmark-secret-key-0123456789"
 PHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
@@ -116,22 +114,14 @@ def main() -> int:
         embedded = start_embedded_postgres(ROOT / ".dev" / "bench-pg")
         admin_url = embedded.get_uri()
     name = f"nl_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(admin(admin_url, f'CREATE DATABASE "{name}"'))
-    database_url = with_database(admin_url, name)
-    asyncio.run(migrate(database_url))
+    database_url = asyncio.run(fresh_database(name, admin_url))
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     issue_id, link = asyncio.run(started_issue(database_url, base))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        NEWSLETTER_DATABASE_URL=database_url,
-        NEWSLETTER_SECRET_KEY=SECRET,
-        NEWSLETTER_BASE_URL=base,
-    )
     server = subprocess.Popen(
         [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
-        env=env,
+        env=serve_env(database_url, SECRET_KEY=SECRET, BASE_URL=base),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -155,7 +145,7 @@ def main() -> int:
         server.wait(timeout=30)
 
     clicks, writes = asyncio.run(stored(database_url, issue_id))
-    asyncio.run(admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(drop_database(name, admin_url))
     if embedded is not None:
         embedded.cleanup()
 

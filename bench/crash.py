@@ -24,34 +24,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from common import add_subscribers, fresh_database, worker_env
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from newsletter.core.db import Database, migrate
+from newsletter.core.db import Database
 from newsletter.core.settings import Settings
-from newsletter.editorial import issues
-from newsletter.ops.audit import Actor
+from tests.conftest import free_port
+from tests.support.delivery import max_per_window, start_issue
+from tests.support.processes import start_workers
 
-ADMIN_URL = os.environ.get(
-    "NEWSLETTER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-SECRET = "bench-Qz7vR2kLp9XwN4tB6yHc3mJ8"
 DATABASE = "nl_bench_crash"
 BATCH = 200
 
@@ -70,122 +57,42 @@ class Sink:
         return "250 OK"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-def worker_env(url: str, port: int, rate: float) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        {
-            "NEWSLETTER_DATABASE_URL": url,
-            "NEWSLETTER_SECRET_KEY": SECRET,
-            "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr",
-            "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{port}",
-            "NEWSLETTER_RATE_PER_SECOND": str(rate),
-            "NEWSLETTER_SMTP_CONNECTIONS": "4",
-            "NEWSLETTER_BATCH_SIZE": str(BATCH),
-        }
-    )
-    return env
-
-
-async def fresh_database(count: int) -> str:
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-    url = with_database(ADMIN_URL, DATABASE)
-    await migrate(url)
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(
-            "INSERT INTO subscribers (email, name, status, confirmed_at, last_consent_at)"
-            " SELECT 'r' || g || '@example.com', '김포시민', 'active', now(), now()"
-            " FROM generate_series(1, $1) g",
-            count,
-        )
-    finally:
-        await conn.close()
-    return url
-
-
-async def start_issue(db: Database, settings: Settings) -> int:
-    item = await db.pool.fetchval(
-        "INSERT INTO news_items (title, summary, body) VALUES ($1, $2, $3) RETURNING id",
-        "한강 야간 축제 개최",
-        "김포 한강 야간 축제가 열립니다.",
-        "<p>시민 여러분을 초대합니다.</p>",
-    )
-    row = await issues.create(
-        db,
-        Actor(name="bench", role="editor"),
-        issues.IssueFields("11월 소식", "안녕하세요.", [item]),
-    )
-    async with db.transaction() as conn:
-        await issues.start_issue(conn, row["id"], settings)
-    issue_id: int = row["id"]
-    return issue_id
-
-
-def peak_window(times: list[float], window: float = 1.0) -> int:
-    times = sorted(times)
-    best = start = 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 async def run_case(
     count: int, rate: float, kill_after: float | None, lease_only: bool
 ) -> dict[str, Any]:
-    url = await fresh_database(count)
+    url = await fresh_database(DATABASE)
+    await add_subscribers(url, count)
     sink = Sink()
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
-    env = worker_env(url, port, rate)
+    env = worker_env(
+        url,
+        port,
+        RATE_PER_SECOND=str(rate),
+        SMTP_CONNECTIONS="4",
+        BATCH_SIZE=str(BATCH),
+    )
     settings = Settings.from_env(env)
     db = await Database.connect(url, min_size=1, max_size=3)
-    procs = [
-        subprocess.Popen(  # noqa: ASYNC220 - started once, never awaited
-            [sys.executable, "-m", "newsletter", "worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(2)
-    ]
+    workers = start_workers(env, 2)
     try:
         deadline = time.monotonic() + 60  # both up, liveness locks taken
         while await db.pool.fetchval("SELECT count(lock_key) FROM workers") < 2:
             if time.monotonic() > deadline:
                 raise RuntimeError("the workers did not start")
             await asyncio.sleep(0.05)
-        issue_id = await start_issue(db, settings)
+        issue_id = await start_issue(db, settings, title="11월 소식")
         started = time.monotonic()
         killed = False
         while True:
             if kill_after is not None and not killed and time.monotonic() - started >= kill_after:
-                victim = procs[0]
                 if lease_only:  # the others cannot see that it died: lease expiry only
                     await db.pool.execute(
-                        "UPDATE workers SET lock_key = NULL WHERE pid = $1", victim.pid
+                        "UPDATE workers SET lock_key = NULL WHERE pid = $1",
+                        workers.processes[0].pid,
                     )
-                victim.send_signal(signal.SIGKILL)
-                victim.wait()
+                workers.kill(0)
                 killed = True
             status = await db.pool.fetchval("SELECT status FROM issues WHERE id = $1", issue_id)
             if status == "sent":
@@ -193,11 +100,7 @@ async def run_case(
             await asyncio.sleep(0.05)
         total = time.monotonic() - started
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.wait(timeout=30)
+        workers.stop()
         await db.close()
         controller.stop()
     with sink.lock:
@@ -210,7 +113,7 @@ async def run_case(
         "ideal": count / rate,
         "recipients": len(copies),
         "duplicates": sum(n - 1 for n in copies.values()),
-        "peak": peak_window([t for t, _ in arrivals]),
+        "peak": max_per_window([t for t, _ in arrivals]),
     }
 
 

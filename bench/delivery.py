@@ -27,24 +27,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+from common import add_subscribers, fresh_database, worker_env
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from newsletter.core.db import Database, migrate
+from newsletter.core.db import Database
 from newsletter.core.dkim import signer_for
 from newsletter.core.settings import Settings
 from newsletter.delivery.message import IssueMessage, Recipient
 from newsletter.editorial import issues
 from newsletter.ops.audit import Actor
+from tests.conftest import free_port
+from tests.support.dkim import session_key
+from tests.support.processes import start_workers
 
-ADMIN_URL = os.environ.get(
-    "NEWSLETTER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-SECRET = "bench-Qz7vR2kLp9XwN4tB6yHc3mJ8"
 DATABASE = "nl_bench_delivery"
 CONNECTIONS = 10
 ITEMS = 2  # news items per issue: ≈20 KB per mail with the MJML layout
@@ -52,17 +47,6 @@ PARAGRAPH = (
     "김포시는 시민 여러분의 안전과 편의를 위해 한강 야간 축제 기간 동안 임시 셔틀버스를 "
     "운행합니다. 자세한 운행 시간과 정류장 위치는 시 누리집에서 확인하실 수 있습니다. "
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 def ensure_postfix_tools() -> None:
@@ -102,56 +86,20 @@ def reference(port: int, count: int, size: int) -> float:
 
 def dkim_env() -> dict[str, str]:
     """A fresh 2048-bit signing key, as the settings take it."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return {"NEWSLETTER_DKIM_SELECTOR": "bench", "NEWSLETTER_DKIM_PRIVATE_KEY": pem}
+    return {"DKIM_SELECTOR": "bench", "DKIM_PRIVATE_KEY": session_key().private_pem}
 
 
-def settings_for(url: str, port: int, extra: dict[str, str]) -> Settings:
-    env = {
-        "NEWSLETTER_DATABASE_URL": url,
-        "NEWSLETTER_SECRET_KEY": SECRET,
-        "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr",
-        "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{port}",
-        "NEWSLETTER_RATE_PER_SECOND": "1000000",
-        "NEWSLETTER_SMTP_CONNECTIONS": str(CONNECTIONS),
-        "NEWSLETTER_BATCH_SIZE": "500",
-        "NEWSLETTER_BOUNCE_ADDRESS": "bounce@gimpo.go.kr",
+def bench_env(url: str, port: int, extra: dict[str, str]) -> dict[str, str]:
+    """The workers' environment: rate limit "off", 10 connections, batches of 500."""
+    return worker_env(
+        url,
+        port,
+        RATE_PER_SECOND="1000000",
+        SMTP_CONNECTIONS=str(CONNECTIONS),
+        BATCH_SIZE="500",
+        BOUNCE_ADDRESS="bounce@gimpo.go.kr",
         **extra,
-    }
-    return Settings.from_env(env)
-
-
-async def fresh_database(count: int) -> str:
-    name = DATABASE
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = with_database(ADMIN_URL, name)
-    await migrate(url)
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(
-            """
-            INSERT INTO subscribers (email, name, status, confirmed_at, last_consent_at)
-            SELECT 'r' || g || '@example.com', '김포시민' || g, 'active', now(), now()
-            FROM generate_series(1, $1) g
-            """,
-            count,
-        )
-    finally:
-        await conn.close()
-    return url
+    )
 
 
 async def start_big_issue(db: Database, settings: Settings) -> tuple[int, int, float]:
@@ -229,39 +177,15 @@ def rss_kb(pid: int, field: str = "VmHWM") -> int:
 
 
 async def run_workers(
-    url: str,
-    port: int,
+    env: dict[str, str],
     workers: int,
     issue_id: int,
     db: Database,
-    extra: dict[str, str],
     profile: Path | None = None,
 ) -> dict[str, float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        {
-            "NEWSLETTER_DATABASE_URL": url,
-            "NEWSLETTER_SECRET_KEY": SECRET,
-            "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr",
-            "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{port}",
-            "NEWSLETTER_RATE_PER_SECOND": "1000000",
-            "NEWSLETTER_SMTP_CONNECTIONS": str(CONNECTIONS),
-            "NEWSLETTER_BATCH_SIZE": "500",
-            "NEWSLETTER_BOUNCE_ADDRESS": "bounce@gimpo.go.kr",
-            **extra,
-        }
-    )
     started = time.perf_counter()
-    procs = [
-        subprocess.Popen(  # noqa: ASYNC220 - started once, never awaited
-            [sys.executable, "-m", "newsletter", "worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(workers)
-    ]
+    running = start_workers(env, workers)
+    procs = running.processes
     spies = [  # py-spy attached to each worker, stopped with SIGINT when the issue is sent
         subprocess.Popen(  # noqa: ASYNC220 - started once, never awaited
             [
@@ -309,10 +233,7 @@ async def run_workers(
             spy.send_signal(signal.SIGINT)
         for spy in spies:
             spy.wait(timeout=30)
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(timeout=30)
+        running.stop()
     span = await db.pool.fetchrow(
         "SELECT count(*) AS n, extract(epoch FROM max(sent_at) - min(sent_at)) AS s"
         " FROM deliveries WHERE issue_id = $1 AND status = 'sent'",
@@ -333,12 +254,14 @@ async def run_workers(
 async def measure(
     count: int, workers: int, port: int, extra: dict[str, str], profile: Path | None = None
 ) -> tuple[dict[str, float], int]:
-    url = await fresh_database(count)
-    settings = settings_for(url, port, extra)
+    url = await fresh_database(DATABASE)
+    await add_subscribers(url, count, numbered_names=True)
+    env = bench_env(url, port, extra)
+    settings = Settings.from_env(env)
     db = await Database.connect(url, min_size=1, max_size=3)
     try:
         issue_id, size, snapshot = await start_big_issue(db, settings)
-        result = await run_workers(url, port, workers, issue_id, db, extra, profile)
+        result = await run_workers(env, workers, issue_id, db, profile)
         result["snapshot_s"] = snapshot
     finally:
         await db.close()

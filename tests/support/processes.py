@@ -18,6 +18,7 @@ from typing import IO
 
 import httpx
 
+from newsletter.core.settings import SmtpTarget
 from tests.conftest import ROOT, TEST_SECRET_KEY, free_port
 
 
@@ -33,6 +34,19 @@ def serve_env(database_url: str, **settings: str) -> dict[str, str]:
     env.update(NEWSLETTER_DATABASE_URL=database_url, NEWSLETTER_SECRET_KEY=TEST_SECRET_KEY)
     env.update({f"NEWSLETTER_{name}": value for name, value in settings.items()})
     return env
+
+
+def worker_env(database_url: str, smtp: SmtpTarget, **settings: str) -> dict[str, str]:
+    """:func:`serve_env` for ``newsletter worker``: the city's public address
+    and ``smtp`` as the relay; ``settings`` may override either."""
+    return serve_env(
+        database_url,
+        **{
+            "BASE_URL": "https://newsletter.gimpo.go.kr",
+            "SMTP_URL": f"smtp://{smtp.host}:{smtp.port}",
+            **settings,
+        },
+    )
 
 
 async def wait_until_up(url: str, deadline: float = 30.0) -> None:
@@ -133,7 +147,7 @@ def start_workers(
     prefixes: list[list[str]] | None = None,
 ) -> WorkerProcesses:
     """``count`` real ``newsletter worker`` processes with ``env`` (see
-    :func:`serve_env`). ``prefixes[n]`` runs worker n under another command,
+    :func:`worker_env`). ``prefixes[n]`` runs worker n under another command,
     e.g. ``["ip", "netns", "exec", "h1"]``."""
     args = [sys.executable, "-m", "newsletter", "worker"]
     if lease_seconds is not None:

@@ -1,0 +1,86 @@
+"""What the benches share: a fresh database per run, subscribers in bulk, and
+the environment of the ``newsletter worker`` processes they start.
+
+A bench runs as a script (``.venv/bin/python bench/x.py``), so this directory
+is on ``sys.path`` and ``from common import …`` finds this module. Importing it
+puts the repository's root there too, for ``newsletter`` and for the pieces
+the benches take from ``tests.support`` (worker processes, SMTP sinks, issues).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from newsletter.core.db import migrate
+from newsletter.core.settings import SmtpTarget
+from tests.conftest import with_database
+from tests.support import processes
+
+ADMIN_URL = os.environ.get(
+    "NEWSLETTER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+SECRET = "bench-Qz7vR2kLp9XwN4tB6yHc3mJ8"
+
+
+async def _admin(admin_url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def fresh_database(name: str, admin_url: str = ADMIN_URL) -> str:
+    """Database ``name`` on the server, created anew (one left by an earlier
+    run is dropped) and migrated; its URL."""
+    await _admin(
+        admin_url,
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        f'CREATE DATABASE "{name}"',
+    )
+    url = with_database(admin_url, name)
+    await migrate(url)
+    return url
+
+
+async def drop_database(name: str, admin_url: str = ADMIN_URL) -> None:
+    await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def add_subscribers(url: str, count: int, *, numbered_names: bool = False) -> None:
+    """``count`` active subscribers r1@example.com, r2@example.com … in one
+    statement, each named 김포시민 (김포시민1, 김포시민2 … with ``numbered_names``).
+    Unlike the tests' helper the numbers are not padded: a bench may add
+    100,000 and more."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO subscribers (email, name, status, confirmed_at, last_consent_at)
+            SELECT 'r' || g || '@example.com', '김포시민' || CASE WHEN $2 THEN g::text ELSE '' END,
+                   'active', now(), now()
+            FROM generate_series(1, $1) g
+            """,
+            count,
+            numbered_names,
+        )
+    finally:
+        await conn.close()
+
+
+def worker_env(database_url: str, smtp_port: int, **settings: str) -> dict[str, str]:
+    """The environment of a bench's ``newsletter worker``: this process's
+    environment without any ``NEWSLETTER_`` variable, then the bench's secret,
+    the city's public address, the SMTP server on 127.0.0.1:``smtp_port`` and
+    ``NEWSLETTER_<name>`` for each of ``settings``."""
+    return processes.worker_env(
+        database_url, SmtpTarget("127.0.0.1", smtp_port), SECRET_KEY=SECRET, **settings
+    )
