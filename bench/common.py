@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from newsletter.core.db import migrate
 from newsletter.core.settings import SmtpTarget
-from tests.conftest import with_database
+from tests.conftest import admin_execute, with_database
 from tests.support import processes
 
 ADMIN_URL = os.environ.get(
@@ -29,19 +29,10 @@ ADMIN_URL = os.environ.get(
 SECRET = "bench-Qz7vR2kLp9XwN4tB6yHc3mJ8"
 
 
-async def _admin(admin_url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 async def fresh_database(name: str, admin_url: str = ADMIN_URL) -> str:
     """Database ``name`` on the server, created anew (one left by an earlier
     run is dropped) and migrated; its URL."""
-    await _admin(
+    await admin_execute(
         admin_url,
         f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
         f'CREATE DATABASE "{name}"',
@@ -52,7 +43,7 @@ async def fresh_database(name: str, admin_url: str = ADMIN_URL) -> str:
 
 
 async def drop_database(name: str, admin_url: str = ADMIN_URL) -> None:
-    await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def add_subscribers(url: str, count: int, *, numbered_names: bool = False) -> None:

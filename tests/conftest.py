@@ -53,7 +53,8 @@ def pg_admin_url() -> Iterator[str]:
     yield server.get_uri()
 
 
-async def _admin(url: str, *statements: str) -> None:
+async def admin_execute(url: str, *statements: str) -> None:
+    """Statements for the server itself (CREATE/DROP DATABASE), one connection."""
     conn = await asyncpg.connect(url)
     try:
         for statement in statements:
@@ -66,18 +67,18 @@ async def _admin(url: str, *statements: str) -> None:
 def template_database(pg_admin_url: str) -> Iterator[str]:
     """A database migrated once per run; each test clones it (fast, isolated)."""
     name = f"nl_tpl_{RUN_ID}"
-    asyncio.run(_admin(pg_admin_url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_execute(pg_admin_url, f'CREATE DATABASE "{name}"'))
     asyncio.run(migrate(with_database(pg_admin_url, name)))
     yield name
-    asyncio.run(_admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
 async def database_url(pg_admin_url: str, template_database: str) -> AsyncIterator[str]:
     name = f"nl_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    await _admin(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    await admin_execute(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     yield with_database(pg_admin_url, name)
-    await _admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

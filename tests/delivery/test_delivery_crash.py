@@ -7,18 +7,17 @@ connection but lives on."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
-import sys
 
 from newsletter.core.db import Database
 from newsletter.mail import outbox
-from tests.conftest import ROOT, TEST_SECRET_KEY, SmtpServer, make_settings
+from tests.conftest import SmtpServer, make_settings
 from tests.support.delivery import (
     add_subscribers,
     address,
     assert_each_got_one,
+    assert_nobody_skipped,
     fast_worker,
     handler_of,
     running,
@@ -27,46 +26,17 @@ from tests.support.delivery import (
     timed_smtp,
     wait_for_status,
 )
+from tests.support.processes import kill_after, spawn_worker, wait_for_messages, worker_env
 
 __all__ = ["timed_smtp"]  # fixture
 
 
-def worker_env(database_url: str, server: SmtpServer, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        {
-            "NEWSLETTER_DATABASE_URL": database_url,
-            "NEWSLETTER_SECRET_KEY": TEST_SECRET_KEY,
-            "NEWSLETTER_BASE_URL": "https://newsletter.gimpo.go.kr",
-            "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{server.port}",
-            "NEWSLETTER_RATE_PER_SECOND": "300",
-            "NEWSLETTER_BATCH_SIZE": "50",
-            "NEWSLETTER_SMTP_CONNECTIONS": "4",
-        }
+def crash_env(database_url: str, server: SmtpServer, **settings: str) -> dict[str, str]:
+    return worker_env(
+        database_url,
+        server.target,
+        **{"RATE_PER_SECOND": "300", "BATCH_SIZE": "50", "SMTP_CONNECTIONS": "4", **settings},
     )
-    env.update(extra)
-    return env
-
-
-async def spawn_worker(env: dict[str, str], lease_seconds: float = 2) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "newsletter",
-        "worker",
-        "--lease-seconds",
-        str(lease_seconds),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
-async def wait_for_messages(server: SmtpServer, count: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-    async with asyncio.timeout(timeout):
-        while len(server.handler.messages) < count:
-            await asyncio.sleep(0.02)
 
 
 async def test_sigkilled_worker_process_is_taken_over(
@@ -75,21 +45,14 @@ async def test_sigkilled_worker_process_is_taken_over(
     settings = make_settings(database_url, timed_smtp.target, rate_per_second=300.0)
     await add_subscribers(db, 600)
     issue_id = await start_issue(db, settings)
-    process = await spawn_worker(worker_env(database_url, timed_smtp))
-    try:
-        await wait_for_messages(timed_smtp, 150)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
+    process = await spawn_worker(crash_env(database_url, timed_smtp))
+    await kill_after(process, timed_smtp, 150)
     assert await status_counts(db, issue_id) != {"sent": 600}, "finished before the kill"
 
     async with running(fast_worker(settings, db, "survivor")):
         await wait_for_status(db, issue_id, "sent", timeout=60)
 
-    counts = handler_of(timed_smtp).counts()
-    assert len(counts) == 600, "somebody was skipped"
-    duplicates = sum(n - 1 for n in counts.values())
-    assert duplicates <= 50, f"{duplicates} duplicates, more than one batch"
+    assert_nobody_skipped(handler_of(timed_smtp), 600, duplicates_at_most=50, what="one batch")
     assert await status_counts(db, issue_id) == {"sent": 600}
 
 
@@ -99,9 +62,7 @@ async def test_sigterm_lets_in_flight_mail_finish_and_gives_the_rest_back(
     settings = make_settings(database_url, timed_smtp.target, rate_per_second=100.0)
     await add_subscribers(db, 400)
     issue_id = await start_issue(db, settings)
-    env = worker_env(
-        database_url, timed_smtp, NEWSLETTER_RATE_PER_SECOND="100", NEWSLETTER_BATCH_SIZE="200"
-    )
+    env = crash_env(database_url, timed_smtp, RATE_PER_SECOND="100", BATCH_SIZE="200")
     process = await spawn_worker(env)
     await wait_for_messages(timed_smtp, 40)
     process.send_signal(signal.SIGTERM)
@@ -151,16 +112,10 @@ async def test_sigkilled_worker_mail_is_taken_over_long_before_its_lease_runs_ou
     settings = make_settings(database_url, timed_smtp.target, rate_per_second=200.0)
     await add_subscribers(db, 400)
     issue_id = await start_issue(db, settings)
-    env = worker_env(
-        database_url, timed_smtp, NEWSLETTER_RATE_PER_SECOND="200", NEWSLETTER_BATCH_SIZE="100"
-    )
+    env = crash_env(database_url, timed_smtp, RATE_PER_SECOND="200", BATCH_SIZE="100")
     process = await spawn_worker(env, lease_seconds=60)
     dead = f"{socket.gethostname()}:{process.pid}"
-    try:
-        await wait_for_messages(timed_smtp, 60)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
+    await kill_after(process, timed_smtp, 60)
     held = await db.pool.fetchrow(
         "SELECT count(*) AS n, min(lease_until) AS until FROM deliveries"
         " WHERE status = 'sending' AND worker = $1",
@@ -173,10 +128,8 @@ async def test_sigkilled_worker_mail_is_taken_over_long_before_its_lease_runs_ou
         # Everything went out while the dead worker's leases were still running.
         assert await db.pool.fetchval("SELECT now() < $1", held["until"])
 
-    counts = handler_of(timed_smtp).counts()
-    assert len(counts) == 400, "somebody was skipped"
-    duplicates = sum(n - 1 for n in counts.values())
-    assert duplicates <= 25, f"{duplicates} duplicates, more than one flush group"
+    handler = handler_of(timed_smtp)
+    assert_nobody_skipped(handler, 400, duplicates_at_most=25, what="one flush group")
     assert await status_counts(db, issue_id) == {"sent": 400}
 
 

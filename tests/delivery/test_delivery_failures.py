@@ -7,7 +7,7 @@ rounds (``Worker.run_once``), so "the next round" is literal."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -82,6 +82,35 @@ async def one_round(settings: Settings, db: Database) -> None:
         await worker.smtp.close()
 
 
+async def rounds_while_pushed_back(
+    settings: Settings, db: Database, row_of: Callable[[], Awaitable[Record]], rounds: int
+) -> Record:
+    """Up to ``rounds`` worker rounds, until the mail is sent; after each round
+    it did not go out, it is back in the queue, due at once, with no attempt
+    or deferral spent. The row as the last round left it."""
+    for _ in range(rounds):
+        await one_round(settings, db)
+        row = await row_of()
+        if row["status"] == "sent":
+            break
+        assert row["status"] == "queued" and row["due"], "not back in the queue at once"
+        assert (row["attempts"], row["deferrals"]) == (0, 0)
+    return row
+
+
+async def two_rounds_refused(
+    settings: Settings, db: Database, row_of: Callable[[], Awaitable[Record]]
+) -> Record:
+    """Two worker rounds against an ordinary temporary refusal: the first
+    spends an attempt, and the mail is not due again in the second."""
+    await one_round(settings, db)
+    await one_round(settings, db)
+    row = await row_of()
+    assert row["status"] == "queued" and not row["due"], "a 451 was tried again at once"
+    assert (row["attempts"], row["deferrals"]) == (1, 0)
+    return row
+
+
 async def delivery_of(db: Database, rcpt: str) -> Record:
     row = await db.pool.fetchrow(
         "SELECT d.status, d.attempts, d.deferrals, d.reason, d.smtp_code,"
@@ -105,13 +134,9 @@ async def test_push_back_puts_the_delivery_back_at_once_without_an_attempt(
 
     # A round claims again while the issue has due mail; a pushed-back
     # delivery is due at once, so this round (or the next) delivers it.
-    for _ in range(REFUSALS + 1):
-        await one_round(settings, db)
-        row = await delivery_of(db, pushed)
-        if row["status"] == "sent":
-            break
-        assert row["status"] == "queued" and row["due"], "not back in the queue at once"
-        assert (row["attempts"], row["deferrals"]) == (0, 0)
+    row = await rounds_while_pushed_back(
+        settings, db, lambda: delivery_of(db, pushed), REFUSALS + 1
+    )
     assert handler.refused == [pushed] * REFUSALS
     assert row["status"] == "sent"
     assert (row["attempts"], row["deferrals"]) == (1, 0), "a push-back was counted"
@@ -150,11 +175,8 @@ async def test_ordinary_temporary_refusal_counts_an_attempt_and_waits(
     refused = address(2)
     refuse(relay, refused, ORDINARY)
 
-    await one_round(settings, db)
-    await one_round(settings, db)
-    row = await delivery_of(db, refused)
-    assert row["status"] == "queued" and not row["due"], "a 451 was tried again at once"
-    assert (row["attempts"], row["deferrals"], row["reason"]) == (1, 0, "temporary_refusal")
+    row = await two_rounds_refused(settings, db, lambda: delivery_of(db, refused))
+    assert row["reason"] == "temporary_refusal"
     assert relay.handler.to(refused) == []
     assert await status_counts(db, issue_id) == {"sent": 2, "queued": 1}
 
@@ -186,12 +208,8 @@ async def test_push_back_gives_transactional_mail_again_at_once_without_an_attem
     row = await outbox_row(db)
     assert row["status"] == "queued" and row["due"], "not back in the queue at once"
     assert (row["attempts"], row["deferrals"], row["smtp_code"]) == (0, 0, int(reply[:3]))
-    for _ in range(REFUSALS):  # one claim of the outbox per round
-        await one_round(settings, db)
-        row = await outbox_row(db)
-        if row["status"] == "sent":
-            break
-        assert row["due"] and (row["attempts"], row["deferrals"]) == (0, 0)
+    # One claim of the outbox per round.
+    row = await rounds_while_pushed_back(settings, db, lambda: outbox_row(db), REFUSALS)
     assert (row["status"], row["attempts"]) == ("sent", 1)
     assert len(handler.to(rcpt)) == 1
 
@@ -205,11 +223,7 @@ async def test_ordinary_temporary_refusal_of_transactional_mail_counts_an_attemp
     await enqueue_confirmation(db, rcpt)
     refuse(relay, rcpt, ORDINARY)
 
-    await one_round(settings, db)
-    await one_round(settings, db)
-    row = await outbox_row(db)
-    assert row["status"] == "queued" and not row["due"]
-    assert (row["attempts"], row["deferrals"]) == (1, 0)
+    await two_rounds_refused(settings, db, lambda: outbox_row(db))
     assert relay.handler.to(rcpt) == []
 
 

@@ -5,7 +5,6 @@ background. Pause and unsubscribe must still hold, and nobody is sent twice."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +18,6 @@ from newsletter.core.tokens import SubscriberRef
 from newsletter.delivery.worker import CHUNK
 from newsletter.editorial import issues
 from tests.conftest import SmtpServer, free_port, make_settings
-from tests.delivery.test_delivery_crash import spawn_worker, wait_for_messages, worker_env
 from tests.support.delivery import (
     EDITOR,
     TimedHandler,
@@ -32,6 +30,7 @@ from tests.support.delivery import (
     status_counts,
     wait_for_status,
 )
+from tests.support.processes import kill_after, spawn_worker, worker_env
 
 RATE = 1_000_000.0  # "off": the bucket's burst holds many chunks, so the worker works ahead
 
@@ -135,20 +134,17 @@ async def test_sigkill_at_full_speed_resends_less_than_a_batch(
 ) -> None:
     env = worker_env(
         database_url,
-        slow_smtp,
-        NEWSLETTER_RATE_PER_SECOND=str(RATE),
-        NEWSLETTER_BATCH_SIZE="200",
+        slow_smtp.target,
+        RATE_PER_SECOND=str(RATE),
+        BATCH_SIZE="200",
+        SMTP_CONNECTIONS="4",
     )
     settings = make_settings(database_url, slow_smtp.target, rate_per_second=RATE)
     await add_subscribers(db, 1500)
     issue_id = await start_issue(db, settings)
     h = handler(slow_smtp)
     process = await spawn_worker(env)
-    try:
-        await wait_for_messages(slow_smtp, 400)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
+    await kill_after(process, slow_smtp, 400)
     assert (await status_counts(db, issue_id)).get("sent", 0) < 1500, "finished before the kill"
 
     async with running(fast_worker(settings, db, "survivor")):

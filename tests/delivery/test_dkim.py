@@ -19,6 +19,7 @@ from tests.support.delivery import add_subscribers, address, start_issue
 from tests.support.dkim import (
     RECORD_NAME,
     SELECTOR,
+    DkimKey,
     body_parts,
     prepend,
     session_key,
@@ -68,12 +69,21 @@ async def sent_issue_mail(
     return mail.data
 
 
-async def test_issue_mail_is_signed_over_every_listed_header_and_7bit(
+async def verified_issue_mail(
     database_url: str, db: Database, smtp_server: SmtpServer
-) -> None:
+) -> tuple[bytes, DkimKey]:
+    """A signed issue mail as received, checked to verify; the key with the
+    lookups of that one verification."""
     raw = await sent_issue_mail(database_url, db, smtp_server, signed=True)
     key = session_key()
     assert key.verify(raw)
+    return raw, key
+
+
+async def test_issue_mail_is_signed_over_every_listed_header_and_7bit(
+    database_url: str, db: Database, smtp_server: SmtpServer
+) -> None:
+    raw, key = await verified_issue_mail(database_url, db, smtp_server)
     assert key.looked_up == [RECORD_NAME]
 
     listed = signed_headers(raw)
@@ -104,9 +114,7 @@ async def test_unsigned_issue_mail_may_still_use_8bit(
 async def test_tampering_with_a_signed_issue_breaks_the_signature(
     database_url: str, db: Database, smtp_server: SmtpServer
 ) -> None:
-    raw = await sent_issue_mail(database_url, db, smtp_server, signed=True)
-    key = session_key()
-    assert key.verify(raw)
+    raw, key = await verified_issue_mail(database_url, db, smtp_server)
     # A header added on top: the one a mail client would show, or the one
     # RFC 8058 unsubscribers would use.
     for added in (

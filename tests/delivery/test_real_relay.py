@@ -30,7 +30,7 @@ from tests.support.delivery import (
     timed_smtp,
 )
 from tests.support.postfix import PrivatePostfix, RelayLimits, postfix_or_skip, private_postfix
-from tests.support.processes import WorkerProcesses, serve_env, start_workers
+from tests.support.processes import WorkerProcesses, start_workers, worker_env
 
 __all__ = ["timed_smtp"]  # fixture
 
@@ -76,16 +76,11 @@ async def wait_until_relayed(server: SmtpServer, count: int) -> None:
 async def test_an_issue_through_a_throttling_postfix_arrives_whole_without_hammering_it(
     database_url: str, db: Database, timed_smtp: SmtpServer, relay: PrivatePostfix
 ) -> None:
-    settings = make_settings(database_url, SmtpTarget("127.0.0.1", relay.port))
+    smtp = SmtpTarget("127.0.0.1", relay.port)
+    settings = make_settings(database_url, smtp)
     await add_subscribers(db, MAILS)
     issue_id = await start_issue(db, settings)
-    env = serve_env(
-        database_url,
-        BASE_URL="https://newsletter.gimpo.go.kr",
-        SMTP_URL=f"smtp://127.0.0.1:{relay.port}",
-        RATE_PER_SECOND="1000",
-    )
-    workers = start_workers(env, WORKERS)
+    workers = start_workers(worker_env(database_url, smtp, RATE_PER_SECOND="1000"), WORKERS)
     try:
         await wait_until_sent(db, issue_id, workers, relay)
     finally:

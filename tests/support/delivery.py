@@ -175,3 +175,14 @@ def assert_each_got_one(handler: TimedHandler, recipients: int) -> None:
     counts = handler.counts()
     assert len(counts) == recipients, "somebody was skipped"
     assert set(counts.values()) == {1}, "somebody got a duplicate"
+
+
+def assert_nobody_skipped(
+    handler: TimedHandler, recipients: int, *, duplicates_at_most: int, what: str
+) -> None:
+    """Nobody missing, at most ``duplicates_at_most`` second copies in all
+    (``what`` that many stands for, e.g. "one flush group")."""
+    counts = handler.counts()
+    assert len(counts) == recipients, "somebody was skipped"
+    duplicates = sum(n - 1 for n in counts.values())
+    assert duplicates <= duplicates_at_most, f"{duplicates} duplicates, more than {what}"

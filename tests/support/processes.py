@@ -19,7 +19,7 @@ from typing import IO
 import httpx
 
 from newsletter.core.settings import SmtpTarget
-from tests.conftest import ROOT, TEST_SECRET_KEY, free_port
+from tests.conftest import ROOT, TEST_SECRET_KEY, SmtpServer, free_port
 
 
 @dataclass(frozen=True)
@@ -164,3 +164,34 @@ def start_workers(
             )
         )
     return WorkerProcesses(processes, logs)
+
+
+async def spawn_worker(env: dict[str, str], lease_seconds: float = 2) -> asyncio.subprocess.Process:
+    """One ``newsletter worker`` (output dropped), for a test that signals it itself."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "newsletter",
+        "worker",
+        "--lease-seconds",
+        str(lease_seconds),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def wait_for_messages(server: SmtpServer, count: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    async with asyncio.timeout(timeout):
+        while len(server.handler.messages) < count:
+            await asyncio.sleep(0.02)
+
+
+async def kill_after(process: asyncio.subprocess.Process, server: SmtpServer, count: int) -> None:
+    """SIGKILL the worker once ``count`` mails reached the server (or waiting failed)."""
+    try:
+        await wait_for_messages(server, count)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
