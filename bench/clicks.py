@@ -9,7 +9,8 @@ phone's User-Agent, so every request is a counted click) with wrk, installed
 with apt-get when missing. The reference is the same server answering
 GET /healthz at the same concurrency; the goal is >= 0.5x that rate with
 p99 < 20 ms. Afterwards the server is stopped with SIGTERM and the stored
-count must equal the number of redirects it answered (its own /metrics):
+count must equal the number of redirects it answered (its own /metrics, on
+the internal METRICS_PORT):
 exact, nothing lost on shutdown, and written in a handful of row updates.
 """
 
@@ -93,8 +94,8 @@ async def stored(url: str, issue_id: int) -> tuple[int, int]:
         await conn.close()
 
 
-def served(base: str) -> int:
-    with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:  # noqa: S310
+def served(metrics_base: str) -> int:
+    with urllib.request.urlopen(metrics_base + "/metrics", timeout=5) as answer:  # noqa: S310
         text = answer.read().decode()
     return sum(int(float(m)) for m in SERVED.findall(text))
 
@@ -116,12 +117,14 @@ def main() -> int:
     name = f"nl_bench_{uuid.uuid4().hex[:8]}"
     database_url = asyncio.run(fresh_database(name, admin_url))
 
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     issue_id, link = asyncio.run(started_issue(database_url, base))
     server = subprocess.Popen(
         [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
-        env=serve_env(database_url, SECRET_KEY=SECRET, BASE_URL=base),
+        env=serve_env(
+            database_url, SECRET_KEY=SECRET, BASE_URL=base, METRICS_PORT=str(metrics_port)
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -138,7 +141,7 @@ def main() -> int:
         health = run_wrk(wrk, base + "/healthz", "", args.seconds, args.connections)
         click = run_wrk(wrk, link, LUA_PHONE, args.seconds, args.connections)
         time.sleep(0.5)  # requests wrk gave up on at the end are still answered
-        answered = served(base)
+        answered = served(f"http://127.0.0.1:{metrics_port}")
     finally:
         # At once, while the last clicks are still in the server's memory.
         server.send_signal(signal.SIGTERM)
