@@ -63,12 +63,15 @@ class SmtpTarget:
             raise SettingsError(
                 f"{PREFIX}SMTP_URL: scheme must be smtp:// or smtps://, got {parts.scheme!r}"
             )
+        # Messages name the host, never the user name or password: they end up in logs.
         if not parts.hostname:
-            raise SettingsError(f"{PREFIX}SMTP_URL: no host in {url!r}")
+            raise SettingsError(f"{PREFIX}SMTP_URL: no host in {_without_credentials(url)!r}")
         try:
             port = parts.port
-        except ValueError as exc:
-            raise SettingsError(f"{PREFIX}SMTP_URL: bad port ({exc})") from None
+        except ValueError:
+            raise SettingsError(
+                f"{PREFIX}SMTP_URL: the port of {parts.hostname!r} must be a number from 1 to 65535"
+            ) from None
         query = parse_qs(parts.query)
         starttls = query.get("starttls", ["0"])[-1].lower() in ("1", "true", "yes", "on")
         implicit = parts.scheme == "smtps"
@@ -80,6 +83,15 @@ class SmtpTarget:
             use_tls=implicit,
             starttls=starttls,
         )
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with its user name and password (before the host's ``@``) shown as ``***``."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 # A parser turns the variable's text (None when unset) into the field's value.
@@ -196,7 +208,15 @@ def _smtp(variable: str, value: str | None, default: Any) -> tuple[SmtpTarget, .
         raise SettingsError(f"{variable}: no relay given")
     if not all(urls):
         raise SettingsError(f"{variable}: an empty entry between commas")
-    relays = tuple(SmtpTarget.parse(url) for url in urls)
+    try:
+        relays = tuple(SmtpTarget.parse(url) for url in urls)
+    except SettingsError as exc:
+        if len(urls) == 1:
+            raise
+        raise SettingsError(
+            f"{exc} (relays are separated by commas: a comma inside a user name or "
+            "password must be written %2C)"
+        ) from None
     names = [f"{r.host}:{r.port}" for r in relays]
     if len(set(names)) != len(names):
         raise SettingsError(f"{variable}: a relay is listed twice")

@@ -104,6 +104,9 @@ class Outcomes:
 
     max_attempts: int
     waits: failures.Waits = field(default_factory=delivery_waits)
+    # Who claimed the rows: an outcome that puts a row back in the queue is
+    # written only while this worker still holds it (deliveries.sql).
+    worker_id: str = field(kw_only=True)
     sent: list[int] = field(default_factory=list)
     errors: list[Failure] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
@@ -127,7 +130,7 @@ class Outcomes:
         if sent:
             await db.execute("deliveries_sent", sent)
         if released:
-            await db.execute("deliveries_release", released)
+            await db.execute("deliveries_release", released, self.worker_id)
         by_reason: dict[str, list[int]] = {}
         for delivery_id, reason in skipped.items():
             by_reason.setdefault(reason, []).append(delivery_id)
@@ -151,6 +154,7 @@ class Outcomes:
                 exc.code,
                 self.waits.max_age,
                 1 if verdict is Verdict.DEFER else 0,
+                self.worker_id,
             )
             if status == "failed":
                 log.warning("delivery %s failed: server trouble past its maximum age", delivery_id)
@@ -176,4 +180,6 @@ class Outcomes:
                 "delivery %s gave up after %s attempts: %s", delivery_id, failure.attempts, exc
             )
         else:
-            await db.execute("delivery_retry", delivery_id, delay, str(exc), exc.code)
+            await db.execute(
+                "delivery_retry", delivery_id, delay, str(exc), exc.code, self.worker_id
+            )

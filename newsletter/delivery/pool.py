@@ -251,11 +251,17 @@ class SmtpPool:
         while (relay := self.relays.candidate(tried)) is not None:
             tried.add(relay)
             async with relay.lock:  # one connect at a time per relay: its limit shows
+                if self.stop.is_set():
+                    return None  # the job goes back (_hold), no connect begun
                 if not self.relays.begin(relay):
                     continue  # its budget or circuit changed while we waited
                 conn.target = relay.target
                 try:
-                    await conn.connect()
+                    if not await self._connect_unless_stopped(conn):
+                        # Asked to stop while a silent relay kept us waiting for
+                        # its greeting (up to the SMTP timeout): give up now.
+                        self.relays.released(relay)
+                        return None
                 except PushBack as exc:
                     self.relays.too_many_connections(relay, str(exc))
                     last = self._last_refusal = exc
@@ -272,6 +278,24 @@ class SmtpPool:
             return relay
         return last or self._last_refusal
 
+    async def _connect_unless_stopped(self, conn: SmtpConnection) -> bool:
+        """``conn.connect()``, abandoned (False) if a stop request comes first."""
+        connecting = asyncio.ensure_future(conn.connect())
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, SendError):
+                    await connecting
+                await conn.close()
+        if connecting.cancelled():
+            return False
+        connecting.result()  # its SendError, if it failed
+        return True
+
     async def _deliver(self, slot: int, job: Job, then: Job | None = None) -> bool:
         """Send ``job``; False if it was given to the other connections instead."""
         conn = self.connections[slot]
@@ -280,6 +304,9 @@ class SmtpPool:
             started = time.perf_counter()  # connect included: that is what a message waits
             relay = await self._connect(slot)
             if not isinstance(relay, Relay):
+                if self.stop.is_set():
+                    job.on_released(job)  # not handed to SMTP: back to the queue
+                    return True
                 if self._live() > 0:
                     await self.queue.put(job)  # others deliver; this one is over budget
                     return False

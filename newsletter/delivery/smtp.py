@@ -259,6 +259,9 @@ class SmtpConnection:
             # no AUTH mechanism on offer although SMTP_URL asks for them.
             cls = RelayRefused if type(exc) is aiosmtplib.SMTPException else ServerTrouble
             raise cls(None, f"connect: {type(exc).__name__}: {exc}", stage="connect") from exc
+        except BaseException:  # cancelled (a stop request): leave no socket behind
+            client.close()
+            raise
         self.pipelining = client.supports_extension("pipelining")
         self.eight_bit_mime = client.supports_extension("8bitmime")
         size = client.esmtp_extensions.get("size", "")

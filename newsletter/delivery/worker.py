@@ -122,6 +122,7 @@ class Worker:
             queue.delivery_waits(
                 self.retry_base_seconds, self.defer_seconds, self.delivery_max_age_seconds
             ),
+            worker_id=self.worker_id,
         )
         self.outbox_waits = failures.Waits(
             retry=failures.Backoff(self.retry_base_seconds, queue.RETRY_CAP_SECONDS),
@@ -374,7 +375,7 @@ class Worker:
             for outbox_id, result in results.items():
                 await self._record_outbox(by_id[outbox_id], result)
             if unsent:
-                await self.database.execute("outbox_release", unsent)
+                await self.database.execute("outbox_release", unsent, self.worker_id)
         return len(rows)
 
     async def _record_outbox(self, row: Record, result: Reply | SendError | None) -> None:
@@ -383,7 +384,7 @@ class Worker:
             await self.database.execute("outbox_sent", row["id"], result.code, None)
             return
         if result is None:
-            await self.database.execute("outbox_release", [row["id"]])
+            await self.database.execute("outbox_release", [row["id"]], self.worker_id)
             return
         decision = failures.verdict(result, row["attempts"], self.settings.max_attempts)
         delay = self.outbox_waits.delay(decision, row["attempts"], row["deferrals"])
@@ -399,6 +400,7 @@ class Worker:
                 result.code,
                 self.outbox_waits.max_age,
                 1 if verdict is Verdict.DEFER else 0,
+                self.worker_id,
             )
             if status == "failed":
                 log.error("outbox %s failed: server trouble past its maximum age", row["id"])
@@ -406,7 +408,9 @@ class Worker:
             log.warning("outbox %s failed for good: %s", row["id"], result)
             await self.database.execute("outbox_failed", row["id"], str(result), result.code)
         else:
-            await self.database.execute("outbox_retry", row["id"], delay, str(result), result.code)
+            await self.database.execute(
+                "outbox_retry", row["id"], delay, str(result), result.code, self.worker_id
+            )
 
     # --- issue deliveries --------------------------------------------------
 

@@ -42,6 +42,38 @@ def test_smtp_url_with_credentials_and_starttls() -> None:
     assert settings.smtp.use_tls is False
 
 
+def test_smtp_url_password_with_a_comma_is_written_percent_encoded() -> None:
+    settings = Settings.from_env(
+        {**BASE, "NEWSLETTER_SMTP_URL": "smtp://news:p%2Cw@a.example:25,smtp://b.example:25"}
+    )
+    assert [(r.host, r.password) for r in settings.smtp_relays] == [
+        ("a.example", "p,w"),
+        ("b.example", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "smtp://news:s3cr,et@a.example:25",  # a raw comma splits the password in two
+        "smtp://news:s3cr,et@a.example:25,smtp://b.example:25",
+        "smtp://news:s3cret@:25",  # no host
+        "smtp://news:s3cret@a.example:25x",
+        "smtp://b.example:25,smtp://news:s3cret@:25",
+    ],
+)
+def test_smtp_url_errors_never_show_the_password(value: str) -> None:
+    """The line lands in logs and CI output: it names the mistake, never the secret."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**BASE, "NEWSLETTER_SMTP_URL": value})
+    message = str(caught.value)
+    assert message.startswith("NEWSLETTER_SMTP_URL:")
+    assert "\n" not in message
+    assert "s3cr" not in message
+    if "," in value:
+        assert "%2C" in message, "the fix for a comma in a password is not given"
+
+
 @pytest.mark.parametrize(
     ("changes", "variable"),
     [

@@ -35,7 +35,7 @@ async def test_cancel_while_a_worker_holds_a_batch(db: Database, settings: Setti
 
     # The live worker finds the issue cancelled at its send-time check and hands
     # its rows back; the dead worker's lease runs out and any worker sweeps it.
-    await db.execute("deliveries_release", held)
+    await db.execute("deliveries_release", held, "w1")
     await db.execute("requeue_expired_deliveries", "test:sweeper")
     # Every row is final: nothing shows as queued or in flight on a cancelled issue.
     assert await status_counts(db, issue_id) == {"skipped": 60}
@@ -49,7 +49,7 @@ async def test_pause_still_puts_held_mail_back_in_the_queue(
     issue_id = await start_issue(db, settings)
     held = await claim(db, issue_id, 4, 60)
     await issues.pause(db, EDITOR, issue_id)
-    await db.execute("deliveries_release", held)
+    await db.execute("deliveries_release", held, "w1")
     assert await status_counts(db, issue_id) == {"queued": 10}
     attempts = await db.pool.fetchval(
         "SELECT max(attempts) FROM deliveries WHERE issue_id = $1", issue_id

@@ -11,6 +11,10 @@ import signal
 import socket
 
 from newsletter.core.db import Database
+from newsletter.core.settings import Settings
+from newsletter.delivery import claim as queue
+from newsletter.delivery.smtp import PushBack, ServerTrouble, TransientError
+from newsletter.delivery.worker import Worker
 from newsletter.mail import outbox
 from tests.conftest import SmtpServer, make_settings
 from tests.support.delivery import (
@@ -165,3 +169,54 @@ async def test_worker_that_loses_its_lock_connection_takes_the_lock_again(
         await wait_for_status(db, issue_id, "sent", timeout=60)
     # It never took its own rows back meanwhile: nobody got a second copy.
     assert_each_got_one(handler, 300)
+
+
+async def test_late_outcomes_of_a_worker_whose_rows_were_taken_over_leave_them_alone(
+    db: Database, settings: Settings
+) -> None:
+    """A worker cut off past its lease (or whose lock connection died) comes back
+    and writes what its sends met: a push-back, a 4xx, rows it did not send.
+    Another worker holds those rows now; they stay its own, or it would lose
+    them mid-send and a third claim would mail the same people again."""
+    await add_subscribers(db, 4)
+    issue_id = await start_issue(db, settings)
+    old = await queue.claim(db, "test:old", issue_id, 10, lease_seconds=-1)  # lease ran out
+    await db.execute("requeue_expired_deliveries", "test:new")
+    new = await queue.claim(db, "test:new", issue_id, 10, lease_seconds=60)
+    assert sorted(c.id for c in new) == sorted(c.id for c in old)
+
+    late = queue.Outcomes(settings.max_attempts, worker_id="test:old")
+    pushed = PushBack(450, "4.7.1 Error: too much mail from 127.0.0.1", stage="mail")
+    refused = TransientError(451, "4.3.0 Temporary local problem", stage="rcpt")
+    trouble = ServerTrouble(None, "connection lost", stage="data")
+    late.errors = [
+        queue.Failure(c.id, c.subscriber_id, c.attempts, c.deferrals, error)
+        for c, error in zip(old, (pushed, refused, trouble), strict=False)
+    ]
+    late.released = [old[3].id]
+    await late.flush(db)
+
+    rows = await db.pool.fetch("SELECT status, worker, attempts FROM deliveries")
+    assert {(r["status"], r["worker"], r["attempts"]) for r in rows} == {("sending", "test:new", 2)}
+    gate = await queue.check(db, issue_id, [c.id for c in new], "test:new")
+    assert len(gate.send) == 4, "the new holder may no longer send what it claimed"
+
+
+async def test_late_outcomes_of_transactional_mail_taken_over_leave_it_alone(
+    db: Database, settings: Settings
+) -> None:
+    """The same for the outbox: a confirmation another worker now sends stays its own."""
+    for n in range(3):
+        async with db.transaction() as conn:
+            await outbox.enqueue(conn, "confirm", address(n), {"subscriber_id": 1})
+    old = await db.fetch("claim_outbox", "test:old", 10, -1)  # lease ran out
+    await db.execute("requeue_expired_outbox", "test:new")
+    assert len(await db.fetch("claim_outbox", "test:new", 10, 60)) == 3
+
+    late = Worker(settings, db, worker_id="test:old")
+    await late._record_outbox(old[0], PushBack(421, "4.7.0 Try again later", stage="mail"))
+    await late._record_outbox(old[1], TransientError(451, "4.3.0 busy", stage="rcpt"))
+    await late._record_outbox(old[2], None)  # given back unsent
+
+    rows = await db.pool.fetch("SELECT status, worker, attempts FROM outbox")
+    assert {(r["status"], r["worker"], r["attempts"]) for r in rows} == {("sending", "test:new", 2)}

@@ -152,9 +152,11 @@ async def test_push_back_left_in_the_queue_is_due_and_waits_for_the_relay(
     settings = make_settings(database_url, relay.target, smtp_connections=1)
     await add_subscribers(db, 1)
     issue_id = await start_issue(db, settings)
-    await db.pool.execute("UPDATE deliveries SET status = 'sending', attempts = 3, deferrals = 2")
+    await db.pool.execute(
+        "UPDATE deliveries SET status = 'sending', worker = 'test:w', attempts = 3, deferrals = 2"
+    )
     [delivery_id] = [r["id"] for r in await db.pool.fetch("SELECT id FROM deliveries")]
-    outcomes = claim.Outcomes(settings.max_attempts)
+    outcomes = claim.Outcomes(settings.max_attempts, worker_id="test:w")
     push_back = PushBack(450, "4.7.1 Error: too much mail from 127.0.0.1", stage="mail")
     outcomes.errors.append(claim.Failure(delivery_id, 1, 3, 2, push_back))
     await outcomes.flush(db)

@@ -387,6 +387,42 @@ async def test_second_relay_delivers_while_the_first_refuses_then_the_first_agai
     )
 
 
+async def test_stop_request_is_not_held_up_by_a_relay_that_never_greets(
+    database_url: str, db: Database
+) -> None:
+    """A relay that takes the TCP connection and says nothing (hung, or a
+    middlebox) would keep a connect waiting for the whole SMTP timeout, a
+    minute; SIGTERM must still end the worker at once and give its batch back."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # never a greeting
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = make_settings(database_url, SmtpTarget("127.0.0.1", port), rate_per_second=50.0)
+    await add_subscribers(db, 20)
+    issue_id = await start_issue(db, settings)
+    worker = fast_worker(settings, db, "one")
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(20):
+            while not held or await status_counts(db, issue_id) != {"sending": 20}:
+                await asyncio.sleep(0.05)
+        worker.stop.set()
+        async with asyncio.timeout(20):  # the relay would hold the connect for 60 s
+            await task
+    finally:
+        worker.stop.set()
+        await task
+        for writer in held:
+            writer.close()
+        server.close()
+    assert len(held) == 1, "one connect at a time to a relay"
+    assert await status_counts(db, issue_id) == {"queued": 20}
+    assert await db.pool.fetchval("SELECT max(attempts) FROM deliveries") == 0
+
+
 def test_smtp_url_lists_relays_in_order_and_refuses_a_bad_list() -> None:
     env = {
         "NEWSLETTER_DATABASE_URL": "postgresql://x/y",

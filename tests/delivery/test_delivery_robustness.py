@@ -301,12 +301,12 @@ async def test_server_trouble_backs_off_exponentially_with_a_cap(
     await add_subscribers(db, 12)
     issue_id = await start_issue(db, settings)
     await db.pool.execute(
-        "UPDATE deliveries SET status = 'sending', attempts = 1, deferrals = subscriber_id - 1"
-        " WHERE issue_id = $1",
+        "UPDATE deliveries SET status = 'sending', worker = 'test:w', attempts = 1,"
+        " deferrals = subscriber_id - 1 WHERE issue_id = $1",
         issue_id,
     )
     base, cap = 30.0, 1800.0
-    outcomes = Outcomes(settings.max_attempts, delivery_waits(defer_base=base))
+    outcomes = Outcomes(settings.max_attempts, delivery_waits(defer_base=base), worker_id="test:w")
     rows = await db.pool.fetch(
         "SELECT id, subscriber_id, deferrals FROM deliveries WHERE issue_id = $1", issue_id
     )

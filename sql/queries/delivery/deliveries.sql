@@ -54,11 +54,15 @@ WHERE id = ANY($1::bigint[]) AND status IN ('sending', 'queued');
 
 -- name: delivery_retry
 -- A 4xx: back to the queue after $2 seconds (failures.backoff on the
--- attempt count); the attempt stays counted.
+-- attempt count); the attempt stays counted. Only while worker $5 still
+-- holds the row: one whose rows were taken over (its lease ran out, its
+-- liveness lock was lost) must not put another worker's claim back in the
+-- queue mid-send, or a third claim would mail the same person again. The
+-- same holds for delivery_defer and deliveries_release.
 UPDATE deliveries
 SET status = 'queued', lease_until = NULL, worker = NULL, reason = 'temporary_refusal',
     next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4
-WHERE id = $1 AND status = 'sending';
+WHERE id = $1 AND status = 'sending' AND worker = $5;
 
 -- name: delivery_defer
 -- Server trouble (connection lost, relay refusing us) or push-back (421,
@@ -70,7 +74,8 @@ WHERE id = $1 AND status = 'sending';
 -- started (its snapshot made this row), the delivery is failed -- not a
 -- bounce, the subscriber is untouched -- so the issue can finish. Either way
 -- the reason is 'server_trouble' (a failed one may be resent; its age then
--- counts from requeued_at). RETURNING says which of the two it was.
+-- counts from requeued_at). RETURNING says which of the two it was. $7:
+-- the worker writing it, which must still hold the row (see delivery_retry).
 UPDATE deliveries
 SET status = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $5)
                   THEN 'failed' ELSE 'queued' END,
@@ -82,7 +87,7 @@ SET status = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval
                       THEN 'gave up, server trouble past the maximum age: ' || $3::text
                       ELSE $3::text END,
     smtp_code = $4
-WHERE id = $1 AND status = 'sending'
+WHERE id = $1 AND status = 'sending' AND worker = $7
 RETURNING status;
 
 -- name: delivery_failed
@@ -103,7 +108,8 @@ WHERE id = ANY($1::bigint[]) AND status = 'sending';
 -- Claimed but not handed to SMTP (pause, shutdown): back to the queue as if
 -- never claimed, without spending an attempt. If the issue was cancelled
 -- meanwhile (or its resend round was: the issue is 'sent' again), the rows are
--- final instead: nobody will ever send them.
+-- final instead: nobody will ever send them. $2: the worker giving them
+-- back, which must still hold them (see delivery_retry).
 UPDATE deliveries d
 SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'queued' END,
     last_error = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'issue cancelled'
@@ -111,7 +117,8 @@ SET status = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'skipped' ELSE 'qu
     reason = CASE WHEN i.status IN ('cancelled', 'sent') THEN 'cancelled' ELSE d.reason END,
     lease_until = NULL, worker = NULL, attempts = greatest(d.attempts - 1, 0)
 FROM issues i
-WHERE d.id = ANY($1::bigint[]) AND d.status = 'sending' AND i.id = d.issue_id;
+WHERE d.id = ANY($1::bigint[]) AND d.status = 'sending' AND d.worker = $2
+  AND i.id = d.issue_id;
 
 -- name: finish_issue
 -- 'sent' only when every delivery is final; the (issue_id, status) index

@@ -30,11 +30,12 @@ WHERE id = $1 AND status = 'sending';
 
 -- name: outbox_retry
 -- Transient failure: back to the queue after $2 seconds (failures.backoff on
--- the attempt count).
+-- the attempt count). Only while worker $5 still holds the row (as for
+-- deliveries: see delivery_retry); the same for outbox_defer and outbox_release.
 UPDATE outbox
 SET status = 'queued', lease_until = NULL, worker = NULL,
     next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4
-WHERE id = $1 AND status = 'sending';
+WHERE id = $1 AND status = 'sending' AND worker = $5;
 
 -- name: outbox_defer
 -- Server trouble (relay down or refusing us) or push-back (421, 4.7.x): not
@@ -51,7 +52,7 @@ SET status = CASE WHEN created_at < now() - make_interval(secs => $5) THEN 'fail
     deferrals = deferrals + $6::int,
     next_attempt_at = now() + make_interval(secs => $2),
     last_error = $3, smtp_code = $4
-WHERE id = $1 AND status = 'sending'
+WHERE id = $1 AND status = 'sending' AND worker = $7
 RETURNING status;
 
 -- name: outbox_failed
@@ -60,7 +61,8 @@ SET status = 'failed', lease_until = NULL, last_error = $2, smtp_code = $3
 WHERE id = $1 AND status = 'sending';
 
 -- name: outbox_release
--- Graceful shutdown: hand claimed-but-unsent rows back without spending an attempt.
+-- Graceful shutdown: hand claimed-but-unsent rows back without spending an
+-- attempt; $2 is the worker, which must still hold them.
 UPDATE outbox
-SET status = 'queued', lease_until = NULL, attempts = greatest(attempts - 1, 0)
-WHERE id = ANY($1::bigint[]) AND status = 'sending';
+SET status = 'queued', lease_until = NULL, worker = NULL, attempts = greatest(attempts - 1, 0)
+WHERE id = ANY($1::bigint[]) AND status = 'sending' AND worker = $2;
