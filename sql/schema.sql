@@ -218,6 +218,7 @@ CREATE TABLE public.deliveries (
     reason text,
     round smallint DEFAULT 1 NOT NULL,
     requeued_at timestamp with time zone,
+    pushbacks integer DEFAULT 0 NOT NULL,
     CONSTRAINT deliveries_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'sending'::text, 'sent'::text, 'failed'::text, 'bounced'::text, 'skipped'::text])))
 );
 
@@ -416,6 +417,7 @@ CREATE TABLE public.outbox (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     sent_at timestamp with time zone,
     deferrals integer DEFAULT 0 NOT NULL,
+    pushbacks integer DEFAULT 0 NOT NULL,
     CONSTRAINT outbox_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'sending'::text, 'sent'::text, 'failed'::text, 'cancelled'::text])))
 );
 

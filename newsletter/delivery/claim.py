@@ -38,13 +38,17 @@ class Claimed:
     subscriber_id: int | None
     attempts: int
     deferrals: int
+    pushbacks: int  # in a row, see failures.Waits
 
 
 async def claim(
     db: Database, worker_id: str, issue_id: int, limit: int, lease_seconds: float
 ) -> list[Claimed]:
     rows = await db.fetch("claim_deliveries", worker_id, issue_id, limit, lease_seconds)
-    claimed = [Claimed(r["id"], r["subscriber_id"], r["attempts"], r["deferrals"]) for r in rows]
+    claimed = [
+        Claimed(r["id"], r["subscriber_id"], r["attempts"], r["deferrals"], r["pushbacks"])
+        for r in rows
+    ]
     claimed.sort(key=lambda c: c.id)
     return claimed
 
@@ -84,6 +88,7 @@ class Failure(NamedTuple):
     attempts: int
     deferrals: int
     error: SendError
+    pushbacks: int = 0
 
 
 def delivery_waits(
@@ -95,6 +100,7 @@ def delivery_waits(
         retry=failures.Backoff(retry_base, RETRY_CAP_SECONDS),
         defer=failures.Backoff(defer_base, DEFER_CAP_SECONDS),
         max_age=max_age,
+        push_back=failures.PUSH_BACK_PAUSES,
     )
 
 
@@ -143,7 +149,7 @@ class Outcomes:
         """Carry out the verdict of failures.verdict with the deliveries' statements."""
         delivery_id, exc = failure.delivery_id, failure.error
         decision = failures.verdict(exc, failure.attempts, self.max_attempts)
-        delay = self.waits.delay(decision, failure.attempts, failure.deferrals)
+        delay = self.waits.delay(decision, failure.attempts, failure.deferrals, failure.pushbacks)
         verdict = decision.verdict
         if verdict is Verdict.PUSH_BACK or verdict is Verdict.DEFER:
             status = await db.fetchval(
@@ -155,6 +161,7 @@ class Outcomes:
                 self.waits.max_age,
                 1 if verdict is Verdict.DEFER else 0,
                 self.worker_id,
+                1 if verdict is Verdict.PUSH_BACK else 0,
             )
             if status == "failed":
                 log.warning("delivery %s failed: server trouble past its maximum age", delivery_id)

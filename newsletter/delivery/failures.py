@@ -12,7 +12,10 @@ The verdicts, in the order they are decided:
                greylisting: :class:`~newsletter.delivery.smtp.PushBack`). Back
                in the queue at once, neither an attempt nor a deferral: the
                global rate limit is what slows the sending down, not a pause
-               on this one mail. No bounce.
+               on this one mail. No bounce. Only a mail pushed back more than
+               ``FREE_PUSH_BACKS`` times in a row (one recipient greylisted,
+               while the rest of the mail flows) waits: 5 s, 10 s, 20 s … up
+               to 15 minutes, so it cannot hold the head of the queue.
 ``DEFER``      server trouble (connection lost, relay refusing us before any
                recipient, a 5xx to MAIL FROM...). Not the recipient's doing:
                no attempt counted, waits with growing deferral pauses, failed
@@ -33,6 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from newsletter.delivery.smtp import PermanentError, PushBack, SendError, ServerTrouble
+
+# Push-backs in a row a mail may meet and still be due again at once; then
+# it waits (PUSH_BACK_PAUSES, indexed by the push-backs beyond these).
+FREE_PUSH_BACKS = 3
 
 # Only replies about a recipient are bounces; a 5xx anywhere else is ours.
 BOUNCE_STAGES = frozenset({"rcpt", "data"})
@@ -95,6 +102,11 @@ class Backoff:
         return backoff(n, self.base, self.cap)
 
 
+# A mail pushed back more than FREE_PUSH_BACKS times in a row: 5 s, 10 s ...
+# (greylisting lets a sender in after a few minutes) up to a quarter hour.
+PUSH_BACK_PAUSES = Backoff(5.0, 900.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Waits:
     """How long one queue waits after each verdict, and for how long at most.
@@ -107,11 +119,15 @@ class Waits:
     retry: Backoff
     defer: Backoff
     max_age: float
+    push_back: Backoff
 
-    def delay(self, decision: Decision, attempts: int, deferrals: int) -> float:
-        """Seconds until the mail is due again (0: at once)."""
+    def delay(self, decision: Decision, attempts: int, deferrals: int, pushbacks: int = 0) -> float:
+        """Seconds until the mail is due again (0: at once). ``pushbacks``:
+        push-backs in a row before this one."""
         if decision.verdict is Verdict.RETRY:
             return self.retry(attempts)
         if decision.verdict is Verdict.DEFER:
             return self.defer(deferrals + 1)
+        if decision.verdict is Verdict.PUSH_BACK and pushbacks >= FREE_PUSH_BACKS:
+            return self.push_back(pushbacks - FREE_PUSH_BACKS + 1)
         return 0.0

@@ -128,6 +128,7 @@ class Worker:
             retry=failures.Backoff(self.retry_base_seconds, queue.RETRY_CAP_SECONDS),
             defer=failures.Backoff(OUTBOX_DEFER_SECONDS, OUTBOX_DEFER_CAP_SECONDS),
             max_age=float(self.settings.confirm_max_age_seconds),
+            push_back=failures.PUSH_BACK_PAUSES,
         )
         self.signer = signer_for(self.settings)
         self.liveness = Liveness(self.settings.database_url)
@@ -387,7 +388,9 @@ class Worker:
             await self.database.execute("outbox_release", [row["id"]], self.worker_id)
             return
         decision = failures.verdict(result, row["attempts"], self.settings.max_attempts)
-        delay = self.outbox_waits.delay(decision, row["attempts"], row["deferrals"])
+        delay = self.outbox_waits.delay(
+            decision, row["attempts"], row["deferrals"], row["pushbacks"]
+        )
         verdict = decision.verdict
         if verdict is Verdict.PUSH_BACK or verdict is Verdict.DEFER:
             # Not an attempt, however long it lasts: someone waits for this
@@ -401,6 +404,7 @@ class Worker:
                 self.outbox_waits.max_age,
                 1 if verdict is Verdict.DEFER else 0,
                 self.worker_id,
+                1 if verdict is Verdict.PUSH_BACK else 0,
             )
             if status == "failed":
                 log.error("outbox %s failed: server trouble past its maximum age", row["id"])
@@ -596,7 +600,14 @@ class Worker:
     def _record_failed(self, job: Job, exc: SendError) -> None:
         claimed, subscriber_id = self._handed.pop(job.key)
         self.outcomes.errors.append(
-            queue.Failure(claimed.id, subscriber_id, claimed.attempts, claimed.deferrals, exc)
+            queue.Failure(
+                claimed.id,
+                subscriber_id,
+                claimed.attempts,
+                claimed.deferrals,
+                exc,
+                claimed.pushbacks,
+            )
         )
         self._kick_flush()
 

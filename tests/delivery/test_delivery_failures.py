@@ -1,6 +1,8 @@
 """One verdict for a failed send, for issue deliveries and transactional mail
 alike: a relay pushing back gets the mail again at once without spending an
-attempt; an ordinary temporary refusal spends one and waits.
+attempt (a few times in a row; then that one mail waits, so a greylisted
+recipient cannot hold the queue); an ordinary temporary refusal spends one
+and waits.
 
 Real PostgreSQL and a real aiosmtpd server; each test drives whole worker
 rounds (``Worker.run_once``), so "the next round" is literal."""
@@ -35,8 +37,11 @@ ORDINARY = "451 4.3.0 Temporary local problem"
 
 
 # Refusals in a row; the pool does not retry a push-back inline, each one
-# reaches the queue (one per round), so the last round delivers.
-REFUSALS = 8
+# reaches the queue (one per round), so the last round delivers. As many as
+# may come back at once.
+REFUSALS = failures.FREE_PUSH_BACKS
+FOREVER = 10**6
+GREYLISTED = "450 4.7.1 <{rcpt}>: Recipient address rejected: Greylisted, try again later"
 
 
 @dataclass
@@ -45,6 +50,7 @@ class RefusingHandler(RecordingHandler):
 
     refusing: dict[str, str] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+    times: int = REFUSALS
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -52,7 +58,7 @@ class RefusingHandler(RecordingHandler):
         reply = self.refusing.get(address.lower())
         if reply:
             self.refused.append(address.lower())
-            if self.refused.count(address.lower()) >= REFUSALS:
+            if self.refused.count(address.lower()) >= self.times:
                 del self.refusing[address.lower()]
             return reply
         return await super().handle_RCPT(server, session, envelope, address, options)
@@ -66,9 +72,10 @@ def relay() -> Iterator[SmtpServer]:
     server.stop()
 
 
-def refuse(server: SmtpServer, rcpt: str, reply: str) -> RefusingHandler:
+def refuse(server: SmtpServer, rcpt: str, reply: str, times: int = REFUSALS) -> RefusingHandler:
     assert isinstance(server.handler, RefusingHandler)
     server.handler.refusing[rcpt] = reply
+    server.handler.times = times
     return server.handler
 
 
@@ -113,7 +120,7 @@ async def two_rounds_refused(
 
 async def delivery_of(db: Database, rcpt: str) -> Record:
     row = await db.pool.fetchrow(
-        "SELECT d.status, d.attempts, d.deferrals, d.reason, d.smtp_code,"
+        "SELECT d.status, d.attempts, d.deferrals, d.pushbacks, d.reason, d.smtp_code,"
         " d.next_attempt_at <= now() AS due, s.status AS subscriber_status, s.soft_bounces"
         " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = $1",
         rcpt,
@@ -190,7 +197,8 @@ async def enqueue_confirmation(db: Database, rcpt: str) -> None:
 
 async def outbox_row(db: Database) -> Record:
     row = await db.pool.fetchrow(
-        "SELECT status, attempts, deferrals, smtp_code, next_attempt_at <= now() AS due FROM outbox"
+        "SELECT status, attempts, deferrals, pushbacks, smtp_code,"
+        " next_attempt_at <= now() AS due FROM outbox"
     )
     assert row is not None
     return row
@@ -264,4 +272,58 @@ def test_waits_grow_exponentially_with_jitter_up_to_the_cap() -> None:
         # The deferral count is the row's before this deferral.
         ceiling = min(30.0 * 2 ** (n - 1), claim.DEFER_CAP_SECONDS)
         assert ceiling / 2 <= waits.delay(defer, attempts=1, deferrals=n - 1) <= ceiling
-    assert waits.delay(failures.Decision(Verdict.PUSH_BACK), attempts=9, deferrals=9) == 0.0
+    push_back = failures.Decision(Verdict.PUSH_BACK)
+    assert waits.delay(push_back, attempts=9, deferrals=9) == 0.0
+    # Pushed back again and again: at once a few times, then 5 s, 10 s ... 15 min.
+    for before in range(failures.FREE_PUSH_BACKS):
+        assert waits.delay(push_back, attempts=1, deferrals=0, pushbacks=before) == 0.0
+    for n in range(1, 12):
+        before = failures.FREE_PUSH_BACKS + n - 1
+        ceiling = min(5.0 * 2 ** (n - 1), 900.0)
+        delay = waits.delay(push_back, attempts=1, deferrals=0, pushbacks=before)
+        assert ceiling / 2 <= delay <= ceiling
+
+
+# --- one recipient pushing back for ever (greylisting) -----------------------
+
+
+async def test_a_greylisted_recipient_waits_after_a_few_push_backs_and_the_rest_go_out(
+    database_url: str, db: Database, relay: SmtpServer
+) -> None:
+    settings = make_settings(database_url, relay.target, smtp_connections=1)
+    await add_subscribers(db, 3)
+    issue_id = await start_issue(db, settings)
+    grey = address(2)
+    handler = refuse(relay, grey, GREYLISTED.format(rcpt=grey), times=FOREVER)
+
+    for _ in range(failures.FREE_PUSH_BACKS + 3):
+        await one_round(settings, db)
+    row = await delivery_of(db, grey)
+    # Tried at once while the push-backs were few, then left to wait: not
+    # tried round after round at the head of the queue.
+    assert handler.refused == [grey] * (failures.FREE_PUSH_BACKS + 1)
+    assert row["status"] == "queued" and not row["due"], "tried again at once for ever"
+    assert (row["attempts"], row["pushbacks"]) == (0, failures.FREE_PUSH_BACKS + 1)
+    assert (row["subscriber_status"], row["soft_bounces"]) == ("active", 0)
+    assert await status_counts(db, issue_id) == {"sent": 2, "queued": 1}
+
+
+async def test_a_greylisted_transactional_mail_does_not_keep_the_issue_waiting(
+    database_url: str, db: Database, relay: SmtpServer
+) -> None:
+    """Transactional mail goes first each round; one that is pushed back for
+    ever must not take every round from the issue."""
+    settings = make_settings(database_url, relay.target, smtp_connections=1)
+    await add_subscribers(db, 3)
+    grey = address(1)
+    await enqueue_confirmation(db, grey)
+    issue_id = await start_issue(db, settings)
+    refuse(relay, grey, GREYLISTED.format(rcpt=grey), times=FOREVER)
+
+    for _ in range(failures.FREE_PUSH_BACKS + 4):
+        await one_round(settings, db)
+    row = await outbox_row(db)
+    assert row["status"] == "queued" and not row["due"]
+    assert (row["attempts"], row["pushbacks"]) == (0, failures.FREE_PUSH_BACKS + 1)
+    counts = await status_counts(db, issue_id)
+    assert counts.get("sent") == 2, counts  # everyone but the greylisted address

@@ -28,7 +28,7 @@ SET status = 'sending', worker = $1, lease_until = now() + make_interval(secs =>
     attempts = d.attempts + 1
 FROM due
 WHERE d.id = due.id
-RETURNING d.id, d.subscriber_id, d.attempts, d.deferrals;
+RETURNING d.id, d.subscriber_id, d.attempts, d.deferrals, d.pushbacks;
 
 -- name: delivery_gate
 -- The send-time check, once per small chunk just before the chunk is handed
@@ -76,12 +76,15 @@ WHERE id = $1 AND status = 'sending' AND worker = $5;
 -- the reason is 'server_trouble' (a failed one may be resent; its age then
 -- counts from requeued_at). RETURNING says which of the two it was. $7:
 -- the worker writing it, which must still hold the row (see delivery_retry).
+-- $8: 1 for a push-back (counted in a row: pushbacks), 0 for server trouble,
+-- which ends a run of push-backs.
 UPDATE deliveries
 SET status = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $5)
                   THEN 'failed' ELSE 'queued' END,
     reason = 'server_trouble',
     lease_until = NULL, worker = NULL, attempts = greatest(attempts - 1, 0),
     deferrals = deferrals + $6::int,
+    pushbacks = CASE WHEN $8::int > 0 THEN pushbacks + $8::int ELSE 0 END,
     next_attempt_at = now() + make_interval(secs => $2),
     last_error = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $5)
                       THEN 'gave up, server trouble past the maximum age: ' || $3::text

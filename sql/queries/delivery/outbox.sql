@@ -19,6 +19,7 @@ SET status = 'sending', worker = $1, lease_until = now() + make_interval(secs =>
 FROM due
 WHERE o.id = due.id
 RETURNING o.id, o.kind, o.recipient, o.subscriber_id, o.payload, o.attempts, o.deferrals,
+    o.pushbacks,
     o.created_at,
     (SELECT s.public_id FROM subscribers s WHERE s.id = o.subscriber_id) AS public_id;
 
@@ -44,12 +45,14 @@ WHERE id = $1 AND status = 'sending' AND worker = $5;
 -- on the deferral count; 0 for a push-back, which the global rate limit
 -- slows down), $6 deferrals added (0 for a push-back). A mail still
 -- undelivered $5 s after it was queued (the confirm link's lifetime: later
--- it would be useless) is failed.
+-- it would be useless) is failed. $8: 1 for a push-back (counted in a row:
+-- pushbacks), 0 for server trouble.
 UPDATE outbox
 SET status = CASE WHEN created_at < now() - make_interval(secs => $5) THEN 'failed'
                   ELSE 'queued' END,
     lease_until = NULL, worker = NULL, attempts = greatest(attempts - 1, 0),
     deferrals = deferrals + $6::int,
+    pushbacks = CASE WHEN $8::int > 0 THEN pushbacks + $8::int ELSE 0 END,
     next_attempt_at = now() + make_interval(secs => $2),
     last_error = $3, smtp_code = $4
 WHERE id = $1 AND status = 'sending' AND worker = $7
