@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from newsletter.core.settings import SmtpTarget
-from newsletter.delivery.relays import Relay, Relays
+from newsletter.delivery.relays import SLOW_CONNECT_SECONDS, Relay, Relays
 from newsletter.delivery.smtp import (
     Ahead,
     PermanentError,
@@ -250,33 +250,52 @@ class SmtpPool:
         tried: set[Relay] = set()
         while (relay := self.relays.candidate(tried)) is not None:
             tried.add(relay)
-            async with relay.lock:  # one connect at a time per relay: its limit shows
+            # One connect at a time per relay (its limit shows); behind a
+            # connect that waits long for its greeting, try the next relay.
+            if not await self._acquire(relay, tried):
+                continue
+            try:
                 if self.stop.is_set():
                     return None  # the job goes back (_hold), no connect begun
                 if not self.relays.begin(relay):
                     continue  # its budget or circuit changed while we waited
                 conn.target = relay.target
-                try:
-                    if not await self._connect_unless_stopped(conn):
-                        # Asked to stop while a silent relay kept us waiting for
-                        # its greeting (up to the SMTP timeout): give up now.
-                        self.relays.released(relay)
-                        return None
-                except PushBack as exc:
-                    self.relays.too_many_connections(relay, str(exc))
-                    last = self._last_refusal = exc
-                    continue
-                except ServerTrouble as exc:
-                    self.relays.connect_failed(relay, str(exc))
-                    if isinstance(exc, RelayRefused):
-                        self._report_refusal(relay, exc)
-                    last = self._last_refusal = exc
-                    continue
+                relay.connecting_since = time.monotonic()
+                if not await self._connect_unless_stopped(conn):
+                    # Asked to stop while a silent relay kept us waiting for
+                    # its greeting (up to the connect timeout): give up now.
+                    self.relays.released(relay)
+                    return None
+            except PushBack as exc:
+                self.relays.too_many_connections(relay, str(exc))
+                last = self._last_refusal = exc
+                continue
+            except ServerTrouble as exc:
+                self.relays.connect_failed(relay, str(exc))
+                if isinstance(exc, RelayRefused):
+                    self._report_refusal(relay, exc)
+                last = self._last_refusal = exc
+                continue
+            finally:
+                relay.connecting_since = None
+                relay.lock.release()
             self.relays.connected(relay)
             self._relay_of[slot] = relay
             self._stalled_since = None
             return relay
         return last or self._last_refusal
+
+    async def _acquire(self, relay: Relay, tried: set[Relay]) -> bool:
+        """Take ``relay``'s connect lock; False (not taken) if another slot's
+        connect there has held it for SLOW_CONNECT_SECONDS and another relay
+        may be tried instead."""
+        try:
+            await asyncio.wait_for(relay.lock.acquire(), SLOW_CONNECT_SECONDS)
+        except TimeoutError:
+            if self.relays.candidate(tried) is not None:
+                return False
+            await relay.lock.acquire()  # nowhere else to go: wait our turn
+        return True
 
     async def _connect_unless_stopped(self, conn: SmtpConnection) -> bool:
         """``conn.connect()``, abandoned (False) if a stop request comes first."""

@@ -24,8 +24,9 @@ connection now:
   closes the circuit; one that fails opens it again for twice as long. A
   relay-wide outage therefore costs a few connects per backoff period, not
   one per message.
-- **Failover.** While a relay's circuit is open (or its budget is full) the
-  next one in the list is used. A connection on a later relay moves back to
+- **Failover.** While a relay's circuit is open (or its budget is full, or
+  a connect to it has waited :data:`SLOW_CONNECT_SECONDS` for a greeting
+  that does not come) the next one in the list is used. A connection on a later relay moves back to
   an earlier one when that one is due for its probe (:meth:`Relays.better_than`).
 
 Counters per relay (sent, pushed back, refused) feed ``/metrics`` (label
@@ -51,6 +52,10 @@ PROBE_BASE_SECONDS = 1.0  # first wait of an open circuit before its probe
 PROBE_CAP_SECONDS = 30.0
 FULL_PROBE_BASES = 4  # a relay full with others' connections: first probe after 4 bases
 GROW_AFTER_SECONDS = 30.0  # without a connection refusal, one more connection is tried
+# A connect still waiting for the relay's greeting after this long: the other
+# connections do not queue behind it (connects to one relay go one at a time)
+# but try the next relay, if there is one.
+SLOW_CONNECT_SECONDS = 2.0
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
@@ -72,6 +77,7 @@ class Relay:
     grow_at: float = 0.0
     grow_wait: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one connect at a time
+    connecting_since: float | None = None  # monotonic: the connect under way began
     # Since the last report to PostgreSQL (and, for /metrics, since start).
     sent: int = 0
     pushed_back: int = 0
@@ -94,6 +100,12 @@ class Relay:
         if self.state == CLOSED:
             return True
         return self.state == OPEN and now >= self.retry_at  # the probe; HALF_OPEN: one is out
+
+    def stalled(self, now: float) -> bool:
+        """A connect to it has waited too long for the greeting (it may be hung)."""
+        return self.connecting_since is not None and now - self.connecting_since >= (
+            SLOW_CONNECT_SECONDS
+        )
 
     def due_for_probe(self, now: float) -> bool:
         return self.state == OPEN and now >= self.retry_at and self.open < self.allowed
@@ -133,9 +145,11 @@ class Relays:
         return sum(r.open for r in self.relays)
 
     def candidate(self, skip: set[Relay]) -> Relay | None:
-        """The first relay (not in ``skip``) that may take a connection now."""
+        """The first relay (not in ``skip``) that may take a connection now; one
+        whose connect under way is stalled only if no other may."""
         now = time.monotonic()
-        return next((r for r in self.relays if r not in skip and r.may_connect(now)), None)
+        usable = [r for r in self.relays if r not in skip and r.may_connect(now)]
+        return next((r for r in usable if not r.stalled(now)), usable[0] if usable else None)
 
     def begin(self, relay: Relay) -> bool:
         """Count a connect to ``relay`` as under way, if it may still take one."""
@@ -165,7 +179,7 @@ class Relays:
     def better_than(self, relay: Relay) -> bool:
         """An earlier relay would take a connection (or a probe) now: move back to it."""
         now = time.monotonic()
-        return any(r.may_connect(now) for r in self.relays[: relay.order])
+        return any(r.may_connect(now) and not r.stalled(now) for r in self.relays[: relay.order])
 
     def released(self, relay: Relay) -> None:
         """A connection to ``relay`` closed (or a reserved one never opened)."""

@@ -201,7 +201,10 @@ class SmtpConnection:
     """One reusable connection; reconnects lazily after a drop or a 421."""
 
     target: SmtpTarget
-    timeout: float = 60.0
+    timeout: float = 60.0  # each reply of a transaction
+    # Each step of greeting, EHLO, STARTTLS and AUTH: a relay that has not
+    # said hello by then is treated as down (the next relay, if any, is tried).
+    connect_timeout: float = 15.0
     local_hostname: str | None = None
     _transport: asyncio.Transport | None = None
     _reader: _ReplyReader | None = None
@@ -231,7 +234,7 @@ class SmtpConnection:
             port=self.target.port,
             use_tls=self.target.use_tls,
             start_tls=self.target.starttls if self.target.starttls else False,
-            timeout=self.timeout,
+            timeout=self.connect_timeout,
             local_hostname=self.local_hostname,
             username=self.target.username if self.target.password else None,
             password=self.target.password,

@@ -423,6 +423,44 @@ async def test_stop_request_is_not_held_up_by_a_relay_that_never_greets(
     assert await db.pool.fetchval("SELECT max(attempts) FROM deliveries") == 0
 
 
+async def test_the_next_relay_delivers_while_the_first_never_greets(
+    database_url: str, db: Database, relays: list[ThrottlingRelay]
+) -> None:
+    """A first relay that takes the TCP connection and never says hello: the
+    one connect waiting for it (and the one message it was opened for) must
+    not hold every other connection back until its timeout; they go to the
+    second relay after a short wait, and that message follows once the hung
+    connect gives up."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    hung = SmtpTarget("127.0.0.1", server.sockets[0].getsockname()[1])
+    second = throttling_relay()
+    relays.append(second)
+    settings = make_settings(database_url, hung, smtp_connections=3, rate_per_second=200.0)
+    settings = settings.replace(smtp_relays=(hung, second.target))
+    await add_subscribers(db, 30)
+    issue_id = await start_issue(db, settings)
+    try:
+        async with running(fast_worker(settings, db, "one")):
+            # Well inside the 15 s the hung connect may wait for its greeting.
+            async with asyncio.timeout(10):
+                while len(second.throttle.counts()) < 29:
+                    await asyncio.sleep(0.05)
+            assert len(held) == 1
+            await wait_for_status(db, issue_id, "sent", timeout=40)
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+    assert_each_got_one(second.throttle, 30)
+    assert len(held) == 1, "one connect at a time to the hung relay"
+    await nobody_harmed(db, issue_id)
+
+
 def test_smtp_url_lists_relays_in_order_and_refuses_a_bad_list() -> None:
     env = {
         "NEWSLETTER_DATABASE_URL": "postgresql://x/y",
