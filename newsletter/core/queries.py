@@ -118,6 +118,7 @@ QueryName = Literal[
     "prune_dead_workers",
     "prune_feed_previews",
     "prune_login_failures",
+    "prune_relay_health",
     "prune_sessions",
     "prune_signup_hits",
     "prune_spent_challenges",
@@ -326,6 +327,7 @@ class NamedQueries:
     prune_dead_workers: str
     prune_feed_previews: str
     prune_login_failures: str
+    prune_relay_health: str
     prune_sessions: str
     prune_signup_hits: str
     prune_spent_challenges: str

@@ -303,6 +303,7 @@ class Worker:
 
     async def prune_dead_workers(self) -> None:
         await self.database.execute("prune_dead_workers", max(600.0, self.lease_seconds * 10))
+        await self.database.execute("prune_relay_health")
 
     # --- one round ---------------------------------------------------------
 

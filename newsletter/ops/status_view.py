@@ -74,7 +74,7 @@ def render(issue: IssueStats | None, workers: list[WorkerBeat], zone: ZoneInfo) 
             Text(
                 f"{issue.effective_rate_per_second:g}통/초 — {words.RATE_LOWERED}: "
                 f"{issue.effective_rate_reason}"
-                f" ({clock(issue.effective_rate_since, zone, with_date=False)})",
+                f" ({clock(issue.effective_rate_since, zone)})",
                 style="yellow",
             ),
         )

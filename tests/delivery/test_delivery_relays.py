@@ -247,6 +247,19 @@ async def test_too_much_mail_lowers_the_shared_rate_and_everyone_gets_it(
     assert "450 4.7.1 Error: too much mail" in text
     assert f"127.0.0.1:{relay.port}" in text
 
+    # A relay since taken out of SMTP_URL (nobody reports it any more) drops
+    # out of sight within the hour, and out of the table after a week.
+    await db.pool.execute(
+        "INSERT INTO relay_health (relay, sent, updated_at)"
+        " VALUES ('old-relay:25', 5, now() - interval '2 hours'),"
+        " ('older-relay:25', 5, now() - interval '8 days')"
+    )
+    answer = (await client.get(f"/api/v1/issues/{issue_id}/stats", headers=headers)).json()
+    assert [r["relay"] for r in answer["relays"]] == [f"127.0.0.1:{relay.port}"]
+    await fast_worker(settings, db, "pruner").prune_dead_workers()
+    left = await db.pool.fetch("SELECT relay FROM relay_health ORDER BY relay")
+    assert [r["relay"] for r in left] == [f"127.0.0.1:{relay.port}", "old-relay:25"]
+
 
 async def test_push_back_from_many_workers_at_once_halves_the_rate_once_then_it_climbs(
     db: Database,

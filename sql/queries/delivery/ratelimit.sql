@@ -100,6 +100,12 @@ SET state = excluded.state,
     updated_at = now();
 
 -- name: relay_health
+-- Relays some worker reported within the hour (they report every few
+-- seconds while running): one taken out of SMTP_URL drops out of sight.
 SELECT relay, state, sent, pushed_back, refused, connections, last_error, last_error_at,
        updated_at
-FROM relay_health ORDER BY relay;
+FROM relay_health WHERE updated_at > now() - interval '1 hour' ORDER BY relay;
+
+-- name: prune_relay_health
+-- Relays nobody has reported for a week: gone from SMTP_URL everywhere.
+DELETE FROM relay_health WHERE updated_at < now() - interval '7 days';
