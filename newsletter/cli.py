@@ -192,10 +192,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # A person watches `dev`; everything else may be shipped to a log store.
     configure_logging(settings, human=args.command == "dev")
+    import asyncpg
+
     try:
         return run(COMMANDS[args.command](args, settings))
     except KeyboardInterrupt:
         return 130
+    except asyncpg.UndefinedTableError as exc:
+        # A database nobody migrated yet (or an older schema): say what to do.
+        print(
+            f"newsletter: the database is not migrated ({exc}); run 'newsletter migrate' first",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def dev_environment() -> dict[str, str]:

@@ -6,9 +6,10 @@ import asyncio
 import os
 import re
 import sys
+import uuid
 
 from newsletter.core.db import Database
-from tests.conftest import ROOT, TEST_SECRET_KEY
+from tests.conftest import ROOT, TEST_SECRET_KEY, admin_execute, with_database
 from tests.support.ops_seed import seed_issue
 
 
@@ -116,3 +117,15 @@ async def test_an_idle_worker_is_called_alive_not_sending(database_url: str, db:
     assert "발송 완료" in output
     assert "살아 있는 작업자 1개" in output
     assert "개 발송 중" not in output
+
+
+async def test_a_database_nobody_migrated_is_a_clear_error(pg_admin_url: str) -> None:
+    name = f"nl_unmigrated_{uuid.uuid4().hex[:8]}"
+    await admin_execute(pg_admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        code, output = await run_cli(with_database(pg_admin_url, name), "status")
+    finally:
+        await admin_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert code == 2
+    assert "run 'newsletter migrate' first" in output
+    assert "Traceback" not in output
