@@ -231,19 +231,33 @@ def _base_url(variable: str, value: str | None, default: Any) -> str:
     return url
 
 
+def _ascii_address(variable: str, local: str, domain: str) -> tuple[str, str]:
+    """An IDN domain as its A-label (``김포시.kr`` → ``xn--4k0bw40bnom.kr``):
+    the address goes into headers, Message-IDs, VERP senders and DKIM's d=,
+    all 7-bit, and to relays that need not speak SMTPUTF8."""
+    if not local.isascii():
+        raise SettingsError(f"{variable}: the part before @ must be ASCII (relays need SMTPUTF8)")
+    try:
+        return local, domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise SettingsError(f"{variable}: {domain!r} is not a usable domain name") from None
+
+
 def _mailbox(variable: str, value: str | None, default: Any) -> str:
     text = value or default
     display, addr = parseaddr(text)
     if "@" not in addr or any(c in text for c in "\r\n"):
         raise SettingsError(f"{variable}: not a mailbox like '김포시 <news@gimpo.go.kr>'")
-    local, _, domain = addr.rpartition("@")
+    local, domain = _ascii_address(variable, *addr.rsplit("@", 1))
     return str(Address(display_name=display, username=local, domain=domain))
 
 
 def _address(variable: str, value: str | None, default: Any) -> str | None:
-    if value is not None and "@" not in value:
+    if value is None:
+        return default  # type: ignore[no-any-return]
+    if "@" not in value:
         raise SettingsError(f"{variable}: must be an e-mail address")
-    return value or default
+    return "@".join(_ascii_address(variable, *value.rsplit("@", 1)))
 
 
 def _timezone(variable: str, value: str | None, default: Any) -> str:

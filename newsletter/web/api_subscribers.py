@@ -28,6 +28,7 @@ from newsletter.web import uploads
 from newsletter.web.auth import SECURITY, provide_actor, requires
 from newsletter.web.deps import DB, Config, Who
 from newsletter.web.forms import client_ip
+from newsletter.web.head import asks_headers_only
 from newsletter.web.params import AfterId, QueryText, RowId
 
 # A million rows of "email,name,date,source" is ~70 MB; leave headroom.
@@ -212,6 +213,10 @@ async def export_subscribers(
     downloaded, when given) before the first byte goes out."""
     if status is not None and status not in roster.STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(roster.STATUSES)}", field="status")
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    headers = {"Content-Disposition": f'attachment; filename="subscribers-{stamp}.csv"'}
+    if asks_headers_only(request):
+        return Stream(iter(()), media_type="text/csv", headers=headers)
     async with db.transaction() as conn:
         query = {k: v for k, v in (("status", status), ("reason", reason)) if v}
         await record_read(conn, actor, client_ip(request), "subscribers.export", query=query)
@@ -222,12 +227,7 @@ async def export_subscribers(
         async for chunk in roster.export_csv(db, settings, bom=bom, status=status):
             yield chunk
 
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
-    return Stream(
-        body(),
-        media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="subscribers-{stamp}.csv"'},
-    )
+    return Stream(body(), media_type="text/csv", headers=headers)
 
 
 ROUTES = [

@@ -11,14 +11,18 @@ leave the app with a body. A route that must tell HEAD from GET (the click
 redirect, which does not count a HEAD) declares both methods itself.
 
 A HEAD runs the GET handler, so it does what a GET does (a read of personal
-data is recorded in the access log) and nothing a GET would not.
+data is recorded in the access log) and nothing a GET would not. A handler
+whose answer is personal data made as it streams (the roster export) asks
+:func:`asks_headers_only` and answers a HEAD with the headers alone: no
+row is read, so no export is recorded.
 """
 
 from __future__ import annotations
 
 from copy import copy, deepcopy
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
 from litestar.router import Router
@@ -57,6 +61,11 @@ def _router_with_twins(router: Router) -> Router:
         if _wants_twin(handler, head_paths):
             answering.register(_head_twin(handler))
     return answering
+
+
+def asks_headers_only(request: Request[Any, Any, Any]) -> bool:
+    """A HEAD: the answer's body will be dropped, so it need not be made."""
+    return request.method == HttpMethod.HEAD
 
 
 async def drop_head_body(message: Message, scope: Scope) -> None:

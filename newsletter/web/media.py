@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import MediaType, Request, Response, get
 from litestar.params import FromPath
 
 from newsletter.core.errors import NotFound
@@ -27,7 +27,7 @@ async def media_file(
     try:
         data, content_type = await media.fetch(db, key)
     except NotFound:
-        return Response(b"not found", status_code=404, media_type="text/plain; charset=utf-8")
+        return Response(b"not found", status_code=404, media_type=MediaType.TEXT)
     headers = {
         "Cache-Control": CACHE,
         "ETag": etag,

@@ -89,6 +89,8 @@ def test_smtp_url_errors_never_show_the_password(value: str) -> None:
         ({"NEWSLETTER_SMTP_CONNECTIONS": "1.5"}, "NEWSLETTER_SMTP_CONNECTIONS"),
         ({"NEWSLETTER_TIMEZONE": "Mars/Olympus"}, "NEWSLETTER_TIMEZONE"),
         ({"NEWSLETTER_FROM": "no address here"}, "NEWSLETTER_FROM"),
+        ({"NEWSLETTER_FROM": "김포시 <소식@gimpo.go.kr>"}, "NEWSLETTER_FROM"),
+        ({"NEWSLETTER_BOUNCE_ADDRESS": "반송@gimpo.go.kr"}, "NEWSLETTER_BOUNCE_ADDRESS"),
         ({"NEWSLETTER_BASE_URL": "ftp://x"}, "NEWSLETTER_BASE_URL"),
         ({"NEWSLETTER_DKIM_SELECTOR": "s1"}, "NEWSLETTER_DKIM_SELECTOR"),
         ({"NEWSLETTER_SECRET_KEY": "change-me-to-a-long-random-value"}, "NEWSLETTER_SECRET_KEY"),

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import re
 
+import dkim
 import httpx
 import pytest
 
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.core.signing import outbox_message_id, outbox_verp_sender
-from tests.conftest import SmtpServer, bearer, drain, make_settings
+from tests.conftest import TEST_SECRET_KEY, SmtpServer, bearer, drain, make_settings
 from tests.mail.test_mail_quality import every_kind_of_mail
 from tests.support.dkim import SELECTOR, body_parts, prepend, session_key, signed_headers
 
@@ -138,3 +139,29 @@ async def test_tampered_transactional_mail_fails_verification(
         at = body + (len(raw) - body) // 2  # one byte in the middle of the body
         flipped = raw[:at] + (b"x" if raw[at : at + 1] != b"x" else b"y") + raw[at + 1 :]
         assert not key.verify(flipped), kind
+
+
+async def test_an_idn_from_domain_goes_out_as_its_a_label_and_verifies(
+    client: httpx.AsyncClient, db: Database, database_url: str, smtp_server: SmtpServer
+) -> None:
+    """FROM=김포시 <news@김포시.kr>: a relay without SMTPUTF8 takes the mail,
+    headers stay 7-bit and the signature's d= is the A-label a DNS lookup uses."""
+    key = session_key()
+    settings = Settings.from_env(
+        {
+            "NEWSLETTER_DATABASE_URL": database_url,
+            "NEWSLETTER_SECRET_KEY": TEST_SECRET_KEY,
+            "NEWSLETTER_SMTP_URL": f"smtp://{smtp_server.target.host}:{smtp_server.target.port}",
+            "NEWSLETTER_FROM": "김포시 <news@김포시.kr>",
+            "NEWSLETTER_BOUNCE_ADDRESS": "bounce@김포시.kr",
+        }
+    ).replace(dkim_selector=SELECTOR, dkim_private_key=key.private_pem)
+    assert settings.from_domain == "xn--4k0bw40bnom.kr"
+    await client.post("/subscribe", data={"email": "kim@example.com", "consent": "on"})
+    await drain(settings, db)
+    [mail] = smtp_server.handler.to("kim@example.com")
+    assert max(mail.data) < 0x80
+    assert re.match(r"bounce\+o\d+-[a-z2-7]{8}@xn--4k0bw40bnom\.kr$", mail.mail_from)
+    assert b"\r\nFrom: =?utf-8?b?6rmA7Y+s7Iuc?= <news@xn--4k0bw40bnom.kr>\r\n" in mail.data
+    record = b"news2026._domainkey.xn--4k0bw40bnom.kr."
+    assert dkim.verify(mail.data, dnsfunc=lambda name, timeout=5: key.record * (name == record))

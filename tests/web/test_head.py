@@ -122,3 +122,39 @@ async def test_head_of_pages_api_and_console_matches_get_without_a_body(
 async def test_head_of_a_post_only_route_is_refused_without_a_body(app: Litestar) -> None:
     head = await ask(app, "HEAD", "/api/v1/bounces", {})
     assert head.status == 405 and head.body == b""
+
+
+async def test_head_of_the_roster_export_records_no_export(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """A link checker's HEAD gets the export's headers, but nobody's address
+    left the database: the audit trail and the access log say no export happened."""
+
+    async def trail() -> tuple[int, int]:
+        audit_rows = await db.pool.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'subscribers.export'"
+        )
+        reads = await db.pool.fetchval(
+            "SELECT count(*) FROM access_log WHERE action = 'subscribers.export'"
+        )
+        return audit_rows, reads
+
+    await db.pool.execute(
+        "INSERT INTO subscribers (email, status) VALUES ('kim@example.com', 'active')"
+    )
+    admin = await make_user(db, "admin")
+    await login(client, admin.email)
+    api = await bearer(db, "admin")
+    for path, headers in (
+        ("/api/v1/subscribers/export", api),
+        ("/admin/subscribers/export.csv", {}),
+    ):
+        before = await trail()
+        head = await client.head(path, headers=headers)
+        assert head.status_code == 200, path
+        assert head.headers["content-type"].startswith("text/csv"), path
+        assert head.headers["content-disposition"].startswith("attachment;"), path
+        assert await trail() == before, path
+        got = await client.get(path, headers=headers)
+        assert "kim@example.com" in got.text
+        assert await trail() > before, path

@@ -34,6 +34,7 @@ from newsletter.web.console.gate import (
 )
 from newsletter.web.console.korean import import_reason, in_korean
 from newsletter.web.deps import DB, Config
+from newsletter.web.head import asks_headers_only
 
 ADMIN = {"role": "admin"}
 PAGE = 50
@@ -281,6 +282,13 @@ async def export_file(request: Request[Any, Any, Any], db: DB, settings: Config)
     status = request.query_params.get("status") or None
     status = status if status in roster.STATUSES else None
     bom = request.query_params.get("bom") == "1"
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    headers = {
+        "Content-Disposition": f'attachment; filename="subscribers-{stamp}.csv"',
+        "Cache-Control": "no-store",
+    }
+    if asks_headers_only(request):
+        return Stream(iter(()), media_type="text/csv; charset=utf-8", headers=headers)
     async with db.transaction() as conn:
         await audit.record(
             conn, session_of(request).user.actor, "subscribers.export", "subscribers", status=status
@@ -291,15 +299,7 @@ async def export_file(request: Request[Any, Any, Any], db: DB, settings: Config)
         async for chunk in roster.export_csv(db, settings, bom=bom, status=status):
             yield chunk
 
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
-    return Stream(
-        body(),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="subscribers-{stamp}.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return Stream(body(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
 ROUTES = [

@@ -57,6 +57,9 @@ async def test_an_uploaded_photo_is_resized_stripped_and_served_safely(
         headers={"If-None-Match": served.headers["etag"]},
     )
     assert again.status_code == 304
+    gone = await client.get("/media/" + "0" * 64 + ".jpg")
+    assert gone.status_code == 404
+    assert gone.headers["content-type"] == "text/plain; charset=utf-8"
 
 
 async def test_a_file_that_is_not_an_image_is_refused_next_to_the_field(
