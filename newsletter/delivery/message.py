@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parseaddr
 
+from newsletter.core import i18n
 from newsletter.core.dkim import Signer
 from newsletter.core.settings import Settings
 from newsletter.core.signing import MAILTO_PURPOSE, signature, unsubscribe_mailto, verp_sender
@@ -296,6 +297,8 @@ class IssueMessage:
             # One unfolded ASCII line (a URL and an address: ~250 characters).
             f"List-Unsubscribe: <\0unsubscribe_url\0>, <\0mailto\0>\r\n"
             f"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            # Issues are written in the city's language (the editors' Korean).
+            f"Content-Language: {i18n.DEFAULT}\r\n"
             f"MIME-Version: 1.0\r\n"
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'
             f"\r\n"

@@ -76,8 +76,10 @@ def compose(
     text: str,
     html_body: str | None = None,
     headers: dict[str, str] | None = None,
+    language: str = i18n.DEFAULT,
 ) -> EmailMessage:
-    """A complete UTF-8 message, multipart/alternative when there is HTML."""
+    """A complete UTF-8 message, multipart/alternative when there is HTML,
+    saying its language (RFC 3282) for readers and screen readers."""
     settings = ctx.settings
     message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = settings.from_address
@@ -91,6 +93,8 @@ def compose(
     message.set_content(text, charset="utf-8")
     if html_body is not None:
         message.add_alternative(html_body, subtype="html", charset="utf-8")
+    # After the content: set_content() clears every Content-* header.
+    message["Content-Language"] = language
     return message
 
 
@@ -222,6 +226,7 @@ def _confirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Email
         subject=_subject(ctx, language, N_("구독 확인을 부탁드립니다")),
         text=text,
         html_body=html_body,
+        language=language,
     )
 
 
@@ -259,7 +264,12 @@ def _notice(
         },
     )
     return compose(
-        ctx, to=recipient, subject=_subject(ctx, language, subject), text=text, html_body=html_body
+        ctx,
+        to=recipient,
+        subject=_subject(ctx, language, subject),
+        text=text,
+        html_body=html_body,
+        language=language,
     )
 
 
@@ -351,6 +361,7 @@ def _reconfirm(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> Ema
         subject=_subject(ctx, language, N_("수신 동의 여부를 다시 확인해 주세요")),
         text=text,
         html_body=html_body,
+        language=language,
     )
 
 

@@ -218,6 +218,7 @@ async def test_english_reader_gets_english_transactional_mail(
     assert "Thank you for subscribing to the Gimpo City Newsletter." in text
     assert settings.city.en.department in text and settings.city.en.address in text
     assert 'lang="en"' in html_of(mail.data)
+    assert message["Content-Language"] == "en"
     link = re.search(r"/confirm\?token=[\w.\-]+&lang=en", text)
     assert link is not None  # the page it opens is in English too
     page = await client.get(link.group(0))

@@ -102,6 +102,7 @@ async def test_every_kind_of_mail_is_signed_7bit_and_verifies(
             # Oversigned: one more than the message has, so none may be added.
             assert listed.count(header) == raw.lower().count(f"\n{header}:".encode()) + 1
         assert max(raw) < 0x80, kind
+        assert b"\r\nContent-Language: ko\r\n" in raw, kind  # a Korean reader's mail
         assert b"Content-Transfer-Encoding: 8bit" not in raw, kind
         assert {cte for _, cte in body_parts(raw)} <= {"quoted-printable", "base64"}, kind
 
