@@ -18,6 +18,7 @@ from newsletter.core.errors import InvalidInput, RateLimited
 from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import ExpiredToken, InvalidToken
+from newsletter.editorial.issues import PREVIEW_TOKEN
 from newsletter.web.deps import DB, Config, Signer
 from newsletter.web.embedding import PREFLIGHT_HEADERS, SignupCors, allowed_origin
 from newsletter.web.forms import (
@@ -311,6 +312,8 @@ async def unsubscribe_page(
     request: Request[Any, Any, Any], db: DB, tokens: Signer, token: LinkToken = ""
 ) -> Template:
     """Shows the one-button opt-out form; GET changes nothing."""
+    if token == PREVIEW_TOKEN:
+        return _preview_link(request)
     try:
         ref = tokens.read_unsubscribe(token)
     except InvalidToken:
@@ -319,6 +322,17 @@ async def unsubscribe_page(
     if status not in ("active", "pending"):
         return _already_out(request)
     return page(request, "unsubscribe.html", token=token)
+
+
+def _preview_link(request: Request[Any, Any, Any]) -> Template:
+    """The opt-out link of a preview or an editor's test copy: it names nobody."""
+    _ = reader(request).gettext
+    return message(
+        request,
+        _("미리 보기의 수신 거부 링크입니다"),
+        _("이 링크는 미리 보기와 시험 발송본에만 들어가며 아무것도 바꾸지 않습니다."),
+        _("주민이 받는 메일에는 받는 사람마다 자기 수신 거부 링크가 들어갑니다."),
+    )
 
 
 def _already_out(request: Request[Any, Any, Any]) -> Template:
@@ -341,6 +355,8 @@ async def unsubscribe(
     token, fields = await posted_token(request)
     who = reader(request, fields)
     _ = who.gettext
+    if token == PREVIEW_TOKEN:  # a test copy's one-click button: nobody to unsubscribe
+        return _preview_link(request)
     try:
         ref = tokens.read_unsubscribe(token)
     except InvalidToken:

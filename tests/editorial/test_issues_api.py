@@ -207,6 +207,20 @@ async def test_test_send_arrives_marked(
     assert "김포 소식 2" in text_part.get_content()
     assert await db.pool.fetchval("SELECT status FROM issues WHERE id = $1", issue["id"]) == "draft"
 
+    # The copy's unsubscribe button (RFC 8058 one-click, or the link opened)
+    # names nobody: it answers plainly instead of with an "invalid link" error.
+    target = str(message["List-Unsubscribe"]).split("<", 1)[1].split(">", 1)[0]
+    path = target.removeprefix(settings.base_url)
+    one_click = await client.post(
+        path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert one_click.status_code == 200
+    assert "미리 보기의 수신 거부 링크입니다" in one_click.text
+    opened = await client.get(path)
+    assert opened.status_code == 200 and "아무것도 바꾸지 않습니다" in opened.text
+
 
 async def test_schedule_rules(client: Client, db: Database, settings: Settings) -> None:
     headers = await bearer(db)
