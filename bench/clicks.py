@@ -25,10 +25,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 
 import asyncpg
-from common import ROOT, SECRET, drop_database, fresh_database
+from common import SECRET, ServerDatabase, wait_for_health
 
 # The wrk helpers of bench/signup.py, beside this script.
 from signup import ensure_wrk, run_wrk
@@ -107,15 +106,8 @@ def main() -> int:
     args = parser.parse_args()
     wrk = ensure_wrk()
 
-    admin_url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
-    embedded = None
-    if admin_url is None:
-        from newsletter.dev.embedded import start_embedded_postgres
-
-        embedded = start_embedded_postgres(ROOT / ".dev" / "bench-pg")
-        admin_url = embedded.get_uri()
-    name = f"nl_bench_{uuid.uuid4().hex[:8]}"
-    database_url = asyncio.run(fresh_database(name, admin_url))
+    database = ServerDatabase()
+    database_url = database.url
 
     port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
@@ -129,12 +121,7 @@ def main() -> int:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1).close()  # noqa: S310
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_health(base)
         # Warm both paths (connection pool, prepared statements, link cache).
         run_wrk(wrk, base + "/healthz", "", 2, args.connections)
         run_wrk(wrk, link, LUA_PHONE, 2, args.connections)
@@ -148,9 +135,7 @@ def main() -> int:
         server.wait(timeout=30)
 
     clicks, writes = asyncio.run(stored(database_url, issue_id))
-    asyncio.run(drop_database(name, admin_url))
-    if embedded is not None:
-        embedded.cleanup()
+    database.drop()
 
     ratio = click["rate"] / health["rate"]
     print(

@@ -9,9 +9,14 @@ the benches take from ``tests.support`` (worker processes, SMTP sinks, issues).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import time
+import urllib.request
+import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -44,6 +49,40 @@ async def fresh_database(name: str, admin_url: str = ADMIN_URL) -> str:
 
 async def drop_database(name: str, admin_url: str = ADMIN_URL) -> None:
     await admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class ServerDatabase:
+    """A fresh, migrated database for a bench that starts ``newsletter serve``:
+    on the server of $NEWSLETTER_TEST_DATABASE_URL if set, else on an embedded
+    PostgreSQL (a newcomer's laptop). :meth:`drop` removes it (and stops the
+    embedded server)."""
+
+    def __init__(self) -> None:
+        admin_url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
+        self.embedded: Any = None
+        if admin_url is None:
+            from newsletter.dev.embedded import start_embedded_postgres
+
+            self.embedded = start_embedded_postgres(ROOT / ".dev" / "bench-pg")
+            admin_url = self.embedded.get_uri()
+        self.admin_url: str = admin_url
+        self.name = f"nl_bench_{uuid.uuid4().hex[:8]}"
+        self.url = asyncio.run(fresh_database(self.name, admin_url))
+
+    def drop(self) -> None:
+        asyncio.run(drop_database(self.name, self.admin_url))
+        if self.embedded is not None:
+            self.embedded.cleanup()
+
+
+def wait_for_health(base: str, tries: int = 100) -> None:
+    """Until ``base``/healthz answers (a server just started), at most ``tries`` × 0.1 s."""
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1).close()  # noqa: S310
+            return
+        except OSError:
+            time.sleep(0.1)
 
 
 async def add_subscribers(url: str, count: int, *, numbered_names: bool = False) -> None:

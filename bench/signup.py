@@ -21,12 +21,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-import uuid
 
 import asyncpg
-from common import ROOT, SECRET, drop_database, fresh_database
+from common import SECRET, ServerDatabase, wait_for_health
 
 from tests.conftest import free_port
 from tests.support.processes import serve_env
@@ -121,15 +118,8 @@ def main() -> int:
     args = parser.parse_args()
     wrk = ensure_wrk()
 
-    admin_url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
-    embedded = None
-    if admin_url is None:
-        from newsletter.dev.embedded import start_embedded_postgres
-
-        embedded = start_embedded_postgres(ROOT / ".dev" / "bench-pg")
-        admin_url = embedded.get_uri()
-    name = f"nl_bench_{uuid.uuid4().hex[:8]}"
-    database_url = asyncio.run(fresh_database(name, admin_url))
+    database = ServerDatabase()
+    database_url = database.url
 
     port = free_port()
     server = subprocess.Popen(
@@ -140,12 +130,7 @@ def main() -> int:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1).close()  # noqa: S310
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_health(base)
         # Warm both paths (connection pool, prepared statements) before measuring.
         run_wrk(wrk, base + "/healthz", "", 2, args.connections)
         run_wrk(wrk, base + "/subscribe", LUA_SIGNUP, 2, args.connections)
@@ -156,9 +141,7 @@ def main() -> int:
         server.wait(timeout=30)
 
     rows = asyncio.run(_count(database_url))
-    asyncio.run(drop_database(name, admin_url))
-    if embedded is not None:
-        embedded.cleanup()
+    database.drop()
 
     ratio = signup["rate"] / health["rate"]
     print(
