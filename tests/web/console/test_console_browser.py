@@ -245,6 +245,20 @@ async def test_every_console_page_passes_axe_reflows_and_works_by_keyboard(
     )
     subscriber_id = await db.pool.fetchval("SELECT min(id) FROM subscribers")
     checked: list[str] = []
+    # The ops page with what a throttling relay leaves: a lowered rate and
+    # two relays, one of them refusing with a long reply.
+    await db.pool.execute(
+        "UPDATE rate_buckets SET learned_rate = 5, decreased_at = now(),"
+        " learned_reason = '450 4.7.1 Error: too much mail from 203.0.113.77 (rate limit)'"
+    )
+    await db.pool.execute(
+        "INSERT INTO relay_health (relay, state, sent, pushed_back, refused, connections,"
+        " last_error, last_error_at) VALUES"
+        " ('smtp-relay-primary.gimpo.go.kr:587', 'open', 1200, 40, 7, 2,"
+        "  '421 4.7.0 smtp-relay-primary.gimpo.go.kr Error: too many connections from"
+        " 203.0.113.77', now()),"
+        " ('smtp-relay-backup.gimpo.go.kr:25', 'closed', 300, 0, 0, 4, NULL, NULL)"
+    )
 
     async def check(label: str) -> None:
         await expect(page.locator("main")).to_have_count(1)
@@ -298,6 +312,10 @@ async def test_every_console_page_passes_axe_reflows_and_works_by_keyboard(
         answer = await page.goto(base + path)
         assert answer is not None and answer.status == 200, path
         await check(path)
+        if path == "/admin/ops":  # the widest tables: the smallest phones too
+            relay = page.locator("[data-relay='smtp-relay-primary.gimpo.go.kr:587']")
+            await expect(relay).to_have_count(1)
+            assert not await overflows_at(page, 320), "/admin/ops scrolls sideways at 320 px"
 
     # Pages reached by acting: a feed preview, a confirmation, a form with errors.
     await page.goto(f"{base}/admin/news/import")
