@@ -30,12 +30,12 @@ from newsletter.core.tokens import Tokens
 from newsletter.editorial import clicks
 from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES, console
+from newsletter.web.api.metrics import internal_metrics_endpoint
 from newsletter.web.console import filters as console_filters
-from newsletter.web.head import AnsweringHead, drop_head_body
-from newsletter.web.headers import add_security_headers
-from newsletter.web.ops import internal_metrics_endpoint
-from newsletter.web.pages import message, reader
-from newsletter.web.request_metrics import RequestMetrics
+from newsletter.web.http.head import AnsweringHead, drop_head_body
+from newsletter.web.http.headers import add_security_headers
+from newsletter.web.http.request_metrics import RequestMetrics
+from newsletter.web.pages.shell import message, reader
 
 log = logging.getLogger("newsletter.web")
 
@@ -71,7 +71,7 @@ def _validation_error(
 
 
 def _plain_message(item: Any) -> Any:
-    """Say what the no-NUL pattern (web/params.py) means instead of quoting it."""
+    """Say what the no-NUL pattern (web/http/params.py) means instead of quoting it."""
     if isinstance(item, dict) and "\\x00" in str(item.get("message", "")):
         return {**item, "message": "must not contain NUL (\\u0000) characters"}
     return item

@@ -265,7 +265,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from newsletter.app import create_app, create_metrics_app
     from newsletter.core.db import Database
-    from newsletter.web import server
+    from newsletter.web.http import server
 
     refuse_dev_off_loopback(settings, args.host, "`newsletter serve`")
     try:

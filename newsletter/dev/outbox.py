@@ -16,8 +16,8 @@ from litestar.response import Template
 from newsletter.core.clock import city_zone, clock
 from newsletter.core.settings import Settings
 from newsletter.dev.capture import open_maildir
-from newsletter.web.deps import Config
-from newsletter.web.pages import page
+from newsletter.web.http.deps import Config
+from newsletter.web.pages.shell import page
 
 LINK_RE = re.compile(r"https?://[^\s<>\"]+")
 

@@ -32,7 +32,7 @@ from newsletter.dev.embedded import start_embedded_postgres
 from newsletter.ops.apikeys import create_key
 from newsletter.ops.audit import CLI_ACTOR
 from newsletter.ops.users import create_user, generate_password, hash_password
-from newsletter.web import server as web_server
+from newsletter.web.http import server as web_server
 
 DEMO_NEWS = [
     (

@@ -1,5 +1,8 @@
 """HTTP routes only: parse the request, call the domain, shape the response.
 
+``api/`` is the JSON API, ``pages/`` the residents' pages, ``console/`` the
+editors' console, ``http/`` the plumbing they share.
+
 Each module exposes ``ROUTES``; :data:`ROUTES` here collects them for app.py.
 """
 
@@ -7,24 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from newsletter.web import (
-    api_access_log,
-    api_bounces,
-    api_deliveries,
-    api_issues,
-    api_news,
-    api_stats,
-    api_subscribers,
-    archive,
-    assets,
-    clicks,
-    console,
+from newsletter.web import console
+from newsletter.web.api import (
+    access_log,
+    bounces,
+    deliveries,
     health,
-    media,
-    ops,
-    public,
-    reconfirm,
+    issues,
+    metrics,
+    news,
+    stats,
+    subscribers,
 )
+from newsletter.web.pages import archive, assets, clicks, media, public, reconfirm
 
 ROUTES: list[Any] = [
     *health.ROUTES,
@@ -33,14 +31,14 @@ ROUTES: list[Any] = [
     *reconfirm.ROUTES,
     *archive.ROUTES,
     *assets.ROUTES,
-    *ops.ROUTES,
+    *metrics.ROUTES,
     *console.ROUTES,
     *media.ROUTES,
-    *api_news.ROUTES,
-    *api_issues.ROUTES,
-    *api_subscribers.ROUTES,
-    *api_stats.ROUTES,
-    *api_deliveries.ROUTES,
-    *api_bounces.ROUTES,
-    *api_access_log.ROUTES,
+    *news.ROUTES,
+    *issues.ROUTES,
+    *subscribers.ROUTES,
+    *stats.ROUTES,
+    *deliveries.ROUTES,
+    *bounces.ROUTES,
+    *access_log.ROUTES,
 ]

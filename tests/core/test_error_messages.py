@@ -31,14 +31,14 @@ NOT_YET = {
     "newsletter/ops/delivery_record.py": 3,
     "newsletter/ops/stats.py": 1,
     "newsletter/ops/users.py": 18,
-    "newsletter/web/api_news.py": 3,
-    "newsletter/web/api_subscribers.py": 5,
-    "newsletter/web/assets.py": 1,
+    "newsletter/web/api/news.py": 3,
+    "newsletter/web/api/subscribers.py": 5,
+    "newsletter/web/pages/assets.py": 1,
     "newsletter/web/console/fields.py": 4,
     "newsletter/web/console/login.py": 1,
     "newsletter/web/console/news.py": 2,
     "newsletter/web/console/subscribers.py": 3,
-    "newsletter/web/forms.py": 1,
+    "newsletter/web/http/forms.py": 1,
 }
 
 

@@ -11,7 +11,7 @@ from newsletter.app import create_app
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import Tokens
-from newsletter.web.headers import PAGE_POLICY, framable_by
+from newsletter.web.http.headers import PAGE_POLICY, framable_by
 from tests.conftest import bearer
 from tests.support.browser import CHROMIUM_ARGS, chromium  # noqa: F401 - the fixture
 from tests.support.delivery import add_subscribers, start_issue

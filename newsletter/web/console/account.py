@@ -15,7 +15,7 @@ from newsletter.web.console.fields import text
 from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
 from newsletter.web.console.login import qr_svg
-from newsletter.web.deps import DB
+from newsletter.web.http.deps import DB
 
 MINE = {"role": "any"}
 PASSWORD_DUE = {"role": "any", "while_password_due": True}

@@ -12,7 +12,7 @@ from newsletter.ops import stats
 from newsletter.ops.stats import DayGrowth
 from newsletter.web.console.charts import Chart, bar_chart
 from newsletter.web.console.gate import render
-from newsletter.web.deps import DB, Config
+from newsletter.web.http.deps import DB, Config
 
 
 def growth_chart(growth: list[DayGrowth]) -> Chart:

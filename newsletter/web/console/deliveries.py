@@ -21,7 +21,7 @@ from newsletter.web.console.fields import text
 from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
 from newsletter.web.console.privacy import record_read
-from newsletter.web.deps import DB
+from newsletter.web.http.deps import DB
 
 # Editors, ops and admins alike: the API lets editor and ops keys do the same.
 ANYONE = {"role": "any"}

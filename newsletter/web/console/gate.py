@@ -34,7 +34,7 @@ from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.ops import sessions, words
 from newsletter.ops.sessions import Session
-from newsletter.web import forms
+from newsletter.web.http import forms
 
 COOKIE = "nl_session"
 LOGIN_COOKIE = "nl_login"  # pre-login nonce: the login form's CSRF token is derived from it

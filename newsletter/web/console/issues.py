@@ -23,7 +23,7 @@ from newsletter.web.console.charts import Chart, bar_chart
 from newsletter.web.console.fields import checked, local_datetime, text
 from newsletter.web.console.gate import done, maybe_session, message_page, render, session_of
 from newsletter.web.console.korean import explain
-from newsletter.web.deps import DB, Config
+from newsletter.web.http.deps import DB, Config
 
 EDITOR = {"role": "editor"}
 ANYONE = {"role": "any"}

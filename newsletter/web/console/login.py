@@ -33,7 +33,7 @@ from newsletter.web.console.gate import (
     render,
     session_cookie,
 )
-from newsletter.web.deps import DB, Config
+from newsletter.web.http.deps import DB, Config
 
 LOGIN_BODY_LIMIT = 8 * 1024
 SECOND_FACTOR = "/admin/login/second-factor"

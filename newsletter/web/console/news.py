@@ -26,7 +26,7 @@ from newsletter.web.console.fields import (
 )
 from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
-from newsletter.web.deps import DB, Config
+from newsletter.web.http.deps import DB, Config
 
 EDITOR = {"role": "editor"}
 PER_PAGE = 20

@@ -16,7 +16,7 @@ from newsletter.ops.apikeys import ROLES
 from newsletter.web.console.fields import checked, text
 from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
-from newsletter.web.deps import DB
+from newsletter.web.http.deps import DB
 
 ADMIN = {"role": "admin"}
 AUDIT_PAGE = 50

@@ -21,7 +21,6 @@ from newsletter.audience import import_jobs, lifecycle, roster
 from newsletter.core.addresses import normalise_email
 from newsletter.core.errors import InvalidInput, NotFound
 from newsletter.ops import audit
-from newsletter.web import uploads
 from newsletter.web.console import privacy
 from newsletter.web.console.fields import text
 from newsletter.web.console.gate import (
@@ -33,8 +32,9 @@ from newsletter.web.console.gate import (
     session_of,
 )
 from newsletter.web.console.korean import import_reason, in_korean
-from newsletter.web.deps import DB, Config
-from newsletter.web.head import asks_headers_only
+from newsletter.web.http import uploads
+from newsletter.web.http.deps import DB, Config
+from newsletter.web.http.head import asks_headers_only
 
 ADMIN = {"role": "admin"}
 PAGE = 50

@@ -14,7 +14,7 @@ from litestar.params import FromPath
 
 from newsletter.core.errors import NotFound
 from newsletter.editorial import media
-from newsletter.web.deps import DB
+from newsletter.web.http.deps import DB
 
 CACHE = "public, max-age=31536000, immutable"
 

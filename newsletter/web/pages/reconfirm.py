@@ -15,9 +15,9 @@ from litestar.response import Template
 from newsletter.audience import lifecycle
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import ExpiredToken, InvalidToken, SubscriberRef, Tokens
-from newsletter.web.deps import DB, Config, Signer
-from newsletter.web.forms import LinkToken, evidence, page_post, posted_token
-from newsletter.web.pages import message, page, reader
+from newsletter.web.http.deps import DB, Config, Signer
+from newsletter.web.http.forms import LinkToken, evidence, page_post, posted_token
+from newsletter.web.pages.shell import message, page, reader
 
 
 def _max_age(settings: Settings) -> int:

@@ -11,10 +11,10 @@ from litestar import Request, Router, get
 from litestar.params import QueryParameter
 
 from newsletter.ops.access_log import AccessFilter, read_entries
-from newsletter.web.auth import SECURITY, provide_actor, requires
-from newsletter.web.deps import DB, Who
-from newsletter.web.forms import client_ip
-from newsletter.web.params import BIGINT_MAX, QueryText
+from newsletter.web.api.auth import SECURITY, provide_actor, requires
+from newsletter.web.http.deps import DB, Who
+from newsletter.web.http.forms import client_ip
+from newsletter.web.http.params import BIGINT_MAX, QueryText
 
 
 class AccessOut(msgspec.Struct):

@@ -14,9 +14,9 @@ from litestar.params import QueryParameter
 from newsletter.audience import bounces
 from newsletter.core.logs import mask_emails
 from newsletter.ops.audit import record
-from newsletter.web.auth import SECURITY, provide_actor, requires
-from newsletter.web.deps import DB, Config, Who
-from newsletter.web.params import BIGINT_MAX
+from newsletter.web.api.auth import SECURITY, provide_actor, requires
+from newsletter.web.http.deps import DB, Config, Who
+from newsletter.web.http.params import BIGINT_MAX
 
 RAW_TYPES = ("message/rfc822", "message/delivery-status", "text/plain", "application/octet-stream")
 

@@ -19,9 +19,8 @@ from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import ExpiredToken, InvalidToken
 from newsletter.editorial.issues import PREVIEW_TOKEN
-from newsletter.web.deps import DB, Config, Signer
-from newsletter.web.embedding import PREFLIGHT_HEADERS, SignupCors, allowed_origin
-from newsletter.web.forms import (
+from newsletter.web.http.deps import DB, Config, Signer
+from newsletter.web.http.forms import (
     PUBLIC_BODY_LIMIT,
     LinkToken,
     evidence,
@@ -32,8 +31,9 @@ from newsletter.web.forms import (
     truthy,
     wants_json,
 )
-from newsletter.web.headers import framable_by
-from newsletter.web.pages import Reader, context, message, onward_links, page, reader
+from newsletter.web.http.headers import framable_by
+from newsletter.web.pages.embedding import PREFLIGHT_HEADERS, SignupCors, allowed_origin
+from newsletter.web.pages.shell import Reader, context, message, onward_links, page, reader
 
 SIGNUP_ACCEPTED = N_(
     "구독 신청을 받았습니다. 받은편지함에서 확인 메일을 열어 구독을 완료해 주세요."

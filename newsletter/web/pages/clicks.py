@@ -22,7 +22,7 @@ from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.editorial import clicks
 from newsletter.ops import metrics
-from newsletter.web.pages import message, reader
+from newsletter.web.pages.shell import message, reader
 
 # Nobody's webmail address travels on to the destination, no cache keeps a
 # click from being seen, and search engines that find the link in the web

@@ -15,9 +15,9 @@ from newsletter.core.db import Record
 from newsletter.core.errors import InvalidInput
 from newsletter.editorial import feeds, news
 from newsletter.editorial.feeds import FeedFetchPolicy
-from newsletter.web.auth import SECURITY, provide_actor, requires
-from newsletter.web.deps import DB, Config, Who
-from newsletter.web.params import RowId, body_text
+from newsletter.web.api.auth import SECURITY, provide_actor, requires
+from newsletter.web.http.deps import DB, Config, Who
+from newsletter.web.http.params import RowId, body_text
 
 FEED_BODY_LIMIT = feeds.FEED_MAX_BYTES + 64 * 1024  # the feed plus multipart framing
 

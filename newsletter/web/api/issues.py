@@ -11,9 +11,9 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from newsletter.core.db import Record
 from newsletter.editorial import issues
-from newsletter.web.auth import SECURITY, provide_actor, requires
-from newsletter.web.deps import DB, Config, Who
-from newsletter.web.params import BIGINT_MAX, RowId, body_text
+from newsletter.web.api.auth import SECURITY, provide_actor, requires
+from newsletter.web.http.deps import DB, Config, Who
+from newsletter.web.http.params import BIGINT_MAX, RowId, body_text
 
 ItemIds = Annotated[
     list[Annotated[int, msgspec.Meta(ge=1, le=BIGINT_MAX)]],

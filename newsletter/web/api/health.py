@@ -9,7 +9,7 @@ from litestar import MediaType, Response, get
 
 from newsletter.core.db import pending_migrations
 from newsletter.ops.stats import worker_problems
-from newsletter.web.deps import DB
+from newsletter.web.http.deps import DB
 
 
 @get("/healthz", media_type=MediaType.JSON, include_in_schema=True, tags=["ops"])

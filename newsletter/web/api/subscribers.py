@@ -24,12 +24,12 @@ from newsletter.core.db import Record
 from newsletter.core.errors import InvalidInput, NotFound
 from newsletter.ops import audit
 from newsletter.ops.access_log import record_read
-from newsletter.web import uploads
-from newsletter.web.auth import SECURITY, provide_actor, requires
-from newsletter.web.deps import DB, Config, Who
-from newsletter.web.forms import client_ip
-from newsletter.web.head import asks_headers_only
-from newsletter.web.params import AfterId, QueryText, RowId
+from newsletter.web.api.auth import SECURITY, provide_actor, requires
+from newsletter.web.http import uploads
+from newsletter.web.http.deps import DB, Config, Who
+from newsletter.web.http.forms import client_ip
+from newsletter.web.http.head import asks_headers_only
+from newsletter.web.http.params import AfterId, QueryText, RowId
 
 # A million rows of "email,name,date,source" is ~70 MB; leave headroom.
 IMPORT_BODY_LIMIT = 256 * 1024 * 1024

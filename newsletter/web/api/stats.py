@@ -9,9 +9,9 @@ from litestar.params import QueryParameter
 
 from newsletter.ops import stats
 from newsletter.ops.stats import IssueStats, Overview
-from newsletter.web.auth import SECURITY, provide_actor, requires
-from newsletter.web.deps import DB, Config
-from newsletter.web.params import RowId
+from newsletter.web.api.auth import SECURITY, provide_actor, requires
+from newsletter.web.http.deps import DB, Config
+from newsletter.web.http.params import RowId
 
 
 @get("/stats", summary="Audience and delivery figures")

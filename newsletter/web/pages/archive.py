@@ -15,9 +15,9 @@ from newsletter.core.errors import NotFound
 from newsletter.core.settings import Settings
 from newsletter.editorial import issues
 from newsletter.editorial.rendering import for_web
-from newsletter.web import pages
-from newsletter.web.deps import DB, Config
-from newsletter.web.pages import context, message, reader
+from newsletter.web.http.deps import DB, Config
+from newsletter.web.pages import shell as pages
+from newsletter.web.pages.shell import context, message, reader
 
 PER_PAGE = 20
 FEED_ENTRIES = 20

@@ -14,8 +14,8 @@ from litestar import Response, get
 from litestar.response import Redirect
 
 from newsletter.ops import metrics, stats
-from newsletter.web.auth import SECURITY, requires
-from newsletter.web.deps import DB, Config
+from newsletter.web.api.auth import SECURITY, requires
+from newsletter.web.http.deps import DB, Config
 
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 

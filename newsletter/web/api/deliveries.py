@@ -27,11 +27,11 @@ from newsletter.audience.roster import neutralise
 from newsletter.editorial import issues
 from newsletter.ops import access_log, audit, delivery_record
 from newsletter.ops.delivery_record import DeliveryEntry, DeliveryPage, ReasonCount
-from newsletter.web.api_issues import IssueOut
-from newsletter.web.auth import SECURITY, provide_actor, requires
-from newsletter.web.deps import DB, Config, Who
-from newsletter.web.forms import client_ip
-from newsletter.web.params import AfterId, RowId
+from newsletter.web.api.auth import SECURITY, provide_actor, requires
+from newsletter.web.api.issues import IssueOut
+from newsletter.web.http.deps import DB, Config, Who
+from newsletter.web.http.forms import client_ip
+from newsletter.web.http.params import AfterId, RowId
 
 RecordStatus = Literal["failed", "bounced", "deferred", "skipped"]
 ADMIN_COLUMNS = (
