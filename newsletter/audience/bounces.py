@@ -55,6 +55,7 @@ from flufl.bounce import all_failures
 from newsletter.audience import mailto, subscribers
 from newsletter.core.db import QUERIES, Connection, Database
 from newsletter.core.errors import DomainError
+from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 from newsletter.core.signing import OUTBOX_MSGID_PURPOSE, OUTBOX_VERP_PURPOSE, signature
 from newsletter.core.tokens import SubscriberRef
@@ -83,6 +84,9 @@ _READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bounce-reader")
 class BounceTooLarge(DomainError):
     code = "payload_too_large"
     status = 413
+
+
+TOO_LARGE = N_("반송 메일이 NEWSLETTER_BOUNCE_MAX_BYTES(%(limit)s바이트)보다 큽니다.")
 
 
 def classify(code: int | None, text: str = "") -> Kind:
@@ -366,10 +370,7 @@ def _worst(failed: list[FailedRecipient]) -> FailedRecipient | None:
 async def read_off_loop(raw: bytes, settings: Settings) -> Reading:
     """:func:`read` in the bounce readers' threads, with the size cap enforced."""
     if len(raw) > settings.bounce_max_bytes:
-        raise BounceTooLarge(
-            f"the message is larger than NEWSLETTER_BOUNCE_MAX_BYTES "
-            f"({settings.bounce_max_bytes} bytes)"
-        )
+        raise BounceTooLarge(TOO_LARGE, limit=settings.bounce_max_bytes)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_READERS, read, raw, settings.secret_key)
 

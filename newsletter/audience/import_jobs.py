@@ -18,7 +18,8 @@ from typing import IO
 
 from newsletter.audience import roster
 from newsletter.core.db import Database, Record
-from newsletter.core.errors import DomainError, NotFound
+from newsletter.core.errors import DomainError
+from newsletter.core.records import missing
 from newsletter.core.settings import Settings
 from newsletter.ops.audit import Actor
 
@@ -88,7 +89,8 @@ async def run(
             "finish_import_job", job_id, "failed", None, "예상하지 못한 오류로 중단되었습니다."
         )
     else:
-        await db.execute("finish_import_job", job_id, "done", report.as_dict(), None)
+        # Kept in Korean, like the failure above: the console is the only reader.
+        await db.execute("finish_import_job", job_id, "done", report.as_dict("ko"), None)
     finally:
         ticker.cancel()
         spool.close()
@@ -97,7 +99,7 @@ async def run(
 async def get(db: Database, job_id: int) -> Record:
     row = await db.fetchrow("get_import_job", job_id) if 1 <= job_id < 2**63 else None
     if row is None:
-        raise NotFound(f"no import {job_id}")
+        raise missing("import", job_id)
     return row
 
 

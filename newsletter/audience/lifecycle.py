@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from newsletter.audience.subscribers import Evidence, address_key, resolve, suppression_hash
 from newsletter.core.addresses import normalise_email
 from newsletter.core.db import QUERIES, Connection, Database
-from newsletter.core.errors import NotFound
+from newsletter.core.records import missing
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import SubscriberRef
 from newsletter.mail import outbox
@@ -60,7 +60,7 @@ async def erase(
     async with db.transaction() as conn:
         row = await conn.fetchrow(QUERIES.roster_lock_by_id, subscriber_id)
         if row is None:
-            raise NotFound(f"no subscriber #{subscriber_id}")
+            raise missing("subscriber", subscriber_id)
         await _erase_locked(conn, settings, subscriber_id=subscriber_id, email=row["email"])
         # The audit keeps who and when and the id, never the address.
         await audit.record(conn, actor, "subscriber.erase", f"subscriber:{subscriber_id}")

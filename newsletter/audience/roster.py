@@ -28,10 +28,11 @@ from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo
 
 from newsletter.audience.subscribers import MAX_NAME_LENGTH
+from newsletter.core import i18n
 from newsletter.core.addresses import MAX_EMAIL_LENGTH, normalise_email
 from newsletter.core.db import QUERIES, Database, Record
-from newsletter.core.errors import InvalidInput
-from newsletter.core.i18n import N_
+from newsletter.core.errors import InvalidInput, Value, field_name
+from newsletter.core.i18n import N_, Term
 from newsletter.core.settings import Settings
 from newsletter.ops import audit
 
@@ -74,23 +75,35 @@ HEADER_ALIASES: dict[str, str] = {
 }
 
 SKIP_REASONS = {
-    "suppressed": "address is on the suppression list (erased, bounced or complained); "
-    "an import never brings it back",
-    "departed": "this resident left and their data was destroyed; only they can subscribe again",
-    "unsubscribed": "this resident unsubscribed; only they can subscribe again",
-    "lapsed": "subscription lapsed (consent not re-confirmed); only the resident can renew it",
+    "suppressed": N_(
+        "발송 제외 목록에 있는 주소입니다 (삭제·반송·신고). 가져오기로 되살릴 수 없습니다."
+    ),
+    "departed": N_("탈퇴 후 개인정보를 파기한 주민입니다. 본인만 다시 구독할 수 있습니다."),
+    "unsubscribed": N_("수신을 거부한 주민입니다. 본인만 다시 구독할 수 있습니다."),
+    "lapsed": N_("동의를 다시 확인하지 않아 만료된 구독입니다. 본인만 되살릴 수 있습니다."),
 }
+TOO_LONG = N_("%(name)s은(는) %(limit)s자 이하로 써 주세요.")
 
 Progress = Callable[[int, int], None]
 
 
 @dataclass
 class LineReport:
-    line: int
-    reason: str
+    """Why one line was not imported: a message id and its values (core/i18n)."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "reason": self.reason}
+    line: int
+    message: str
+    values: dict[str, Value] = field(default_factory=dict)
+
+    def text(self, language: str) -> str:
+        return i18n.say(self.message, language, self.values)
+
+    @property
+    def reason(self) -> str:
+        return self.text("en")
+
+    def as_dict(self, language: str = "en") -> dict[str, Any]:
+        return {"line": self.line, "reason": self.text(language)}
 
 
 @dataclass
@@ -109,7 +122,8 @@ class ImportReport:
     errors: list[LineReport] = field(default_factory=list)
     skipped_rows: list[LineReport] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, language: str = "en") -> dict[str, Any]:
+        """The report, its reasons said in ``language`` (the API: English)."""
         return {
             "mode": self.mode,
             "encoding": self.encoding,
@@ -122,9 +136,9 @@ class ImportReport:
             "skipped": self.skipped,
             "invalid": self.invalid,
             "invited": self.invited,
-            "errors": [e.as_dict() for e in self.errors],
+            "errors": [e.as_dict(language) for e in self.errors],
             "errors_truncated": self.invalid > len(self.errors),
-            "skipped_rows": [s.as_dict() for s in self.skipped_rows],
+            "skipped_rows": [s.as_dict(language) for s in self.skipped_rows],
             "skipped_truncated": self.skipped > len(self.skipped_rows),
         }
 
@@ -202,8 +216,9 @@ def _parse_when(text: str, timezone: str) -> datetime:
     try:
         moment = datetime.fromisoformat(cleaned)
     except ValueError:
-        raise ValueError(
-            f"subscribed_at {text[:40]!r} is not a date (use e.g. 2024-03-05 or 2024-03-05 14:00)"
+        raise InvalidInput(
+            N_("구독일 %(text)s은(는) 날짜가 아닙니다 (예: 2024-03-05 또는 2024-03-05 14:00)."),
+            text=repr(text[:40]),
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone))
@@ -220,13 +235,13 @@ def _clean_text(raw: str, limit: int, what: str) -> str | None:
     if not value.isascii():
         value = unicodedata.normalize("NFC", value)
     if len(value) > limit:
-        raise ValueError(f"{what} longer than {limit} characters")
+        raise InvalidInput(TOO_LONG, name=field_name(what), limit=limit)
     # isprintable() is False for every Cc/Cf/Zl/Zp character (and for some
     # allowed ones too, which the exact check below lets through).
     if not value.isprintable() and any(
         unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value
     ):
-        raise ValueError(f"{what} contains control characters")
+        raise InvalidInput(N_("%(name)s에 쓸 수 없는 제어 문자가 있습니다."), name=field_name(what))
     return value
 
 
@@ -267,10 +282,10 @@ class CsvRows:
         self.positions: dict[str, int] = {name: index for index, name in enumerate(COLUMNS)}
         self.width = 1
 
-    def error(self, line: int, reason: str) -> None:
+    def error(self, line: int, message: str, **values: Value) -> None:
         self.invalid += 1
         if len(self.errors) < MAX_REPORTED:
-            self.errors.append(LineReport(line, reason))
+            self.errors.append(LineReport(line, message, values))
 
     def _lines(self) -> Iterator[str]:
         """Physical lines for the csv module, with overlong ones cut out and reported."""
@@ -283,7 +298,7 @@ class CsvRows:
             if len(line) == MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
                 while line and not line.endswith(("\n", "\r")):  # drain the rest of the line
                     line = readline(MAX_LINE_CHARS)
-                self.error(self.physical, f"line longer than {MAX_LINE_CHARS} characters")
+                self.error(self.physical, N_("줄이 %(limit)s자보다 깁니다."), limit=MAX_LINE_CHARS)
                 self.record_start = self.physical + 1
                 continue
             yield line
@@ -297,7 +312,9 @@ class CsvRows:
             except StopIteration:
                 return
             except csv.Error as exc:
-                self.error(self.record_start, f"malformed CSV: {exc}")
+                self.error(
+                    self.record_start, N_("CSV 형식이 깨진 줄입니다 (%(detail)s)."), detail=str(exc)
+                )
                 self.record_start = self.physical + 1
                 continue
             line = self.record_start
@@ -308,7 +325,14 @@ class CsvRows:
                 # instead of a misleading reason for one row and silence for the rest.
                 self.rows += 1
                 self.error(
-                    line, f"unclosed quote: lines {line} to {self.physical} were read as one row"
+                    line,
+                    N_(
+                        '따옴표(")가 닫히지 않아 %(first)s번째 줄부터 %(last)s번째 줄까지가 '
+                        "한 줄로 읽혔습니다. 따옴표를 고친 뒤 다시 가져오세요 (이미 들어간 "
+                        "주소는 그대로 둡니다)."
+                    ),
+                    first=line,
+                    last=self.physical,
                 )
                 continue
             if not any(cell.strip() for cell in cells):
@@ -348,21 +372,31 @@ class CsvRows:
         # The hot loop of an import (a million calls): plain indexing, no helpers.
         width = len(cells)
         if width < self.width:
-            self.error(line, f"missing columns: the header has {self.width}, this row {width}")
+            self.error(
+                line,
+                N_("열이 모자랍니다: 머리글은 %(header)s열, 이 줄은 %(row)s열입니다."),
+                header=self.width,
+                row=width,
+            )
             return None
         where = self.positions
         at = where["email"]
         raw_email = _unquote_formula(cells[at].strip()) if at < width else ""
         if not raw_email:
-            self.error(line, "e-mail address missing")
+            self.error(line, N_("이메일 주소가 비어 있습니다."))
             return None
         if self.lossy and "\ufffd" in "".join(cells):
-            self.error(line, f"characters that are not valid {self.encoding.upper()} text")
+            self.error(
+                line,
+                N_("%(encoding)s 글자로 읽을 수 없는 문자가 있는 줄입니다."),
+                encoding=self.encoding.upper(),
+            )
             return None
         try:
             email = normalise_email(raw_email)
         except InvalidInput as exc:
-            self.error(line, f"invalid e-mail address: {exc.detail}")
+            why = Term(ko=exc.text("ko"), en=exc.detail)
+            self.error(line, N_("잘못된 이메일 주소입니다: %(why)s"), why=why)
             return None
         at_name = where.get("name", width)
         at_source = where.get("source", width)
@@ -372,11 +406,11 @@ class CsvRows:
             source = _clean_source(cells[at_source]) if at_source < width else None
             when_text = cells[at_when].strip() if at_when < width else ""
             subscribed_at = _parse_when(when_text, self.timezone) if when_text else None
-        except ValueError as exc:
-            self.error(line, str(exc))
+        except InvalidInput as exc:
+            self.error(line, exc.message, **exc.values)
             return None
         if subscribed_at is not None and subscribed_at > self.latest_allowed:
-            self.error(line, "subscribed_at is in the future")
+            self.error(line, N_("구독일이 앞으로의 날짜입니다."))
             return None
         key = email.lower()
         # = suppression_hash(secret, key), via OpenSSL's one-shot HMAC (3x faster).
@@ -446,16 +480,20 @@ async def import_csv(
     The whole import is one transaction: all of it lands or none of it.
     """
     if mode not in MODES:
-        raise InvalidInput("mode must be 'confirmed' or 'invite'", field="mode")
+        raise InvalidInput.one_of("mode", MODES)
     stated = (source or "").strip() or None
     if mode == "confirmed" and stated is None:
         raise InvalidInput(
-            "a confirmed import needs the consent source (where and how these people "
-            "agreed, e.g. '2023 시민 설문 동의서'); use mode=invite otherwise",
+            N_(
+                "동의를 받은 명단을 가져오려면 동의 출처(언제 어디서 어떻게 동의했는지, "
+                "예: ‘2023 시민 설문 동의서’)를 적어 주세요. 아니면 초대 방식으로 가져오세요."
+            ),
             field="source",
         )
     if stated is not None and len(stated) > MAX_SOURCE_LENGTH:
-        raise InvalidInput(f"source longer than {MAX_SOURCE_LENGTH} characters", field="source")
+        raise InvalidInput(
+            TOO_LONG, field="source", name=field_name("source"), limit=MAX_SOURCE_LENGTH
+        )
     total = _file_size(binary)
     if total == 0:
         raise InvalidInput(N_("빈 파일입니다."), field="file")
@@ -549,7 +587,7 @@ def _report(mode: Mode | str, encoding: str, rows: CsvRows, merged: Record) -> I
 
 def _check_status(status: str | None) -> None:
     if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+        raise InvalidInput.one_of("status", STATUSES)
 
 
 async def page(
@@ -563,13 +601,19 @@ async def page(
     """One keyset page of subscribers in id order, after id ``after``."""
     _check_status(status)
     if not 1 <= limit <= 1000:
-        raise InvalidInput("limit must be between 1 and 1000", field="limit")
+        raise InvalidInput.out_of_range("limit", 1, 1000)
     if after < 0:
-        raise InvalidInput("after must not be negative", field="after")
+        raise InvalidInput(
+            N_("%(name)s은(는) 0 이상이어야 합니다."), field="after", name=field_name("after")
+        )
     prefix = (email_prefix or "").strip().lower()
     if prefix:
         if len(prefix) > MAX_EMAIL_LENGTH:
-            raise InvalidInput("email_prefix is too long", field="email_prefix")
+            raise InvalidInput(
+                N_("%(name)s이(가) 너무 깁니다."),
+                field="email_prefix",
+                name=field_name("email_prefix"),
+            )
         return await db.fetch("roster_search_prefix", after, prefix, status, limit)
     if status is not None:
         return await db.fetch("roster_page_by_status", after, status, limit)

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from newsletter.core.db import Database
 from newsletter.core.errors import DomainError
+from newsletter.core.i18n import N_
 
 log = logging.getLogger("newsletter.signup")
 
@@ -33,6 +34,9 @@ class Unavailable(DomainError):
 
     code = "unavailable"
     status = 503
+
+
+STOPPED = N_("서비스가 잠시 중단되었습니다. 잠시 후 다시 시도해 주세요.")
 
 
 class Signup(NamedTuple):
@@ -81,7 +85,7 @@ class SignupBatcher:
     async def submit(self, signup: Signup) -> bool:
         """Queue a signup; True once committed, False when over the per-IP limit."""
         if self._closed:
-            raise Unavailable("서비스가 잠시 중단되었습니다. 잠시 후 다시 시도해 주세요.")
+            raise Unavailable(STOPPED)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append((signup, future))
         if self._task is None:
@@ -151,9 +155,7 @@ class SignupBatcher:
     @staticmethod
     def _fail(items: list[_Waiting]) -> None:
         for _, future in items:
-            _settle(
-                future, exc=Unavailable("서비스가 잠시 중단되었습니다. 잠시 후 다시 시도해 주세요.")
-            )
+            _settle(future, exc=Unavailable(STOPPED))
 
 
 def _settle(

@@ -7,15 +7,19 @@ residents' pages, and ``make messages`` collects it. Values go in as
 differently in each language (a field's name) is a
 :class:`~newsletter.core.i18n.Term`. The console shows :meth:`DomainError.text` in
 Korean; the JSON API and the command line say :attr:`DomainError.detail`,
-the English catalog's wording. A message nobody has translated yet (written
-in Korean without ``N_``) reads the same in both.
+the English catalog's wording. tests/core/test_error_messages.py fails on a
+domain error raised with anything but an ``N_`` mark (or a constant made by
+one), so no bare Korean or English reaches the wrong reader.
 """
 
 from __future__ import annotations
 
-from newsletter.core import i18n
+from collections.abc import Iterable
 
-Value = str | int | i18n.Term
+from newsletter.core import i18n
+from newsletter.core.i18n import N_
+
+Value = i18n.Value
 
 # What the console calls the fields the API names (a message's %(field)s).
 FIELD_NAMES = {
@@ -35,6 +39,15 @@ FIELD_NAMES = {
     "file": "파일",
     "email": "이메일",
     "source": "동의 출처",
+    "status": "상태",
+    "role": "역할",
+    "mode": "방식",
+    "name": "이름",
+    "limit": "개수",
+    "per_page": "쪽당 개수",
+    "page": "쪽 번호",
+    "after": "시작 번호",
+    "email_prefix": "주소 앞부분",
 }
 
 
@@ -55,14 +68,7 @@ class DomainError(Exception):
 
     def text(self, language: str) -> str:
         """The message in ``language`` (``ko``, ``en``), its values filled in."""
-        translations = i18n.gettext_for(language)
-        said = translations.gettext(self.message)
-        if not self.values:
-            return said
-        return said % {
-            name: value.said_in(language) if isinstance(value, i18n.Term) else value
-            for name, value in self.values.items()
-        }
+        return i18n.say(self.message, language, self.values)
 
     @property
     def detail(self) -> str:
@@ -79,6 +85,26 @@ class InvalidInput(DomainError):
     def __init__(self, message: str, /, *, field: str | None = None, **values: Value) -> None:
         super().__init__(message, **values)
         self.field = field
+
+    @classmethod
+    def one_of(cls, field: str, choices: Iterable[str]) -> InvalidInput:
+        """``field`` is none of the values it can take."""
+        return cls(
+            N_("%(name)s은(는) %(choices)s 중 하나여야 합니다."),
+            field=field,
+            name=field_name(field),
+            choices=", ".join(choices),
+        )
+
+    @classmethod
+    def out_of_range(cls, field: str, low: int, high: int) -> InvalidInput:
+        return cls(
+            N_("%(name)s은(는) %(low)s부터 %(high)s까지의 수여야 합니다."),
+            field=field,
+            name=field_name(field),
+            low=low,
+            high=high,
+        )
 
 
 class NotFound(DomainError):

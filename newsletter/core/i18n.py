@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -46,6 +47,9 @@ class Term:
         return self.en if language == "en" else self.ko
 
 
+Value = str | int | Term
+
+
 @cache
 def translations(language: str) -> gettext.NullTranslations:
     if language == DEFAULT or language not in LANGUAGES:
@@ -61,6 +65,17 @@ def translations(language: str) -> gettext.NullTranslations:
 
 def gettext_for(language: str) -> gettext.NullTranslations:
     return translations(language if language in LANGUAGES else DEFAULT)
+
+
+def say(message: str, language: str, values: Mapping[str, Value]) -> str:
+    """A message id in ``language`` (``ko``, ``en``), its values filled in."""
+    said = gettext_for(language).gettext(message)
+    if not values:
+        return said
+    return said % {
+        name: value.said_in(language) if isinstance(value, Term) else value
+        for name, value in values.items()
+    }
 
 
 def pick(explicit: str | None, accept_language: str | None) -> str:

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import feedparser
 
 from newsletter.core.db import QUERIES, Database
-from newsletter.core.errors import InvalidInput, RateLimited
+from newsletter.core.errors import InvalidInput, RateLimited, field_name
 from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 from newsletter.editorial import news
@@ -265,10 +265,10 @@ async def fetch_feed(
     and a size cap)."""
     checked = news.clean_url(url, "url")
     if checked is None:
-        raise InvalidInput("url must not be empty", field="url")
+        raise InvalidInput(N_("%(name)s을(를) 입력해 주세요."), field="url", name=field_name("url"))
     allowed = policy.allowed_private
     if not _busy.acquire(blocking=False):
-        raise RateLimited("other feed imports are still running; try again in a few seconds")
+        raise RateLimited(N_("다른 피드를 가져오는 중입니다. 몇 초 뒤에 다시 해 주세요."))
     running = _fetch_threads.submit(_fetch, checked, seconds, limit, allowed)
     # The slot is free when the thread is, not when this request stops waiting.
     running.add_done_callback(lambda _: _busy.release())
@@ -456,7 +456,7 @@ async def kept_preview(db: Database, user_id: int, preview_id: str) -> tuple[str
     row = await db.fetchrow("get_feed_preview", preview_id[:64], user_id)
     if row is None:
         raise InvalidInput(
-            "미리 보기가 만료되었습니다 (1시간). 피드를 다시 가져와 주세요.", field="feed"
+            N_("미리 보기가 만료되었습니다 (1시간). 피드를 다시 가져와 주세요."), field="feed"
         )
     return row["source"], bytes(row["data"])
 

@@ -174,11 +174,11 @@ async def list_issues(
     db: Database, *, status: str | None, page: int, per_page: int
 ) -> tuple[list[Record], int]:
     if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+        raise InvalidInput.one_of("status", STATUSES)
     if not 1 <= per_page <= news.MAX_PAGE_SIZE:
-        raise InvalidInput(f"per_page must be between 1 and {news.MAX_PAGE_SIZE}", field="per_page")
+        raise InvalidInput.out_of_range("per_page", 1, news.MAX_PAGE_SIZE)
     if not 1 <= page <= 100_000:
-        raise InvalidInput("page must be between 1 and 100000", field="page")
+        raise InvalidInput.out_of_range("page", 1, 100_000)
     rows = await db.fetch("list_issues", status, per_page, (page - 1) * per_page)
     total: int = await db.fetchval("count_issues", status)
     return rows, total
@@ -283,7 +283,7 @@ async def test_send(
     async with db.transaction() as conn:
         row = await conn.fetchrow(QUERIES.get_issue, issue_id)
         if row is None:
-            raise NotFound(f"no issue {issue_id}")
+            raise NotFound(NO_ISSUE, id=issue_id)
         rendered = await snapshot_or_render(conn, row, settings)
         html_part, text_part = personalise(
             rendered, unsubscribe_url=preview_unsubscribe_url(settings), name=None
@@ -546,5 +546,5 @@ async def archive_page(db: Database, *, page: int, per_page: int = 20) -> tuple[
 async def archived(db: Database, number: int) -> Record:
     row = await db.fetchrow("archive_issue", number) if 1 <= number <= 2**31 - 1 else None
     if row is None:
-        raise NotFound(f"no published issue number {number}")
+        raise NotFound(N_("발행된 %(number)s호가 없습니다."), number=number)
     return row

@@ -24,6 +24,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from newsletter.core.db import QUERIES, Database
 from newsletter.core.errors import InvalidInput, NotFound
+from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 from newsletter.ops.audit import Actor, record
 
@@ -35,6 +36,7 @@ JPEG_QUALITY = 85
 ACCEPTED = {"JPEG", "PNG", "GIF", "WEBP"}
 KEY = re.compile(r"^[0-9a-f]{32}\.(jpg|png)$")
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
+NO_IMAGE = N_("그런 이미지가 없습니다.")
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's bomb guard, process-wide
 
 
@@ -76,11 +78,12 @@ def process(data: bytes) -> Processed:
     """Sniff, check, orient, resize and re-encode an uploaded image (CPU work:
     run it in a thread)."""
     if not data:
-        raise InvalidInput("파일이 비어 있습니다.", field="image")
+        raise InvalidInput(N_("파일이 비어 있습니다."), field="image")
     if len(data) > MAX_UPLOAD_BYTES:
         raise InvalidInput(
-            f"이미지는 {MAX_UPLOAD_BYTES // 1024 // 1024} MB 이하만 올릴 수 있습니다.",
+            N_("이미지는 %(mb)s MB 이하만 올릴 수 있습니다."),
             field="image",
+            mb=MAX_UPLOAD_BYTES // 1024 // 1024,
         )
     try:
         with warnings.catch_warnings():
@@ -89,18 +92,18 @@ def process(data: bytes) -> Processed:
             with Image.open(io.BytesIO(data)) as opened:
                 if opened.format not in ACCEPTED:
                     raise InvalidInput(
-                        "JPEG, PNG, GIF, WebP 이미지만 올릴 수 있습니다.", field="image"
+                        N_("JPEG, PNG, GIF, WebP 이미지만 올릴 수 있습니다."), field="image"
                     )
                 opened.seek(0)  # an animation: its first frame
                 image = ImageOps.exif_transpose(opened)
                 image.load()
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidInput(
-            "이미지로 읽을 수 없는 파일이거나 너무 큰 이미지입니다 (JPEG, PNG, GIF, WebP).",
+            N_("이미지로 읽을 수 없는 파일이거나 너무 큰 이미지입니다 (JPEG, PNG, GIF, WebP)."),
             field="image",
         ) from None
     except (OSError, ValueError, SyntaxError):
-        raise InvalidInput("손상된 이미지 파일입니다.", field="image") from None
+        raise InvalidInput(N_("손상된 이미지 파일입니다."), field="image") from None
     image = _to_srgb(image)
     transparent = image.mode in ("RGBA", "LA", "PA") or (
         image.mode == "P" and "transparency" in image.info
@@ -161,8 +164,8 @@ async def store(
 async def fetch(db: Database, key: str) -> tuple[bytes, str]:
     """``(bytes, content type)`` of a stored image."""
     if not KEY.match(key):
-        raise NotFound("no such image")
+        raise NotFound(NO_IMAGE)
     row = await db.fetchrow("get_media", key)
     if row is None:
-        raise NotFound("no such image")
+        raise NotFound(NO_IMAGE)
     return bytes(row["data"]), row["content_type"]

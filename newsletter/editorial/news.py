@@ -243,9 +243,9 @@ async def list_items(
 ) -> Page:
     """A page of items, newest first; ``text`` finds it in title or summary."""
     if not 1 <= per_page <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"per_page must be between 1 and {MAX_PAGE_SIZE}", field="per_page")
+        raise InvalidInput.out_of_range("per_page", 1, MAX_PAGE_SIZE)
     if not 1 <= page <= 100_000:
-        raise InvalidInput("page must be between 1 and 100000", field="page")
+        raise InvalidInput.out_of_range("page", 1, 100_000)
     start = aware(published_from, settings, "published_from") if published_from else None
     end = aware(published_to, settings, "published_to") if published_to else None
     pattern = _contains(text)

@@ -7,7 +7,8 @@ import secrets
 from dataclasses import dataclass
 
 from newsletter.core.db import QUERIES, Connection
-from newsletter.core.errors import InvalidInput, NotFound
+from newsletter.core.errors import InvalidInput, NotFound, field_name
+from newsletter.core.i18n import N_
 
 ROLES = ("editor", "ops", "admin")
 KEY_PREFIX = "nl_"
@@ -31,9 +32,11 @@ def _digest(key: str) -> bytes:
 
 async def create_key(conn: Connection, *, role: str, name: str) -> tuple[int, str]:
     if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+        raise InvalidInput.one_of("role", ROLES)
     if not name.strip():
-        raise InvalidInput("name must not be empty", field="name")
+        raise InvalidInput(
+            N_("%(name)s을(를) 입력해 주세요."), field="name", name=field_name("name")
+        )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id: int = await conn.fetchval(
         QUERIES.insert_api_key, name.strip(), role, key[:10], _digest(key)
@@ -54,6 +57,6 @@ async def revoke_key(conn: Connection, key_id_or_prefix: str) -> int:
     else:
         row = await conn.fetchrow(QUERIES.revoke_api_key_by_key, _digest(key_id_or_prefix))
     if row is None:
-        raise NotFound("no active API key with that id or value")
+        raise NotFound(N_("그런 번호나 값의 사용 중인 API 키가 없습니다."))
     key_id: int = row["id"]
     return key_id

@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from newsletter.core.db import Database, Record
-from newsletter.core.errors import InvalidInput, NotFound
-from newsletter.core.records import check_id
+from newsletter.core.errors import InvalidInput
+from newsletter.core.records import check_id, missing
 from newsletter.ops import words
 
 Status = Literal["failed", "bounced", "deferred", "skipped"]
@@ -131,7 +131,7 @@ def _check_status(status: str) -> Status:
     for known in STATUSES:
         if status == known:
             return known
-    raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+    raise InvalidInput.one_of("status", STATUSES)
 
 
 async def require_issue(db: Database, issue_id: int) -> Record:
@@ -139,7 +139,7 @@ async def require_issue(db: Database, issue_id: int) -> Record:
     check_id(issue_id, "issue")
     row = await db.fetchrow("delivery_record_issue", issue_id)
     if row is None:
-        raise NotFound(f"no issue {issue_id}")
+        raise missing("issue", issue_id)
     return row
 
 
@@ -210,7 +210,7 @@ async def page(
     """Counts per reason, and (``with_addresses``) one keyset page of the deliveries."""
     wanted = _check_status(status)
     if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+        raise InvalidInput.out_of_range("limit", 1, MAX_PAGE)
     reasons = await reason_counts(db, issue_id, wanted)
     items: list[DeliveryEntry] | None = None
     next_after: int | None = None

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from newsletter.core.db import QUERIES, Connection, Database, Record
-from newsletter.core.errors import NotFound
+from newsletter.core.records import missing
 from newsletter.core.settings import Settings
 
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "suppressed", "lapsed")
@@ -452,7 +452,7 @@ async def issue_stats(db: Database, settings: Settings, issue_id: int) -> IssueS
     async with snapshot(db) as conn:
         header = await conn.fetchrow(QUERIES.stats_issue_header, issue_id)
         if header is None:
-            raise NotFound(f"no issue {issue_id}")
+            raise missing("issue", issue_id)
         tallies, _ = await _tallies(conn, [issue_id])
         chart = await sends_per_minute(conn, issue_id, header["finished_at"] or header["as_of"])
         engagement = await _engagement(conn, [header])

@@ -28,6 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from newsletter.core.addresses import normalise_email
 from newsletter.core.db import QUERIES, Connection, Record
 from newsletter.core.errors import Conflict, InvalidInput, NotFound
+from newsletter.core.i18n import N_
 from newsletter.core.records import MAX_ID
 from newsletter.ops.apikeys import ROLES
 from newsletter.ops.audit import Actor, record
@@ -35,6 +36,8 @@ from newsletter.ops.audit import Actor, record
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256  # argon2 takes any length; a cap keeps a request's work bounded
 MAX_NAME_LENGTH = 100
+NO_USER = N_("계정 #%(id)s이(가) 없습니다.")
+WRONG_CODE = N_("인증 코드가 맞지 않습니다. 앱에 지금 보이는 6자리 숫자를 입력해 주세요.")
 TOTP_ISSUER = "김포시 뉴스레터"
 # Accept the code of the previous and the next 30-second step as well: phone
 # clocks drift and people type slowly.
@@ -105,15 +108,17 @@ def check_password(password: str, *, email: str, name: str) -> str:
     text = unicodedata.normalize("NFC", password)
     if len(text) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
-            f"비밀번호는 {MIN_PASSWORD_LENGTH}자 이상이어야 합니다.", field="password"
+            N_("비밀번호는 %(min)s자 이상이어야 합니다."), field="password", min=MIN_PASSWORD_LENGTH
         )
     if len(text) > MAX_PASSWORD_LENGTH:
-        raise InvalidInput(f"비밀번호는 {MAX_PASSWORD_LENGTH}자 이하여야 합니다.", field="password")
+        raise InvalidInput(
+            N_("비밀번호는 %(max)s자 이하여야 합니다."), field="password", max=MAX_PASSWORD_LENGTH
+        )
     lowered = text.lower()
     local = email.split("@", 1)[0].lower()
     if lowered in (email.lower(), local, name.lower()) or len(set(text)) < 5:
         raise InvalidInput(
-            "추측하기 쉬운 비밀번호입니다. 이메일이나 이름, 같은 글자의 반복은 피해 주세요.",
+            N_("추측하기 쉬운 비밀번호입니다. 이메일이나 이름, 같은 글자의 반복은 피해 주세요."),
             field="password",
         )
     return text
@@ -165,15 +170,17 @@ async def verify_login(conn: Connection, email: str, password: str) -> User | No
 def _clean_name(name: str) -> str:
     text = " ".join(unicodedata.normalize("NFC", name).split())
     if not text:
-        raise InvalidInput("이름을 입력해 주세요.", field="name")
+        raise InvalidInput(N_("이름을 입력해 주세요."), field="name")
     if len(text) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"이름은 {MAX_NAME_LENGTH}자 이하로 입력해 주세요.", field="name")
+        raise InvalidInput(
+            N_("이름은 %(max)s자 이하로 입력해 주세요."), field="name", max=MAX_NAME_LENGTH
+        )
     return text
 
 
 def _check_role(role: str) -> str:
     if role not in ROLES:
-        raise InvalidInput(f"역할은 {', '.join(ROLES)} 중 하나여야 합니다.", field="role")
+        raise InvalidInput.one_of("role", ROLES)
     return role
 
 
@@ -192,13 +199,13 @@ async def create_user(
     try:
         address = normalise_email(email)
     except InvalidInput:
-        raise InvalidInput("올바른 이메일 주소가 아닙니다.", field="email") from None
+        raise InvalidInput(N_("올바른 이메일 주소가 아닙니다."), field="email") from None
     clean = _clean_name(name)
     generated = password is None
     chosen = generate_password() if password is None else password
     checked = check_password(chosen, email=address, name=clean)
     if await conn.fetchrow(QUERIES.user_by_email, address) is not None:
-        raise Conflict(f"{address} 계정이 이미 있습니다.")
+        raise Conflict(N_("%(email)s 계정이 이미 있습니다."), email=address)
     row = await conn.fetchrow(
         QUERIES.insert_user,
         address,
@@ -219,7 +226,7 @@ async def create_user(
 async def get_user(conn: Connection, user_id: int) -> User:
     row = await conn.fetchrow(QUERIES.user_by_id, user_id) if 1 <= user_id <= MAX_ID else None
     if row is None:
-        raise NotFound(f"계정 #{user_id}이(가) 없습니다.")
+        raise NotFound(NO_USER, id=user_id)
     return user_of(row)
 
 
@@ -230,7 +237,7 @@ async def find_user(conn: Connection, email_or_id: str) -> User:
         return await get_user(conn, int(text))
     row = await conn.fetchrow(QUERIES.user_by_email, text)
     if row is None:
-        raise NotFound(f"{text} 계정이 없습니다.")
+        raise NotFound(N_("%(who)s 계정이 없습니다."), who=text)
     return user_of(row)
 
 
@@ -243,7 +250,7 @@ async def _keep_an_admin(conn: Connection, user: User) -> None:
     if user.role == "admin" and not user.disabled:
         admins: int = await conn.fetchval(QUERIES.count_active_admins)
         if admins <= 1:
-            raise Conflict("마지막 관리자 계정은 비활성화하거나 역할을 바꿀 수 없습니다.")
+            raise Conflict(N_("마지막 관리자 계정은 비활성화하거나 역할을 바꿀 수 없습니다."))
 
 
 async def set_disabled(conn: Connection, actor: Actor, user_id: int, disabled: bool) -> User:
@@ -274,7 +281,7 @@ async def set_role(conn: Connection, actor: Actor, user_id: int, role: str) -> U
 async def set_totp_required(conn: Connection, actor: Actor, user_id: int, required: bool) -> User:
     row = await conn.fetchrow(QUERIES.set_user_totp_required, user_id, required)
     if row is None:
-        raise NotFound(f"계정 #{user_id}이(가) 없습니다.")
+        raise NotFound(NO_USER, id=user_id)
     await record(conn, actor, "user.totp_required", f"user:{user_id}", required=required)
     return user_of(row)
 
@@ -306,17 +313,17 @@ async def change_own_password(
     Other sessions of the account end; the one in use stays."""
     row = await conn.fetchrow(QUERIES.user_by_id, user.id)
     if row is None:
-        raise NotFound("계정이 없습니다.")
+        raise NotFound(N_("계정이 없습니다."))
     encoded = row["password_hash"]
     if (
         current is not None
         and encoded is not None
         and not await asyncio.to_thread(_verify, encoded, unicodedata.normalize("NFC", current))
     ):
-        raise InvalidInput("현재 비밀번호가 맞지 않습니다.", field="current_password")
+        raise InvalidInput(N_("현재 비밀번호가 맞지 않습니다."), field="current_password")
     checked = check_password(new, email=user.email, name=user.name)
     if encoded is not None and await asyncio.to_thread(_verify, encoded, checked):
-        raise InvalidInput("지금과 다른 비밀번호를 정해 주세요.", field="password")
+        raise InvalidInput(N_("지금과 다른 비밀번호를 정해 주세요."), field="password")
     updated = await conn.fetchrow(
         QUERIES.set_user_password, user.id, await hash_password(checked), False
     )
@@ -353,13 +360,12 @@ def _matching_step(secret: str, code: str, now: float | None = None) -> int | No
 async def enrol_totp(conn: Connection, user: User, secret: str, code: str) -> User:
     """Store the second factor once the person proves their app shows its codes."""
     if len(secret) != 32 or not secret.isalnum():
-        raise InvalidInput("등록 정보가 올바르지 않습니다. 처음부터 다시 해 주세요.", field="code")
+        raise InvalidInput(
+            N_("등록 정보가 올바르지 않습니다. 처음부터 다시 해 주세요."), field="code"
+        )
     step = _matching_step(secret, code)
     if step is None:
-        raise InvalidInput(
-            "인증 코드가 맞지 않습니다. 앱에 지금 보이는 6자리 숫자를 입력해 주세요.",
-            field="code",
-        )
+        raise InvalidInput(WRONG_CODE, field="code")
     row = await conn.fetchrow(QUERIES.set_user_totp, user.id, secret, step)
     assert row is not None
     await record(conn, user.actor, "user.totp_enrol", f"user:{user.id}")
@@ -370,7 +376,7 @@ async def remove_totp(conn: Connection, actor: Actor, user_id: int) -> User:
     """Remove a lost phone's factor (an admin, or the person themselves)."""
     row = await conn.fetchrow(QUERIES.set_user_totp, user_id, None, None)
     if row is None:
-        raise NotFound(f"계정 #{user_id}이(가) 없습니다.")
+        raise NotFound(NO_USER, id=user_id)
     await record(conn, actor, "user.totp_remove", f"user:{user_id}")
     return user_of(row)
 

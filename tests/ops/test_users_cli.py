@@ -50,7 +50,7 @@ async def test_create_user_with_a_generated_password_printed_once(
     again, output = await run(
         database_url, "create-user", "hong@gimpo.go.kr", "--role", "ops", "--name", "또"
     )
-    assert again == 2 and "이미 있습니다" in output
+    assert again == 2 and "already exists" in output
     audit = await db.pool.fetchval("SELECT actor FROM audit_log WHERE action = 'user.create'")
     assert audit == "cli"
 
@@ -83,7 +83,7 @@ async def test_password_from_stdin_disable_enable_and_reset(
         "--password-stdin",
         stdin=b"short\n",
     )
-    assert short == 2 and "12자 이상" in output
+    assert short == 2 and "at least 12 characters" in output
     async with db.pool.acquire() as conn:
         assert await verify_login(conn, "ops@gimpo.go.kr", "a long enough passphrase") is not None
     assert await db.pool.fetchval("SELECT totp_required FROM users WHERE email = 'ops@gimpo.go.kr'")
@@ -105,4 +105,4 @@ async def test_password_from_stdin_disable_enable_and_reset(
         user = await verify_login(conn, "ops@gimpo.go.kr", fresh)
         assert user is not None and user.must_change_password
     code, output = await run(database_url, "disable-user", "nobody@gimpo.go.kr")
-    assert code == 2 and "계정이 없습니다" in output
+    assert code == 2 and "no account nobody@gimpo.go.kr" in output

@@ -57,17 +57,13 @@ async def _read_capped(request: Request[Any, Any, Any], limit: int) -> bytes:
     """The body, refused with 413 as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise bounces.BounceTooLarge(
-            f"the message is larger than NEWSLETTER_BOUNCE_MAX_BYTES ({limit} bytes)"
-        )
+        raise bounces.BounceTooLarge(bounces.TOO_LARGE, limit=limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise bounces.BounceTooLarge(
-                f"the message is larger than NEWSLETTER_BOUNCE_MAX_BYTES ({limit} bytes)"
-            )
+            raise bounces.BounceTooLarge(bounces.TOO_LARGE, limit=limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -13,6 +13,7 @@ from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
 
 from newsletter.core.db import Record
 from newsletter.core.errors import InvalidInput
+from newsletter.core.i18n import N_
 from newsletter.editorial import feeds, news
 from newsletter.editorial.feeds import FeedFetchPolicy
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
@@ -157,7 +158,11 @@ async def _feed_bytes(request: Request[Any, Any, Any], feed_policy: FeedFetchPol
         try:
             payload = msgspec.json.decode(await request.body(), type=FeedUrl)
         except msgspec.ValidationError as exc:
-            raise InvalidInput(f"expected {{'url': 'https://...'}}: {exc}", field="url") from None
+            raise InvalidInput(
+                N_("JSON 본문은 url 하나를 담은 객체여야 합니다 (%(detail)s)."),
+                field="url",
+                detail=str(exc),
+            ) from None
         except msgspec.DecodeError:
             raise ClientException("request body is not valid JSON") from None
         return await feeds.fetch_feed(payload.url, feed_policy)
@@ -165,10 +170,10 @@ async def _feed_bytes(request: Request[Any, Any, Any], feed_policy: FeedFetchPol
         form = await request.form()
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise InvalidInput("send the feed as a multipart field named 'file'", field="file")
+            raise InvalidInput(N_("피드를 multipart의 'file' 필드로 보내 주세요."), field="file")
         data: bytes = await upload.read(feeds.FEED_MAX_BYTES + 1)
         if len(data) > feeds.FEED_MAX_BYTES:
-            raise InvalidInput("the feed file is too large", field="file")
+            raise InvalidInput(N_("피드 파일이 너무 큽니다 (5 MB까지)."), field="file")
         return data
     return await request.body()
 

@@ -21,7 +21,9 @@ from litestar.response import Stream
 
 from newsletter.audience import lifecycle, roster
 from newsletter.core.db import Record
-from newsletter.core.errors import InvalidInput, NotFound
+from newsletter.core.errors import InvalidInput
+from newsletter.core.i18n import N_
+from newsletter.core.records import missing
 from newsletter.ops import audit
 from newsletter.ops.access_log import record_read
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
@@ -99,7 +101,7 @@ async def get_subscriber(
     async with db.transaction() as conn:
         row = await conn.fetchrow(db.queries.roster_get, subscriber_id)
         if row is None:
-            raise NotFound(f"no subscriber #{subscriber_id}")
+            raise missing("subscriber", subscriber_id)
         events = await conn.fetch(db.queries.roster_consent_events, subscriber_id)
         await record_read(
             conn,
@@ -143,11 +145,11 @@ async def _spool_body(request: Request[Any, Any, Any]) -> IO[bytes]:
             raise ClientException(f"malformed multipart body: {exc}") from None
         if upload.filename is None:
             upload.file.close()
-            raise InvalidInput("the multipart body has no 'file' field", field="file")
+            raise InvalidInput(N_("multipart 본문에 'file' 필드가 없습니다."), field="file")
         return upload.file
     if kind not in (b"text/csv", b"text/plain", b"application/csv", b"application/octet-stream"):
         raise InvalidInput(
-            "send the CSV as the body (Content-Type: text/csv) or as a multipart 'file' field",
+            N_("CSV를 본문(Content-Type: text/csv)이나 multipart의 'file' 필드로 보내 주세요."),
             field="file",
         )
     spool = uploads.spool()
@@ -180,8 +182,10 @@ async def import_subscribers(
     line number and reason of every invalid or skipped row (first 1,000 each)."""
     if mode == "confirmed" and not (source or "").strip():
         raise InvalidInput(
-            "a confirmed import needs ?source=... (where and how these people consented); "
-            "use mode=invite otherwise",
+            N_(
+                "동의를 받은 명단을 가져오려면 ?source=...에 동의 출처(언제 어디서 어떻게 "
+                "동의했는지)를 적어 주세요. 아니면 mode=invite로 가져오세요."
+            ),
             field="source",
         )
     spool = await _spool_body(request)
@@ -212,7 +216,7 @@ async def export_subscribers(
     """Admin only; recorded in the access log (with ``reason``, why it was
     downloaded, when given) before the first byte goes out."""
     if status is not None and status not in roster.STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(roster.STATUSES)}", field="status")
+        raise InvalidInput.one_of("status", roster.STATUSES)
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     headers = {"Content-Disposition": f'attachment; filename="subscribers-{stamp}.csv"'}
     if asks_headers_only(request):

@@ -10,6 +10,7 @@ from typing import Any
 from litestar.datastructures import UploadFile
 
 from newsletter.core.errors import InvalidInput
+from newsletter.core.i18n import N_
 
 _TAG = re.compile(r"<[a-zA-Z/!]")
 
@@ -39,16 +40,16 @@ def local_datetime(value: str, field: str, *, required: bool = False) -> datetim
     cleaned = value.strip()
     if not cleaned:
         if required:
-            raise InvalidInput("날짜와 시각을 골라 주세요.", field=field)
+            raise InvalidInput(N_("날짜와 시각을 골라 주세요."), field=field)
         return None
     try:
         moment = datetime.fromisoformat(cleaned)
     except ValueError:
         raise InvalidInput(
-            "날짜와 시각을 달력에서 골라 주세요 (예: 2026-03-02 09:00).", field=field
+            N_("날짜와 시각을 달력에서 골라 주세요 (예: 2026-03-02 09:00)."), field=field
         ) from None
     if "T" not in cleaned and " " not in cleaned:
-        raise InvalidInput("날짜와 시각을 함께 골라 주세요.", field=field)
+        raise InvalidInput(N_("날짜와 시각을 함께 골라 주세요."), field=field)
     return moment
 
 
@@ -59,7 +60,9 @@ def local_date(value: str, field: str) -> date | None:
     try:
         return date.fromisoformat(cleaned)
     except ValueError:
-        raise InvalidInput("날짜를 달력에서 골라 주세요 (예: 2026-03-02).", field=field) from None
+        raise InvalidInput(
+            N_("날짜를 달력에서 골라 주세요 (예: 2026-03-02)."), field=field
+        ) from None
 
 
 def body_html(value: str) -> str:

@@ -33,6 +33,7 @@ from newsletter.web.console.gate import (
     render,
     session_cookie,
 )
+from newsletter.web.console.korean import explain
 from newsletter.web.http.deps import DB, Config
 
 LOGIN_BODY_LIMIT = 8 * 1024
@@ -250,14 +251,10 @@ async def second_factor(request: Request[Any, Any, Any], db: DB, settings: Confi
             if user.needs_totp_enrolment:
                 await users.enrol_totp(conn, user, secret or "", code)
             elif not await users.check_totp(conn, user.id, code):
-                raise DomainError("wrong code")
+                raise DomainError(users.WRONG_CODE)
         except DomainError as exc:
             await sessions.record_failure(conn, email=user.email, ip=ip)
-            message = (
-                exc.detail
-                if user.needs_totp_enrolment
-                else "인증 코드가 맞지 않습니다. 앱에 지금 보이는 6자리 숫자를 입력해 주세요."
-            )
+            message = explain(exc)
             failed = (session, message, secret)
     if failed is not None:
         return _second_factor_page(

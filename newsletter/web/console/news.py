@@ -14,6 +14,7 @@ from litestar.response import Template
 
 from newsletter.core.db import Database, Record
 from newsletter.core.errors import Conflict, DomainError, InvalidInput
+from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 from newsletter.editorial import feeds, media, news
 from newsletter.web.console.fields import (
@@ -69,12 +70,12 @@ async def news_list(request: Request[Any, Any, Any], db: DB, settings: Config) -
         first = local_date(params.get("from", ""), "from")
         start = datetime.combine(first, time.min, zone) if first else None
     except InvalidInput as exc:
-        errors["from"] = exc.detail
+        errors["from"] = explain(exc)
     try:
         last = local_date(params.get("to", ""), "to")
         end = datetime.combine(last + timedelta(days=1), time.min, zone) if last else None
     except InvalidInput as exc:
-        errors["to"] = exc.detail
+        errors["to"] = explain(exc)
     page = max(1, min(_int(params.get("page")), 10_000))
     result = await news.list_items(
         db,
@@ -163,7 +164,7 @@ async def _save(
     try:
         published = local_datetime(values["published_at"], "published_at")
     except InvalidInput as exc:
-        errors["published_at"] = exc.detail
+        errors["published_at"] = explain(exc)
         published = None
     image = upload(form, "image")
     if checked(form, "remove_image"):
@@ -175,7 +176,7 @@ async def _save(
             )
             values["image_url"] = stored.url(settings)
         except InvalidInput as exc:
-            errors["image"] = exc.detail
+            errors["image"] = explain(exc)
     fields = news.NewsItemFields(
         title=values["title"],
         summary=values["summary"],
@@ -285,13 +286,13 @@ async def feed_preview(request: Request[Any, Any, Any], db: DB, settings: Config
         if file is not None:
             data = await file.read(feeds.FEED_MAX_BYTES + 1)
             if len(data) > feeds.FEED_MAX_BYTES:
-                raise InvalidInput("피드 파일이 너무 큽니다 (5 MB까지).", field="file")
+                raise InvalidInput(N_("피드 파일이 너무 큽니다 (5 MB까지)."), field="file")
             source = f"파일 {file.filename}"
         elif url:
             data = await feeds.fetch_feed(url, request.app.state.feed_policy)
             source = url
         else:
-            raise InvalidInput("피드 주소를 입력하거나 파일을 골라 주세요.", field="url")
+            raise InvalidInput(N_("피드 주소를 입력하거나 파일을 골라 주세요."), field="url")
         entries = await feeds.preview_feed(db, settings, data)
     except InvalidInput as exc:
         field = exc.field if exc.field in ("url", "file") else ("file" if file else "url")

@@ -19,7 +19,9 @@ from litestar.response import Redirect, Stream, Template
 
 from newsletter.audience import import_jobs, lifecycle, roster
 from newsletter.core.addresses import normalise_email
-from newsletter.core.errors import InvalidInput, NotFound
+from newsletter.core.errors import InvalidInput
+from newsletter.core.i18n import N_
+from newsletter.core.records import missing
 from newsletter.ops import audit
 from newsletter.web.console import privacy
 from newsletter.web.console.fields import text
@@ -31,7 +33,6 @@ from newsletter.web.console.gate import (
     render,
     session_of,
 )
-from newsletter.web.console.korean import import_reason, in_korean
 from newsletter.web.http import uploads
 from newsletter.web.http.deps import DB, Config
 from newsletter.web.http.head import asks_headers_only
@@ -80,7 +81,7 @@ async def subscriber_page(
 ) -> Template:
     row = await db.fetchrow("roster_get", subscriber_id) if subscriber_id < 2**63 else None
     if row is None:
-        raise NotFound(f"no subscriber #{subscriber_id}")
+        raise missing("subscriber", subscriber_id)
     events = await db.fetch("roster_consent_events", subscriber_id)
     await privacy.record_read(
         request, db, "subscriber.consent_history", f"subscriber:{subscriber_id}"
@@ -100,7 +101,7 @@ async def subscriber_erase(
 ) -> Response[Any]:
     row = await db.fetchrow("roster_get", subscriber_id) if subscriber_id < 2**63 else None
     if row is None:
-        raise NotFound(f"no subscriber #{subscriber_id}")
+        raise missing("subscriber", subscriber_id)
     form = await request.form()
     typed = text(form, "typed", 320).strip()
     errors: dict[str, str] = {}
@@ -164,7 +165,7 @@ async def import_start(request: Request[Any, Any, Any], db: DB, settings: Config
         upload = await uploads.stream_multipart(request)
     except uploads.MalformedUpload:
         raise InvalidInput(
-            "올린 파일을 읽을 수 없습니다. 다시 올려 주세요.", field="file"
+            N_("올린 파일을 읽을 수 없습니다. 다시 올려 주세요."), field="file"
         ) from None
     fields, spool = upload.fields, upload.file
     filename = (upload.filename or "") if upload.size else ""
@@ -226,16 +227,14 @@ def _job_context(job: Any) -> dict[str, Any]:
     )
     return {
         "job": job,
-        "failure": in_korean(job["error"]) if job["error"] else None,
+        "failure": job["error"],
         "report": report,
         "percent": percent,
         "errors_list": [
-            {"line": e["line"], "reason": import_reason(e["reason"])}
-            for e in report.get("errors", [])
+            {"line": e["line"], "reason": e["reason"]} for e in report.get("errors", [])
         ],
         "skipped_list": [
-            {"line": e["line"], "reason": import_reason(e["reason"])}
-            for e in report.get("skipped_rows", [])
+            {"line": e["line"], "reason": e["reason"]} for e in report.get("skipped_rows", [])
         ],
     }
 

@@ -14,7 +14,8 @@ from litestar.exceptions import ClientException
 from litestar.params import QueryParameter
 
 from newsletter.audience.subscribers import Evidence
-from newsletter.core.errors import InvalidInput
+from newsletter.core.errors import InvalidInput, field_name
+from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 
 PUBLIC_BODY_LIMIT = 16 * 1024  # a signup form is a few hundred bytes
@@ -91,7 +92,7 @@ def text_field(fields: dict[str, Any], key: str) -> str | None:
         return value
     if isinstance(value, bool | int | float):
         return str(value)
-    raise InvalidInput(f"'{key}' must be text", field=key)
+    raise InvalidInput(N_("%(name)s은(는) 글자여야 합니다."), field=key, name=field_name(key))
 
 
 def truthy(value: Any) -> bool:

@@ -11,6 +11,7 @@ from litestar import Request, Response, get
 
 from newsletter.core.city import LOGO_TYPES
 from newsletter.core.errors import NotFound
+from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 
 CACHE_A_DAY = "public, max-age=86400"
@@ -27,7 +28,7 @@ async def city_logo(request: Request[Any, Any, Any]) -> Response[bytes]:
     settings: Settings = request.app.state.settings
     logo = settings.city.logo_file
     if logo is None:
-        raise NotFound("the city logo is an external URL")
+        raise NotFound(N_("시의 로고는 바깥 주소에 있습니다."))
     return Response(
         _read(logo),
         media_type=LOGO_TYPES[logo.suffix.lower()],
