@@ -267,6 +267,17 @@ CREATE TABLE public.instance_keys (
 );
 
 --
+-- Name: issue_checks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.issue_checks (
+    issue_id bigint NOT NULL,
+    content_version text NOT NULL,
+    checked_at timestamp with time zone DEFAULT now() NOT NULL,
+    findings jsonb NOT NULL
+);
+
+--
 -- Name: issue_links; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -753,6 +764,13 @@ ALTER TABLE ONLY public.instance_keys
     ADD CONSTRAINT instance_keys_pkey PRIMARY KEY (name);
 
 --
+-- Name: issue_checks issue_checks_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.issue_checks
+    ADD CONSTRAINT issue_checks_pkey PRIMARY KEY (issue_id);
+
+--
 -- Name: issue_links issue_links_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1176,6 +1194,13 @@ ALTER TABLE ONLY public.deliveries
 
 ALTER TABLE ONLY public.feed_previews
     ADD CONSTRAINT feed_previews_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: issue_checks issue_checks_issue_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.issue_checks
+    ADD CONSTRAINT issue_checks_issue_id_fkey FOREIGN KEY (issue_id) REFERENCES public.issues(id) ON DELETE CASCADE;
 
 --
 -- Name: issue_links issue_links_issue_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -87,6 +87,8 @@ QueryName = Literal[
     "insert_session",
     "insert_user",
     "issue_for_sending",
+    "keep_issue_checks",
+    "kept_issue_checks",
     "known_news_links",
     "latest_delivery_for_email",
     "lifecycle_lapse",
@@ -101,6 +103,7 @@ QueryName = Literal[
     "lock_issue_numbers",
     "lock_subscriber",
     "lock_subscriber_by_public_id",
+    "longest_recipient_name_bytes",
     "mark_delivery_bounced",
     "mark_outbox_bounced",
     "migration_lock",
@@ -128,6 +131,7 @@ QueryName = Literal[
     "recent_audit",
     "recent_import_jobs",
     "recent_login_failures",
+    "recipient_counts_for_checks",
     "reconfirm_subscriber",
     "record_migration",
     "rehash_user_password",
@@ -296,6 +300,8 @@ class NamedQueries:
     insert_session: str
     insert_user: str
     issue_for_sending: str
+    keep_issue_checks: str
+    kept_issue_checks: str
     known_news_links: str
     latest_delivery_for_email: str
     lifecycle_lapse: str
@@ -310,6 +316,7 @@ class NamedQueries:
     lock_issue_numbers: str
     lock_subscriber: str
     lock_subscriber_by_public_id: str
+    longest_recipient_name_bytes: str
     mark_delivery_bounced: str
     mark_outbox_bounced: str
     migration_lock: str
@@ -337,6 +344,7 @@ class NamedQueries:
     recent_audit: str
     recent_import_jobs: str
     recent_login_failures: str
+    recipient_counts_for_checks: str
     reconfirm_subscriber: str
     record_migration: str
     rehash_user_password: str

@@ -372,6 +372,8 @@ class Settings:
     dkim_selector: str | None = setting(None, "DKIM_SELECTOR")
     dkim_private_key: str | None = setting(None, "DKIM_PRIVATE_KEY", parse=_pem)
     dkim_domain: str | None = setting(None, "DKIM_DOMAIN")
+    # The pre-send check asks DNS here (host or host:port); unset: the system resolver.
+    dns_resolver: str | None = setting(None, "DNS_RESOLVER")
     bounce_address: str | None = setting(None, "BOUNCE_ADDRESS", parse=_address)
     confirm_max_age_seconds: int = setting(
         72 * 3600, "CONFIRM_MAX_AGE_HOURS", minimum=1, scale=3600

@@ -14,6 +14,7 @@ from newsletter.web import console
 from newsletter.web.api import (
     access_log,
     bounces,
+    checks,
     deliveries,
     health,
     issues,
@@ -36,6 +37,7 @@ ROUTES: list[Any] = [
     *media.ROUTES,
     *news.ROUTES,
     *issues.ROUTES,
+    *checks.ROUTES,
     *subscribers.ROUTES,
     *stats.ROUTES,
     *deliveries.ROUTES,
