@@ -75,7 +75,8 @@ async def test_create_and_revoke_api_key(database_url: str) -> None:
     finally:
         await conn.close()
     again = run_cli("revoke-api-key", str(found.id), env=cli_env(database_url))
-    assert again.returncode == 1
+    assert again.returncode == 2
+    assert again.stderr.startswith("newsletter: ") and again.stderr.count("\n") == 1
 
 
 def test_bad_role_is_refused(database_url: str) -> None:
