@@ -95,23 +95,18 @@ async def _change_user(settings: Settings, who: str, change: Change) -> int:
     return 0
 
 
-@command("disable-user", "disable a console account; its sessions end at once", USER)
-async def disable_user(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.ops import users
-
-    async def change(conn: Any, user: Any) -> str:
-        await users.set_disabled(conn, CLI_ACTOR, user.id, True)
-        return f"disabled account #{user.id} ({user.email}); its sessions have ended"
-
-    return await _change_user(settings, args.user, change)
-
-
+# Decorators apply bottom up: disable-user is listed first.
 @command("enable-user", "enable a disabled console account again", USER)
-async def enable_user(args: argparse.Namespace, settings: Settings) -> int:
+@command("disable-user", "disable a console account; its sessions end at once", USER)
+async def set_disabled(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.ops import users
 
+    disabled = args.command == "disable-user"
+
     async def change(conn: Any, user: Any) -> str:
-        await users.set_disabled(conn, CLI_ACTOR, user.id, False)
+        await users.set_disabled(conn, CLI_ACTOR, user.id, disabled)
+        if disabled:
+            return f"disabled account #{user.id} ({user.email}); its sessions have ended"
         return f"enabled account #{user.id} ({user.email})"
 
     return await _change_user(settings, args.user, change)
