@@ -76,31 +76,31 @@ class Worker:
         )
         self.liveness = Liveness(settings.database_url)
         self.outbox = OutboxQueue(
-            self.database,
-            settings,
-            self.worker_id,
-            self.lease_seconds,
-            MailContext(settings, tokens),
-            self.limiter,
-            self.smtp,
-            self.stop,
-            outbox.outbox_waits(
+            database=self.database,
+            settings=settings,
+            worker_id=self.worker_id,
+            lease_seconds=self.lease_seconds,
+            mail=MailContext(settings, tokens),
+            limiter=self.limiter,
+            smtp=self.smtp,
+            stop=self.stop,
+            waits=outbox.outbox_waits(
                 self.retry_base_seconds,
                 queue.RETRY_CAP_SECONDS,
                 float(settings.confirm_max_age_seconds),
             ),
         )
         self.issues = IssueBatches(
-            self.database,
-            settings,
-            self.worker_id,
-            self.lease_seconds,
-            tokens,
-            signer_for(settings),
-            self.limiter,
-            self.smtp,
-            self.stop,
-            queue.Outcomes(
+            database=self.database,
+            settings=settings,
+            worker_id=self.worker_id,
+            lease_seconds=self.lease_seconds,
+            tokens=tokens,
+            signer=signer_for(settings),
+            limiter=self.limiter,
+            smtp=self.smtp,
+            stop=self.stop,
+            outcomes=queue.Outcomes(
                 settings.max_attempts,
                 queue.delivery_waits(
                     self.retry_base_seconds, self.defer_seconds, self.delivery_max_age_seconds
@@ -109,13 +109,13 @@ class Worker:
             ),
         )
         self.chores = Chores(
-            self.database,
-            settings,
-            self.worker_id,
-            self.lease_seconds,
-            self.liveness,
-            self.smtp.relays,
-            lambda: self.issues.current_issue_id,
+            database=self.database,
+            settings=settings,
+            worker_id=self.worker_id,
+            lease_seconds=self.lease_seconds,
+            liveness=self.liveness,
+            relays=self.smtp.relays,
+            current_issue=lambda: self.issues.current_issue_id,
         )
         self._link_task: asyncio.Task[None] | None = None
 
