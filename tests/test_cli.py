@@ -85,6 +85,16 @@ def test_bad_role_is_refused(database_url: str) -> None:
     assert "invalid choice" in result.stderr
 
 
+def test_an_unreachable_database_is_one_line() -> None:
+    """Every command opens the database the same way, and says so when it cannot."""
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    for command in (["list-users"], ["create-api-key", "--role", "ops", "--name", "x"]):
+        result = run_cli(*command, env=cli_env(closed))
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("newsletter: cannot reach the database")
+        assert "Traceback" not in result.stderr
+
+
 async def wait_for_http(url: str, deadline: float = 30.0) -> httpx.Response:
     start = time.monotonic()
     async with httpx.AsyncClient() as http:
