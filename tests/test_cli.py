@@ -75,13 +75,24 @@ async def test_create_and_revoke_api_key(database_url: str) -> None:
     finally:
         await conn.close()
     again = run_cli("revoke-api-key", str(found.id), env=cli_env(database_url))
-    assert again.returncode == 1
+    assert again.returncode == 2
+    assert again.stderr.startswith("newsletter: ") and again.stderr.count("\n") == 1
 
 
 def test_bad_role_is_refused(database_url: str) -> None:
     result = run_cli("create-api-key", "--role", "root", "--name", "x", env=cli_env(database_url))
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_an_unreachable_database_is_one_line() -> None:
+    """Every command opens the database the same way, and says so when it cannot."""
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    for command in (["list-users"], ["create-api-key", "--role", "ops", "--name", "x"]):
+        result = run_cli(*command, env=cli_env(closed))
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("newsletter: cannot reach the database")
+        assert "Traceback" not in result.stderr
 
 
 async def wait_for_http(url: str, deadline: float = 30.0) -> httpx.Response:

@@ -1,1 +1,2 @@
-"""Delivery: claiming queued mail, the SMTP connection pool, the sender loop."""
+"""Delivery: the two queues (issue deliveries, the transactional outbox), the
+SMTP connection pool, the worker loop and its periodic chores."""

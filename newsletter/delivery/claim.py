@@ -1,5 +1,8 @@
 """The delivery queue in PostgreSQL: claim, check at send time, record outcomes.
 
+A failed send is written down the way the outbox's is (:mod:`outcomes`);
+what is the deliveries' own is the bounce policy, applied with the failure.
+
 Outcomes are collected in memory as the SMTP connections report them and
 written in groups (:meth:`Outcomes.flush`): one UPDATE marks up to ~100
 messages sent. A crash can therefore resend at most the messages sent since
@@ -11,13 +14,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from newsletter.audience import bounces
 from newsletter.core.db import Database, Record
-from newsletter.delivery import failures
-from newsletter.delivery.failures import Verdict
-from newsletter.delivery.smtp import SendError
+from newsletter.delivery import failures, outcomes
+from newsletter.delivery.failures import Decision, Verdict
+from newsletter.delivery.outcomes import Failure
 
 log = logging.getLogger("newsletter.claim")
 
@@ -80,17 +82,6 @@ async def check(db: Database, issue_id: int, ids: list[int], worker_id: str) -> 
     return Gate(True, send, skip)
 
 
-class Failure(NamedTuple):
-    """A send that failed, with what the verdict needs to know about the row."""
-
-    delivery_id: int
-    subscriber_id: int | None
-    attempts: int
-    deferrals: int
-    error: SendError
-    pushbacks: int = 0
-
-
 def delivery_waits(
     retry_base: float = RETRY_SECONDS,
     defer_base: float = DEFER_SECONDS,
@@ -102,6 +93,32 @@ def delivery_waits(
         max_age=max_age,
         push_back=failures.PUSH_BACK_PAUSES,
     )
+
+
+async def _fail_for_good(db: Database, failure: Failure, decision: Decision) -> None:
+    """A delivery failed for good; a bounce meets the bounce policy, together."""
+    delivery_id, exc = failure.row_id, failure.error
+    if decision.verdict is Verdict.BOUNCE:
+        async with db.transaction() as conn:
+            await conn.execute(
+                db.queries.delivery_failed, delivery_id, str(exc), exc.code, decision.reason
+            )
+            action = await bounces.apply(
+                conn,
+                subscriber_id=failure.subscriber_id,
+                delivery_id=delivery_id,
+                kind=bounces.classify(exc.code, exc.detail),
+                source="smtp",
+                code=exc.code,
+                detail=str(exc),
+            )
+        log.info("delivery %s failed (%s): %s", delivery_id, action, exc)
+    else:
+        await db.execute("delivery_failed", delivery_id, str(exc), exc.code, decision.reason)
+        log.warning("delivery %s gave up after %s attempts: %s", delivery_id, failure.attempts, exc)
+
+
+DELIVERIES = outcomes.Queue("delivery", "delivery_retry", "delivery_defer", _fail_for_good)
 
 
 @dataclass
@@ -143,50 +160,11 @@ class Outcomes:
         for reason, ids in by_reason.items():
             await db.execute("deliveries_skipped", ids, reason)
         for failure in errors:
-            await self._record_error(db, failure)
-
-    async def _record_error(self, db: Database, failure: Failure) -> None:
-        """Carry out the verdict of failures.verdict with the deliveries' statements."""
-        delivery_id, exc = failure.delivery_id, failure.error
-        decision = failures.verdict(exc, failure.attempts, self.max_attempts)
-        delay = self.waits.delay(decision, failure.attempts, failure.deferrals, failure.pushbacks)
-        verdict = decision.verdict
-        if verdict is Verdict.PUSH_BACK or verdict is Verdict.DEFER:
-            status = await db.fetchval(
-                "delivery_defer",
-                delivery_id,
-                delay,
-                str(exc),
-                exc.code,
-                self.waits.max_age,
-                1 if verdict is Verdict.DEFER else 0,
-                self.worker_id,
-                1 if verdict is Verdict.PUSH_BACK else 0,
-            )
-            if status == "failed":
-                log.warning("delivery %s failed: server trouble past its maximum age", delivery_id)
-        elif verdict is Verdict.BOUNCE:
-            # Failed for good, and the address meets the bounce policy — together.
-            async with db.transaction() as conn:
-                await conn.execute(
-                    db.queries.delivery_failed, delivery_id, str(exc), exc.code, decision.reason
-                )
-                action = await bounces.apply(
-                    conn,
-                    subscriber_id=failure.subscriber_id,
-                    delivery_id=delivery_id,
-                    kind=bounces.classify(exc.code, exc.detail),
-                    source="smtp",
-                    code=exc.code,
-                    detail=str(exc),
-                )
-            log.info("delivery %s failed (%s): %s", delivery_id, action, exc)
-        elif verdict is Verdict.GIVE_UP:
-            await db.execute("delivery_failed", delivery_id, str(exc), exc.code, decision.reason)
-            log.warning(
-                "delivery %s gave up after %s attempts: %s", delivery_id, failure.attempts, exc
-            )
-        else:
-            await db.execute(
-                "delivery_retry", delivery_id, delay, str(exc), exc.code, self.worker_id
+            await outcomes.record_failure(
+                db,
+                DELIVERIES,
+                failure,
+                max_attempts=self.max_attempts,
+                waits=self.waits,
+                worker_id=self.worker_id,
             )

@@ -1,8 +1,8 @@
 """What a failed send means for the mail, decided once for both queues.
 
-Issue deliveries (``claim.Outcomes``) and transactional mail (the worker's
-outbox) meet the same SMTP failures; :func:`verdict` says what each one
-means and the two queues only carry that out with their own statement. The
+Issue deliveries (``claim.Outcomes``) and transactional mail (``outbox.py``)
+meet the same SMTP failures; :func:`verdict` says what each one means and
+``outcomes.record_failure`` carries it out with each queue's statements. The
 delay before the next try comes from :func:`backoff`, the one formula every
 wait uses (the SQL is handed the number of seconds, it computes none).
 

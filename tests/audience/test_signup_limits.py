@@ -17,8 +17,8 @@ async def test_worker_prunes_limit_hits_older_than_a_day(db: Database, settings:
         "('ip:198.51.100.1', now() - interval '25 hours'), ('ip:198.51.100.2', now())"
     )
     worker = Worker(settings, db)
-    assert any(job.name == "prune signup limit log" for job in worker.periodic)
-    await worker.prune_signup_hits()
+    assert any(job.name == "prune signup limit log" for job in worker.chores.jobs)
+    await worker.chores.prune_signup_hits()
     left = await db.pool.fetch("SELECT bucket FROM signup_hits")
     assert [row["bucket"] for row in left] == ["ip:198.51.100.2"]
 

@@ -13,6 +13,7 @@ import socket
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.delivery import claim as queue
+from newsletter.delivery import outcomes
 from newsletter.delivery.smtp import PushBack, ServerTrouble, TransientError
 from newsletter.delivery.worker import Worker
 from newsletter.mail import outbox
@@ -100,7 +101,7 @@ async def test_expired_leases_of_both_queues_come_back_through_one_job(
             " lease_until = now() - interval '1 second'"
         )
     worker = fast_worker(settings, db, "sweeper")
-    await worker.requeue_expired()
+    await worker.chores.requeue_expired()
     assert await status_counts(db, issue_id) == {"queued": 5}
     assert await db.pool.fetchval("SELECT status FROM outbox") == "queued"
 
@@ -190,7 +191,7 @@ async def test_late_outcomes_of_a_worker_whose_rows_were_taken_over_leave_them_a
     refused = TransientError(451, "4.3.0 Temporary local problem", stage="rcpt")
     trouble = ServerTrouble(None, "connection lost", stage="data")
     late.errors = [
-        queue.Failure(c.id, c.subscriber_id, c.attempts, c.deferrals, error)
+        outcomes.Failure(c.id, c.subscriber_id, c.attempts, c.deferrals, error)
         for c, error in zip(old, (pushed, refused, trouble), strict=False)
     ]
     late.released = [old[3].id]
@@ -214,9 +215,9 @@ async def test_late_outcomes_of_transactional_mail_taken_over_leave_it_alone(
     assert len(await db.fetch("claim_outbox", "test:new", 10, 60)) == 3
 
     late = Worker(settings, db, worker_id="test:old")
-    await late._record_outbox(old[0], PushBack(421, "4.7.0 Try again later", stage="mail"))
-    await late._record_outbox(old[1], TransientError(451, "4.3.0 busy", stage="rcpt"))
-    await late._record_outbox(old[2], None)  # given back unsent
+    await late.outbox.record(old[0], PushBack(421, "4.7.0 Try again later", stage="mail"))
+    await late.outbox.record(old[1], TransientError(451, "4.3.0 busy", stage="rcpt"))
+    await late.outbox.record(old[2], None)  # given back unsent
 
     rows = await db.pool.fetch("SELECT status, worker, attempts FROM outbox")
     assert {(r["status"], r["worker"], r["attempts"]) for r in rows} == {("sending", "test:new", 2)}

@@ -19,6 +19,7 @@ from newsletter.core.db import Database, Record
 from newsletter.core.settings import Settings
 from newsletter.delivery import claim, failures
 from newsletter.delivery.failures import Verdict
+from newsletter.delivery.outcomes import Failure
 from newsletter.delivery.smtp import (
     PermanentError,
     PushBack,
@@ -165,7 +166,7 @@ async def test_push_back_left_in_the_queue_is_due_and_waits_for_the_relay(
     [delivery_id] = [r["id"] for r in await db.pool.fetch("SELECT id FROM deliveries")]
     outcomes = claim.Outcomes(settings.max_attempts, worker_id="test:w")
     push_back = PushBack(450, "4.7.1 Error: too much mail from 127.0.0.1", stage="mail")
-    outcomes.errors.append(claim.Failure(delivery_id, 1, 3, 2, push_back))
+    outcomes.errors.append(Failure(delivery_id, 1, 3, 2, push_back))
     await outcomes.flush(db)
     row = await delivery_of(db, address(1))
     assert row["status"] == "queued" and row["due"], "not back in the queue at once"

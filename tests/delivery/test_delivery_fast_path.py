@@ -15,7 +15,7 @@ from newsletter.audience import subscribers
 from newsletter.audience.subscribers import Evidence
 from newsletter.core.db import Database
 from newsletter.core.tokens import SubscriberRef
-from newsletter.delivery.worker import CHUNK
+from newsletter.delivery.issue_batches import CHUNK
 from newsletter.editorial import issues
 from tests.conftest import SmtpServer, free_port, make_settings
 from tests.support.delivery import (
@@ -60,7 +60,7 @@ def handler(server: SmtpServer) -> SlowHandler:
 
 
 def test_the_fast_path_is_what_these_tests_run() -> None:
-    # Worker._send_batch works ahead when the burst (5 % of the rate) holds two chunks.
+    # IssueBatches._send_batch works ahead when the burst (5 % of the rate) holds two chunks.
     assert RATE * 0.05 >= 2 * CHUNK
 
 

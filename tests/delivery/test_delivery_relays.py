@@ -256,7 +256,7 @@ async def test_too_much_mail_lowers_the_shared_rate_and_everyone_gets_it(
     )
     answer = (await client.get(f"/api/v1/issues/{issue_id}/stats", headers=headers)).json()
     assert [r["relay"] for r in answer["relays"]] == [f"127.0.0.1:{relay.port}"]
-    await fast_worker(settings, db, "pruner").prune_dead_workers()
+    await fast_worker(settings, db, "pruner").chores.prune_dead_workers()
     left = await db.pool.fetch("SELECT relay FROM relay_health ORDER BY relay")
     assert [r["relay"] for r in left] == [f"127.0.0.1:{relay.port}", "old-relay:25"]
 

@@ -25,8 +25,9 @@ from newsletter.audience import bounces
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings, SmtpTarget
 from newsletter.core.signing import unsubscribe_mailto
-from newsletter.delivery.claim import Failure, Outcomes, delivery_waits
+from newsletter.delivery.claim import Outcomes, delivery_waits
 from newsletter.delivery.message import IssueMessage
+from newsletter.delivery.outcomes import Failure
 from newsletter.delivery.smtp import ServerTrouble
 from newsletter.delivery.worker import Worker
 from newsletter.mail import outbox

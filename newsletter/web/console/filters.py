@@ -11,6 +11,8 @@ from newsletter.core.settings import Settings
 from newsletter.ops import stats, words
 
 KOREAN_UNITS = ("시간", "분", "초", "—")
+# The zone's name in words beside its abbreviation, where we know it.
+ZONE_NAMES = {"Asia/Seoul": "한국 표준시"}
 
 
 def zone_label(zone: ZoneInfo) -> str:
@@ -73,10 +75,15 @@ def filters(settings: Settings) -> dict[str, Any]:
 
 
 def install(engine: Any, settings: Settings) -> None:
-    """The TemplateConfig callback: add the filters and the zone's label."""
+    """The TemplateConfig callback: add the filters, the zone's label and what
+    the console's base shows from settings (the city, the session's idle time)."""
     env = engine.engine
     env.filters.update(filters(settings))
     env.globals["zone_label"] = zone_label(ZoneInfo(settings.timezone))
+    env.globals["zone_name"] = ZONE_NAMES.get(settings.timezone)
+    # The console is in Korean: the city's Korean identity, as the residents' base shows it.
+    env.globals["office"] = settings.city.text("ko")
+    env.globals["session_idle_minutes"] = max(1, round(settings.session_idle_seconds / 60))
     env.globals["issue_status_hint"] = words.ISSUE_STATUS_HINT
     env.globals["delivery_status_hint"] = words.DELIVERY_STATUS_HINT
     env.globals["attempts_hint"] = words.ATTEMPTS_HINT

@@ -5,6 +5,7 @@ change, disabled accounts, and the audit trail naming the person."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import time
@@ -13,6 +14,7 @@ import httpx
 import pyotp
 from litestar import Litestar
 
+from newsletter.app import create_app
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.ops import sessions
@@ -239,6 +241,31 @@ async def test_an_idle_session_ends(app: Litestar, db: Database) -> None:
         await login(http, editor.email)
         await db.pool.execute("UPDATE sessions SET last_seen_at = now() - interval '31 minutes'")
         assert (await http.get("/admin")).status_code == 303
+
+
+async def test_the_console_names_the_city_and_the_idle_time_from_settings(
+    settings: Settings, db: Database
+) -> None:
+    """Another city, another idle time: the console's frame says theirs, never Gimpo's."""
+    office = dataclasses.replace(
+        settings.city.ko, newsletter="예시시 뉴스레터", department="예시시청 홍보과"
+    )
+    app = create_app(
+        settings.replace(
+            city=dataclasses.replace(settings.city, ko=office), session_idle_seconds=45 * 60
+        ),
+        db,
+    )
+    editor = await make_user(db, "editor")
+    async with fresh_client(app) as http:
+        form = await http.get("/admin/login")
+        assert "45분 동안 쓰지 않으면" in form.text and "30분" not in form.text
+        await login(http, editor.email)
+        page = await http.get("/admin")
+    assert page.status_code == 200
+    assert "<title>" in page.text and "· 예시시 뉴스레터 콘솔</title>" in page.text
+    assert "예시시청 홍보과 · 예시시 뉴스레터 콘솔" in page.text
+    assert "김포" not in form.text and "김포" not in page.text
 
 
 async def test_roles_decide_what_each_person_sees(app: Litestar, db: Database) -> None:
