@@ -162,6 +162,7 @@ class Outcomes:
                 1 if verdict is Verdict.DEFER else 0,
                 self.worker_id,
                 1 if verdict is Verdict.PUSH_BACK else 0,
+                exc.reply.enhanced_code,
             )
             if status == "failed":
                 log.warning("delivery %s failed: server trouble past its maximum age", delivery_id)
@@ -169,24 +170,42 @@ class Outcomes:
             # Failed for good, and the address meets the bounce policy — together.
             async with db.transaction() as conn:
                 await conn.execute(
-                    db.queries.delivery_failed, delivery_id, str(exc), exc.code, decision.reason
+                    db.queries.delivery_failed,
+                    delivery_id,
+                    str(exc),
+                    exc.code,
+                    decision.reason,
+                    exc.reply.enhanced_code,
                 )
                 action = await bounces.apply(
                     conn,
                     subscriber_id=failure.subscriber_id,
                     delivery_id=delivery_id,
-                    kind=bounces.classify(exc.code, exc.detail),
+                    kind=exc.reply.bounce,
                     source="smtp",
                     code=exc.code,
                     detail=str(exc),
                 )
             log.info("delivery %s failed (%s): %s", delivery_id, action, exc)
         elif verdict is Verdict.GIVE_UP:
-            await db.execute("delivery_failed", delivery_id, str(exc), exc.code, decision.reason)
+            await db.execute(
+                "delivery_failed",
+                delivery_id,
+                str(exc),
+                exc.code,
+                decision.reason,
+                exc.reply.enhanced_code,
+            )
             log.warning(
                 "delivery %s gave up after %s attempts: %s", delivery_id, failure.attempts, exc
             )
         else:
             await db.execute(
-                "delivery_retry", delivery_id, delay, str(exc), exc.code, self.worker_id
+                "delivery_retry",
+                delivery_id,
+                delay,
+                str(exc),
+                exc.code,
+                self.worker_id,
+                exc.reply.enhanced_code,
             )

@@ -352,7 +352,7 @@ class Worker:
                 except (UnknownMailKind, KeyError, ValueError) as exc:
                     log.error("outbox %s cannot be rendered: %r", row["id"], exc)
                     await self.database.execute(
-                        "outbox_failed", row["id"], f"render: {exc!r}", None
+                        "outbox_failed", row["id"], f"render: {exc!r}", None, None
                     )
                     unsent.remove(row["id"])
                     continue
@@ -406,15 +406,24 @@ class Worker:
                 1 if verdict is Verdict.DEFER else 0,
                 self.worker_id,
                 1 if verdict is Verdict.PUSH_BACK else 0,
+                result.reply.enhanced_code,
             )
             if status == "failed":
                 log.error("outbox %s failed: server trouble past its maximum age", row["id"])
         elif verdict is Verdict.BOUNCE or verdict is Verdict.GIVE_UP:
             log.warning("outbox %s failed for good: %s", row["id"], result)
-            await self.database.execute("outbox_failed", row["id"], str(result), result.code)
+            await self.database.execute(
+                "outbox_failed", row["id"], str(result), result.code, result.reply.enhanced_code
+            )
         else:
             await self.database.execute(
-                "outbox_retry", row["id"], delay, str(result), result.code, self.worker_id
+                "outbox_retry",
+                row["id"],
+                delay,
+                str(result),
+                result.code,
+                self.worker_id,
+                result.reply.enhanced_code,
             )
 
     # --- issue deliveries --------------------------------------------------
