@@ -10,7 +10,9 @@ dot together with the next message's MAIL+RCPT+DATA: one write and about one
 round trip per message, no per-message regex (message.py hands over CRLF,
 dot-stuffed bytes).
 
-Failures are sorted for the worker:
+Failures are sorted for the worker, by what ``core/replies.py`` reads in the
+reply (each error carries it as ``.reply``; its text, and so the error's,
+has addresses masked):
 - :class:`ServerTrouble`: connection refused or dropped, timeouts, 421. The
   server, not the recipient, has a problem; retry on a fresh connection and
   never count it against the recipient.
