@@ -219,6 +219,7 @@ CREATE TABLE public.deliveries (
     round smallint DEFAULT 1 NOT NULL,
     requeued_at timestamp with time zone,
     pushbacks integer DEFAULT 0 NOT NULL,
+    enhanced_code text,
     CONSTRAINT deliveries_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'sending'::text, 'sent'::text, 'failed'::text, 'bounced'::text, 'skipped'::text])))
 );
 
@@ -429,6 +430,7 @@ CREATE TABLE public.outbox (
     sent_at timestamp with time zone,
     deferrals integer DEFAULT 0 NOT NULL,
     pushbacks integer DEFAULT 0 NOT NULL,
+    enhanced_code text,
     CONSTRAINT outbox_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'sending'::text, 'sent'::text, 'failed'::text, 'cancelled'::text])))
 );
 

@@ -53,6 +53,7 @@ from typing import Literal
 from flufl.bounce import all_failures
 
 from newsletter.audience import mailto, subscribers
+from newsletter.core import replies
 from newsletter.core.db import QUERIES, Connection, Database
 from newsletter.core.errors import DomainError
 from newsletter.core.i18n import N_
@@ -62,7 +63,7 @@ from newsletter.core.tokens import SubscriberRef
 
 log = logging.getLogger("newsletter.bounces")
 
-Kind = Literal["hard", "soft"]
+Kind = replies.Bounce
 SOFT_BOUNCE_LIMIT = 3
 HEAD_BYTES = 128 * 1024  # the human-readable report and the DSN fields come first
 MAX_LINE = 998  # RFC 5322 2.1.1
@@ -74,7 +75,6 @@ _VERP = re.compile(rb"\+(\d{1,18})-([a-z2-7]{8})@", re.ASCII | re.IGNORECASE)
 _MESSAGE_ID = re.compile(rb"<nl\.(\d{1,18})\.(\d{1,18})\.([a-z2-7]{8})@", re.ASCII)
 _OUTBOX_VERP = re.compile(rb"\+o(\d{1,18})-([a-z2-7]{8})@", re.ASCII | re.IGNORECASE)
 _OUTBOX_MESSAGE_ID = re.compile(rb"<nl\.tx\.(\d{1,18})\.([a-z2-7]{8})@", re.ASCII)
-_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 # Parsing competes with nothing else for threads: a burst of bounce reports
 # cannot take the default executor that other off-loop work uses.
@@ -87,27 +87,6 @@ class BounceTooLarge(DomainError):
 
 
 TOO_LARGE = N_("반송 메일이 NEWSLETTER_BOUNCE_MAX_BYTES(%(limit)s바이트)보다 큽니다.")
-
-
-def classify(code: int | None, text: str = "") -> Kind:
-    """Hard or soft, from an SMTP reply or a DSN status.
-
-    Enhanced status codes (RFC 3463) decide when present: 5.1.x (bad
-    address) and the few mailbox-gone codes are hard; mailbox full, message
-    too big, system, network and policy/spam refusals (5.7.x) are soft — the
-    address exists. Without one: 550/551/553 hard, anything else soft.
-    """
-    match = _ENHANCED.search(text)
-    if match:
-        klass, subject, detail = match.groups()
-        if klass != "5":
-            return "soft"
-        if subject == "1" or (subject == "2" and detail == "1"):
-            return "hard"
-        if subject == "0":
-            return "hard" if code in (None, 550, 551, 553) else "soft"
-        return "soft"
-    return "hard" if code in (550, 551, 553) else "soft"
 
 
 @dataclass(frozen=True)
@@ -263,9 +242,9 @@ def _parse_head(message: Message) -> ParsedBounce:
     hard = {_decode(a).strip().lower() for a in permanent}
     for address in sorted(hard | {_decode(a).strip().lower() for a in temporary}):
         action, status, diagnostic = fields.get(address, ("", "", ""))
-        detail = " ".join(x for x in (status, diagnostic) if x) or "bounced"
+        detail = _detail(status, diagnostic)
         if address in hard:
-            kind = classify(None, status or diagnostic) if (status or diagnostic) else "hard"
+            kind = _kind(status, diagnostic) if (status or diagnostic) else "hard"
             parsed.failed.append(FailedRecipient(address, kind, detail))
         elif action == "failed":  # gave up after 4xx retries: the address exists
             parsed.failed.append(FailedRecipient(address, "soft", detail))
@@ -275,11 +254,21 @@ def _parse_head(message: Message) -> ParsedBounce:
     reported = {f.address for f in parsed.failed} | set(parsed.delayed)
     for address, (action, status, diagnostic) in fields.items():
         if address not in reported and action == "failed":
-            detail = " ".join(x for x in (status, diagnostic) if x) or "bounced"
             parsed.failed.append(
-                FailedRecipient(address, classify(None, status or diagnostic), detail)
+                FailedRecipient(address, _kind(status, diagnostic), _detail(status, diagnostic))
             )
     return parsed
+
+
+def _kind(status: str, diagnostic: str) -> Kind:
+    """Hard or soft, from the DSN's Status field (or else its diagnostic)."""
+    return replies.parse(None, status or diagnostic).bounce
+
+
+def _detail(status: str, diagnostic: str) -> str:
+    """What is kept of a DSN's reason: its status and the diagnostic, masked
+    (the remote server's words often quote the address)."""
+    return replies.mask(" ".join(x for x in (status, diagnostic) if x)) or "bounced"
 
 
 def parse(raw: bytes, secret: str) -> ParsedBounce:
@@ -317,7 +306,8 @@ async def apply(
     """The bounce policy, inside the caller's transaction, for a bounce we know
     is genuine (our own SMTP reply, or a report carrying our signature).
     Returns what it did."""
-    detail = detail[:1000]
+    reply = replies.parse(code, detail)
+    detail = reply.text[:1000]
     # However many reports name one delivery, it is one soft bounce.
     if (
         kind == "soft"
@@ -337,7 +327,13 @@ async def apply(
         outbox_id,
     )
     if delivery_id is not None and source == "dsn":
-        await conn.execute(QUERIES.mark_delivery_bounced, delivery_id, f"bounce: {detail}", kind)
+        await conn.execute(
+            QUERIES.mark_delivery_bounced,
+            delivery_id,
+            f"bounce: {detail}",
+            kind,
+            reply.enhanced_code,
+        )
     if subscriber_id is None:
         return "erased"
     if kind == "soft":
@@ -456,8 +452,14 @@ async def _apply_outbox(
     # However many reports name one mail, it is one soft bounce.
     if worst.kind == "soft" and row["bounced"]:
         return applied("already counted")
-    detail = worst.detail[:1000]
-    await conn.execute(QUERIES.mark_outbox_bounced, outbox_id, f"bounced ({worst.kind}): {detail}")
+    reply = replies.parse(None, worst.detail)
+    detail = reply.text[:1000]
+    await conn.execute(
+        QUERIES.mark_outbox_bounced,
+        outbox_id,
+        f"bounced ({worst.kind}): {detail}",
+        reply.enhanced_code,
+    )
     if subscriber_id is not None and row["subscriber_status"] in MAILED_STATUSES:
         action = await apply(
             conn,
@@ -501,7 +503,7 @@ async def _record_unverified(conn: Connection, parsed: ParsedBounce, result: Bou
             failed.kind,
             "dsn",
             None,
-            failed.detail[:1000],
+            replies.mask(failed.detail)[:1000],
             False,
             None,
         )

@@ -101,20 +101,32 @@ async def _fail_for_good(db: Database, failure: Failure, decision: Decision) -> 
     if decision.verdict is Verdict.BOUNCE:
         async with db.transaction() as conn:
             await conn.execute(
-                db.queries.delivery_failed, delivery_id, str(exc), exc.code, decision.reason
+                db.queries.delivery_failed,
+                delivery_id,
+                str(exc),
+                exc.code,
+                decision.reason,
+                exc.reply.enhanced_code,
             )
             action = await bounces.apply(
                 conn,
                 subscriber_id=failure.subscriber_id,
                 delivery_id=delivery_id,
-                kind=bounces.classify(exc.code, exc.detail),
+                kind=exc.reply.bounce,
                 source="smtp",
                 code=exc.code,
                 detail=str(exc),
             )
         log.info("delivery %s failed (%s): %s", delivery_id, action, exc)
     else:
-        await db.execute("delivery_failed", delivery_id, str(exc), exc.code, decision.reason)
+        await db.execute(
+            "delivery_failed",
+            delivery_id,
+            str(exc),
+            exc.code,
+            decision.reason,
+            exc.reply.enhanced_code,
+        )
         log.warning("delivery %s gave up after %s attempts: %s", delivery_id, failure.attempts, exc)
 
 

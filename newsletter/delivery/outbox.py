@@ -41,7 +41,8 @@ Result = Reply | SendError | None
 
 async def _fail_for_good(db: Database, failure: Failure, _decision: Decision) -> None:
     log.warning("outbox %s failed for good: %s", failure.row_id, failure.error)
-    await db.execute("outbox_failed", failure.row_id, str(failure.error), failure.error.code)
+    exc = failure.error
+    await db.execute("outbox_failed", failure.row_id, str(exc), exc.code, exc.reply.enhanced_code)
 
 
 OUTBOX = outcomes.Queue("outbox", "outbox_retry", "outbox_defer", _fail_for_good)
@@ -112,7 +113,9 @@ class OutboxQueue:
                 )
             except (UnknownMailKind, KeyError, ValueError) as exc:
                 log.error("outbox %s cannot be rendered: %r", row["id"], exc)
-                await self.database.execute("outbox_failed", row["id"], f"render: {exc!r}", None)
+                await self.database.execute(
+                    "outbox_failed", row["id"], f"render: {exc!r}", None, None
+                )
                 unsent.remove(row["id"])
                 continue
             data = dot_stuff(mail.data)

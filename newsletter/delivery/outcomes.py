@@ -40,8 +40,9 @@ class Failure(NamedTuple):
 class Queue:
     """One queue's statements for each verdict.
 
-    ``retry``: (id, delay, error, code, worker). ``defer``: (id, delay,
-    error, code, max age, deferrals added, worker, push-backs added),
+    ``retry``: (id, delay, error, code, worker, enhanced code). ``defer``:
+    (id, delay, error, code, max age, deferrals added, worker, push-backs
+    added, enhanced code),
     returning the row's status ('failed' once past the max age). ``fail``
     writes a mail failed for good (BOUNCE, GIVE_UP) as the queue must.
     """
@@ -80,12 +81,21 @@ async def record_failure(
             1 if verdict is Verdict.DEFER else 0,
             worker_id,
             1 if verdict is Verdict.PUSH_BACK else 0,
+            exc.reply.enhanced_code,
         )
         if status == "failed":
             log.warning(
                 "%s %s failed: server trouble past its maximum age", queue.name, failure.row_id
             )
     elif verdict is Verdict.RETRY:
-        await db.execute(queue.retry, failure.row_id, delay, str(exc), exc.code, worker_id)
+        await db.execute(
+            queue.retry,
+            failure.row_id,
+            delay,
+            str(exc),
+            exc.code,
+            worker_id,
+            exc.reply.enhanced_code,
+        )
     else:
         await queue.fail(db, failure, decision)

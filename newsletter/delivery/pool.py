@@ -397,7 +397,7 @@ class SmtpPool:
             job.on_released(job)
             return False
         stalled = now - self._stalled_since
-        full = isinstance(error, PushBack) and "too many" in error.detail.lower()
+        full = isinstance(error, PushBack) and error.reply.relay_full
         hold = self.hold_seconds * (FULL_HOLDS if full else 1)
         if stalled >= hold:
             reason = str(error) if error is not None else "no relay takes connections now"

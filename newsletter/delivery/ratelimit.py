@@ -38,6 +38,7 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
+from newsletter.core import replies
 from newsletter.core.db import Database
 from newsletter.ops import metrics
 
@@ -82,8 +83,9 @@ class RateLimiter:
         self._accepted += count
 
     def pushed_back(self, reason: str) -> None:
-        """The relay asked us to slow down; lowers the global rate with the next take."""
-        self._pushed_back = reason[:300]
+        """The relay asked us to slow down; lowers the global rate with the next take.
+        ``reason`` is stored and shown to ops: masked (a reply may quote an address)."""
+        self._pushed_back = replies.mask(reason)[:300]
 
     async def try_take(self, wanted: int) -> tuple[int, float]:
         """Take up to ``wanted`` tokens now: (granted, seconds to wait if none)."""

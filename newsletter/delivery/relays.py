@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from newsletter.core import replies
 from newsletter.core.settings import SmtpTarget
 from newsletter.ops import metrics
 
@@ -266,7 +267,8 @@ class Relays:
                     "pushed_back": relay.pushed_back,
                     "refused": relay.refused,
                     "connections": relay.allowed,
-                    "last_error": relay.last_error,
+                    # Stored in relay_health and shown to ops: no resident's address.
+                    "last_error": replies.mask(relay.last_error) if relay.last_error else None,
                 }
             )
             relay.sent = relay.pushed_back = relay.refused = 0

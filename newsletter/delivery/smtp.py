@@ -10,7 +10,9 @@ dot together with the next message's MAIL+RCPT+DATA: one write and about one
 round trip per message, no per-message regex (message.py hands over CRLF,
 dot-stuffed bytes).
 
-Failures are sorted for the worker:
+Failures are sorted for the worker, by what ``core/replies.py`` reads in the
+reply (each error carries it as ``.reply``; its text, and so the error's,
+has addresses masked):
 - :class:`ServerTrouble`: connection refused or dropped, timeouts, 421. The
   server, not the recipient, has a problem; retry on a fresh connection and
   never count it against the recipient.
@@ -32,13 +34,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
 import aiosmtplib
 
+from newsletter.core import replies
 from newsletter.core.settings import SmtpTarget
 
 log = logging.getLogger("newsletter.smtp")
@@ -62,10 +64,14 @@ class Ahead(NamedTuple):
 
 
 class SendError(Exception):
+    """A failed send. ``detail`` is masked (core/replies.py): the exception's
+    text is what the queues, the relay's health and the logs keep."""
+
     def __init__(self, code: int | None, detail: str, *, stage: str = "") -> None:
-        super().__init__(f"{code or '---'} {detail}")
+        self.reply = replies.parse(code, detail)
+        super().__init__(f"{code or '---'} {self.reply.text}")
         self.code = code
-        self.detail = detail
+        self.detail = self.reply.text
         self.stage = stage
 
 
@@ -104,18 +110,15 @@ _SESSION_STEPS: dict[type[Exception], str] = {
 }
 
 
-# A 4xx that says "slow down / come back later" (rate limits, greylisting,
-# policy: enhanced status 4.7.x) is the server pushing back on us, not a
-# problem with the recipient: it must never use up the recipient's attempts
-# or end an issue early, so it is treated like a 421.
-_PUSHBACK = re.compile(r"\b4\.7\.\d{1,3}\b|too many|rate limit|greylist", re.I)
-
-
 def _error_for(reply: Reply, stage: str) -> SendError:
-    text = reply.text.replace("\n", " ")[:500]
+    # Masked before it is cut, so no piece of an address is left at the cut.
+    parsed = replies.parse(reply.code, reply.text.replace("\n", " "))
+    text = parsed.text[:500]
     if reply.code < 200:
         return ServerTrouble(reply.code, text, stage=stage)
-    if reply.code == 421 or (400 <= reply.code < 500 and _PUSHBACK.search(text)):
+    # Push-back must never use up the recipient's attempts or end an issue
+    # early: it is treated like a 421.
+    if parsed.pushes_back:
         return PushBack(reply.code, text, stage=stage)
     if 500 <= reply.code < 600 and stage in ("rcpt", "data"):
         return PermanentError(reply.code, text, stage=stage)
@@ -252,7 +255,7 @@ class SmtpConnection:
             cls: type[ServerTrouble] = ServerTrouble
             if exc.code >= 500:
                 cls = RelayRefused
-            elif exc.code == 421 or _PUSHBACK.search(exc.message):
+            elif replies.parse(exc.code, exc.message).pushes_back:
                 cls = PushBack  # "421 4.7.0 too many connections" at the greeting
             step = _SESSION_STEPS.get(type(exc), "session set-up")
             raise cls(exc.code, f"relay refused {step}: {exc.message}", stage="connect") from exc

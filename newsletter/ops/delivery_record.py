@@ -3,7 +3,8 @@
 Each delivery row carries a reason code, set by the statement that made it
 final or put it back to wait (the codes are listed in
 ``sql/migrations/0015_engagement.sql``). Here a code, the SMTP reply code and
-the enhanced status code (RFC 3463) in the stored reply become what ops reads:
+the enhanced status code (RFC 3463) stored beside it, read by
+``core/replies.py``, become what ops reads:
 "없는 메일 주소", "메일함이 가득 참", "중계 서버가 우리를 거절", "3일이 지나 포기",
 "발송 중에 수신 거부" ...
 
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from newsletter.core import replies
 from newsletter.core.db import Database, Record
 from newsletter.core.errors import InvalidInput
 from newsletter.core.records import check_id, missing
@@ -41,19 +43,9 @@ class Why:
     resendable: bool
 
 
-def _enhanced(text: str | None) -> tuple[int, int, int] | None:
-    if not text:
-        return None
-    try:
-        klass, subject, detail = (int(part) for part in text.split("."))
-    except ValueError:
-        return None
-    return klass, subject, detail
-
-
 def explain(status: str, reason: str | None, smtp_code: int | None, enhanced: str | None) -> Why:
     """The words for one delivery (or a group with the same status, reason and codes)."""
-    status_code = _enhanced(enhanced)
+    reply = replies.stored(smtp_code, enhanced)
     code: str
     if status in ("queued", "sending", "deferred"):
         code = "waiting_relay" if reason == "server_trouble" else "waiting_retry"
@@ -62,10 +54,9 @@ def explain(status: str, reason: str | None, smtp_code: int | None, enhanced: st
     elif status == "skipped":
         code = reason if reason in words.DELIVERY_REASON else "unknown"
     elif reason == "refused":
-        code = words.refusal_reason(smtp_code, status_code)
+        code = reply.refusal
     elif reason == "retries_exhausted":
-        full = status_code is not None and status_code[1:] == (2, 2)
-        code = "mailbox_full" if full or smtp_code == 452 else "temporary_refusals"
+        code = "mailbox_full" if reply.mailbox_full else "temporary_refusals"
     elif reason == "sender_refused":
         code = "sender_refused"
     elif reason == "server_trouble":
@@ -99,7 +90,7 @@ class DeliveryEntry:
     reason: str
     words: str
     smtp_code: int | None
-    detail: str | None  # the SMTP reply as the server gave it
+    detail: str | None  # the SMTP reply as the server gave it, addresses masked
     attempts: int
     deferrals: int
     round: int

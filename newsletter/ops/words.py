@@ -8,6 +8,7 @@ them); these are for people.
 
 from __future__ import annotations
 
+from newsletter.core import replies
 from newsletter.ops import access_log
 
 ISSUE_STATUS = {
@@ -72,7 +73,8 @@ ROLE = {"editor": "편집자", "ops": "운영 담당", "admin": "관리자"}
 MAX_AGE_WORDS = "3일"
 
 # Why a delivery did not arrive, or not yet: the delivery record's reason
-# codes (ops.delivery_record decides which one a delivery has).
+# codes (ops.delivery_record decides which one a delivery has; a refusal's is
+# core.replies.Reply.refusal).
 DELIVERY_REASON: dict[str, str] = {
     # failed: the recipient's server said no (5xx to RCPT or DATA)
     "mailbox_unknown": "없는 메일 주소 (받는 서버가 모르는 주소라고 답함)",
@@ -198,26 +200,6 @@ def audit_action(action: str) -> str:
     return AUDIT_ACTION.get(action, action)
 
 
-def refusal_reason(code: int | None, enhanced: tuple[int, int, int] | None) -> str:
-    """The reason code of a recipient's permanent refusal (RFC 3463 subjects first)."""
-    if enhanced is not None and enhanced[0] == 5:
-        _, subject, detail = enhanced
-        if subject == 1 or (subject, detail) == (2, 1):
-            return "mailbox_unknown"
-        if (subject, detail) == (2, 2):
-            return "mailbox_full"
-        if (subject, detail) in ((3, 4), (2, 3)):
-            return "message_too_big"
-        if subject == 7:
-            return "refused_policy"
-        return "refused"
-    if code in (550, 551, 553):
-        return "mailbox_unknown"
-    if code == 552:
-        return "mailbox_full"
-    return "refused"
-
-
 def explain_code(code: int | None) -> str:
     """An SMTP reply code alone in words (``newsletter status`` groups by code);
     a permanent refusal says what the delivery record says of it."""
@@ -226,5 +208,5 @@ def explain_code(code: int | None) -> str:
     if 400 <= code < 500:
         return "일시적인 거절 — 자동으로 다시 보냅니다"
     if 500 <= code < 600:
-        return DELIVERY_REASON[refusal_reason(code, None)]
+        return DELIVERY_REASON[replies.parse(code).refusal]
     return "예상하지 못한 응답"

@@ -103,6 +103,37 @@ async def test_dsn_to_the_verp_address_suppresses_that_subscriber(
     assert (await subscriber(db, address(4)))["status"] == "active"
 
 
+async def test_a_signed_dsn_keeps_its_enhanced_code_and_no_address(
+    database_url: str, db: Database, smtp_server: SmtpServer, client: httpx.AsyncClient
+) -> None:
+    """The report's words are kept for ops (why the subscriber was suppressed,
+    the bounce event, the delivery's last reply) with the address masked, and
+    its enhanced code in the delivery's own column for the delivery record."""
+    settings = make_settings(database_url, smtp_server.target, bounce_address="bounce@gimpo.go.kr")
+    issue_id = await sent_issue(db, settings)
+    [mail] = smtp_server.handler.to(address(2))
+    body = dsn(to=mail.mail_from, recipient=address(2))
+    response = await client.post("/api/v1/bounces", content=body, headers=await ops_headers(db))
+    assert response.json()["status"] == "applied", response.text
+
+    row = await db.pool.fetchrow(
+        "SELECT d.status, d.enhanced_code, d.last_error, s.suppressed_reason, b.detail"
+        " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+        " JOIN bounce_events b ON b.delivery_id = d.id WHERE s.email = $1",
+        address(2),
+    )
+    assert row is not None
+    assert (row["status"], row["enhanced_code"]) == ("bounced", "5.1.1")
+    for kept in (row["last_error"], row["suppressed_reason"], row["detail"]):
+        assert address(2) not in kept
+        assert "<r***@example.com>: Recipient address rejected: User unknown" in kept
+    answer = await client.get(
+        f"/api/v1/issues/{issue_id}/deliveries?status=bounced", headers=await ops_headers(db)
+    )
+    [reason] = answer.json()["reasons"]
+    assert reason["reason"] == "bounced_unknown"
+
+
 def soft_dsn(to: str, recipient: str, *, original_headers: str = "", report_id: str = "") -> bytes:
     body = dsn(
         to=to,

@@ -21,8 +21,10 @@ FOR UPDATE OF o;
 
 -- name: mark_outbox_bounced
 -- A mail the relay took but the recipient's server bounced did not arrive:
--- the row says failed, and why ($2). Rows not yet sent are left alone.
-UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2
+-- the row says failed, and why ($2, with its enhanced status code $3 when the
+-- report has one). Rows not yet sent are left alone.
+UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = $2,
+    enhanced_code = coalesce($3::text, enhanced_code)
 WHERE id = $1 AND status IN ('sent', 'failed');
 
 -- name: delivery_bounce_counted
@@ -66,9 +68,11 @@ INSERT INTO bounce_events
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: mark_delivery_bounced
--- $3 is the bounce kind (hard, soft): reason bounce_hard or bounce_soft.
+-- $3 is the bounce kind (hard, soft): reason bounce_hard or bounce_soft; $4
+-- the report's enhanced status code (core/replies.py), when it has one.
 UPDATE deliveries SET status = 'bounced', bounced_at = now(), lease_until = NULL,
-    last_error = coalesce($2, last_error), reason = 'bounce_' || $3::text
+    last_error = coalesce($2, last_error), reason = 'bounce_' || $3::text,
+    enhanced_code = coalesce($4::text, enhanced_code)
 WHERE id = $1 AND status IN ('sent', 'failed', 'sending', 'queued');
 
 -- name: suppress_subscriber

@@ -49,7 +49,7 @@ WHERE i.id = $1;
 -- lease and went back to the queue is marked too, so nobody sends it again.
 UPDATE deliveries
 SET status = 'sent', sent_at = now(), lease_until = NULL, smtp_code = 250, last_error = NULL,
-    reason = NULL
+    enhanced_code = NULL, reason = NULL
 WHERE id = ANY($1::bigint[]) AND status IN ('sending', 'queued');
 
 -- name: delivery_retry
@@ -58,10 +58,13 @@ WHERE id = ANY($1::bigint[]) AND status IN ('sending', 'queued');
 -- holds the row: one whose rows were taken over (its lease ran out, its
 -- liveness lock was lost) must not put another worker's claim back in the
 -- queue mid-send, or a third claim would mail the same person again. The
--- same holds for delivery_defer and deliveries_release.
+-- same holds for delivery_defer and deliveries_release. In every statement
+-- that records a reply, its enhanced status code comes last (core/replies.py
+-- reads it; SQL filters on the column, never on the text).
 UPDATE deliveries
 SET status = 'queued', lease_until = NULL, worker = NULL, reason = 'temporary_refusal',
-    next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4
+    next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4,
+    enhanced_code = $6
 WHERE id = $1 AND status = 'sending' AND worker = $5;
 
 -- name: delivery_defer
@@ -89,14 +92,15 @@ SET status = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval
     last_error = CASE WHEN coalesce(requeued_at, created_at) < now() - make_interval(secs => $5)
                       THEN 'gave up, server trouble past the maximum age: ' || $3::text
                       ELSE $3::text END,
-    smtp_code = $4
+    smtp_code = $4, enhanced_code = $9
 WHERE id = $1 AND status = 'sending' AND worker = $7
 RETURNING status;
 
 -- name: delivery_failed
 -- $4 says why (the reason codes are listed in 0015_engagement.sql).
 UPDATE deliveries
-SET status = 'failed', lease_until = NULL, last_error = $2, smtp_code = $3, reason = $4
+SET status = 'failed', lease_until = NULL, last_error = $2, smtp_code = $3, reason = $4,
+    enhanced_code = $5
 WHERE id = $1 AND status IN ('sending', 'queued');
 
 -- name: deliveries_skipped

@@ -26,16 +26,18 @@ RETURNING o.id, o.kind, o.recipient, o.subscriber_id, o.payload, o.attempts, o.d
 -- name: outbox_sent
 UPDATE outbox
 SET status = 'sent', sent_at = now(), lease_until = NULL, smtp_code = $2, message_id = $3,
-    last_error = NULL
+    last_error = NULL, enhanced_code = NULL
 WHERE id = $1 AND status = 'sending';
 
 -- name: outbox_retry
 -- Transient failure: back to the queue after $2 seconds (failures.backoff on
 -- the attempt count). Only while worker $5 still holds the row (as for
 -- deliveries: see delivery_retry); the same for outbox_defer and outbox_release.
+-- The reply's enhanced status code comes last, as for deliveries.
 UPDATE outbox
 SET status = 'queued', lease_until = NULL, worker = NULL,
-    next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4
+    next_attempt_at = now() + make_interval(secs => $2), last_error = $3, smtp_code = $4,
+    enhanced_code = $6
 WHERE id = $1 AND status = 'sending' AND worker = $5;
 
 -- name: outbox_defer
@@ -54,13 +56,13 @@ SET status = CASE WHEN created_at < now() - make_interval(secs => $5) THEN 'fail
     deferrals = deferrals + $6::int,
     pushbacks = CASE WHEN $8::int > 0 THEN pushbacks + $8::int ELSE 0 END,
     next_attempt_at = now() + make_interval(secs => $2),
-    last_error = $3, smtp_code = $4
+    last_error = $3, smtp_code = $4, enhanced_code = $9
 WHERE id = $1 AND status = 'sending' AND worker = $7
 RETURNING status;
 
 -- name: outbox_failed
 UPDATE outbox
-SET status = 'failed', lease_until = NULL, last_error = $2, smtp_code = $3
+SET status = 'failed', lease_until = NULL, last_error = $2, smtp_code = $3, enhanced_code = $4
 WHERE id = $1 AND status = 'sending';
 
 -- name: outbox_release

@@ -1,8 +1,8 @@
 -- The delivery record of an issue: who did not get it, and why. The reason
 -- codes are set where a delivery becomes final or is put back to wait
--- (0015_engagement.sql lists them); the enhanced status code (RFC 3463) is
--- taken out of the stored SMTP reply so the words can tell "mailbox unknown"
--- from "mailbox full".
+-- (0015_engagement.sql lists them); the enhanced status code (RFC 3463) of
+-- the last reply, stored beside it (core/replies.py reads it), lets the words
+-- tell "mailbox unknown" from "mailbox full".
 
 -- name: delivery_record_counts
 -- One final status ($2: failed, bounced, skipped) of issue $1, grouped by
@@ -10,7 +10,7 @@
 -- (what a resend would take). deliveries_issue_stats (issue_id, status) reads
 -- only those rows, never the sent ones.
 SELECT d.reason, d.smtp_code,
-       substring(d.last_error FROM '\m[245]\.[0-9]{1,3}\.[0-9]{1,3}\M') AS enhanced,
+       d.enhanced_code AS enhanced,
        count(*) AS count,
        count(*) FILTER (WHERE s.status = 'active') AS active
 FROM deliveries d
@@ -22,7 +22,7 @@ GROUP BY 1, 2, 3;
 -- Deferred: tried, and waiting to be tried again (the partial index
 -- deliveries_waiting holds exactly these rows).
 SELECT d.reason, d.smtp_code,
-       substring(d.last_error FROM '\m[245]\.[0-9]{1,3}\.[0-9]{1,3}\M') AS enhanced,
+       d.enhanced_code AS enhanced,
        count(*) AS count, 0::bigint AS active
 FROM deliveries d
 WHERE d.issue_id = $1 AND d.status IN ('queued', 'sending') AND d.reason IS NOT NULL
@@ -32,7 +32,7 @@ GROUP BY 1, 2, 3;
 -- Keyset page (id > $3, $4 rows) of one final status, with the address (admins
 -- only; the caller decides). An erased subscriber leaves NULL address and name.
 SELECT d.id, d.subscriber_id, s.email, s.name, d.status, d.reason, d.smtp_code,
-       substring(d.last_error FROM '\m[245]\.[0-9]{1,3}\.[0-9]{1,3}\M') AS enhanced,
+       d.enhanced_code AS enhanced,
        d.last_error, d.attempts, d.deferrals, d.round, d.next_attempt_at, d.sent_at,
        d.bounced_at
 FROM deliveries d
@@ -44,7 +44,7 @@ LIMIT $4;
 -- name: delivery_record_waiting_page
 -- The same for deferred rows, in id order straight from deliveries_waiting.
 SELECT d.id, d.subscriber_id, s.email, s.name, d.status, d.reason, d.smtp_code,
-       substring(d.last_error FROM '\m[245]\.[0-9]{1,3}\.[0-9]{1,3}\M') AS enhanced,
+       d.enhanced_code AS enhanced,
        d.last_error, d.attempts, d.deferrals, d.round, d.next_attempt_at, d.sent_at,
        d.bounced_at
 FROM deliveries d
