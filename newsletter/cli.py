@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from newsletter.core.kinds import ROLES
 from newsletter.core.settings import Settings, SettingsError, is_loopback
 from newsletter.dev import connection
 from newsletter.dev.connection import NoDevServer
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_key = sub.add_parser(
         "create-api-key", help="create an API key; the key is printed once, on the last line"
     )
-    create_key.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
+    create_key.add_argument("--role", required=True, choices=ROLES)
     create_key.add_argument("--name", required=True, help="who or what uses the key")
 
     create_user = sub.add_parser(
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "is generated and printed once, on the last line)",
     )
     create_user.add_argument("email", help="the person's e-mail address (their login)")
-    create_user.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
+    create_user.add_argument("--role", required=True, choices=ROLES)
     create_user.add_argument(
         "--name", required=True, help="the person's name, as the audit shows it"
     )
@@ -559,14 +560,17 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("export")
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.audience.roster import STATUSES, export_csv
+    from newsletter.audience.roster import export_csv
     from newsletter.core.db import Database
     from newsletter.core.errors import DomainError
+    from newsletter.core.kinds import SUBSCRIBER_STATUSES
     from newsletter.ops.access_log import record_read
     from newsletter.ops.audit import CLI_ACTOR, command_line_actor, record
 
-    if args.status is not None and args.status not in STATUSES:
-        print(f"newsletter: --status must be one of {', '.join(STATUSES)}", file=sys.stderr)
+    if args.status is not None and args.status not in SUBSCRIBER_STATUSES:
+        print(
+            f"newsletter: --status must be one of {', '.join(SUBSCRIBER_STATUSES)}", file=sys.stderr
+        )
         return 2
     database = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
     try:

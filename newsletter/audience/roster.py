@@ -32,12 +32,12 @@ from newsletter.core.addresses import MAX_EMAIL_LENGTH, normalise_email
 from newsletter.core.db import QUERIES, Database, Record
 from newsletter.core.errors import InvalidInput
 from newsletter.core.i18n import N_
+from newsletter.core.kinds import SUBSCRIBER_STATUSES
 from newsletter.core.settings import Settings
 from newsletter.ops import audit
 
 Mode = Literal["confirmed", "invite"]
 MODES: tuple[Mode, ...] = ("confirmed", "invite")
-STATUSES = ("pending", "active", "unsubscribed", "suppressed", "lapsed")
 COLUMNS = ("email", "name", "subscribed_at", "source")
 
 MAX_LINE_CHARS = 64 * 1024  # a real row is well under 1 KB; longer lines are reported
@@ -548,8 +548,10 @@ def _report(mode: Mode | str, encoding: str, rows: CsvRows, merged: Record) -> I
 
 
 def _check_status(status: str | None) -> None:
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+    if status is not None and status not in SUBSCRIBER_STATUSES:
+        raise InvalidInput(
+            f"status must be one of {', '.join(SUBSCRIBER_STATUSES)}", field="status"
+        )
 
 
 async def page(

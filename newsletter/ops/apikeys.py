@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from newsletter.core.db import QUERIES, Connection
 from newsletter.core.errors import InvalidInput, NotFound
+from newsletter.core.kinds import ROLES, role_allows
 
-ROLES = ("editor", "ops", "admin")
 KEY_PREFIX = "nl_"
 
 
@@ -20,8 +20,7 @@ class ApiKey:
     role: str
 
     def allows(self, role: str) -> bool:
-        """Admin can do everything; the others only their own role's work."""
-        return self.role == "admin" or self.role == role
+        return role_allows(self.role, role)
 
 
 def _digest(key: str) -> bytes:

@@ -17,9 +17,9 @@ from typing import Any
 
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import NotFound
+from newsletter.core.kinds import SUBSCRIBER_STATUSES
 from newsletter.core.settings import Settings
 
-SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "suppressed", "lapsed")
 GROWTH_DAYS = 30
 UNVERIFIED_DAYS = 30  # how far back /ops counts unsigned bounce reports
 CHART_MINUTES = 30

@@ -14,7 +14,7 @@ from litestar.response import Template
 
 from newsletter.core.db import Database, Record
 from newsletter.core.errors import DomainError, InvalidInput
-from newsletter.core.records import MAX_ID
+from newsletter.core.kinds import MAX_ID
 from newsletter.core.settings import Settings
 from newsletter.editorial import issues, news
 from newsletter.ops import stats, words
@@ -23,10 +23,9 @@ from newsletter.web.console.charts import Chart, bar_chart
 from newsletter.web.console.fields import checked, local_datetime, text
 from newsletter.web.console.gate import done, maybe_session, message_page, render, session_of
 from newsletter.web.console.korean import explain
+from newsletter.web.console.roles import ANYONE, EDITOR
 from newsletter.web.http.deps import DB, Config
 
-EDITOR = {"role": "editor"}
-ANYONE = {"role": "any"}
 PICKABLE = 20
 LIST_PAGE = 20
 # A preview is the mail itself: its own inline styles, images from anywhere,

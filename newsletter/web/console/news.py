@@ -26,9 +26,9 @@ from newsletter.web.console.fields import (
 )
 from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
+from newsletter.web.console.roles import EDITOR
 from newsletter.web.http.deps import DB, Config
 
-EDITOR = {"role": "editor"}
 PER_PAGE = 20
 ITEM_BODY_LIMIT = media.MAX_UPLOAD_BYTES + 512 * 1024  # the image plus the text fields
 FEED_BODY_LIMIT = feeds.FEED_MAX_BYTES + 64 * 1024

@@ -14,9 +14,9 @@ from newsletter.editorial import issues
 from newsletter.ops import stats, words
 from newsletter.web.console.gate import render
 from newsletter.web.console.issues import send_chart
+from newsletter.web.console.roles import OPS
 from newsletter.web.http.deps import DB, Config
 
-OPS = {"role": "ops"}
 REFRESH_SECONDS = 5
 
 

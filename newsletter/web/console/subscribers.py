@@ -20,6 +20,7 @@ from litestar.response import Redirect, Stream, Template
 from newsletter.audience import import_jobs, lifecycle, roster
 from newsletter.core.addresses import normalise_email
 from newsletter.core.errors import InvalidInput, NotFound
+from newsletter.core.kinds import SUBSCRIBER_STATUSES
 from newsletter.ops import audit
 from newsletter.web.console import privacy
 from newsletter.web.console.fields import text
@@ -32,11 +33,11 @@ from newsletter.web.console.gate import (
     session_of,
 )
 from newsletter.web.console.korean import import_reason, in_korean
+from newsletter.web.console.roles import ADMIN
 from newsletter.web.http import uploads
 from newsletter.web.http.deps import DB, Config
 from newsletter.web.http.head import asks_headers_only
 
-ADMIN = {"role": "admin"}
 PAGE = 50
 IMPORT_BODY_LIMIT = 256 * 1024 * 1024
 
@@ -46,7 +47,7 @@ async def subscriber_list(request: Request[Any, Any, Any], db: DB) -> Template:
     params = request.query_params
     query = text(params, "q", 254).strip()[:254]
     status = params.get("status") or None
-    status = status if status in roster.STATUSES else None
+    status = status if status in SUBSCRIBER_STATUSES else None
     raw_after = params.get("after", "0")
     after = int(raw_after) if raw_after.isdigit() and len(raw_after) < 19 else 0
     rows = await roster.page(db, after=after, limit=PAGE, status=status, email_prefix=query or None)
@@ -67,7 +68,7 @@ async def subscriber_list(request: Request[Any, Any, Any], db: DB) -> Template:
         rows=rows,
         q=query,
         filter_status=status,
-        statuses=roster.STATUSES,
+        statuses=SUBSCRIBER_STATUSES,
         next_after=rows[-1]["id"] if len(rows) == PAGE else None,
         after=after,
         jobs=await import_jobs.recent(db, 5),
@@ -273,14 +274,14 @@ async def export_form(request: Request[Any, Any, Any]) -> Template:
         request,
         "console/subscriber_export.html",
         title="구독자 명단 내려받기",
-        statuses=roster.STATUSES,
+        statuses=SUBSCRIBER_STATUSES,
     )
 
 
 @get("/subscribers/export.csv", opt=ADMIN)
 async def export_file(request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
     status = request.query_params.get("status") or None
-    status = status if status in roster.STATUSES else None
+    status = status if status in SUBSCRIBER_STATUSES else None
     bom = request.query_params.get("bom") == "1"
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     headers = {

@@ -13,12 +13,13 @@ from typing import Annotated
 import msgspec
 from litestar.params import PathParameter, QueryParameter
 
-BIGINT_MAX = 2**63 - 1  # ids are bigint
+from newsletter.core.kinds import MAX_ID
+
 NO_NUL = "^[^\\x00]*$"  # ECMA and Python regex alike: any text without NUL
 
-RowId = Annotated[int, PathParameter(ge=1, le=BIGINT_MAX, description="row id")]
+RowId = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="row id")]
 AfterId = Annotated[
-    int, QueryParameter(ge=0, le=BIGINT_MAX, description="the previous page's next_after")
+    int, QueryParameter(ge=0, le=MAX_ID, description="the previous page's next_after")
 ]
 
 QueryText = Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=500)]
