@@ -560,27 +560,23 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("export")
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.audience.roster import export_csv
+    from newsletter.audience import personal_data
     from newsletter.core.db import Database
     from newsletter.core.errors import DomainError
-    from newsletter.core.kinds import SUBSCRIBER_STATUSES
-    from newsletter.ops.access_log import record_read
-    from newsletter.ops.audit import CLI_ACTOR, command_line_actor, record
 
-    if args.status is not None and args.status not in SUBSCRIBER_STATUSES:
-        print(
-            f"newsletter: --status must be one of {', '.join(SUBSCRIBER_STATUSES)}", file=sys.stderr
-        )
-        return 2
     database = await Database.connect(require_database_url(settings), min_size=1, max_size=2)
     try:
-        async with database.transaction() as conn:
-            query = {k: v for k, v in (("status", args.status), ("reason", args.reason)) if v}
-            await record_read(conn, command_line_actor(), None, "subscribers.export", query=query)
-            await record(conn, CLI_ACTOR, "subscribers.export", "subscribers", status=args.status)
+        chunks = await personal_data.export(
+            database,
+            settings,
+            personal_data.Reader.command_line(),
+            status=args.status,
+            reason=args.reason,
+            bom=args.bom,
+        )
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer  # noqa: ASYNC230
-            async for chunk in export_csv(database, settings, bom=args.bom, status=args.status):
+            async for chunk in chunks:
                 out.write(chunk)
             out.flush()
     except DomainError as exc:

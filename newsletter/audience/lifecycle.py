@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from newsletter.audience.subscribers import Evidence, address_key, resolve, suppression_hash
 from newsletter.core.addresses import normalise_email
 from newsletter.core.db import QUERIES, Connection, Database
-from newsletter.core.errors import NotFound
+from newsletter.core.errors import InvalidInput, NotFound
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import SubscriberRef
 from newsletter.mail import outbox
@@ -53,14 +53,35 @@ async def _erase_locked(
         await conn.execute(QUERIES.erase_personal_data, subscriber_id, email)
 
 
+class NotTheAddress(InvalidInput):
+    """The address typed to confirm an erasure is not the subscriber's."""
+
+
+def _same_address(typed: str, stored: str) -> bool:
+    try:
+        return normalise_email(typed).lower() == stored.lower()
+    except InvalidInput:
+        return False
+
+
 async def erase(
-    db: Database, settings: Settings, *, subscriber_id: int, actor: audit.Actor
+    db: Database,
+    settings: Settings,
+    *,
+    subscriber_id: int,
+    actor: audit.Actor,
+    typed: str | None = None,
 ) -> Erased:
-    """Erase one subscriber by id (the API). Raises NotFound for unknown ids."""
+    """Erase one subscriber by id. Raises NotFound for unknown ids and, when
+    the person confirming typed the address (``typed``, the console), raises
+    NotTheAddress unless it is this subscriber's -- compared here, so the
+    check reveals nothing but "no"."""
     async with db.transaction() as conn:
         row = await conn.fetchrow(QUERIES.roster_lock_by_id, subscriber_id)
         if row is None:
             raise NotFound(f"no subscriber #{subscriber_id}")
+        if typed is not None and not _same_address(typed, row["email"]):
+            raise NotTheAddress("the typed address is not the subscriber's", field="typed")
         await _erase_locked(conn, settings, subscriber_id=subscriber_id, email=row["email"])
         # The audit keeps who and when and the id, never the address.
         await audit.record(conn, actor, "subscriber.erase", f"subscriber:{subscriber_id}")

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from newsletter.audience.subscribers import MAX_NAME_LENGTH
 from newsletter.core.addresses import MAX_EMAIL_LENGTH, normalise_email
-from newsletter.core.db import QUERIES, Database, Record
+from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import InvalidInput
 from newsletter.core.i18n import N_
 from newsletter.core.kinds import SUBSCRIBER_STATUSES
@@ -547,7 +547,7 @@ def _report(mode: Mode | str, encoding: str, rows: CsvRows, merged: Record) -> I
 # --- listing and export ---------------------------------------------------------
 
 
-def _check_status(status: str | None) -> None:
+def check_status(status: str | None) -> None:
     if status is not None and status not in SUBSCRIBER_STATUSES:
         raise InvalidInput(
             f"status must be one of {', '.join(SUBSCRIBER_STATUSES)}", field="status"
@@ -555,15 +555,18 @@ def _check_status(status: str | None) -> None:
 
 
 async def page(
-    db: Database,
+    conn: Connection,
     *,
     after: int = 0,
     limit: int = 100,
     status: str | None = None,
     email_prefix: str | None = None,
 ) -> list[Record]:
-    """One keyset page of subscribers in id order, after id ``after``."""
-    _check_status(status)
+    """One keyset page of subscribers in id order, after id ``after``.
+
+    Personal data: callers outside this package read it through
+    :func:`newsletter.audience.personal_data.page`, which records the read."""
+    check_status(status)
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000", field="limit")
     if after < 0:
@@ -572,10 +575,10 @@ async def page(
     if prefix:
         if len(prefix) > MAX_EMAIL_LENGTH:
             raise InvalidInput("email_prefix is too long", field="email_prefix")
-        return await db.fetch("roster_search_prefix", after, prefix, status, limit)
+        return await conn.fetch(QUERIES.roster_search_prefix, after, prefix, status, limit)
     if status is not None:
-        return await db.fetch("roster_page_by_status", after, status, limit)
-    return await db.fetch("roster_page", after, limit)
+        return await conn.fetch(QUERIES.roster_page_by_status, after, status, limit)
+    return await conn.fetch(QUERIES.roster_page, after, limit)
 
 
 # A spreadsheet treats cells starting with these as formulas (CSV injection).
@@ -598,8 +601,10 @@ async def export_csv(
     """The roster as UTF-8 CSV, one keyset page at a time (flat memory).
 
     ``bom`` adds a UTF-8 byte-order mark so Korean Excel opens it correctly.
+    Readers take it from :func:`newsletter.audience.personal_data.export`,
+    which records the read first.
     """
-    _check_status(status)
+    check_status(status)
     zone = ZoneInfo(settings.timezone)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -608,7 +613,8 @@ async def export_csv(
     yield (codecs.BOM_UTF8 + head) if bom else head
     after = 0
     while True:
-        records = await page(db, after=after, limit=1000, status=status)
+        async with db.pool.acquire() as conn:
+            records = await page(conn, after=after, limit=1000, status=status)
         if not records:
             return
         buffer.seek(0)

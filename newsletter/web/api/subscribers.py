@@ -10,7 +10,6 @@ every change is audited.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import IO, Annotated, Any
 
@@ -19,12 +18,10 @@ from litestar.exceptions import ClientException
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
-from newsletter.audience import lifecycle, roster
+from newsletter.audience import lifecycle, personal_data, roster
 from newsletter.core.db import Record
-from newsletter.core.errors import InvalidInput, NotFound
+from newsletter.core.errors import InvalidInput
 from newsletter.core.kinds import SUBSCRIBER_STATUSES
-from newsletter.ops import audit
-from newsletter.ops.access_log import record_read
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
 from newsletter.web.http import uploads
 from newsletter.web.http.deps import DB, Config, Who
@@ -34,6 +31,10 @@ from newsletter.web.http.params import AfterId, QueryText, RowId
 
 # A million rows of "email,name,date,source" is ~70 MB; leave headroom.
 IMPORT_BODY_LIMIT = 256 * 1024 * 1024
+
+
+def _reader(request: Request[Any, Any, Any], actor: Who) -> personal_data.Reader:
+    return personal_data.Reader(actor, client_ip(request))
 
 
 def _subscriber(row: Record) -> dict[str, Any]:
@@ -71,21 +72,15 @@ async def list_subscribers(
     email_prefix: QueryText = None,
 ) -> dict[str, Any]:
     """Pages in id order: pass the previous answer's ``next_after`` as ``after``.
-    Admin only; each page is recorded in the access log."""
-    rows = await roster.page(db, after=after, limit=limit, status=status, email_prefix=email_prefix)
-    query = {
-        k: v for k, v in (("status", status), ("email_prefix", email_prefix), ("after", after)) if v
-    }
-    async with db.transaction() as conn:
-        await record_read(
-            conn,
-            actor,
-            client_ip(request),
-            "subscribers.search" if email_prefix else "subscribers.list",
-            subscriber_ids=[row["id"] for row in rows],
-            query=query,
-            rows=len(rows),
-        )
+    Admin only; each page is recorded in the access log with whom it showed."""
+    rows = await personal_data.page(
+        db,
+        _reader(request, actor),
+        after=after,
+        limit=limit,
+        status=status,
+        email_prefix=email_prefix,
+    )
     return {
         "items": [_subscriber(row) for row in rows],
         "next_after": rows[-1]["id"] if len(rows) == limit else None,
@@ -97,26 +92,14 @@ async def get_subscriber(
     request: Request[Any, Any, Any], db: DB, actor: Who, subscriber_id: RowId
 ) -> dict[str, Any]:
     """The subscriber and their consent history. Admin only; recorded in the access log."""
-    async with db.transaction() as conn:
-        row = await conn.fetchrow(db.queries.roster_get, subscriber_id)
-        if row is None:
-            raise NotFound(f"no subscriber #{subscriber_id}")
-        events = await conn.fetch(db.queries.roster_consent_events, subscriber_id)
-        await record_read(
-            conn,
-            actor,
-            client_ip(request),
-            "subscriber.get",
-            subscriber_ids=[subscriber_id],
-            query={"consent_history": True},
-            rows=1,
-        )
+    found = await personal_data.person(db, _reader(request, actor), subscriber_id)
+    row = found.row
     return {
         **_subscriber(row),
         "updated_at": row["updated_at"],
         "suppressed_reason": row["suppressed_reason"],
         "soft_bounces": row["soft_bounces"],
-        "consent_events": [dict(event) for event in events],
+        "consent_events": [dict(event) for event in found.consent_events],
     }
 
 
@@ -212,25 +195,15 @@ async def export_subscribers(
 ) -> Stream:
     """Admin only; recorded in the access log (with ``reason``, why it was
     downloaded, when given) before the first byte goes out."""
-    if status is not None and status not in SUBSCRIBER_STATUSES:
-        raise InvalidInput(
-            f"status must be one of {', '.join(SUBSCRIBER_STATUSES)}", field="status"
-        )
+    roster.check_status(status)
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     headers = {"Content-Disposition": f'attachment; filename="subscribers-{stamp}.csv"'}
     if asks_headers_only(request):
         return Stream(iter(()), media_type="text/csv", headers=headers)
-    async with db.transaction() as conn:
-        query = {k: v for k, v in (("status", status), ("reason", reason)) if v}
-        await record_read(conn, actor, client_ip(request), "subscribers.export", query=query)
-        # Reading everybody's address is itself worth a line in the audit trail.
-        await audit.record(conn, actor, "subscribers.export", "subscribers", status=status)
-
-    async def body() -> AsyncIterator[bytes]:
-        async for chunk in roster.export_csv(db, settings, bom=bom, status=status):
-            yield chunk
-
-    return Stream(body(), media_type="text/csv", headers=headers)
+    body = await personal_data.export(
+        db, settings, _reader(request, actor), status=status, reason=reason, bom=bom
+    )
+    return Stream(body, media_type="text/csv", headers=headers)
 
 
 ROUTES = [

@@ -22,7 +22,24 @@ AfterId = Annotated[
     int, QueryParameter(ge=0, le=MAX_ID, description="the previous page's next_after")
 ]
 
+BeforeId = Annotated[
+    int, QueryParameter(ge=1, le=MAX_ID, description="the previous page's next_before")
+]
+ChosenId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="row id")]
+PageNumber = Annotated[int, QueryParameter(ge=1, le=10_000, description="page, from 1")]
+
 QueryText = Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=500)]
+
+
+def form_id(value: object) -> int | None:
+    """A row id from a form field (forms are not typed parameters), or None.
+
+    ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses.
+    """
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 19:
+        return None
+    number = int(value)
+    return number if 1 <= number <= MAX_ID else None
 
 
 def body_text(max_length: int, description: str | None = None) -> msgspec.Meta:
