@@ -8,8 +8,11 @@ address without its record, and no record claims a read that did not
 happen. A page of several people records every one of their ids, so "who
 looked at resident X" finds list and search pages too.
 
-The export streams the whole roster: its read is recorded (and committed)
-before the first byte goes out, so an export cut short is still on record.
+Two reads are recorded beside the read rather than inside it: the exports
+stream (their read is recorded, and committed, before the first byte goes
+out, so an export cut short is still on record), and an issue's delivery
+record is read by :mod:`newsletter.ops.delivery_record` on its own
+connections (recorded right after, before the page leaves).
 """
 
 from __future__ import annotations
@@ -189,7 +192,8 @@ async def deliveries(
     after: int = 0,
     limit: int = 100,
 ) -> delivery_record.DeliveryPage:
-    """An issue's delivery record with the recipients' addresses (admins)."""
+    """An issue's delivery record with the recipients' addresses (admins);
+    a page that shows nobody records nothing."""
     record = await delivery_record.page(
         db, issue_id, status, after=after, limit=limit, with_addresses=True
     )
