@@ -155,6 +155,13 @@ def _template_setup(engine: Any, settings: Settings) -> None:
     engine.engine.add_extension("jinja2.ext.i18n")
 
 
+async def stop_background_work(app: Litestar) -> None:
+    """What the app runs besides requests, stopped before the pool closes."""
+    await signup_batch.close(app.state)  # answer queued signups first
+    await console.stop_background_work(app.state)
+    await clicks.close(app.state)  # and store the clicks counted so far
+
+
 def create_app(
     settings: Settings,
     database: Database | None = None,
@@ -172,9 +179,7 @@ def create_app(
             try:
                 yield
             finally:
-                await signup_batch.close(app.state)  # answer queued signups first
-                await console.stop_background_work(app.state)
-                await clicks.close(app.state)  # and store the clicks counted so far
+                await stop_background_work(app)
             return
         if settings.database_url is None:
             raise RuntimeError("NEWSLETTER_DATABASE_URL is not set")
@@ -182,9 +187,7 @@ def create_app(
         try:
             yield
         finally:
-            await signup_batch.close(app.state)  # answer queued signups first
-            await console.stop_background_work(app.state)
-            await clicks.close(app.state)  # and store the clicks counted so far
+            await stop_background_work(app)
             await app.state.db.close()
 
     tokens = Tokens(settings.secret_key, settings.confirm_max_age_seconds)

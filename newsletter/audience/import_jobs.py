@@ -19,6 +19,7 @@ from typing import IO
 from newsletter.audience import roster
 from newsletter.core.db import Database, Record
 from newsletter.core.errors import DomainError
+from newsletter.core.kinds import MAX_ID
 from newsletter.core.records import missing
 from newsletter.core.settings import Settings
 from newsletter.ops.audit import Actor
@@ -97,7 +98,7 @@ async def run(
 
 
 async def get(db: Database, job_id: int) -> Record:
-    row = await db.fetchrow("get_import_job", job_id) if 1 <= job_id < 2**63 else None
+    row = await db.fetchrow("get_import_job", job_id) if 1 <= job_id <= MAX_ID else None
     if row is None:
         raise missing("import", job_id)
     return row

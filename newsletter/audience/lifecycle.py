@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 from newsletter.audience.subscribers import Evidence, address_key, resolve, suppression_hash
 from newsletter.core.addresses import normalise_email
 from newsletter.core.db import QUERIES, Connection, Database
+from newsletter.core.errors import InvalidInput
+from newsletter.core.i18n import N_
 from newsletter.core.records import missing
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import SubscriberRef
@@ -53,14 +55,38 @@ async def _erase_locked(
         await conn.execute(QUERIES.erase_personal_data, subscriber_id, email)
 
 
+class NotTheAddress(InvalidInput):
+    """The address typed to confirm an erasure is not the subscriber's."""
+
+
+NOT_THE_ADDRESS = N_("입력한 주소가 이 구독자의 주소와 다릅니다.")
+
+
+def _same_address(typed: str, stored: str) -> bool:
+    try:
+        return normalise_email(typed).lower() == stored.lower()
+    except InvalidInput:
+        return False
+
+
 async def erase(
-    db: Database, settings: Settings, *, subscriber_id: int, actor: audit.Actor
+    db: Database,
+    settings: Settings,
+    *,
+    subscriber_id: int,
+    actor: audit.Actor,
+    typed: str | None = None,
 ) -> Erased:
-    """Erase one subscriber by id (the API). Raises NotFound for unknown ids."""
+    """Erase one subscriber by id. Raises NotFound for unknown ids and, when
+    the person confirming typed the address (``typed``, the console), raises
+    NotTheAddress unless it is this subscriber's -- compared here, so the
+    check reveals nothing but "no"."""
     async with db.transaction() as conn:
         row = await conn.fetchrow(QUERIES.roster_lock_by_id, subscriber_id)
         if row is None:
             raise missing("subscriber", subscriber_id)
+        if typed is not None and not _same_address(typed, row["email"]):
+            raise NotTheAddress(NOT_THE_ADDRESS, field="typed")
         await _erase_locked(conn, settings, subscriber_id=subscriber_id, email=row["email"])
         # The audit keeps who and when and the id, never the address.
         await audit.record(conn, actor, "subscriber.erase", f"subscriber:{subscriber_id}")

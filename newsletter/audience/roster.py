@@ -30,15 +30,15 @@ from zoneinfo import ZoneInfo
 from newsletter.audience.subscribers import MAX_NAME_LENGTH
 from newsletter.core import i18n
 from newsletter.core.addresses import MAX_EMAIL_LENGTH, normalise_email
-from newsletter.core.db import QUERIES, Database, Record
+from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import InvalidInput, Value, field_name
 from newsletter.core.i18n import N_, Term
+from newsletter.core.kinds import SUBSCRIBER_STATUSES
 from newsletter.core.settings import Settings
 from newsletter.ops import audit
 
 Mode = Literal["confirmed", "invite"]
 MODES: tuple[Mode, ...] = ("confirmed", "invite")
-STATUSES = ("pending", "active", "unsubscribed", "suppressed", "lapsed")
 COLUMNS = ("email", "name", "subscribed_at", "source")
 
 MAX_LINE_CHARS = 64 * 1024  # a real row is well under 1 KB; longer lines are reported
@@ -585,21 +585,24 @@ def _report(mode: Mode | str, encoding: str, rows: CsvRows, merged: Record) -> I
 # --- listing and export ---------------------------------------------------------
 
 
-def _check_status(status: str | None) -> None:
-    if status is not None and status not in STATUSES:
-        raise InvalidInput.one_of("status", STATUSES)
+def check_status(status: str | None) -> None:
+    if status is not None and status not in SUBSCRIBER_STATUSES:
+        raise InvalidInput.one_of("status", SUBSCRIBER_STATUSES)
 
 
 async def page(
-    db: Database,
+    conn: Connection,
     *,
     after: int = 0,
     limit: int = 100,
     status: str | None = None,
     email_prefix: str | None = None,
 ) -> list[Record]:
-    """One keyset page of subscribers in id order, after id ``after``."""
-    _check_status(status)
+    """One keyset page of subscribers in id order, after id ``after``.
+
+    Personal data: callers outside this package read it through
+    :func:`newsletter.audience.personal_data.page`, which records the read."""
+    check_status(status)
     if not 1 <= limit <= 1000:
         raise InvalidInput.out_of_range("limit", 1, 1000)
     if after < 0:
@@ -614,10 +617,10 @@ async def page(
                 field="email_prefix",
                 name=field_name("email_prefix"),
             )
-        return await db.fetch("roster_search_prefix", after, prefix, status, limit)
+        return await conn.fetch(QUERIES.roster_search_prefix, after, prefix, status, limit)
     if status is not None:
-        return await db.fetch("roster_page_by_status", after, status, limit)
-    return await db.fetch("roster_page", after, limit)
+        return await conn.fetch(QUERIES.roster_page_by_status, after, status, limit)
+    return await conn.fetch(QUERIES.roster_page, after, limit)
 
 
 # A spreadsheet treats cells starting with these as formulas (CSV injection).
@@ -640,8 +643,10 @@ async def export_csv(
     """The roster as UTF-8 CSV, one keyset page at a time (flat memory).
 
     ``bom`` adds a UTF-8 byte-order mark so Korean Excel opens it correctly.
+    Readers take it from :func:`newsletter.audience.personal_data.export`,
+    which records the read first.
     """
-    _check_status(status)
+    check_status(status)
     zone = ZoneInfo(settings.timezone)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -650,7 +655,8 @@ async def export_csv(
     yield (codecs.BOM_UTF8 + head) if bom else head
     after = 0
     while True:
-        records = await page(db, after=after, limit=1000, status=status)
+        async with db.pool.acquire() as conn:
+            records = await page(conn, after=after, limit=1000, status=status)
         if not records:
             return
         buffer.seek(0)

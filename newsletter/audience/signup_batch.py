@@ -19,6 +19,7 @@ import logging
 from collections.abc import MutableMapping, Sequence
 from typing import Any, NamedTuple
 
+from newsletter.core.appstate import close_kept, kept
 from newsletter.core.db import Database
 from newsletter.core.errors import DomainError
 from newsletter.core.i18n import N_
@@ -49,7 +50,7 @@ class Signup(NamedTuple):
     email: str
     name: str | None
     source: str | None
-    address_bucket: str
+    email_bucket: str  # one mailbox, by keyed hash (ip_bucket: one client)
     address_limit: int
     ip: str | None
     user_agent: str | None
@@ -171,13 +172,8 @@ def _settle(
 
 def batcher_for(state: MutableMapping[str, Any], db: Database) -> SignupBatcher:
     """The app's batcher, made on first use (tests build many apps)."""
-    batcher: SignupBatcher | None = state.get(STATE_KEY)
-    if batcher is None:
-        batcher = state[STATE_KEY] = SignupBatcher(db)
-    return batcher
+    return kept(state, STATE_KEY, lambda: SignupBatcher(db))
 
 
 async def close(state: MutableMapping[str, Any]) -> None:
-    batcher: SignupBatcher | None = state.get(STATE_KEY)
-    if batcher is not None:
-        await batcher.close()
+    await close_kept(state, STATE_KEY)

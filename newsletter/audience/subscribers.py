@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from newsletter.audience.signup_batch import Signup, SignupBatcher, run
 from newsletter.core.addresses import normalise_email
+from newsletter.core.buckets import ip_bucket
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import InvalidInput, RateLimited
 from newsletter.core.i18n import DEFAULT as DEFAULT_LANGUAGE
@@ -71,25 +71,6 @@ def clean_name(raw: str | None) -> str | None:
 
 def _name_character(c: str) -> bool:
     return c == " " or c in NAME_PUNCTUATION or unicodedata.category(c)[0] in ("L", "M")
-
-
-def ip_bucket(ip: str | None) -> str:
-    """The per-IP signup limit's bucket: an IPv4 address, or an IPv6 /64.
-
-    One household or phone gets a whole /64 and can pick any address in it,
-    so counting each /128 would let one device sign up without limit.
-    """
-    if ip is None:
-        return "ip:unknown"
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return "ip:unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return f"ip:{address.ipv4_mapped}"
-        return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
-    return f"ip:{address}"
 
 
 def suppression_hash(key: str, email: str) -> str:
@@ -149,7 +130,7 @@ async def sign_up(
         email=address,
         name=display_name,
         source=evidence.source,
-        address_bucket=f"addr:{address_hash}",  # the limit log never holds a readable address
+        email_bucket=f"addr:{address_hash}",  # the limit log never holds a readable address
         address_limit=settings.signup_limit_per_address_per_day,
         ip=evidence.ip,
         user_agent=evidence.user_agent,

@@ -7,6 +7,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from newsletter.cli.command import arg, command, open_database, password_from_stdin
+from newsletter.core.kinds import ROLES
 from newsletter.core.settings import Settings
 from newsletter.ops import apikeys, audit
 from newsletter.ops.audit import CLI_ACTOR
@@ -17,7 +18,7 @@ USER = arg("user", help="the account's e-mail address or numeric id")
 @command(
     "create-api-key",
     "create an API key; the key is printed once, on the last line",
-    arg("--role", required=True, choices=apikeys.ROLES),
+    arg("--role", required=True, choices=ROLES),
     arg("--name", required=True, help="who or what uses the key"),
 )
 async def create_api_key(args: argparse.Namespace, settings: Settings) -> int:
@@ -47,7 +48,7 @@ async def revoke_api_key(args: argparse.Namespace, settings: Settings) -> int:
     "create a console account for a person (without --password-stdin a password "
     "is generated and printed once, on the last line)",
     arg("email", help="the person's e-mail address (their login)"),
-    arg("--role", required=True, choices=apikeys.ROLES),
+    arg("--role", required=True, choices=ROLES),
     arg("--name", required=True, help="the person's name, as the audit shows it"),
     arg(
         "--password-stdin",

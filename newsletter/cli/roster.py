@@ -7,6 +7,7 @@ import contextlib
 import sys
 
 from newsletter.cli.command import arg, command, one_of, open_database
+from newsletter.core.kinds import SUBSCRIBER_STATUSES
 from newsletter.core.settings import Settings
 from newsletter.ops.audit import CLI_ACTOR
 
@@ -73,25 +74,24 @@ async def import_roster(args: argparse.Namespace, settings: Settings) -> int:
     "export subscribers as CSV (UTF-8)",
     arg("--bom", action="store_true", help="add a BOM for Korean Excel"),
     arg("-o", "--output", help="file to write (default: standard output)"),
-    arg("--status", help="only subscribers with this status"),
+    arg("--status", choices=SUBSCRIBER_STATUSES, help="only subscribers with this status"),
     arg("--reason", help="why the list is taken out (kept in the access log)"),
 )
 async def export_roster(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.audience.roster import STATUSES, export_csv
-    from newsletter.ops.access_log import record_read
-    from newsletter.ops.audit import command_line_actor, record
+    from newsletter.audience import personal_data
 
-    if args.status is not None and args.status not in STATUSES:
-        print(f"newsletter: --status must be one of {', '.join(STATUSES)}", file=sys.stderr)
-        return 2
     async with open_database(settings) as database:
-        async with database.transaction() as conn:
-            query = {k: v for k, v in (("status", args.status), ("reason", args.reason)) if v}
-            await record_read(conn, command_line_actor(), None, "subscribers.export", query=query)
-            await record(conn, CLI_ACTOR, "subscribers.export", "subscribers", status=args.status)
+        chunks = await personal_data.export(
+            database,
+            settings,
+            personal_data.Reader.command_line(),
+            status=args.status,
+            reason=args.reason,
+            bom=args.bom,
+        )
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer  # noqa: ASYNC230
-            async for chunk in export_csv(database, settings, bom=args.bom, status=args.status):
+            async for chunk in chunks:
                 out.write(chunk)
             out.flush()
     return 0

@@ -7,8 +7,8 @@ from typing import Any
 from newsletter.core.db import Connection, Record
 from newsletter.core.errors import NotFound
 from newsletter.core.i18n import N_, Term
+from newsletter.core.kinds import MAX_ID
 
-MAX_ID = 2**63 - 1  # the largest bigint
 KINDS = {"issue": "호", "news item": "뉴스 항목", "subscriber": "구독자", "import": "명단 가져오기"}
 
 

@@ -30,8 +30,9 @@ from itsdangerous import (
     URLSafeTimedSerializer,
 )
 
+from newsletter.core.kinds import MAX_ID
+
 PUBLIC_ID = re.compile(r"[0-9a-f]{16}")
-BIGINT_MAX = 2**63 - 1  # a row id beyond this cannot name a row
 
 
 class InvalidToken(ValueError):
@@ -58,7 +59,7 @@ class SubscriberRef:
 
     @classmethod
     def legacy(cls, value: object) -> SubscriberRef:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= BIGINT_MAX:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
             raise InvalidToken("token does not name a subscriber")
         return cls(row_id=value)
 

@@ -33,8 +33,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from crawlerdetect import CrawlerDetect
 
+from newsletter.core.appstate import close_kept, kept
 from newsletter.core.db import Database
-from newsletter.core.records import MAX_ID
+from newsletter.core.kinds import MAX_ID
 from newsletter.core.signing import click_signed
 from newsletter.ops import metrics
 
@@ -260,13 +261,8 @@ class ClickCounter:
 
 def counter_for(state: MutableMapping[str, Any], db: Database) -> ClickCounter:
     """The app's counter, made on first use (tests build many apps)."""
-    counter: ClickCounter | None = state.get(STATE_KEY)
-    if counter is None:
-        counter = state[STATE_KEY] = ClickCounter(db)
-    return counter
+    return kept(state, STATE_KEY, lambda: ClickCounter(db))
 
 
 async def close(state: MutableMapping[str, Any]) -> None:
-    counter: ClickCounter | None = state.get(STATE_KEY)
-    if counter is not None:
-        await counter.close()
+    await close_kept(state, STATE_KEY)

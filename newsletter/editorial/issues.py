@@ -33,7 +33,8 @@ from newsletter.core.clock import aware
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import Conflict, InvalidInput, NotFound
 from newsletter.core.i18n import N_, Term
-from newsletter.core.records import MAX_ID, check_id, one
+from newsletter.core.kinds import MAX_ID
+from newsletter.core.records import check_id, one
 from newsletter.core.settings import Settings
 from newsletter.editorial import news
 from newsletter.editorial.rendering import (

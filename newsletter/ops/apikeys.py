@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from newsletter.core.db import QUERIES, Connection
 from newsletter.core.errors import InvalidInput, NotFound, field_name
 from newsletter.core.i18n import N_
+from newsletter.core.kinds import ROLES, role_allows
 
-ROLES = ("editor", "ops", "admin")
 KEY_PREFIX = "nl_"
 
 
@@ -21,8 +21,7 @@ class ApiKey:
     role: str
 
     def allows(self, role: str) -> bool:
-        """Admin can do everything; the others only their own role's work."""
-        return self.role == "admin" or self.role == role
+        return role_allows(self.role, role)
 
 
 def _digest(key: str) -> bytes:

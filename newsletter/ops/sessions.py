@@ -14,11 +14,11 @@ sliding log (``login_failures``), the way signups are.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from newsletter.core.buckets import ip_bucket
 from newsletter.core.db import QUERIES, Connection, Database
 from newsletter.core.settings import Settings
 from newsletter.ops.users import User, user_of
@@ -124,21 +124,6 @@ async def clear_flash(db: Database, session: Session) -> None:
 # --- throttling ---------------------------------------------------------------
 
 
-def address_bucket(ip: str | None) -> str:
-    """Per client address; IPv6 per /64, which one household or office holds."""
-    if not ip:
-        return "ip:unknown"
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return "ip:unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return f"ip:{address.ipv4_mapped}"
-        return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
-    return f"ip:{address}"
-
-
 def account_bucket(email: str) -> str:
     # Hashed: the log is about attempts, not about who the addresses are.
     return "account:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
@@ -155,7 +140,7 @@ async def _wait(conn: Connection, bucket: str, limit: int) -> int | None:
 
 async def throttled(conn: Connection, *, email: str | None, ip: str | None) -> int | None:
     """Seconds to wait before another attempt, or None if one may be made now."""
-    waits = [await _wait(conn, address_bucket(ip), ADDRESS_FAILURES)]
+    waits = [await _wait(conn, ip_bucket(ip), ADDRESS_FAILURES)]
     if email:
         waits.append(await _wait(conn, account_bucket(email), ACCOUNT_FAILURES))
     found = [w for w in waits if w is not None]
@@ -163,7 +148,7 @@ async def throttled(conn: Connection, *, email: str | None, ip: str | None) -> i
 
 
 async def record_failure(conn: Connection, *, email: str | None, ip: str | None) -> None:
-    await conn.execute(QUERIES.insert_login_failure, address_bucket(ip))
+    await conn.execute(QUERIES.insert_login_failure, ip_bucket(ip))
     if email:
         await conn.execute(QUERIES.insert_login_failure, account_bucket(email))
     await conn.execute(QUERIES.prune_login_failures)

@@ -16,10 +16,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from newsletter.core.db import QUERIES, Connection, Database, Record
+from newsletter.core.kinds import SUBSCRIBER_STATUSES
 from newsletter.core.records import missing
 from newsletter.core.settings import Settings
 
-SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "suppressed", "lapsed")
 GROWTH_DAYS = 30
 UNVERIFIED_DAYS = 30  # how far back /ops counts unsigned bounce reports
 CHART_MINUTES = 30

@@ -29,8 +29,7 @@ from newsletter.core.addresses import normalise_email
 from newsletter.core.db import QUERIES, Connection, Record
 from newsletter.core.errors import Conflict, InvalidInput, NotFound
 from newsletter.core.i18n import N_
-from newsletter.core.records import MAX_ID
-from newsletter.ops.apikeys import ROLES
+from newsletter.core.kinds import MAX_ID, ROLES, role_allows
 from newsletter.ops.audit import Actor, record
 
 MIN_PASSWORD_LENGTH = 12
@@ -65,8 +64,7 @@ class User:
     created_at: datetime
 
     def allows(self, role: str) -> bool:
-        """Admins can do everything; editors and ops only their own work."""
-        return self.role == "admin" or self.role == role
+        return role_allows(self.role, role)
 
     @property
     def actor(self) -> Actor:

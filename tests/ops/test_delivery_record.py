@@ -147,7 +147,7 @@ async def test_outage_past_the_maximum_age_then_resend_delivers_exactly_those_on
     assert "5.1.1" in first["detail"]
     assert all(i["reason"] == "relay_unreachable" and i["resendable"] for i in items[1:])
     reads = await db.pool.fetchval(
-        "SELECT count(*) FROM audit_log WHERE action = 'deliveries.read'"
+        "SELECT count(*) FROM audit_log WHERE action = 'personal_data.read.deliveries.addresses'"
     )
     assert reads == 2
 

@@ -10,11 +10,12 @@ import msgspec
 from litestar import Request, Router, get
 from litestar.params import QueryParameter
 
+from newsletter.core.kinds import MAX_ID
 from newsletter.ops.access_log import AccessFilter, read_entries
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
 from newsletter.web.http.deps import DB, Who
 from newsletter.web.http.forms import client_ip
-from newsletter.web.http.params import BIGINT_MAX, QueryText
+from newsletter.web.http.params import QueryText
 
 
 class AccessOut(msgspec.Struct):
@@ -44,9 +45,9 @@ async def access_log(
     since: Annotated[datetime | None, QueryParameter(description="from this time on")] = None,
     until: Annotated[datetime | None, QueryParameter(description="before this time")] = None,
     who: QueryText = None,
-    subscriber_id: Annotated[int | None, QueryParameter(ge=1, le=BIGINT_MAX)] = None,
+    subscriber_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
     action: QueryText = None,
-    before: Annotated[int | None, QueryParameter(ge=1, le=BIGINT_MAX)] = None,
+    before: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> AccessPage:
     """Each entry: when, who (`actor`: the key, person or command line; `ip`),

@@ -12,11 +12,11 @@ from litestar.exceptions import ClientException, HTTPException
 from litestar.params import QueryParameter
 
 from newsletter.audience import bounces
+from newsletter.core.kinds import MAX_ID
 from newsletter.core.logs import mask_emails
 from newsletter.ops.audit import record
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
 from newsletter.web.http.deps import DB, Config, Who
-from newsletter.web.http.params import BIGINT_MAX
 
 RAW_TYPES = ("message/rfc822", "message/delivery-status", "text/plain", "application/octet-stream")
 
@@ -124,7 +124,7 @@ async def post_bounce(
 @get("/bounces/unverified", summary="Bounce reports that matched by address only")
 async def unverified_bounces(
     db: DB,
-    before: Annotated[int, QueryParameter(ge=1, le=BIGINT_MAX)] = BIGINT_MAX,
+    before: Annotated[int, QueryParameter(ge=1, le=MAX_ID)] = MAX_ID,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
 ) -> UnverifiedPage:
     """Newest first. Each named a subscriber's address without our signature,

@@ -23,9 +23,10 @@ from litestar import Request, Router, get, post
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
+from newsletter.audience import personal_data
 from newsletter.audience.roster import neutralise
 from newsletter.editorial import issues
-from newsletter.ops import access_log, audit, delivery_record
+from newsletter.ops import delivery_record
 from newsletter.ops.delivery_record import DeliveryEntry, DeliveryPage, ReasonCount
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
 from newsletter.web.api.issues import IssueOut
@@ -57,10 +58,6 @@ class ResendOut(msgspec.Struct):
     requeued: int
 
 
-def _client(request: Request[Any, Any, Any]) -> str | None:
-    return client_ip(request)
-
-
 @get("/issues/{issue_id:int}/deliveries", summary="Who did not get an issue, and why")
 async def list_deliveries(
     request: Request[Any, Any, Any],
@@ -75,33 +72,14 @@ async def list_deliveries(
     for one status. An admin key also gets the deliveries themselves (`items`,
     with address, name and the server's reply), keyset-paged: pass
     `next_after` as `after`. Other keys get `items: null`."""
-    admin = actor.role == "admin"
-    record = await delivery_record.page(
-        db, issue_id, status, after=after, limit=limit, with_addresses=admin
+    if actor.role == "admin":
+        reader = personal_data.Reader(actor, client_ip(request))
+        return await personal_data.deliveries(
+            db, reader, issue_id, status, after=after, limit=limit
+        )
+    return await delivery_record.page(
+        db, issue_id, status, after=after, limit=limit, with_addresses=False
     )
-    if admin and record.items:
-        async with db.transaction() as conn:
-            # Addresses were read: who, when, from where, what.
-            await access_log.record_read(
-                conn,
-                actor,
-                client_ip(request),
-                "deliveries.addresses",
-                subscriber_ids=[e.subscriber_id for e in record.items if e.subscriber_id],
-                query={"issue_id": issue_id, "status": status, "after": after},
-                rows=len(record.items),
-            )
-            await audit.record(
-                conn,
-                actor,
-                "deliveries.read",
-                f"issue:{issue_id}",
-                status=status,
-                after=after,
-                rows=len(record.items),
-                ip=_client(request),
-            )
-    return record
 
 
 def _csv(rows: list[tuple[Any, ...]]) -> bytes:
@@ -163,23 +141,10 @@ async def export_deliveries(
     admin = actor.role == "admin"
     zone = ZoneInfo(settings.timezone)
     if admin:
-        async with db.transaction() as conn:
-            await access_log.record_read(
-                conn,
-                actor,
-                client_ip(request),
-                "deliveries.export",
-                query={"issue_id": issue_id, "status": status},
-            )
-            await audit.record(
-                conn,
-                actor,
-                "deliveries.export",
-                f"issue:{issue_id}",
-                status=status,
-                ip=_client(request),
-            )
-        await delivery_record.require_issue(db, issue_id)  # 404 before streaming starts
+        # 404 before streaming starts; the read is on record before the first byte.
+        batches = await personal_data.delivery_export(
+            db, personal_data.Reader(actor, client_ip(request)), issue_id, status
+        )
     else:
         counts = [(s, await delivery_record.reason_counts(db, issue_id, s)) for s in wanted]
 
@@ -188,7 +153,7 @@ async def export_deliveries(
         if not admin:
             yield _csv([_count_row(s, c) for s, group in counts for c in group])
             return
-        async for batch in delivery_record.entries(db, issue_id, wanted):
+        async for batch in batches:
             yield _csv([_admin_row(entry, zone) for entry in batch])
 
     stamp = datetime.now(UTC).strftime("%Y%m%d")

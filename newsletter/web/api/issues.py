@@ -10,13 +10,14 @@ from litestar import MediaType, Response, Router, delete, get, post, put
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from newsletter.core.db import Record
+from newsletter.core.kinds import MAX_ID
 from newsletter.editorial import issues
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
 from newsletter.web.http.deps import DB, Config, Who
-from newsletter.web.http.params import BIGINT_MAX, RowId, body_text
+from newsletter.web.http.params import RowId, body_text
 
 ItemIds = Annotated[
-    list[Annotated[int, msgspec.Meta(ge=1, le=BIGINT_MAX)]],
+    list[Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]],
     msgspec.Meta(max_length=issues.MAX_ITEMS, description="news item ids, in reading order"),
 ]
 

@@ -10,7 +10,6 @@ every change is audited.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import IO, Annotated, Any
 
@@ -19,13 +18,11 @@ from litestar.exceptions import ClientException
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
-from newsletter.audience import lifecycle, roster
+from newsletter.audience import lifecycle, personal_data, roster
 from newsletter.core.db import Record
 from newsletter.core.errors import InvalidInput
 from newsletter.core.i18n import N_
-from newsletter.core.records import missing
-from newsletter.ops import audit
-from newsletter.ops.access_log import record_read
+from newsletter.core.kinds import SUBSCRIBER_STATUSES
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
 from newsletter.web.http import uploads
 from newsletter.web.http.deps import DB, Config, Who
@@ -35,6 +32,10 @@ from newsletter.web.http.params import AfterId, QueryText, RowId
 
 # A million rows of "email,name,date,source" is ~70 MB; leave headroom.
 IMPORT_BODY_LIMIT = 256 * 1024 * 1024
+
+
+def _reader(request: Request[Any, Any, Any], actor: Who) -> personal_data.Reader:
+    return personal_data.Reader(actor, client_ip(request))
 
 
 def _subscriber(row: Record) -> dict[str, Any]:
@@ -56,7 +57,7 @@ def _subscriber(row: Record) -> dict[str, Any]:
 async def count_subscribers(db: DB) -> dict[str, Any]:
     """Counts only, for editors planning an issue: no person is shown."""
     rows = await db.fetch("stats_subscriber_counts")
-    counts = dict.fromkeys(roster.STATUSES, 0)
+    counts = dict.fromkeys(SUBSCRIBER_STATUSES, 0)
     counts.update({row["status"]: row["count"] for row in rows})
     return {"by_status": counts, "total": sum(counts.values())}
 
@@ -72,21 +73,15 @@ async def list_subscribers(
     email_prefix: QueryText = None,
 ) -> dict[str, Any]:
     """Pages in id order: pass the previous answer's ``next_after`` as ``after``.
-    Admin only; each page is recorded in the access log."""
-    rows = await roster.page(db, after=after, limit=limit, status=status, email_prefix=email_prefix)
-    query = {
-        k: v for k, v in (("status", status), ("email_prefix", email_prefix), ("after", after)) if v
-    }
-    async with db.transaction() as conn:
-        await record_read(
-            conn,
-            actor,
-            client_ip(request),
-            "subscribers.search" if email_prefix else "subscribers.list",
-            subscriber_ids=[row["id"] for row in rows],
-            query=query,
-            rows=len(rows),
-        )
+    Admin only; each page is recorded in the access log with whom it showed."""
+    rows = await personal_data.page(
+        db,
+        _reader(request, actor),
+        after=after,
+        limit=limit,
+        status=status,
+        email_prefix=email_prefix,
+    )
     return {
         "items": [_subscriber(row) for row in rows],
         "next_after": rows[-1]["id"] if len(rows) == limit else None,
@@ -98,26 +93,14 @@ async def get_subscriber(
     request: Request[Any, Any, Any], db: DB, actor: Who, subscriber_id: RowId
 ) -> dict[str, Any]:
     """The subscriber and their consent history. Admin only; recorded in the access log."""
-    async with db.transaction() as conn:
-        row = await conn.fetchrow(db.queries.roster_get, subscriber_id)
-        if row is None:
-            raise missing("subscriber", subscriber_id)
-        events = await conn.fetch(db.queries.roster_consent_events, subscriber_id)
-        await record_read(
-            conn,
-            actor,
-            client_ip(request),
-            "subscriber.get",
-            subscriber_ids=[subscriber_id],
-            query={"consent_history": True},
-            rows=1,
-        )
+    found = await personal_data.person(db, _reader(request, actor), subscriber_id)
+    row = found.row
     return {
         **_subscriber(row),
         "updated_at": row["updated_at"],
         "suppressed_reason": row["suppressed_reason"],
         "soft_bounces": row["soft_bounces"],
-        "consent_events": [dict(event) for event in events],
+        "consent_events": [dict(event) for event in found.consent_events],
     }
 
 
@@ -215,23 +198,15 @@ async def export_subscribers(
 ) -> Stream:
     """Admin only; recorded in the access log (with ``reason``, why it was
     downloaded, when given) before the first byte goes out."""
-    if status is not None and status not in roster.STATUSES:
-        raise InvalidInput.one_of("status", roster.STATUSES)
+    roster.check_status(status)
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     headers = {"Content-Disposition": f'attachment; filename="subscribers-{stamp}.csv"'}
     if asks_headers_only(request):
         return Stream(iter(()), media_type="text/csv", headers=headers)
-    async with db.transaction() as conn:
-        query = {k: v for k, v in (("status", status), ("reason", reason)) if v}
-        await record_read(conn, actor, client_ip(request), "subscribers.export", query=query)
-        # Reading everybody's address is itself worth a line in the audit trail.
-        await audit.record(conn, actor, "subscribers.export", "subscribers", status=status)
-
-    async def body() -> AsyncIterator[bytes]:
-        async for chunk in roster.export_csv(db, settings, bom=bom, status=status):
-            yield chunk
-
-    return Stream(body(), media_type="text/csv", headers=headers)
+    body = await personal_data.export(
+        db, settings, _reader(request, actor), status=status, reason=reason, bom=bom
+    )
+    return Stream(body, media_type="text/csv", headers=headers)
 
 
 ROUTES = [

@@ -129,6 +129,8 @@ ROUTES: list[Any] = [
         exception_handlers={
             Refused: _refused,
             DomainError: _domain,
+            # Named here too: the app's JSON answer for it would win otherwise.
+            ValidationException: _http,
             HTTPException: _http,
             Exception: _unexpected,
         },

@@ -15,10 +15,11 @@ from newsletter.web.console.fields import text
 from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
 from newsletter.web.console.login import qr_svg
+from newsletter.web.console.roles import ANYONE
 from newsletter.web.http.deps import DB
 
-MINE = {"role": "any"}
-PASSWORD_DUE = {"role": "any", "while_password_due": True}
+MINE = ANYONE
+PASSWORD_DUE = {**ANYONE, "while_password_due": True}
 
 
 async def _account_page(

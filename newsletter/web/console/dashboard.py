@@ -12,6 +12,7 @@ from newsletter.ops import stats
 from newsletter.ops.stats import DayGrowth
 from newsletter.web.console.charts import Chart, bar_chart
 from newsletter.web.console.gate import render
+from newsletter.web.console.roles import ANYONE
 from newsletter.web.http.deps import DB, Config
 
 
@@ -30,7 +31,7 @@ def growth_chart(growth: list[DayGrowth]) -> Chart:
     )
 
 
-@get("/", opt={"role": "any"}, media_type=MediaType.HTML)
+@get("/", opt=ANYONE, media_type=MediaType.HTML)
 async def dashboard(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
     board = await stats.dashboard(db, settings)
     growth = board.overview.growth

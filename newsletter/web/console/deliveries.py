@@ -14,17 +14,18 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Template
 
+from newsletter.audience import personal_data
 from newsletter.core.errors import DomainError
 from newsletter.editorial import issues
 from newsletter.ops import delivery_record, words
+from newsletter.web.console import privacy
 from newsletter.web.console.fields import text
 from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
-from newsletter.web.console.privacy import record_read
+from newsletter.web.console.roles import ANYONE
 from newsletter.web.http.deps import DB
+from newsletter.web.http.params import AfterId, RowId
 
-# Editors, ops and admins alike: the API lets editor and ops keys do the same.
-ANYONE = {"role": "any"}
 PAGE = 50
 STATUS_WORDS = {
     "failed": words.delivery_status("failed"),
@@ -48,30 +49,22 @@ async def _resendable(db: DB, issue_id: int) -> list[delivery_record.ReasonCount
 
 @get("/issues/{issue_id:int}/deliveries", opt=ANYONE, media_type=MediaType.HTML)
 async def delivery_page(
-    request: Request[Any, Any, Any], db: DB, issue_id: FromPath[int]
+    request: Request[Any, Any, Any], db: DB, issue_id: RowId, after: AfterId = 0
 ) -> Template:
     params = request.query_params
     status = params.get("status", "failed")
     status = status if status in delivery_record.STATUSES else "failed"
-    raw_after = params.get("after", "0")
-    after = int(raw_after) if raw_after.isdigit() and len(raw_after) < 19 else 0
     row = await issues.get(db, issue_id)
     admin = session_of(request).user.allows("admin")
-    record = await delivery_record.page(
-        db, issue_id, status, after=after, limit=PAGE, with_addresses=admin
-    )
-    if record.items:
-        await record_read(
-            request,
-            db,
-            "deliveries.addresses",
-            f"issue:{issue_id}",
-            subscriber_ids=[e.subscriber_id for e in record.items if e.subscriber_id],
-            issue_id=issue_id,
-            status=status,
-            after=after,
-            shown=len(record.items),
+    record = (
+        await personal_data.deliveries(
+            db, privacy.reader(request), issue_id, status, after=after, limit=PAGE
         )
+        if admin
+        else await delivery_record.page(
+            db, issue_id, status, after=after, limit=PAGE, with_addresses=False
+        )
+    )
     resendable = await _resendable(db, issue_id)
     return render(
         request,

@@ -14,7 +14,6 @@ from litestar.response import Template
 
 from newsletter.core.db import Database, Record
 from newsletter.core.errors import DomainError, InvalidInput
-from newsletter.core.records import MAX_ID
 from newsletter.core.settings import Settings
 from newsletter.editorial import issues, news
 from newsletter.ops import stats, words
@@ -23,10 +22,10 @@ from newsletter.web.console.charts import Chart, bar_chart
 from newsletter.web.console.fields import checked, local_datetime, text
 from newsletter.web.console.gate import done, maybe_session, message_page, render, session_of
 from newsletter.web.console.korean import explain
+from newsletter.web.console.roles import ANYONE, EDITOR
 from newsletter.web.http.deps import DB, Config
+from newsletter.web.http.params import PageNumber, form_id
 
-EDITOR = {"role": "editor"}
-ANYONE = {"role": "any"}
 PICKABLE = 20
 LIST_PAGE = 20
 # A preview is the mail itself: its own inline styles, images from anywhere,
@@ -100,12 +99,10 @@ def _why_not(action: str, status: str) -> str:
 
 
 @get("/issues", opt=ANYONE, media_type=MediaType.HTML)
-async def issue_list(request: Request[Any, Any, Any], db: DB) -> Template:
+async def issue_list(request: Request[Any, Any, Any], db: DB, page: PageNumber = 1) -> Template:
     status = request.query_params.get("status")
     status = status if status in issues.STATUSES else None
-    raw_page = request.query_params.get("page", "1")
-    page = int(raw_page) if raw_page.isdigit() and len(raw_page) < 6 else 1
-    rows, total = await issues.list_issues(db, status=status, page=max(page, 1), per_page=LIST_PAGE)
+    rows, total = await issues.list_issues(db, status=status, page=page, per_page=LIST_PAGE)
     return render(
         request,
         "console/issues_list.html",
@@ -256,19 +253,16 @@ async def issue_preview(
 
 
 def _order(form: Any) -> list[int]:
-    ids = []
-    for value in form.getall("item", []):
-        if isinstance(value, str) and value.isdigit() and len(value) < 20 and int(value) <= MAX_ID:
-            ids.append(int(value))
-    return list(dict.fromkeys(ids))
+    ids = [form_id(value) for value in form.getall("item", [])]
+    return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 def apply_op(ids: list[int], op: str) -> list[int]:
     """One button's change to the reading order: add, remove, up or down."""
     verb, _, raw = op.partition(":")
-    if not raw.isdigit() or len(raw) >= 20:
+    item = form_id(raw)
+    if item is None:
         return ids
-    item = int(raw)
     order = list(ids)
     if verb == "add" and item not in order:
         order.append(item)

@@ -27,9 +27,10 @@ from newsletter.web.console.fields import (
 )
 from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
+from newsletter.web.console.roles import EDITOR
 from newsletter.web.http.deps import DB, Config
+from newsletter.web.http.params import PageNumber, form_id
 
-EDITOR = {"role": "editor"}
 PER_PAGE = 20
 ITEM_BODY_LIMIT = media.MAX_UPLOAD_BYTES + 512 * 1024  # the image plus the text fields
 FEED_BODY_LIMIT = feeds.FEED_MAX_BYTES + 64 * 1024
@@ -60,7 +61,9 @@ def _form_values(row: Record | None, settings: Settings) -> dict[str, Any]:
 
 
 @get("/news", opt=EDITOR, media_type=MediaType.HTML)
-async def news_list(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
+async def news_list(
+    request: Request[Any, Any, Any], db: DB, settings: Config, page: PageNumber = 1
+) -> Template:
     params = request.query_params
     query = text(params, "q", 100)[:100]
     errors: dict[str, str] = {}
@@ -76,7 +79,6 @@ async def news_list(request: Request[Any, Any, Any], db: DB, settings: Config) -
         end = datetime.combine(last + timedelta(days=1), time.min, zone) if last else None
     except InvalidInput as exc:
         errors["to"] = explain(exc)
-    page = max(1, min(_int(params.get("page")), 10_000))
     result = await news.list_items(
         db,
         settings,
@@ -100,10 +102,6 @@ async def news_list(request: Request[Any, Any, Any], db: DB, settings: Config) -
         date_from=params.get("from", "")[:10],
         date_to=params.get("to", "")[:10],
     )
-
-
-def _int(value: str | None) -> int:
-    return int(value) if value and value.isdigit() and len(value) < 7 else 1
 
 
 def _editor_page(
@@ -324,7 +322,7 @@ async def feed_import(
 ) -> Response[Any]:
     session = session_of(request)
     form = await request.form()
-    chosen = {int(v) for v in form.getall("entry", []) if isinstance(v, str) and v.isdigit()}
+    chosen = {i for i in map(form_id, form.getall("entry", [])) if i is not None}
     _, data = await feeds.kept_preview(db, session.user.id, preview_id)
     if not chosen:
         return message_page(

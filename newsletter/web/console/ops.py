@@ -14,15 +14,16 @@ from newsletter.editorial import issues
 from newsletter.ops import stats, words
 from newsletter.web.console.gate import render
 from newsletter.web.console.issues import send_chart
+from newsletter.web.console.roles import OPS
 from newsletter.web.http.deps import DB, Config
+from newsletter.web.http.params import ChosenId
 
-OPS = {"role": "ops"}
 REFRESH_SECONDS = 5
 
 
-async def _context(request: Request[Any, Any, Any], db: DB, settings: Config) -> dict[str, Any]:
-    raw = request.query_params.get("issue", "")
-    chosen = int(raw) if raw.isdigit() and len(raw) < 19 else None
+async def _context(
+    request: Request[Any, Any, Any], db: DB, settings: Config, chosen: int | None
+) -> dict[str, Any]:
     figures = (
         await stats.issue_stats(db, settings, chosen)
         if chosen is not None
@@ -52,14 +53,18 @@ async def _context(request: Request[Any, Any, Any], db: DB, settings: Config) ->
 
 
 @get("/ops", opt=OPS, media_type=MediaType.HTML)
-async def ops_page(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
-    context = await _context(request, db, settings)
+async def ops_page(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue: ChosenId = None
+) -> Template:
+    context = await _context(request, db, settings, issue)
     return render(request, "console/ops.html", title="발송 현황", **context)
 
 
 @get("/ops/live", opt=OPS, media_type=MediaType.HTML)
-async def ops_live(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
-    context = await _context(request, db, settings)
+async def ops_live(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue: ChosenId = None
+) -> Template:
+    context = await _context(request, db, settings, issue)
     return render(request, "console/ops_live.html", title="발송 현황", **context)
 
 

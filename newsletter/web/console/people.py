@@ -11,14 +11,15 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from newsletter.core.errors import DomainError, InvalidInput
+from newsletter.core.kinds import MAX_ID, ROLES
 from newsletter.ops import users
-from newsletter.ops.apikeys import ROLES
 from newsletter.web.console.fields import checked, text
 from newsletter.web.console.gate import done, message_page, render, session_of
 from newsletter.web.console.korean import explain
+from newsletter.web.console.roles import ADMIN
 from newsletter.web.http.deps import DB
+from newsletter.web.http.params import BeforeId
 
-ADMIN = {"role": "admin"}
 AUDIT_PAGE = 50
 AUDIT_FILTERS = {
     "": "모든 기록",
@@ -172,9 +173,9 @@ async def user_change(
 
 
 @get("/audit", opt=ADMIN, media_type=MediaType.HTML)
-async def audit_page(request: Request[Any, Any, Any], db: DB) -> Template:
-    raw = request.query_params.get("before", "")
-    before = int(raw) if raw.isdigit() and len(raw) < 19 else 2**63 - 1
+async def audit_page(
+    request: Request[Any, Any, Any], db: DB, before: BeforeId = MAX_ID
+) -> Template:
     kind = request.query_params.get("kind", "")
     kind = kind if kind in AUDIT_FILTERS else ""
     rows = await db.fetch("recent_audit", before, AUDIT_PAGE, kind or None)

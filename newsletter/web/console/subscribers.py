@@ -2,14 +2,13 @@
 consent history, erasure with confirmation, CSV import in the background
 with a progress bar and a line-by-line report, and export.
 
-Every read of residents' personal data is recorded through
-:func:`privacy.record_read` (who, when, from which address, what).
+Residents' personal data is read through :mod:`newsletter.audience.personal_data`,
+which records every read (who, when, from which address, what, whose).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,12 +16,10 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
-from newsletter.audience import import_jobs, lifecycle, roster
-from newsletter.core.addresses import normalise_email
+from newsletter.audience import import_jobs, lifecycle, personal_data, roster
 from newsletter.core.errors import InvalidInput
 from newsletter.core.i18n import N_
-from newsletter.core.records import missing
-from newsletter.ops import audit
+from newsletter.core.kinds import SUBSCRIBER_STATUSES
 from newsletter.web.console import privacy
 from newsletter.web.console.fields import text
 from newsletter.web.console.gate import (
@@ -33,33 +30,29 @@ from newsletter.web.console.gate import (
     render,
     session_of,
 )
+from newsletter.web.console.roles import ADMIN
 from newsletter.web.http import uploads
 from newsletter.web.http.deps import DB, Config
 from newsletter.web.http.head import asks_headers_only
+from newsletter.web.http.params import AfterId, RowId
 
-ADMIN = {"role": "admin"}
 PAGE = 50
 IMPORT_BODY_LIMIT = 256 * 1024 * 1024
 
 
 @get("/subscribers", opt=ADMIN, media_type=MediaType.HTML)
-async def subscriber_list(request: Request[Any, Any, Any], db: DB) -> Template:
+async def subscriber_list(request: Request[Any, Any, Any], db: DB, after: AfterId = 0) -> Template:
     params = request.query_params
     query = text(params, "q", 254).strip()[:254]
     status = params.get("status") or None
-    status = status if status in roster.STATUSES else None
-    raw_after = params.get("after", "0")
-    after = int(raw_after) if raw_after.isdigit() and len(raw_after) < 19 else 0
-    rows = await roster.page(db, after=after, limit=PAGE, status=status, email_prefix=query or None)
-    await privacy.record_read(
-        request,
+    status = status if status in SUBSCRIBER_STATUSES else None
+    rows = await personal_data.page(
         db,
-        "subscribers.search" if query else "subscribers.list",
-        "subscribers",
-        query=query or None,
-        status=status,
+        privacy.reader(request),
         after=after,
-        shown=len(rows),
+        limit=PAGE,
+        status=status,
+        email_prefix=query or None,
     )
     return render(
         request,
@@ -68,7 +61,7 @@ async def subscriber_list(request: Request[Any, Any, Any], db: DB) -> Template:
         rows=rows,
         q=query,
         filter_status=status,
-        statuses=roster.STATUSES,
+        statuses=SUBSCRIBER_STATUSES,
         next_after=rows[-1]["id"] if len(rows) == PAGE else None,
         after=after,
         jobs=await import_jobs.recent(db, 5),
@@ -77,50 +70,45 @@ async def subscriber_list(request: Request[Any, Any, Any], db: DB) -> Template:
 
 @get("/subscribers/{subscriber_id:int}", opt=ADMIN, media_type=MediaType.HTML)
 async def subscriber_page(
-    request: Request[Any, Any, Any], db: DB, subscriber_id: FromPath[int]
+    request: Request[Any, Any, Any], db: DB, subscriber_id: RowId
 ) -> Template:
-    row = await db.fetchrow("roster_get", subscriber_id) if subscriber_id < 2**63 else None
-    if row is None:
-        raise missing("subscriber", subscriber_id)
-    events = await db.fetch("roster_consent_events", subscriber_id)
-    await privacy.record_read(
-        request, db, "subscriber.consent_history", f"subscriber:{subscriber_id}"
-    )
+    found = await personal_data.person(db, privacy.reader(request), subscriber_id)
     return render(
         request,
         "console/subscriber.html",
         title=f"구독자 #{subscriber_id}",
-        person=row,
-        events=events,
+        person=found.row,
+        events=found.consent_events,
     )
 
 
 @post("/subscribers/{subscriber_id:int}/erase", opt=ADMIN)
 async def subscriber_erase(
-    request: Request[Any, Any, Any], db: DB, settings: Config, subscriber_id: FromPath[int]
+    request: Request[Any, Any, Any], db: DB, settings: Config, subscriber_id: RowId
 ) -> Response[Any]:
-    row = await db.fetchrow("roster_get", subscriber_id) if subscriber_id < 2**63 else None
-    if row is None:
-        raise missing("subscriber", subscriber_id)
     form = await request.form()
     typed = text(form, "typed", 320).strip()
     errors: dict[str, str] = {}
     if text(form, "confirmed", 5) == "yes":
         try:
-            matches = normalise_email(typed).lower() == row["email"].lower()
-        except InvalidInput:
-            matches = False
-        if matches:
             await lifecycle.erase(
-                db, settings, subscriber_id=subscriber_id, actor=session_of(request).user.actor
+                db,
+                settings,
+                subscriber_id=subscriber_id,
+                actor=session_of(request).user.actor,
+                typed=typed,
             )
+        except lifecycle.NotTheAddress:
+            errors["typed"] = "주소가 맞지 않습니다. 지울 주소를 그대로 입력해 주세요."
+        else:
             return await done(
                 request,
                 "/admin/subscribers",
                 f"구독자 #{subscriber_id}의 개인정보를 지웠습니다. 다시 받지 않도록 "
                 "암호화한 값만 남습니다.",
             )
-        errors["typed"] = "주소가 맞지 않습니다. 지울 주소를 그대로 입력해 주세요."
+    # The page shows the address it asks about: that is a read, on record.
+    row = await personal_data.erasure_preview(db, privacy.reader(request), subscriber_id)
     return render(
         request,
         "console/confirm.html",
@@ -272,14 +260,14 @@ async def export_form(request: Request[Any, Any, Any]) -> Template:
         request,
         "console/subscriber_export.html",
         title="구독자 명단 내려받기",
-        statuses=roster.STATUSES,
+        statuses=SUBSCRIBER_STATUSES,
     )
 
 
 @get("/subscribers/export.csv", opt=ADMIN)
 async def export_file(request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
     status = request.query_params.get("status") or None
-    status = status if status in roster.STATUSES else None
+    status = status if status in SUBSCRIBER_STATUSES else None
     bom = request.query_params.get("bom") == "1"
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     headers = {
@@ -288,17 +276,8 @@ async def export_file(request: Request[Any, Any, Any], db: DB, settings: Config)
     }
     if asks_headers_only(request):
         return Stream(iter(()), media_type="text/csv; charset=utf-8", headers=headers)
-    async with db.transaction() as conn:
-        await audit.record(
-            conn, session_of(request).user.actor, "subscribers.export", "subscribers", status=status
-        )
-    await privacy.record_read(request, db, "subscribers.export", "subscribers", status=status)
-
-    async def body() -> AsyncIterator[bytes]:
-        async for chunk in roster.export_csv(db, settings, bom=bom, status=status):
-            yield chunk
-
-    return Stream(body(), media_type="text/csv; charset=utf-8", headers=headers)
+    body = await personal_data.export(db, settings, privacy.reader(request), status=status, bom=bom)
+    return Stream(body, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 ROUTES = [

@@ -13,15 +13,33 @@ from typing import Annotated
 import msgspec
 from litestar.params import PathParameter, QueryParameter
 
-BIGINT_MAX = 2**63 - 1  # ids are bigint
+from newsletter.core.kinds import MAX_ID
+
 NO_NUL = "^[^\\x00]*$"  # ECMA and Python regex alike: any text without NUL
 
-RowId = Annotated[int, PathParameter(ge=1, le=BIGINT_MAX, description="row id")]
+RowId = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="row id")]
 AfterId = Annotated[
-    int, QueryParameter(ge=0, le=BIGINT_MAX, description="the previous page's next_after")
+    int, QueryParameter(ge=0, le=MAX_ID, description="the previous page's next_after")
 ]
 
+BeforeId = Annotated[
+    int, QueryParameter(ge=1, le=MAX_ID, description="the previous page's next_before")
+]
+ChosenId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="row id")]
+PageNumber = Annotated[int, QueryParameter(ge=1, le=10_000, description="page, from 1")]
+
 QueryText = Annotated[str | None, QueryParameter(pattern=NO_NUL, max_length=500)]
+
+
+def form_id(value: object) -> int | None:
+    """A row id from a form field (forms are not typed parameters), or None.
+
+    ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses.
+    """
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 19:
+        return None
+    number = int(value)
+    return number if 1 <= number <= MAX_ID else None
 
 
 def body_text(max_length: int, description: str | None = None) -> msgspec.Meta:

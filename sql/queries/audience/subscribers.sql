@@ -4,7 +4,7 @@
 -- Any number of signups in one statement (one round trip, one commit for all
 -- of them: newsletter/signup_batch.py gathers the ones arriving together).
 -- Row n of the arrays is one signup: $1 ip bucket, $2 ip limit per hour,
--- $3 keyed address hash, $4 email, $5 name, $6 source, $7 address bucket,
+-- $3 keyed address hash, $4 email, $5 name, $6 source, $7 address (mailbox) bucket,
 -- $8 address limit per day, $9 ip, $10 user agent, $11 consent version,
 -- $12 language (of the page signed up on; a known address keeps its own).
 -- The caller never sends one address twice (ON CONFLICT cannot touch a row
@@ -29,7 +29,7 @@ WITH input AS (
                          $6::text[], $7::text[], $8::int[], $9::text[], $10::text[],
                          $11::text[], $12::text[])
         WITH ORDINALITY AS t(ip_bucket, ip_limit, email_hash, email, name, source,
-                             address_bucket, address_limit, ip, user_agent,
+                             email_bucket, address_limit, ip, user_agent,
                              consent_version, language, n)
 ), gate AS MATERIALIZED (
     SELECT input.*,
@@ -63,16 +63,16 @@ WITH input AS (
 ), asked AS (
     SELECT id, email, language FROM upserted UNION ALL SELECT id, email, language FROM known
 ), mailable AS (
-    SELECT asked.id, asked.email, asked.language, gate.address_bucket, gate.ip,
+    SELECT asked.id, asked.email, asked.language, gate.email_bucket, gate.ip,
            gate.user_agent, gate.source, gate.consent_version
     FROM asked JOIN gate ON lower(gate.email) = lower(asked.email)
     WHERE (SELECT count(*) FROM (
                SELECT 1 FROM signup_hits
-               WHERE bucket = gate.address_bucket AND at > now() - interval '1 day'
+               WHERE bucket = gate.email_bucket AND at > now() - interval '1 day'
                LIMIT gate.address_limit
            ) recent) < gate.address_limit
 ), address_hit AS (
-    INSERT INTO signup_hits (bucket) SELECT address_bucket FROM mailable
+    INSERT INTO signup_hits (bucket) SELECT email_bucket FROM mailable
 ), evidence AS (
     INSERT INTO consent_events (subscriber_id, kind, ip, user_agent, source, consent_version)
     SELECT id, 'signup', ip::inet, user_agent, source, consent_version FROM mailable

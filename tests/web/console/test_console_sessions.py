@@ -318,9 +318,10 @@ async def test_reading_the_roster_is_recorded(client: httpx.AsyncClient, db: Dat
     )
     assert [r["action"] for r in reads] == [
         "personal_data.read.subscribers.search",
-        "personal_data.read.subscriber.consent_history",
+        "personal_data.read.subscriber.get",
     ]
-    assert reads[0]["details"]["query"] == "kim" and reads[0]["details"]["ip"] == "203.0.113.7"
+    assert reads[0]["details"]["email_prefix"] == "kim"
+    assert reads[0]["details"]["ip"] == "203.0.113.7"
     assert reads[1]["target"] == f"subscriber:{subscriber}"
 
 
