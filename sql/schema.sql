@@ -1018,6 +1018,12 @@ CREATE INDEX outbox_due ON public.outbox USING btree (priority, next_attempt_at,
 CREATE INDEX outbox_leased ON public.outbox USING btree (lease_until) WHERE (status = 'sending'::text);
 
 --
+-- Name: outbox_recipient_recent; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX outbox_recipient_recent ON public.outbox USING btree (lower(recipient), created_at);
+
+--
 -- Name: sessions_expiry; Type: INDEX; Schema: public; Owner: -
 --
 

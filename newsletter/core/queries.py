@@ -54,6 +54,7 @@ QueryName = Literal[
     "delivery_record_waiting_counts",
     "delivery_record_waiting_page",
     "delivery_retry",
+    "enqueue_notice_capped",
     "enqueue_outbox",
     "ensure_rate_bucket",
     "erase_personal_data",
@@ -99,6 +100,7 @@ QueryName = Literal[
     "load_session",
     "lock_issue",
     "lock_issue_numbers",
+    "lock_outbox_recipient",
     "lock_subscriber",
     "lock_subscriber_by_public_id",
     "mark_delivery_bounced",
@@ -263,6 +265,7 @@ class NamedQueries:
     delivery_record_waiting_counts: str
     delivery_record_waiting_page: str
     delivery_retry: str
+    enqueue_notice_capped: str
     enqueue_outbox: str
     ensure_rate_bucket: str
     erase_personal_data: str
@@ -308,6 +311,7 @@ class NamedQueries:
     load_session: str
     lock_issue: str
     lock_issue_numbers: str
+    lock_outbox_recipient: str
     lock_subscriber: str
     lock_subscriber_by_public_id: str
     mark_delivery_bounced: str

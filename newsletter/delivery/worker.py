@@ -308,11 +308,15 @@ class Worker:
     # --- one round ---------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Send one batch (transactional mail first); return how many were claimed."""
+        """Send one round (transactional mail first); return how many were claimed.
+
+        First, never instead: a round sends at most one batch of transactional
+        mail and then at least one batch of the sending issue, so however much
+        transactional mail is due (a flood of notices, a wave of signups) the
+        issue keeps at least about half of the send rate.
+        """
         handled = await self._outbox_batch()
-        if handled:
-            return handled
-        return await self._delivery_batch()
+        return handled + await self._delivery_batch()
 
     # --- transactional mail ------------------------------------------------
 
