@@ -313,6 +313,7 @@ CREATE TABLE public.issues (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     web_content jsonb,
     round smallint DEFAULT 1 NOT NULL,
+    start_problem text,
     CONSTRAINT issues_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'scheduled'::text, 'sending'::text, 'paused'::text, 'sent'::text, 'cancelled'::text])))
 );
 

@@ -33,6 +33,7 @@ from newsletter.core.db import QUERIES, Database, Record
 from newsletter.core.errors import InvalidInput
 from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
+from newsletter.core.text import is_fit
 from newsletter.ops import audit
 
 Mode = Literal["confirmed", "invite"]
@@ -223,8 +224,8 @@ def _clean_text(raw: str, limit: int, what: str) -> str | None:
         raise ValueError(f"{what} longer than {limit} characters")
     # isprintable() is False for every Cc/Cf/Zl/Zp character (and for some
     # allowed ones too, which the exact check below lets through).
-    if not value.isprintable() and any(
-        unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value
+    if not value.isprintable() and (
+        not is_fit(value) or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value)
     ):
         raise ValueError(f"{what} contains control characters")
     return value

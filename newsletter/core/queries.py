@@ -88,6 +88,7 @@ QueryName = Literal[
     "insert_session",
     "insert_user",
     "issue_for_sending",
+    "issue_start_failed",
     "known_news_links",
     "latest_delivery_for_email",
     "lifecycle_lapse",
@@ -299,6 +300,7 @@ class NamedQueries:
     insert_session: str
     insert_user: str
     issue_for_sending: str
+    issue_start_failed: str
     known_news_links: str
     latest_delivery_for_email: str
     lifecycle_lapse: str
