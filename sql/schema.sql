@@ -325,6 +325,7 @@ CREATE TABLE public.issues (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     web_content jsonb,
     round smallint DEFAULT 1 NOT NULL,
+    start_problem text,
     CONSTRAINT issues_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'scheduled'::text, 'sending'::text, 'paused'::text, 'sent'::text, 'cancelled'::text])))
 );
 
@@ -1036,6 +1037,12 @@ CREATE INDEX outbox_due ON public.outbox USING btree (priority, next_attempt_at,
 --
 
 CREATE INDEX outbox_leased ON public.outbox USING btree (lease_until) WHERE (status = 'sending'::text);
+
+--
+-- Name: outbox_recipient_recent; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX outbox_recipient_recent ON public.outbox USING btree (lower(recipient), created_at);
 
 --
 -- Name: sessions_expiry; Type: INDEX; Schema: public; Owner: -

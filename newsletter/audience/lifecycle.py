@@ -115,7 +115,8 @@ async def erase_address(
 
 
 async def reconfirm(db: Database, *, ref: SubscriberRef, evidence: Evidence, now: datetime) -> bool:
-    """The resident answered the re-confirmation mail. Idempotent.
+    """The resident answered the re-confirmation mail. The link acts once:
+    posting it again answers the same (True) and records and mails nothing.
 
     Returns False when there is nothing to re-confirm any more (erased,
     lapsed, unsubscribed): they must subscribe again.
@@ -129,7 +130,8 @@ async def reconfirm(db: Database, *, ref: SubscriberRef, evidence: Evidence, now
         )
         if subscriber_id is None or row is None or row["status"] != "active":
             return False
-        await conn.execute(QUERIES.reconfirm_subscriber, subscriber_id, now)
+        if await conn.fetchval(QUERIES.reconfirm_subscriber, subscriber_id, now) is None:
+            return True  # already answered: the row lock made any replay wait for that
         await conn.execute(
             QUERIES.insert_consent_event_at,
             subscriber_id,
@@ -141,7 +143,7 @@ async def reconfirm(db: Database, *, ref: SubscriberRef, evidence: Evidence, now
             evidence.consent_version,
             None,
         )
-        await outbox.enqueue(
+        await outbox.enqueue_notice(
             conn,
             "reconfirm_notice",
             row["email"],

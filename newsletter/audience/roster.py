@@ -35,6 +35,7 @@ from newsletter.core.errors import InvalidInput, Value, field_name
 from newsletter.core.i18n import N_, Term
 from newsletter.core.kinds import SUBSCRIBER_STATUSES
 from newsletter.core.settings import Settings
+from newsletter.core.text import is_fit
 from newsletter.ops import audit
 
 Mode = Literal["confirmed", "invite"]
@@ -238,8 +239,8 @@ def _clean_text(raw: str, limit: int, what: str) -> str | None:
         raise InvalidInput(TOO_LONG, name=field_name(what), limit=limit)
     # isprintable() is False for every Cc/Cf/Zl/Zp character (and for some
     # allowed ones too, which the exact check below lets through).
-    if not value.isprintable() and any(
-        unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value
+    if not value.isprintable() and (
+        not is_fit(value) or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value)
     ):
         raise InvalidInput(N_("%(name)s에 쓸 수 없는 제어 문자가 있습니다."), name=field_name(what))
     return value

@@ -208,7 +208,7 @@ async def confirm(
         subscriber_id = row["id"]
         now = await conn.fetchval(QUERIES.activate_subscriber, subscriber_id, display_name)
         await _record(conn, subscriber_id, "confirm", evidence)
-        await outbox.enqueue(
+        await outbox.enqueue_notice(
             conn,
             "opt_in_notice",
             row["email"],
@@ -247,7 +247,7 @@ async def unsubscribe_in(conn: Connection, ref: SubscriberRef, evidence: Evidenc
     await conn.execute(QUERIES.cancel_queued_outbox, subscriber_id)
     await _record(conn, subscriber_id, "unsubscribe", evidence)
     if was_active:
-        await outbox.enqueue(
+        await outbox.enqueue_notice(
             conn,
             "opt_out_notice",
             row["email"],

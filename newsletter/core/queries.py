@@ -54,6 +54,7 @@ QueryName = Literal[
     "delivery_record_waiting_counts",
     "delivery_record_waiting_page",
     "delivery_retry",
+    "enqueue_notice_capped",
     "enqueue_outbox",
     "ensure_rate_bucket",
     "erase_personal_data",
@@ -87,6 +88,7 @@ QueryName = Literal[
     "insert_session",
     "insert_user",
     "issue_for_sending",
+    "issue_start_failed",
     "keep_issue_checks",
     "kept_issue_checks",
     "known_news_links",
@@ -101,6 +103,7 @@ QueryName = Literal[
     "load_session",
     "lock_issue",
     "lock_issue_numbers",
+    "lock_outbox_recipient",
     "lock_subscriber",
     "lock_subscriber_by_public_id",
     "longest_recipient_name_bytes",
@@ -267,6 +270,7 @@ class NamedQueries:
     delivery_record_waiting_counts: str
     delivery_record_waiting_page: str
     delivery_retry: str
+    enqueue_notice_capped: str
     enqueue_outbox: str
     ensure_rate_bucket: str
     erase_personal_data: str
@@ -300,6 +304,7 @@ class NamedQueries:
     insert_session: str
     insert_user: str
     issue_for_sending: str
+    issue_start_failed: str
     keep_issue_checks: str
     kept_issue_checks: str
     known_news_links: str
@@ -314,6 +319,7 @@ class NamedQueries:
     load_session: str
     lock_issue: str
     lock_issue_numbers: str
+    lock_outbox_recipient: str
     lock_subscriber: str
     lock_subscriber_by_public_id: str
     longest_recipient_name_bytes: str

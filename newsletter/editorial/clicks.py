@@ -9,7 +9,10 @@ Not every request is a click. Not counted (still redirected): HEAD requests,
 browser prefetches (``Sec-Purpose``/``Purpose: prefetch``), link scanners and
 bots recognised by their User-Agent (the CrawlerDetect patterns; a request
 without one too), and anything before the issue started sending (an editor
-trying the preview or a test copy).
+trying the preview or a test copy). Nor more than
+:data:`CLICKS_PER_CLIENT_PER_HOUR` clicks on one link from one client address
+(an IPv6 /64) in an hour: one machine cannot make an item look popular. Which
+addresses clicked is held in memory for the hour, as hashes, and never stored.
 
 The redirect is the busiest public route on the morning of an issue, so clicks
 are added up in memory per (issue, item, hour) and written about once a second
@@ -46,6 +49,12 @@ FLUSH_SECONDS = 1.0  # how stale the stored counts may be while clicks arrive
 RETRY_SECONDS = 5.0  # after a failed write
 CLOSE_SECONDS = 10.0  # shutdown waits this long for the last write
 MAX_TARGETS = 10_000  # cached links (issues x items); far above what two issues a month need
+# A person may come back to an item a couple of times; a script requesting it
+# hundreds of times adds no more than this.
+CLICKS_PER_CLIENT_PER_HOUR = 3
+# (client, link) pairs remembered in an hour: ~100 bytes each, so at most some
+# 50 MB; past it the hour starts over (logged), which no single machine can cause.
+MAX_CLIENTS_TRACKED = 500_000
 STATE_KEY = "click_counter"
 
 # Characters a Location header may carry as they are; everything else in a
@@ -148,6 +157,9 @@ class ClickCounter:
         self._wake = asyncio.Event()
         self._closed = False
         self.writes = 0  # statements that stored clicks (tests, diagnostics)
+        # Clicks this hour per hash of (client address, issue, item): in memory only.
+        self._by_client: Counter[int] = Counter()
+        self._client_hour = 0
 
     @property
     def pending(self) -> int:
@@ -185,14 +197,35 @@ class ClickCounter:
             self._targets[key] = found
         return found
 
-    def count(self, issue_id: int, item_id: int, target: Target, now: float) -> bool:
-        """Count one click at ``now`` (epoch s); False if the issue was not sending yet."""
+    def count(
+        self, issue_id: int, item_id: int, target: Target, now: float, client: str | None = None
+    ) -> bool:
+        """Count one click at ``now`` (epoch s) from ``client`` (its address
+        bucket); False if the issue was not sending yet or this client has
+        clicked the link often enough this hour."""
         if target.started_at is None or now < target.started_at:
             metrics.click_not_counted("before_send")
             return False
-        self._pending[(issue_id, item_id, int(now // HOUR_SECONDS))] += 1
+        hour = int(now // HOUR_SECONDS)
+        if client is not None and not self._client_may_count(client, issue_id, item_id, hour):
+            metrics.click_not_counted("repeat")
+            return False
+        self._pending[(issue_id, item_id, hour)] += 1
         if self._task is None and not self._closed:
             self._task = asyncio.create_task(self._write_soon(), name="click-counter")
+        return True
+
+    def _client_may_count(self, client: str, issue_id: int, item_id: int, hour: int) -> bool:
+        if hour != self._client_hour or len(self._by_client) >= MAX_CLIENTS_TRACKED:
+            if hour == self._client_hour:
+                log.warning("more than %s clients clicked this hour", MAX_CLIENTS_TRACKED)
+            self._by_client.clear()
+            self._client_hour = hour
+        # A hash, not the address: nothing here could be read back as who clicked.
+        key = hash((client, issue_id, item_id))
+        if self._by_client[key] >= CLICKS_PER_CLIENT_PER_HOUR:
+            return False
+        self._by_client[key] += 1
         return True
 
     async def _write_soon(self) -> None:

@@ -41,6 +41,7 @@ from newsletter.core.db import QUERIES, Database
 from newsletter.core.errors import InvalidInput, RateLimited, field_name
 from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
+from newsletter.core.text import without_unfit
 from newsletter.editorial import news
 from newsletter.editorial.rendering import html_to_text
 from newsletter.ops.audit import Actor, record
@@ -297,23 +298,28 @@ def _entry_image(entry: Any) -> str | None:
 
 
 def entry_fields(entry: Any) -> news.NewsItemFields:
-    """One feed entry as news item fields (validated later like typed-in items)."""
+    """One feed entry as news item fields (validated later like typed-in items).
+
+    The parser decodes references like ``&#xFFFF;`` into non-characters that
+    no mail can carry; they are invisible, so they are dropped here rather than
+    refusing the entry (typed-in text with them is refused: news.clean_text).
+    """
     contents = entry.get("content") or []
-    body_html = str(contents[0].get("value", "")) if contents else ""
-    summary_html = str(entry.get("summary", ""))
+    body_html = without_unfit(str(contents[0].get("value", ""))) if contents else ""
+    summary_html = without_unfit(str(entry.get("summary", "")))
     if not body_html and "<" in summary_html:
         body_html = summary_html
-    summary = html_to_text(summary_html)
+    summary = without_unfit(html_to_text(summary_html))
     if len(summary) > news.MAX_SUMMARY:
         summary = summary[: news.MAX_SUMMARY - 1] + "…"
     tags = entry.get("tags") or []
-    category = str(tags[0].get("term") or "")[: news.MAX_CATEGORY] if tags else None
-    title = html_to_text(str(entry.get("title", "")))
+    category = without_unfit(str(tags[0].get("term") or ""))[: news.MAX_CATEGORY] if tags else None
+    title = without_unfit(html_to_text(str(entry.get("title", ""))))
     return news.NewsItemFields(
         title=title[: news.MAX_TITLE],
         summary=summary,
         body=body_html[: news.MAX_BODY],
-        link=str(entry.get("link", "")) or None,
+        link=without_unfit(str(entry.get("link", ""))) or None,
         image_url=_entry_image(entry),
         category=category or None,
         published_at=_entry_time(entry),

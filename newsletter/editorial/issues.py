@@ -31,7 +31,7 @@ from typing import Any
 from newsletter.core.addresses import normalise_email
 from newsletter.core.clock import aware
 from newsletter.core.db import QUERIES, Connection, Database, Record
-from newsletter.core.errors import Conflict, InvalidInput, NotFound
+from newsletter.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from newsletter.core.i18n import N_, Term
 from newsletter.core.kinds import MAX_ID
 from newsletter.core.records import check_id, one
@@ -426,8 +426,18 @@ async def start_due_issues(db: Database, settings: Settings) -> list[int]:
             try:
                 recipients = await start_issue(conn, issue_id, settings)
             except (Conflict, InvalidInput, RenderError) as exc:
-                # e.g. its news items were emptied: leave it scheduled for an editor to fix.
+                # e.g. its news items were emptied: back to draft with the reason
+                # for an editor to fix, not tried (and logged) every few seconds.
                 log.error("scheduled issue %s could not start: %s", issue_id, exc)
+                problem = (
+                    exc.text("ko")
+                    if isinstance(exc, DomainError)
+                    else f"메일 본문을 만들지 못했습니다 ({exc})"
+                )
+                await conn.execute(QUERIES.issue_start_failed, issue_id, problem)
+                await record(
+                    conn, SCHEDULER, "issue.start_failed", f"issue:{issue_id}", problem=problem
+                )
                 continue
             await record(conn, SCHEDULER, "issue.start", f"issue:{issue_id}", recipients=recipients)
         log.info("issue %s started: %s recipients", issue_id, recipients)

@@ -24,6 +24,7 @@ from newsletter.core.errors import Conflict, InvalidInput, NotFound, field_name
 from newsletter.core.i18n import N_
 from newsletter.core.records import check_id, one
 from newsletter.core.settings import Settings
+from newsletter.core.text import is_fit, without_unfit
 from newsletter.editorial.rendering import NewsItemContent
 from newsletter.ops.audit import Actor, record
 
@@ -69,7 +70,8 @@ def clean_text(value: str | None, name: str, limit: int, *, required: bool = Fal
         raise InvalidInput(N_("%(name)s을(를) 입력해 주세요."), field=name, name=field_name(name))
     if len(text) > limit:
         raise InvalidInput(TOO_LONG, field=name, name=field_name(name), limit=limit)
-    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
+    # Non-characters (U+FFFF...) too: no mail or XML parser takes them.
+    if not is_fit(text) or any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
         raise InvalidInput(
             N_("%(name)s에 쓸 수 없는 제어 문자가 있습니다."), field=name, name=field_name(name)
         )
@@ -83,7 +85,7 @@ def clean_url(value: str | None, name: str) -> str | None:
     url = value.strip()
     if len(url) > MAX_URL:
         raise InvalidInput(TOO_LONG, field=name, name=field_name(name), limit=MAX_URL)
-    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in url):
+    if not is_fit(url) or any(c.isspace() or unicodedata.category(c) == "Cc" for c in url):
         raise InvalidInput(
             N_("%(name)s에 빈칸이나 제어 문자가 있으면 안 됩니다."),
             field=name,
@@ -106,13 +108,18 @@ def clean_url(value: str | None, name: str) -> str | None:
 
 
 def sanitise_body(body: str) -> str:
-    """Keep only safe, mail-friendly HTML (nh3 / ammonia, a maintained sanitiser)."""
-    return nh3.clean(
-        body,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=ALLOWED_URL_SCHEMES,
-        link_rel="noopener noreferrer",
+    """Keep only safe, mail-friendly HTML (nh3 / ammonia, a maintained sanitiser).
+
+    nh3 decodes character references, so ``&#xFFFF;`` comes out as a
+    non-character no mail can carry: dropped (it shows nothing anyway)."""
+    return without_unfit(
+        nh3.clean(
+            body,
+            tags=ALLOWED_TAGS,
+            attributes=ALLOWED_ATTRIBUTES,
+            url_schemes=ALLOWED_URL_SCHEMES,
+            link_rel="noopener noreferrer",
+        )
     ).strip()
 
 

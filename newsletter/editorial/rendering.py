@@ -42,6 +42,7 @@ from newsletter.core import paths
 from newsletter.core.clock import city_zone, korean_date
 from newsletter.core.settings import Settings
 from newsletter.core.signing import click_path
+from newsletter.core.text import without_unfit
 
 TEMPLATES_DIR = paths.TEMPLATES_DIR / "email"
 
@@ -227,7 +228,9 @@ def render_issue(
         )
     )
     try:
-        rendered_html = mjml.mjml2html(source, fonts={})
+        # Text stored before inputs refused non-characters may still hold
+        # some; the XML parser would refuse the whole issue for one of them.
+        rendered_html = mjml.mjml2html(without_unfit(source), fonts={})
     except ValueError as exc:  # mjml-python's answer to malformed MJML
         raise RenderError(f"issue template does not render: {exc}") from exc
     rendered_html = rendered_html.replace(_MJML_WORD_BREAK, _KOREAN_WORD_BREAK)

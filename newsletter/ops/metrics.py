@@ -87,7 +87,8 @@ HTTP_SECONDS = Histogram(
 CLICKS_NOT_COUNTED = Counter(
     "newsletter_clicks_not_counted",
     "Click redirects this web process answered without counting them, by why: "
-    "head, prefetch, bot (link scanners, crawlers, no User-Agent), before_send.",
+    "head, prefetch, bot (link scanners, crawlers, no User-Agent), before_send, "
+    "repeat (one client address, one link, past the hourly few).",
     ["reason"],
     registry=REGISTRY,
 )

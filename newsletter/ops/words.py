@@ -120,6 +120,7 @@ AUDIT_ACTION = {
     "issue.unschedule": "예약 해제",
     "issue.send_now": "지금 발송",
     "issue.start": "예약 발송 시작",
+    "issue.start_failed": "예약 발송을 시작하지 못해 초안으로 되돌림",
     "issue.pause": "발송 일시 정지",
     "issue.resume": "발송 재개",
     "issue.cancel": "발송 취소",

@@ -6,6 +6,8 @@ import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.core.tokens import SubscriberRef, Tokens
 from newsletter.mail.transactional import MailContext, render_outbox
+from tests.conftest import SmtpServer, drain
 from tests.support.roster import ADMIN, import_text, status_of
 
 START = datetime(2026, 1, 10, 0, 0, tzinfo=UTC)  # 09:00 in Seoul
@@ -220,3 +223,47 @@ async def test_erase_keeps_counts_and_a_hash_but_not_the_address(
     assert unknown.subscriber_id is None
     report = await import_text(db, settings, "never@example.com\n")
     assert report.skipped == 1
+
+
+async def test_a_reconfirmation_link_acts_once_however_often_it_is_posted(
+    db: Database, settings: Settings, client: httpx.AsyncClient, smtp_server: SmtpServer
+) -> None:
+    with time_machine.travel(START, tick=True):
+        await import_text(
+            db,
+            settings,
+            "email,name,subscribed_at,source\nold@example.com,오래된,2024-01-01,설문\n",
+            now=datetime.now(UTC),
+        )
+        await lifecycle.run_daily_jobs(db, settings, datetime.now(UTC))
+        [request_mail] = await _outbox(db, "reconfirm")
+        context = MailContext(settings, Tokens(settings.secret_key))
+        message = render_outbox(context, "reconfirm", "old@example.com", request_mail["payload"])
+        text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        match = re.search(r"/reconfirm\?token=([\w.\-]+)", text)
+        assert match
+        token = match.group(1)
+        # The same link posted 50 times, five at a time as a script would.
+        for _ in range(10):
+            answers = await asyncio.gather(
+                *(client.post("/reconfirm", data={"token": token}) for _ in range(5))
+            )
+            for answer in answers:
+                assert answer.status_code == 200 and "유지되었습니다" in answer.text
+
+    found = await db.fetchrow("get_subscriber_by_email", "old@example.com")
+    assert found is not None
+    events = await db.pool.fetchval(
+        "SELECT count(*) FROM consent_events WHERE subscriber_id = $1 AND kind = 'reconfirm'",
+        found["id"],
+    )
+    assert events == 1
+    assert len(await _outbox(db, "reconfirm_notice")) == 1
+    # What the resident's mailbox gets from the real worker: the request, one result.
+    await drain(settings, db)
+    subjects = [
+        str(BytesParser(policy=policy.default).parsebytes(mail.data)["Subject"])
+        for mail in smtp_server.handler.to("old@example.com")
+    ]
+    assert len(subjects) == 2
+    assert sum("재확인 처리 결과" in subject for subject in subjects) == 1

@@ -85,6 +85,12 @@ def parts(mail: Any) -> tuple[str, str]:
     return html_part.get_content(), text_part.get_content()
 
 
+def from_address(app: Litestar, ip: str) -> Client:
+    """A client of the app at its own address, as another resident's phone."""
+    transport = httpx.ASGITransport(app=app, client=(ip, 50000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="https://newsletter.gimpo.go.kr")
+
+
 async def stored_clicks(app: Litestar, db: Database, issue_id: int) -> dict[int, int]:
     """Clicks per item as the stats report them, once this process wrote what it counted."""
     counter = clicks.counter_for(app.state, db)
@@ -257,9 +263,16 @@ async def test_a_thousand_concurrent_clicks_count_exactly_a_thousand(
         click_url(settings, issue["id"], item).removeprefix(settings.base_url)
         for item in issue["items"][:2]
     ]
-    answers = await asyncio.gather(
-        *(client.get(paths[n % 2], headers=BROWSER) for n in range(1000))
-    )
+    # 500 residents, each clicking both links once (one client address
+    # counts only a few times per link: see the next test).
+    residents = [from_address(app, f"198.51.{n // 250}.{n % 250 + 1}") for n in range(500)]
+    try:
+        answers = await asyncio.gather(
+            *(residents[n // 2].get(paths[n % 2], headers=BROWSER) for n in range(1000))
+        )
+    finally:
+        for resident in residents:
+            await resident.aclose()
     assert {a.status_code for a in answers} == {302}
     assert await stored_clicks(app, db, issue["id"]) == {
         issue["items"][0]: 500,
@@ -267,6 +280,29 @@ async def test_a_thousand_concurrent_clicks_count_exactly_a_thousand(
     }
     # Counted in memory and written in a few statements, not one row update per click.
     assert clicks.counter_for(app.state, db).writes < 50
+
+
+async def test_one_client_address_cannot_inflate_a_links_clicks(
+    app: Litestar, client: Client, db: Database, settings: Settings
+) -> None:
+    issue = await linked_issue(db, settings)
+    first, second = (
+        click_url(settings, issue["id"], item).removeprefix(settings.base_url)
+        for item in issue["items"][:2]
+    )
+    for _ in range(500):  # one machine, a browser's User-Agent, one link
+        assert (await client.get(first, headers=BROWSER)).status_code == 302
+    assert (await client.get(second, headers=BROWSER)).status_code == 302
+    async with from_address(app, "2001:db8:7:7::1") as neighbour:
+        await neighbour.get(first, headers=BROWSER)
+    # The same /64 is the same household: its second address adds nothing more.
+    async with from_address(app, "2001:db8:7:7::2") as same_household:
+        for _ in range(5):
+            await same_household.get(first, headers=BROWSER)
+    assert await stored_clicks(app, db, issue["id"]) == {
+        issue["items"][0]: clicks.CLICKS_PER_CLIENT_PER_HOUR * 2,
+        issue["items"][1]: 1,
+    }
 
 
 async def test_a_server_stopped_right_after_a_burst_loses_no_click(
@@ -306,7 +342,19 @@ async def test_a_server_stopped_right_after_a_burst_loses_no_click(
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.05)
-            answers = await asyncio.gather(*(http.get(path, headers=BROWSER) for _ in range(300)))
+            # 300 residents behind the trusted proxy (loopback), one click each.
+            answers = await asyncio.gather(
+                *(
+                    http.get(
+                        path,
+                        headers={
+                            **BROWSER,
+                            "X-Forwarded-For": f"198.51.{100 + n // 250}.{n % 250 + 1}",
+                        },
+                    )
+                    for n in range(300)
+                )
+            )
         assert {a.status_code for a in answers} == {302}
         # Stopped at once: the clicks are still in the server's memory.
         process.send_signal(signal.SIGTERM)

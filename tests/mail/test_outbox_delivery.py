@@ -10,8 +10,11 @@ import httpx
 
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
+from newsletter.core.tokens import Tokens
 from newsletter.delivery.worker import Worker
+from newsletter.mail import outbox
 from tests.conftest import SmtpServer, drain
+from tests.support.delivery import add_subscribers, address, fast_worker, start_issue
 
 SIGNUP = {"email": "resident@example.com", "name": "김포 시민", "consent": "on"}
 
@@ -114,3 +117,68 @@ async def test_two_workers_never_send_the_same_mail(
     assert len(recipients) == len(set(recipients))
     sent: int = await db.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'")
     assert sent == len(recipients) == settings.signup_limit_per_ip_per_hour
+
+
+async def test_notices_to_one_address_are_capped_per_day(
+    client: httpx.AsyncClient, db: Database, settings: Settings, smtp_server: SmtpServer
+) -> None:
+    # Confirming and leaving over and over: each is a real change with its
+    # own notice, but one mailbox gets only a day's share of mail.
+    tokens = Tokens(settings.secret_key)
+    await client.post("/subscribe", data={"email": "yoyo@example.com", "consent": "on"})
+    found = await db.fetchrow("get_subscriber_by_email", "yoyo@example.com")
+    assert found is not None
+    for _ in range(6):
+        # Pending again, as after a fresh signup (whose own limits are tested elsewhere).
+        await db.pool.execute(
+            "UPDATE subscribers SET status = 'pending', unsubscribed_at = NULL WHERE id = $1",
+            found["id"],
+        )
+        confirm = tokens.confirm(found["public_id"])
+        assert (await client.post("/confirm", data={"token": confirm})).status_code == 200
+        await drain(settings, db)
+        leave = tokens.unsubscribe(found["public_id"])
+        assert (await client.post(f"/unsubscribe?token={leave}")).status_code == 200
+        await drain(settings, db)
+    assert len(smtp_server.handler.to("yoyo@example.com")) == outbox.NOTICES_PER_ADDRESS_PER_DAY
+    assert await db.pool.fetchval("SELECT status FROM subscribers") == "unsubscribed"
+
+
+async def test_an_issue_goes_out_while_a_flood_of_notices_waits(
+    db: Database, settings: Settings, smtp_server: SmtpServer
+) -> None:
+    settings = settings.replace(batch_size=20)
+    await add_subscribers(db, 31)  # r00031 is the flooded mailbox, the others read the issue
+    flooded = await db.fetchrow("get_subscriber_by_email", address(31))
+    assert flooded is not None
+    await db.pool.execute(
+        """
+        INSERT INTO outbox (kind, priority, recipient, subscriber_id, payload)
+        SELECT 'opt_in_notice', $1, $2, $3,
+               jsonb_build_object('subscriber_id', $3::bigint, 'name', NULL,
+                                  'at', now(), 'language', 'ko')
+        FROM generate_series(1, 200)
+        """,
+        outbox.PRIORITY_NOTICE,
+        address(31),
+        flooded["id"],
+    )
+    await db.pool.execute(
+        "UPDATE subscribers SET status = 'unsubscribed' WHERE id = $1", flooded["id"]
+    )
+    issue_id = await start_issue(db, settings)
+    worker = fast_worker(settings, db, "flood")
+    try:
+        for _ in range(2):
+            await worker.run_once()
+    finally:
+        await worker.smtp.close()
+    readers = {address(n) for n in range(1, 31)}
+    got_issue = {r for m in smtp_server.handler.messages for r in m.rcpt_tos if r in readers}
+    assert got_issue == readers  # the whole issue in the first two rounds
+    waiting = await db.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'queued'")
+    assert waiting >= 200 - 2 * settings.batch_size  # the notices still wait their turn
+    sent = await db.pool.fetchval(
+        "SELECT count(*) FROM deliveries WHERE issue_id = $1 AND status = 'sent'", issue_id
+    )
+    assert sent == 30

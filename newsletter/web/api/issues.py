@@ -53,6 +53,8 @@ class IssueOut(msgspec.Struct):
     finished_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # Why the scheduler could not start it and put it back to draft (in Korean).
+    start_problem: str | None = None
 
     @classmethod
     def of(cls, row: Record) -> IssueOut:

@@ -18,6 +18,7 @@ from litestar.datastructures import Cookie
 from litestar.response import Redirect, Template
 
 from newsletter.core.errors import DomainError
+from newsletter.core.text import is_fit
 from newsletter.ops import oidc, sessions, users
 from newsletter.ops.audit import record
 from newsletter.ops.sessions import Session
@@ -166,7 +167,10 @@ async def login(request: Request[Any, Any, Any], db: DB, settings: Config) -> Re
         wait = await sessions.throttled(conn, email=email, ip=ip)
         if wait is not None:
             return _too_many(request, wait, email, next_path)
-        user = await users.verify_login(conn, email, password)
+        # No account's address or password holds NUL or a non-character (the
+        # database would refuse the look-up): a failed attempt like any other.
+        fit = is_fit(email) and is_fit(password)
+        user = await users.verify_login(conn, email, password) if fit else None
         if user is None:
             await sessions.record_failure(conn, email=email, ip=ip)
     if user is None:

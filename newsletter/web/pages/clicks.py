@@ -18,10 +18,12 @@ from litestar import Request, route
 from litestar.enums import HttpMethod
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.core.buckets import ip_bucket
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.editorial import clicks
 from newsletter.ops import metrics
+from newsletter.web.http.forms import client_ip
 from newsletter.web.pages.shell import message, reader
 
 # Nobody's webmail address travels on to the destination, no cache keeps a
@@ -93,7 +95,10 @@ async def click(request: Request[Any, Any, Any]) -> ASGIApp:
     }
     reason = clicks.not_counted(request.method, headers)
     if reason is None:
-        counter.count(ids[0], ids[1], target, time.time())
+        # Without a usable client address (a proxy passing on garbage) nobody is
+        # held to the per-client limit rather than everybody sharing one.
+        ip = client_ip(request)
+        counter.count(ids[0], ids[1], target, time.time(), ip_bucket(ip) if ip else None)
     else:
         metrics.click_not_counted(reason)
     return _redirect(target.location)

@@ -110,9 +110,11 @@ RETURNING id, email, status, suppressed_reason;
 
 -- name: reconfirm_subscriber
 -- The resident answered the re-confirmation mail: consent is fresh again.
+-- Only while a request is open (reconfirm_sent_at, cleared here): the link
+-- acts once, and a replay of it changes nothing and mails nobody.
 UPDATE subscribers
 SET last_consent_at = $2::timestamptz, reconfirm_sent_at = NULL, updated_at = $2::timestamptz
-WHERE id = $1 AND status = 'active'
+WHERE id = $1 AND status = 'active' AND reconfirm_sent_at IS NOT NULL
 RETURNING id;
 
 -- name: insert_consent_event_at

@@ -32,7 +32,7 @@ LIMIT $2 OFFSET $3;
 SELECT count(*) FROM issues WHERE ($1::text IS NULL OR status = $1);
 
 -- name: set_issue_schedule
-UPDATE issues SET status = 'scheduled', send_at = $2, updated_at = now()
+UPDATE issues SET status = 'scheduled', send_at = $2, start_problem = NULL, updated_at = now()
 WHERE id = $1
 RETURNING *;
 
@@ -65,7 +65,7 @@ SELECT coalesce(max(number), 0) + 1 FROM issues;
 -- name: store_issue_snapshot
 UPDATE issues
 SET number = $2, subject = $3, rendered_html = $4, rendered_text = $5, web_content = $6,
-    status = 'sending', started_at = now(), updated_at = now()
+    status = 'sending', started_at = now(), updated_at = now(), start_problem = NULL
 WHERE id = $1;
 
 -- name: snapshot_recipients
@@ -95,6 +95,12 @@ WHERE status = 'scheduled' AND send_at <= now() AND NOT (id = ANY($1::bigint[]))
 ORDER BY send_at, id
 LIMIT 1
 FOR UPDATE SKIP LOCKED;
+
+-- name: issue_start_failed
+-- The scheduler could not start it: back to draft with why ($2), so it is not
+-- tried again until an editor has looked (schedule and start clear the reason).
+UPDATE issues SET status = 'draft', send_at = NULL, start_problem = $2, updated_at = now()
+WHERE id = $1 AND status = 'scheduled';
 
 -- name: archive_issues
 -- Issues whose mail has gone out (or is going out: recipients may already be
