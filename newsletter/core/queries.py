@@ -14,6 +14,7 @@ QueryName = Literal[
     "access_log_entries",
     "activate_subscriber",
     "add_clicks",
+    "add_login_failure",
     "address_hash_key",
     "applied_migrations",
     "archive_issue",
@@ -24,6 +25,7 @@ QueryName = Literal[
     "claim_deliveries",
     "claim_due_issue",
     "claim_outbox",
+    "clear_totp_pending",
     "click_target",
     "consent_events_for",
     "count_active_admins",
@@ -62,6 +64,7 @@ QueryName = Literal[
     "finish_daily_job",
     "finish_import_job",
     "finish_issue",
+    "forgive_login_attempt",
     "get_feed_preview",
     "get_import_job",
     "get_issue",
@@ -81,12 +84,12 @@ QueryName = Literal[
     "insert_feed_preview",
     "insert_import_job",
     "insert_issue",
-    "insert_login_failure",
     "insert_media",
     "insert_news_item",
     "insert_session",
     "insert_user",
     "issue_for_sending",
+    "keep_totp_pending",
     "known_news_links",
     "latest_delivery_for_email",
     "lifecycle_lapse",
@@ -101,6 +104,7 @@ QueryName = Literal[
     "lock_issue_numbers",
     "lock_subscriber",
     "lock_subscriber_by_public_id",
+    "login_attempts_within",
     "mark_delivery_bounced",
     "mark_outbox_bounced",
     "migration_lock",
@@ -117,7 +121,7 @@ QueryName = Literal[
     "pop_session_flash",
     "prune_dead_workers",
     "prune_feed_previews",
-    "prune_login_failures",
+    "prune_login_attempts",
     "prune_relay_health",
     "prune_sessions",
     "prune_signup_hits",
@@ -127,7 +131,6 @@ QueryName = Literal[
     "readyz_worker_check",
     "recent_audit",
     "recent_import_jobs",
-    "recent_login_failures",
     "reconfirm_subscriber",
     "record_migration",
     "rehash_user_password",
@@ -193,6 +196,7 @@ QueryName = Literal[
     "suppress_hash",
     "suppress_hash_keep",
     "suppress_subscriber",
+    "take_login_attempt",
     "take_rate_tokens",
     "take_worker_lock",
     "touch_session",
@@ -223,6 +227,7 @@ class NamedQueries:
     access_log_entries: str
     activate_subscriber: str
     add_clicks: str
+    add_login_failure: str
     address_hash_key: str
     applied_migrations: str
     archive_issue: str
@@ -233,6 +238,7 @@ class NamedQueries:
     claim_deliveries: str
     claim_due_issue: str
     claim_outbox: str
+    clear_totp_pending: str
     click_target: str
     consent_events_for: str
     count_active_admins: str
@@ -271,6 +277,7 @@ class NamedQueries:
     finish_daily_job: str
     finish_import_job: str
     finish_issue: str
+    forgive_login_attempt: str
     get_feed_preview: str
     get_import_job: str
     get_issue: str
@@ -290,12 +297,12 @@ class NamedQueries:
     insert_feed_preview: str
     insert_import_job: str
     insert_issue: str
-    insert_login_failure: str
     insert_media: str
     insert_news_item: str
     insert_session: str
     insert_user: str
     issue_for_sending: str
+    keep_totp_pending: str
     known_news_links: str
     latest_delivery_for_email: str
     lifecycle_lapse: str
@@ -310,6 +317,7 @@ class NamedQueries:
     lock_issue_numbers: str
     lock_subscriber: str
     lock_subscriber_by_public_id: str
+    login_attempts_within: str
     mark_delivery_bounced: str
     mark_outbox_bounced: str
     migration_lock: str
@@ -326,7 +334,7 @@ class NamedQueries:
     pop_session_flash: str
     prune_dead_workers: str
     prune_feed_previews: str
-    prune_login_failures: str
+    prune_login_attempts: str
     prune_relay_health: str
     prune_sessions: str
     prune_signup_hits: str
@@ -336,7 +344,6 @@ class NamedQueries:
     readyz_worker_check: str
     recent_audit: str
     recent_import_jobs: str
-    recent_login_failures: str
     reconfirm_subscriber: str
     record_migration: str
     rehash_user_password: str
@@ -402,6 +409,7 @@ class NamedQueries:
     suppress_hash: str
     suppress_hash_keep: str
     suppress_subscriber: str
+    take_login_attempt: str
     take_rate_tokens: str
     take_worker_lock: str
     touch_session: str

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import secrets
 import time
 import unicodedata
@@ -53,6 +54,8 @@ TOTP_WINDOW_STEPS = 1
 # Generated passwords: groups of an alphabet without look-alikes (0/O, 1/l/I),
 # 4 x 5 characters from 55 symbols = about 115 bits.
 _ALPHABET = "23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
+
+_BASE32_SECRET = re.compile(r"[A-Z2-7]{32}")  # what new_totp_secret() makes
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 "low memory" profile
 
@@ -373,8 +376,10 @@ def _matching_step(secret: str, code: str, now: float | None = None) -> int | No
 
 
 async def enrol_totp(conn: Connection, user: User, secret: str, code: str) -> User:
-    """Store the second factor once the person proves their app shows its codes."""
-    if len(secret) != 32 or not secret.isalnum():
+    """Store the second factor once the person proves their app shows its codes.
+    ``secret`` is the one we generated and kept for the session, never one
+    the browser sent: a secret the person chose could be all zeros."""
+    if not _BASE32_SECRET.fullmatch(secret):
         raise InvalidInput("등록 정보가 올바르지 않습니다. 처음부터 다시 해 주세요.", field="code")
     step = _matching_step(secret, code)
     if step is None:
