@@ -63,6 +63,10 @@ ACCEPTED = {"JPEG", "PNG", "GIF", "WEBP"}
 KEY = re.compile(r"^[0-9a-f]{32}\.(jpg|png)$")
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's bomb guard, process-wide
+# Pillow only warns between its limit and twice it: make that a refusal too.
+# Set once for the process: catch_warnings() around each decode is not
+# thread-safe, and decoders run in threads.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 ORIENTATION = 0x0112
 _SIDEWAYS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
@@ -120,9 +124,10 @@ def _to_srgb(image: Image.Image) -> Image.Image:
 
 
 def _too_large(width: int, height: int, limit: int) -> InvalidInput:
+    declared = f" (가로 {width:,} × 세로 {height:,} 픽셀)" if width and height else ""
     return InvalidInput(
-        f"이미지가 너무 큽니다 (가로 {width:,} × 세로 {height:,} 픽셀). "
-        f"가로와 세로는 {MAX_SIDE:,}픽셀, 전체는 {limit // 1_000_000:,}백만 화소 이하로 "
+        f"이미지가 너무 큽니다{declared}. "
+        f"가로와 세로는 {MAX_SIDE:,}픽셀, 전체는 {limit // 10_000:,}만 화소 이하로 "
         "줄여서 올려 주세요.",
         field="image",
     )
@@ -153,33 +158,31 @@ def process(data: bytes) -> Processed:
             field="image",
         )
     try:
-        with warnings.catch_warnings():
-            # Pillow warns (instead of refusing) between the limit and twice it.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as opened:
-                if opened.format not in ACCEPTED:
-                    raise InvalidInput(
-                        "JPEG, PNG, GIF, WebP 이미지만 올릴 수 있습니다.", field="image"
-                    )
-                _check_declared_size(opened)
-                box = _box(opened)
-                opened.seek(0)  # an animation: its first frame
-                # thumbnail() asks a JPEG's decoder for the smallest scale
-                # that still covers the box before it decodes, then shrinks
-                # in place: the full-size picture never exists.
-                if opened.mode in ("1", "P", "PA"):  # palettes scale badly
-                    opened.load()
-                    keep = opened.mode == "PA" or "transparency" in opened.info
-                    small = opened.convert("RGBA" if keep else "RGB")
-                else:
-                    small = opened
-                small.thumbnail(box, Image.Resampling.LANCZOS)
-                image = ImageOps.exif_transpose(small)
-                image.load()
-                # An orientation only found while decoding (PNG's eXIf after
-                # the pixels) was not in the box: fit the upright picture too.
-                image.thumbnail((MAX_WIDTH, MAX_HEIGHT), Image.Resampling.LANCZOS)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        with Image.open(io.BytesIO(data)) as opened:
+            if opened.format not in ACCEPTED:
+                raise InvalidInput("JPEG, PNG, GIF, WebP 이미지만 올릴 수 있습니다.", field="image")
+            _check_declared_size(opened)
+            box = _box(opened)
+            opened.seek(0)  # an animation: its first frame
+            # thumbnail() asks a JPEG's decoder for the smallest scale
+            # that still covers the box before it decodes, then shrinks
+            # in place: the full-size picture never exists.
+            if opened.mode in ("1", "P", "PA"):  # palettes scale badly
+                opened.load()
+                keep = opened.mode == "PA" or "transparency" in opened.info
+                small = opened.convert("RGBA" if keep else "RGB")
+            else:
+                small = opened
+            small.thumbnail(box, Image.Resampling.LANCZOS)
+            image = ImageOps.exif_transpose(small)
+            image.load()
+            # An orientation only found while decoding (PNG's eXIf after
+            # the pixels) was not in the box: fit the upright picture too.
+            image.thumbnail((MAX_WIDTH, MAX_HEIGHT), Image.Resampling.LANCZOS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own guard, in open(), before ours could name the size.
+        raise _too_large(0, 0, MAX_PIXELS) from None
+    except UnidentifiedImageError:
         raise InvalidInput(
             "이미지로 읽을 수 없는 파일이거나 너무 큰 이미지입니다 (JPEG, PNG, GIF, WebP).",
             field="image",

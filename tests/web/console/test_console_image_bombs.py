@@ -19,6 +19,7 @@ import httpx
 import psutil
 from PIL import Image
 
+from newsletter.core.db import Database
 from tests.support.console import login, make_user, page_csrf
 from tests.web.console.conftest import Console
 
@@ -141,3 +142,24 @@ async def test_six_big_camera_photos_at_once_are_decoded_small(console: Console)
         assert after - before < 100 * MB
     sizes = await console.db.pool.fetch("SELECT DISTINCT width, height FROM media")
     assert [(r["width"], r["height"]) for r in sizes] == [(1200, 1200)]
+
+
+async def test_each_declared_limit_is_named_in_korean(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    await login(client, editor.email)
+    csrf = await page_csrf(client, "/admin/news/new")
+    cases = {
+        # one side too long
+        (13_000, 100): ("이미지가 너무 큽니다 (가로 13,000 × 세로 100 픽셀)", "1,600만 화소"),
+        # too many pixels for a format decoded whole
+        (4_100, 4_000): ("이미지가 너무 큽니다 (가로 4,100 × 세로 4,000 픽셀)", "1,600만 화소"),
+        # past Pillow's own guard, which refuses while reading the header
+        (8_000, 8_000): ("이미지가 너무 큽니다.", "5,000만 화소"),
+    }
+    for (width, height), (message, limit) in cases.items():
+        answer = await upload(client, csrf, f"wide-{width}.png", png_bomb(width, height))
+        assert answer.status_code == 422, (width, height)
+        assert message in answer.text and limit in answer.text, (width, height)
+    assert await db.pool.fetchval("SELECT count(*) FROM media") == 0
