@@ -212,14 +212,22 @@ class Attempt:
 
 
 def _buckets(
-    settings: Settings, kind: str, email: str | None, ip: str | None, device_cookie: str | None
+    settings: Settings,
+    kind: str,
+    email: str | None,
+    ip: str | None,
+    device_cookie: str | None,
+    second_factor: bool,
 ) -> list[tuple[str, int]]:
     """Where one attempt counts, each with its limit in the window.
 
     The address bucket stops one machine guessing across accounts; the
     account-from-this-address bucket stops it on one account; the account
-    bucket stops many machines on one account, except for a browser the
-    owner logged in with, which counts in its own bucket instead.
+    bucket stops many machines on one account. Two ways past that last one
+    are left for the owner: a browser they logged in with counts in a
+    bucket of its own, and a password of an account with a second factor
+    enrolled is still checked (it opens nothing without the code, whose
+    buckets are apart), so guessers cannot lock the owner out.
     """
     address = address_bucket(ip)
     found = [(f"{kind}:{address}", ADDRESS_FAILURES)]
@@ -229,7 +237,7 @@ def _buckets(
         device = _device_id(settings, device_cookie or "", email)
         if device is not None:
             found.append((f"{kind}:device:{device}", ACCOUNT_FAILURES))
-        else:
+        elif not (kind == "password" and second_factor):
             found.append((f"{kind}:{account}", ACCOUNT_FAILURES))
     return found
 
@@ -251,9 +259,11 @@ async def take_attempt(
     email: str | None,
     ip: str | None,
     device_cookie: str | None = None,
+    second_factor: bool = False,
 ) -> Attempt | int:
     """Count one attempt (``kind``: "password" or "code", apart) before it is
     checked: the Attempt to forgive if it proves right, or the seconds to wait.
+    ``second_factor``: the account has one enrolled (see :func:`_buckets`).
 
     Each bucket is counted and written in one statement under its row's
     lock, in one transaction (buckets in a fixed order, so two requests
@@ -261,7 +271,7 @@ async def take_attempt(
     more than the limit are ever checked. A full bucket rolls back the
     others, so a refused attempt costs nobody anything.
     """
-    buckets = sorted(_buckets(settings, kind, email, ip, device_cookie))
+    buckets = sorted(_buckets(settings, kind, email, ip, device_cookie, second_factor))
     taken: list[tuple[str, datetime]] = []
     wait: int | None = None
     tx = conn.transaction()

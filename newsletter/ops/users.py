@@ -402,6 +402,13 @@ async def remove_totp(conn: Connection, actor: Actor, user_id: int) -> User:
     return user_of(row)
 
 
+async def has_second_factor(conn: Connection, email: str) -> bool:
+    """Whether the account with this address has a second factor enrolled
+    (the login throttle gives such an account's owner a way past guessers)."""
+    row = await conn.fetchrow(QUERIES.user_by_email, email.strip())
+    return row is not None and row["totp_secret"] is not None and row["disabled_at"] is None
+
+
 async def check_totp(conn: Connection, user_id: int, code: str) -> bool:
     """Whether ``code`` is a current code of the account, never used before."""
     row = await conn.fetchrow(QUERIES.user_by_id, user_id)

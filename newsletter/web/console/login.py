@@ -187,6 +187,7 @@ async def login(request: Request[Any, Any, Any], db: DB, settings: Config) -> Re
             email=email,
             ip=ip,
             device_cookie=request.cookies.get(sessions.DEVICE_COOKIE),
+            second_factor=await users.has_second_factor(conn, email),
         )
         if not isinstance(attempt, sessions.Attempt):
             return _too_many(request, attempt, email, next_path)

@@ -197,6 +197,36 @@ async def test_codes_and_passwords_count_apart(app: Litestar, db: Database) -> N
         assert (await owner.get("/admin")).status_code == 200
 
 
+async def test_with_a_second_factor_the_owner_gets_in_from_a_new_browser(
+    app: Litestar, db: Database
+) -> None:
+    """The owner's password plus their code still works while guessers hold
+    the account's limit, even from a browser that never logged in before."""
+    editor = await make_user(db, "editor", totp_required=True)
+    async with fresh_client(app, "203.0.113.70") as first:
+        await login(first, editor.email)
+        enrol = await first.get("/admin/login/second-factor")
+        secret = shown_secret(enrol.text)
+        await first.post(
+            "/admin/login/second-factor",
+            data={"csrf_token": csrf_of(enrol.text), "code": pyotp.TOTP(secret).now()},
+        )
+    await guess_from_many_addresses(app, editor.email, sessions.ACCOUNT_FAILURES)
+    async with fresh_client(app, "192.0.2.200") as new_laptop:
+        password = await login(new_laptop, editor.email)
+        assert password.status_code == 303
+        assert password.headers["location"].startswith("/admin/login/second-factor")
+        assert (await new_laptop.get("/admin")).headers["location"].endswith("second-factor")
+        form = await new_laptop.get("/admin/login/second-factor")
+        step = int(pyotp.TOTP(secret).timecode(datetime.now())) + 1
+        code = await new_laptop.post(
+            "/admin/login/second-factor",
+            data={"csrf_token": csrf_of(form.text), "code": pyotp.TOTP(secret).at(step * 30)},
+        )
+        assert code.status_code == 303
+        assert (await new_laptop.get("/admin")).status_code == 200
+
+
 # --- 24.9: concurrent guesses cannot race past the limit ------------------------------
 
 
