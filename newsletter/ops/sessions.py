@@ -9,8 +9,9 @@ disabling an account or resetting its password deletes all of them.
 
 Logins are throttled per client address, per account from that address and
 per account from anywhere (a browser the owner has logged in with has its
-own bucket instead, so guessers from many addresses cannot lock the owner
-out); second-factor codes count apart from passwords. Each attempt is
+own bucket instead, and an account with a second factor has no account-wide
+password limit, so guessers from many addresses cannot lock the owner out);
+second-factor codes count apart from passwords. Each attempt is
 counted before it is checked, in one statement per bucket
 (``login_attempts``), so concurrent guesses cannot slip past the limit.
 """

@@ -4,8 +4,10 @@ A login that passes the password starts a session in the ``password`` stage
 when a second factor is due (enrolled, or required by an admin and not yet
 set up); the code, or the enrolment, then replaces it with a fresh ``full``
 session (a new token, so a token seen before the second factor never becomes
-a login). Every failure counts against the account and the client address;
-past the limit the answer is 429 with ``Retry-After``.
+a login). Every attempt is counted before it is checked (against the
+client address and the account, see ``ops.sessions``) and forgiven when
+right; past the limit the answer is 429 with ``Retry-After``. A full login
+leaves the browser a device cookie that keeps it clear of guessers' limits.
 """
 
 from __future__ import annotations
