@@ -354,12 +354,13 @@ CREATE TABLE public.jobs (
 );
 
 --
--- Name: login_failures; Type: TABLE; Schema: public; Owner: -
+-- Name: login_attempts; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.login_failures (
+CREATE TABLE public.login_attempts (
     bucket text NOT NULL,
-    at timestamp with time zone DEFAULT now() NOT NULL
+    recent timestamp with time zone[] NOT NULL,
+    last_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 --
@@ -555,6 +556,7 @@ CREATE TABLE public.sessions (
     ip inet,
     user_agent text,
     flash text,
+    totp_pending text,
     CONSTRAINT sessions_stage_check CHECK ((stage = ANY (ARRAY['password'::text, 'full'::text])))
 );
 
@@ -809,6 +811,13 @@ ALTER TABLE ONLY public.jobs
     ADD CONSTRAINT jobs_pkey PRIMARY KEY (name);
 
 --
+-- Name: login_attempts login_attempts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.login_attempts
+    ADD CONSTRAINT login_attempts_pkey PRIMARY KEY (bucket);
+
+--
 -- Name: media media_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1009,10 +1018,10 @@ CREATE INDEX deliveries_waiting ON public.deliveries USING btree (issue_id, id) 
 CREATE INDEX issues_due ON public.issues USING btree (send_at) WHERE (status = 'scheduled'::text);
 
 --
--- Name: login_failures_bucket; Type: INDEX; Schema: public; Owner: -
+-- Name: login_attempts_last; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX login_failures_bucket ON public.login_failures USING btree (bucket, at);
+CREATE INDEX login_attempts_last ON public.login_attempts USING btree (last_at);
 
 --
 -- Name: news_items_link; Type: INDEX; Schema: public; Owner: -

@@ -14,6 +14,7 @@ QueryName = Literal[
     "access_log_entries",
     "activate_subscriber",
     "add_clicks",
+    "add_login_failure",
     "address_hash_key",
     "applied_migrations",
     "archive_issue",
@@ -24,6 +25,7 @@ QueryName = Literal[
     "claim_deliveries",
     "claim_due_issue",
     "claim_outbox",
+    "clear_totp_pending",
     "click_target",
     "consent_events_for",
     "count_active_admins",
@@ -63,6 +65,7 @@ QueryName = Literal[
     "finish_daily_job",
     "finish_import_job",
     "finish_issue",
+    "forgive_login_attempt",
     "get_feed_preview",
     "get_import_job",
     "get_issue",
@@ -82,7 +85,6 @@ QueryName = Literal[
     "insert_feed_preview",
     "insert_import_job",
     "insert_issue",
-    "insert_login_failure",
     "insert_media",
     "insert_news_item",
     "insert_session",
@@ -90,6 +92,7 @@ QueryName = Literal[
     "issue_for_sending",
     "issue_start_failed",
     "keep_issue_checks",
+    "keep_totp_pending",
     "kept_issue_checks",
     "known_news_links",
     "latest_delivery_for_email",
@@ -106,6 +109,7 @@ QueryName = Literal[
     "lock_outbox_recipient",
     "lock_subscriber",
     "lock_subscriber_by_public_id",
+    "login_attempts_within",
     "longest_recipient_name_bytes",
     "mark_delivery_bounced",
     "mark_outbox_bounced",
@@ -123,7 +127,7 @@ QueryName = Literal[
     "pop_session_flash",
     "prune_dead_workers",
     "prune_feed_previews",
-    "prune_login_failures",
+    "prune_login_attempts",
     "prune_relay_health",
     "prune_sessions",
     "prune_signup_hits",
@@ -133,7 +137,6 @@ QueryName = Literal[
     "readyz_worker_check",
     "recent_audit",
     "recent_import_jobs",
-    "recent_login_failures",
     "recipient_counts_for_checks",
     "reconfirm_subscriber",
     "record_migration",
@@ -200,6 +203,7 @@ QueryName = Literal[
     "suppress_hash",
     "suppress_hash_keep",
     "suppress_subscriber",
+    "take_login_attempt",
     "take_rate_tokens",
     "take_worker_lock",
     "touch_session",
@@ -230,6 +234,7 @@ class NamedQueries:
     access_log_entries: str
     activate_subscriber: str
     add_clicks: str
+    add_login_failure: str
     address_hash_key: str
     applied_migrations: str
     archive_issue: str
@@ -240,6 +245,7 @@ class NamedQueries:
     claim_deliveries: str
     claim_due_issue: str
     claim_outbox: str
+    clear_totp_pending: str
     click_target: str
     consent_events_for: str
     count_active_admins: str
@@ -279,6 +285,7 @@ class NamedQueries:
     finish_daily_job: str
     finish_import_job: str
     finish_issue: str
+    forgive_login_attempt: str
     get_feed_preview: str
     get_import_job: str
     get_issue: str
@@ -298,7 +305,6 @@ class NamedQueries:
     insert_feed_preview: str
     insert_import_job: str
     insert_issue: str
-    insert_login_failure: str
     insert_media: str
     insert_news_item: str
     insert_session: str
@@ -306,6 +312,7 @@ class NamedQueries:
     issue_for_sending: str
     issue_start_failed: str
     keep_issue_checks: str
+    keep_totp_pending: str
     kept_issue_checks: str
     known_news_links: str
     latest_delivery_for_email: str
@@ -322,6 +329,7 @@ class NamedQueries:
     lock_outbox_recipient: str
     lock_subscriber: str
     lock_subscriber_by_public_id: str
+    login_attempts_within: str
     longest_recipient_name_bytes: str
     mark_delivery_bounced: str
     mark_outbox_bounced: str
@@ -339,7 +347,7 @@ class NamedQueries:
     pop_session_flash: str
     prune_dead_workers: str
     prune_feed_previews: str
-    prune_login_failures: str
+    prune_login_attempts: str
     prune_relay_health: str
     prune_sessions: str
     prune_signup_hits: str
@@ -349,7 +357,6 @@ class NamedQueries:
     readyz_worker_check: str
     recent_audit: str
     recent_import_jobs: str
-    recent_login_failures: str
     recipient_counts_for_checks: str
     reconfirm_subscriber: str
     record_migration: str
@@ -416,6 +423,7 @@ class NamedQueries:
     suppress_hash: str
     suppress_hash_keep: str
     suppress_subscriber: str
+    take_login_attempt: str
     take_rate_tokens: str
     take_worker_lock: str
     touch_session: str

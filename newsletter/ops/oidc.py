@@ -4,7 +4,8 @@ Off unless ``NEWSLETTER_OIDC_ISSUER``, ``_CLIENT_ID`` and ``_CLIENT_SECRET``
 are set. The authorization-code flow with PKCE (RFC 7636): authlib builds
 the authorization request and the S256 challenge, httpx talks to the
 provider, joserfc verifies the ID token's signature against the provider's
-published keys and checks issuer, audience, expiry and our nonce. State,
+published keys and checks issuer, audience (and the authorized party when
+the token names several audiences), expiry and our nonce. State,
 nonce and verifier travel in a signed, ten-minute cookie of their own, so
 nothing is stored before the person comes back.
 
@@ -215,7 +216,22 @@ def _verified_claims(
         ).validate(token.claims)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise refused from exc
+    if not _meant_for_us(token.claims, settings.oidc_client_id or ""):
+        raise refused
     return dict(token.claims)
+
+
+def _meant_for_us(claims: dict[str, Any], client_id: str) -> bool:
+    """OpenID Connect Core 3.1.3.7 (3-5): a token that names other audiences
+    beside us must say it was issued to us (``azp``); otherwise another
+    client of the provider could log in here with a token it was given.
+    An ``azp`` naming anyone else is refused whatever the audience."""
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    party = claims.get("azp")
+    if party is not None and party != client_id:
+        return False
+    return len(audiences) <= 1 or party == client_id
 
 
 async def account_for(conn: Connection, identity: Identity) -> User | None:

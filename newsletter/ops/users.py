@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import secrets
 import time
 import unicodedata
@@ -24,6 +25,7 @@ from functools import cache
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from zxcvbn import zxcvbn
 
 from newsletter.core.addresses import normalise_email
 from newsletter.core.db import QUERIES, Connection, Record
@@ -37,6 +39,16 @@ MAX_PASSWORD_LENGTH = 256  # argon2 takes any length; a cap keeps a request's wo
 MAX_NAME_LENGTH = 100
 NO_USER = N_("계정 #%(id)s이(가) 없습니다.")
 WRONG_CODE = N_("인증 코드가 맞지 않습니다. 앱에 지금 보이는 6자리 숫자를 입력해 주세요.")
+# zxcvbn's score 3: more than 10^8 guesses even for an attacker who starts
+# with the 30,000 most common leaked passwords, words, names, keyboard walks,
+# dates and their l33t and reversed forms (zxcvbn ships those lists; nothing
+# is asked of a remote service). That is what a stolen argon2 hash needs; the
+# login throttle alone would accept far weaker ones.
+MIN_PASSWORD_SCORE = 3
+# zxcvbn's matching grows with the square of the length; its own limit.
+PASSWORD_JUDGED_CHARACTERS = 72
+# Words an attacker of this service tries first, beside the person's own.
+_SERVICE_WORDS = ("gimpo", "김포", "김포시", "newsletter", "뉴스레터", "admin", "console")
 TOTP_ISSUER = "김포시 뉴스레터"
 # Accept the code of the previous and the next 30-second step as well: phone
 # clocks drift and people type slowly.
@@ -44,6 +56,8 @@ TOTP_WINDOW_STEPS = 1
 # Generated passwords: groups of an alphabet without look-alikes (0/O, 1/l/I),
 # 4 x 5 characters from 55 symbols = about 115 bits.
 _ALPHABET = "23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
+
+_BASE32_SECRET = re.compile(r"[A-Z2-7]{32}")  # what new_totp_secret() makes
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 "low memory" profile
 
@@ -117,6 +131,20 @@ def check_password(password: str, *, email: str, name: str) -> str:
     if lowered in (email.lower(), local, name.lower()) or len(set(text)) < 5:
         raise InvalidInput(
             N_("추측하기 쉬운 비밀번호입니다. 이메일이나 이름, 같은 글자의 반복은 피해 주세요."),
+            field="password",
+        )
+    local_words = [w for w in local.replace("-", ".").replace("_", ".").split(".") if w]
+    judged = zxcvbn(
+        text[:PASSWORD_JUDGED_CHARACTERS],
+        user_inputs=[email.lower(), local, *local_words, *name.split(), *_SERVICE_WORDS],
+    )
+    if judged["score"] < MIN_PASSWORD_SCORE:
+        raise InvalidInput(
+            N_(
+                "흔히 쓰이거나 쉽게 추측되는 비밀번호입니다(예: password1234, 유출된 "
+                "비밀번호, 단어와 숫자의 뻔한 조합). 서로 관계없는 단어 서너 개를 이어 쓰는 "
+                "식으로 정해 주세요."
+            ),
             field="password",
         )
     return text
@@ -356,8 +384,10 @@ def _matching_step(secret: str, code: str, now: float | None = None) -> int | No
 
 
 async def enrol_totp(conn: Connection, user: User, secret: str, code: str) -> User:
-    """Store the second factor once the person proves their app shows its codes."""
-    if len(secret) != 32 or not secret.isalnum():
+    """Store the second factor once the person proves their app shows its codes.
+    ``secret`` is the one we generated and kept for the session, never one
+    the browser sent: a secret the person chose could be all zeros."""
+    if not _BASE32_SECRET.fullmatch(secret):
         raise InvalidInput(
             N_("등록 정보가 올바르지 않습니다. 처음부터 다시 해 주세요."), field="code"
         )
@@ -377,6 +407,13 @@ async def remove_totp(conn: Connection, actor: Actor, user_id: int) -> User:
         raise NotFound(NO_USER, id=user_id)
     await record(conn, actor, "user.totp_remove", f"user:{user_id}")
     return user_of(row)
+
+
+async def has_second_factor(conn: Connection, email: str) -> bool:
+    """Whether the account with this address has a second factor enrolled
+    (the login throttle gives such an account's owner a way past guessers)."""
+    row = await conn.fetchrow(QUERIES.user_by_email, email.strip())
+    return row is not None and row["totp_secret"] is not None and row["disabled_at"] is None
 
 
 async def check_totp(conn: Connection, user_id: int, code: str) -> bool:

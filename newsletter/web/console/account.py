@@ -28,13 +28,17 @@ async def _account_page(
     *,
     status: int = 200,
     errors: dict[str, str] | None = None,
-    secret: str | None = None,
 ) -> Template:
     session = session_of(request)
     user = session.user
     async with db.pool.acquire() as conn:
         logins = await conn.fetch(db.queries.list_user_sessions, user.id)
-    new_secret = secret or (None if user.totp_enabled else users.new_totp_secret())
+        # Kept with the session, shown here, never read back from the form.
+        new_secret = (
+            None
+            if user.totp_enabled
+            else await sessions.pending_totp_secret(conn, session, users.new_totp_secret())
+        )
     return render(
         request,
         "console/account.html",
@@ -95,14 +99,14 @@ async def password_change(request: Request[Any, Any, Any], db: DB) -> Response[A
 async def totp_enrol(request: Request[Any, Any, Any], db: DB) -> Response[Any]:
     session = session_of(request)
     form = await request.form()
-    secret = text(form, "secret", 64)
     try:
         async with db.transaction() as conn:
-            await users.enrol_totp(conn, session.user, secret, text(form, "code", 20))
+            await users.enrol_totp(
+                conn, session.user, session.totp_pending or "", text(form, "code", 20)
+            )
+            await sessions.clear_totp_secret(conn, session)
     except DomainError as exc:
-        return await _account_page(
-            request, db, status=422, errors={"code": explain(exc)}, secret=secret or None
-        )
+        return await _account_page(request, db, status=422, errors={"code": explain(exc)})
     return await done(
         request, "/admin/account", "2단계 인증을 등록했습니다. 다음 로그인부터 코드를 묻습니다."
     )

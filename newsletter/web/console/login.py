@@ -4,8 +4,10 @@ A login that passes the password starts a session in the ``password`` stage
 when a second factor is due (enrolled, or required by an admin and not yet
 set up); the code, or the enrolment, then replaces it with a fresh ``full``
 session (a new token, so a token seen before the second factor never becomes
-a login). Every failure counts against the account and the client address;
-past the limit the answer is 429 with ``Retry-After``.
+a login). Every attempt is counted before it is checked (against the
+client address and the account, see ``ops.sessions``) and forgiven when
+right; past the limit the answer is 429 with ``Retry-After``. A full login
+leaves the browser a device cookie that keeps it clear of guessers' limits.
 """
 
 from __future__ import annotations
@@ -145,7 +147,25 @@ async def _begin(
     target = next_path if stage == "full" else f"{SECOND_FACTOR}?next={next_path}"
     response = Redirect(path=target, status_code=303)
     response.cookies.append(session_cookie(settings, token))
+    if stage == "full":
+        response.cookies.append(_device_cookie(request, settings, user))
     return response
+
+
+def _device_cookie(request: Request[Any, Any, Any], settings: Config, user: User) -> Cookie:
+    """This browser has logged in to the account: it keeps its own throttle
+    bucket from now on (see ``sessions``), for a year from its last login."""
+    return Cookie(
+        key=sessions.DEVICE_COOKIE,
+        value=sessions.device_cookie_value(
+            settings, user.email, request.cookies.get(sessions.DEVICE_COOKIE)
+        ),
+        path="/admin/login",
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        max_age=sessions.DEVICE_MAX_AGE_SECONDS,
+    )
 
 
 @post("/login", opt={"role": None}, request_max_body_size=LOGIN_BODY_LIMIT)
@@ -164,15 +184,23 @@ async def login(request: Request[Any, Any, Any], db: DB, settings: Config) -> Re
             error="이메일과 비밀번호를 모두 입력해 주세요.",
         )
     async with db.pool.acquire() as conn:
-        wait = await sessions.throttled(conn, email=email, ip=ip)
-        if wait is not None:
-            return _too_many(request, wait, email, next_path)
         # No account's address or password holds NUL or a non-character (the
         # database would refuse the look-up): a failed attempt like any other.
         fit = is_fit(email) and is_fit(password)
+        attempt = await sessions.take_attempt(
+            conn,
+            settings,
+            kind="password",
+            email=email,
+            ip=ip,
+            device_cookie=request.cookies.get(sessions.DEVICE_COOKIE),
+            second_factor=fit and await users.has_second_factor(conn, email),
+        )
+        if not isinstance(attempt, sessions.Attempt):
+            return _too_many(request, attempt, email, next_path)
         user = await users.verify_login(conn, email, password) if fit else None
-        if user is None:
-            await sessions.record_failure(conn, email=email, ip=ip)
+        if user is not None:
+            await sessions.forgive(conn, attempt)
     if user is None:
         return _login_page(
             request,
@@ -202,8 +230,7 @@ def _second_factor_page(
         "enrol": enrol,
         "next_path": safe_next(request.query_params.get("next")),
     }
-    if enrol:
-        secret = secret or users.new_totp_secret()
+    if enrol and secret is not None:
         context.update(secret=secret, qr=qr_svg(users.totp_uri(secret, user.email)))
     return render(
         request,
@@ -216,13 +243,21 @@ def _second_factor_page(
 
 
 @get("/login/second-factor", opt={"role": None}, media_type=MediaType.HTML)
-async def second_factor_form(request: Request[Any, Any, Any]) -> Response[Any]:
+async def second_factor_form(request: Request[Any, Any, Any], db: DB) -> Response[Any]:
     session = maybe_session(request)
     if session is None:
         return Redirect(path="/admin/login", status_code=303)
     if session.complete:
         return Redirect(path="/admin", status_code=303)
-    return _second_factor_page(request, session)
+    return _second_factor_page(request, session, secret=await _enrolment_secret(db, session))
+
+
+async def _enrolment_secret(db: DB, session: Session) -> str | None:
+    """The secret this session enrols with, generated and kept on our side."""
+    if not session.user.needs_totp_enrolment:
+        return None
+    async with db.pool.acquire() as conn:
+        return await sessions.pending_totp_secret(conn, session, users.new_totp_secret())
 
 
 @post("/login/second-factor", opt={"role": None}, request_max_body_size=LOGIN_BODY_LIMIT)
@@ -234,36 +269,44 @@ async def second_factor(request: Request[Any, Any, Any], db: DB, settings: Confi
         return Redirect(path="/admin", status_code=303)
     form = await request.form()
     code = _text(form, "code", 20)
-    secret = _text(form, "secret", 64) or None
     next_path = safe_next(form.get("next"))
     user = session.user
     ip = client_ip(request)
-    failed: tuple[Session, str, str | None] | None = None
-    async with db.transaction() as conn:
-        wait = await sessions.throttled(conn, email=user.email, ip=ip)
-        if wait is not None:
-            page = _second_factor_page(
-                request,
-                session,
-                status=429,
-                error=f"시도가 너무 많습니다. {max(1, (wait + 59) // 60)}분 뒤에 다시 해 주세요.",
-                secret=secret,
-            )
-            page.headers["Retry-After"] = str(wait)
-            return page
-        try:
+    secret = await _enrolment_secret(db, session)
+    async with db.pool.acquire() as conn:
+        # Codes count apart from passwords: a guesser's wrong passwords do
+        # not stop the owner's code, nor the other way round.
+        attempt = await sessions.take_attempt(
+            conn,
+            settings,
+            kind="code",
+            email=user.email,
+            ip=ip,
+            device_cookie=request.cookies.get(sessions.DEVICE_COOKIE),
+        )
+    if not isinstance(attempt, sessions.Attempt):
+        page = _second_factor_page(
+            request,
+            session,
+            status=429,
+            error=f"시도가 너무 많습니다. {max(1, (attempt + 59) // 60)}분 뒤에 다시 해 주세요.",
+            secret=secret,
+        )
+        page.headers["Retry-After"] = str(attempt)
+        return page
+    try:
+        async with db.transaction() as conn:
             if user.needs_totp_enrolment:
                 await users.enrol_totp(conn, user, secret or "", code)
+                await sessions.clear_totp_secret(conn, session)
             elif not await users.check_totp(conn, user.id, code):
                 raise DomainError(users.WRONG_CODE)
-        except DomainError as exc:
-            await sessions.record_failure(conn, email=user.email, ip=ip)
-            message = explain(exc)
-            failed = (session, message, secret)
-    if failed is not None:
-        return _second_factor_page(
-            request, failed[0], status=422, error=failed[1], secret=failed[2]
+            await sessions.forgive(conn, attempt)
+    except DomainError as exc:
+        message = (
+            explain(exc) if user.needs_totp_enrolment else explain(DomainError(users.WRONG_CODE))
         )
+        return _second_factor_page(request, session, status=422, error=message, secret=secret)
     async with db.pool.acquire() as conn:
         fresh = await users.get_user(conn, user.id)
     return await _begin(request, db, settings, fresh, next_path, second_factor_done=True)

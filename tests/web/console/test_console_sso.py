@@ -40,6 +40,8 @@ class Provider:
     subject: str = "gimpo-sso-1001"
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     nonce_override: str | None = None
+    audience: str | list[str] = CLIENT_ID
+    authorized_party: str | None = None
 
 
 @pytest.fixture
@@ -107,13 +109,15 @@ def provider() -> Iterator[Provider]:
             claims = {
                 "iss": idp.issuer,
                 "sub": idp.subject,
-                "aud": CLIENT_ID,
+                "aud": idp.audience,
                 "iat": now,
                 "exp": now + 300,
                 "nonce": idp.nonce_override or asked["nonce"],
                 "email": idp.email,
                 "email_verified": True,
             }
+            if idp.authorized_party is not None:
+                claims["azp"] = idp.authorized_party
             token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, idp.key)
             self._json({"access_token": "a", "token_type": "Bearer", "id_token": token})
 
@@ -204,3 +208,31 @@ async def test_a_callback_with_a_forged_state_is_refused(
         await http.get("/admin/login/sso")
         forged = await http.get("/admin/login/sso/callback?code=x&state=attacker")
         assert forged.status_code == 401 and "만료되었거나 올바르지 않습니다" in forged.text
+
+
+async def test_a_token_for_several_audiences_without_azp_is_refused(
+    settings: Settings, db: Database, provider: Provider
+) -> None:
+    """A token the provider issued to another client that also lists us in
+    ``aud`` (OpenID Connect Core 3.1.3.7): without ``azp`` naming us, no login."""
+    await make_user(db, "editor", email=provider.email)
+    provider.audience = [CLIENT_ID, "evil-client"]
+    async with sign_in(sso_app(settings, db, provider)) as (http, answer):
+        assert answer.status_code == 401 and "ID 토큰" in answer.text
+        assert (await http.get("/admin")).status_code == 303
+    provider.authorized_party = "evil-client"
+    async with sign_in(sso_app(settings, db, provider)) as (http, answer):
+        assert answer.status_code == 401
+        assert (await http.get("/admin")).status_code == 303
+    assert await db.pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'user.login'") == 0
+
+
+async def test_several_audiences_with_azp_naming_us_log_in(
+    settings: Settings, db: Database, provider: Provider
+) -> None:
+    await make_user(db, "editor", email=provider.email)
+    provider.audience = [CLIENT_ID, "city-portal"]
+    provider.authorized_party = CLIENT_ID
+    async with sign_in(sso_app(settings, db, provider)) as (http, answer):
+        assert answer.status_code == 303 and answer.headers["location"] == "/admin/news"
+        assert (await http.get("/admin/news")).status_code == 200
