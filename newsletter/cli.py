@@ -738,7 +738,12 @@ async def _access_log(args: argparse.Namespace, settings: Settings) -> int:
 @command("status")
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.core.errors import DomainError
+    from newsletter.editorial import transitions
     from newsletter.ops.status_view import run_status
+
+    def actions(issue: Any) -> list[str]:
+        """What the issue's state allows now, in the words of the domain's table."""
+        return [transitions.TRANSITIONS[a].doing.ko for a in transitions.allowed_from(issue.status)]
 
     try:
         return await run_status(
@@ -747,6 +752,7 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
             issue_id=args.issue,
             watch=args.watch,
             interval=max(args.interval, 0.1),
+            actions=actions,
         )
     except DomainError as exc:
         print(f"newsletter: {exc.detail}", file=sys.stderr)
