@@ -66,3 +66,17 @@ async def test_status_cli_and_console_show_the_same_labels(
         assert all(squeezed(c) in flat for c in cells), line
     assert texts(page, r'id="progress-words">(.*?)</p>') == ["100통 중 56통 처리"]
     assert "100통 중 56통 처리" in terminal
+
+
+async def test_status_says_what_the_issue_allows_now(database_url: str, db: Database) -> None:
+    seeded = await seed_issue(db, queued=5, sent=5)
+    code, sending = await run_cli(database_url, "status")
+    assert code == 0, sending
+    assert re.search(r"할 수 있는 일 +일시 정지 · 취소", sending)
+    await db.pool.execute(
+        "UPDATE issues SET status = 'sent', finished_at = now() WHERE id = $1", seeded.issue_id
+    )
+    code, sent = await run_cli(database_url, "status")
+    assert code == 0, sent
+    assert re.search(r"할 수 있는 일 +재발송", sent)
+    assert "일시 정지 ·" not in sent

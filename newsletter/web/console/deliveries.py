@@ -15,7 +15,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from newsletter.core.errors import DomainError
-from newsletter.editorial import issues
+from newsletter.editorial import issues, transitions
 from newsletter.ops import delivery_record, words
 from newsletter.web.console.fields import text
 from newsletter.web.console.gate import done, message_page, render, session_of
@@ -84,7 +84,7 @@ async def delivery_page(
         status_words=STATUS_WORDS,
         status_hints=STATUS_HINTS,
         resend_count=sum(r.resend_would_take for r in resendable),
-        can_resend=row["status"] == "sent",
+        can_resend=transitions.refusal("resend", row) is None,
         can_see_addresses=admin,
     )
 
@@ -98,7 +98,7 @@ async def resend(request: Request[Any, Any, Any], db: DB, issue_id: FromPath[int
     if text(form, "confirmed", 5) != "yes":
         resendable = await _resendable(db, issue_id)
         count = sum(r.resend_would_take for r in resendable)
-        if row["status"] == "sent" and count:
+        if count and transitions.refusal("resend", row) is None:
             return render(
                 request,
                 "console/confirm.html",

@@ -207,6 +207,9 @@ async def issue_context(
         # Each reason once, though both send actions may give the same one.
         "reasons": list(dict.fromkeys(b.reason for b in offered if b.reason)),
         "can_schedule": can_edit and "schedule" in transitions.allowed_from(row["status"]),
+        # The draft's form: only what the table lets change can be edited.
+        "can_compose": can_edit and "update" in transitions.allowed_from(row["status"]),
+        "is_draft": "update" in transitions.allowed_from(row["status"]),
         "schedule_refused": explain(schedule) if schedule is not None else None,
         "watching": row["status"] in transitions.MOVING,
         "picked": await _picked(db, row),
@@ -232,7 +235,7 @@ async def issue_page(
     context["view"] = view if view in ("desktop", "phone", "text") else "desktop"
     if context["view"] == "text":
         context["preview_text"] = (await issues.preview(db, settings, issue_id))[1]
-    if row["status"] == "draft" and context["can_edit"]:
+    if context["can_compose"]:
         query = text(request.query_params, "q", 100)[:100]
         context.update(await _pickable(db, settings, row, query))
     return render(request, "console/issue.html", title=row["title"], **context)
@@ -381,7 +384,7 @@ async def issue_schedule(
         at = issues.parse_send_at(moment.isoformat(), settings)
     except InvalidInput as exc:
         context = await issue_context(request, db, settings, issue_id)
-        if row["status"] == "draft":
+        if context["can_compose"]:
             context.update(await _pickable(db, settings, row, ""))
         return render(
             request,
