@@ -261,15 +261,7 @@ def _eta(issue: IssueStats, zone: ZoneInfo) -> Row:
     return Row("eta", "남은 시간", "끝남")
 
 
-def build(
-    issue: IssueStats,
-    zone: ZoneInfo,
-    workers: Sequence[WorkerBeat] | None = None,
-    actions: Sequence[str] = (),
-) -> LiveView:
-    """The view of one issue's send; ``workers`` adds whether anyone is sending
-    it, ``actions`` what can be done to it now (in words; the console draws
-    its buttons instead)."""
+def _figures(issue: IssueStats, zone: ZoneInfo) -> list[Row]:
     rows = [
         Row(
             "rate",
@@ -315,6 +307,19 @@ def build(
                 + " — 누가 눌렀는지는 기록하지 않음",
             )
         )
+    return rows
+
+
+def build(
+    issue: IssueStats,
+    zone: ZoneInfo,
+    workers: Sequence[WorkerBeat] | None = None,
+    actions: Sequence[str] = (),
+) -> LiveView:
+    """The view of one issue's send; ``workers`` adds whether anyone is sending
+    it, ``actions`` what can be done to it now (in words; the console draws
+    its buttons instead)."""
+    rows = _figures(issue, zone)
     if workers is not None:
         rows.append(workers_row(workers, sending=issue.status == "sending"))
     if actions:
