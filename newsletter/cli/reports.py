@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from newsletter.cli.command import arg, command, open_database, require_database_url
@@ -67,7 +68,12 @@ async def access_log(args: argparse.Namespace, settings: Settings) -> int:
     arg("--interval", type=float, default=2.0, help="seconds between updates with --watch (2)"),
 )
 async def status(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.editorial import transitions
     from newsletter.ops.status_view import run_status
+
+    def actions(issue: Any) -> list[str]:
+        """What the issue's state allows now, in the words of the domain's table."""
+        return [transitions.TRANSITIONS[a].doing.ko for a in transitions.allowed_from(issue.status)]
 
     return await run_status(
         settings,
@@ -75,4 +81,5 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
         issue_id=args.issue,
         watch=args.watch,
         interval=max(args.interval, 0.1),
+        actions=actions,
     )

@@ -1,17 +1,11 @@
 """Issues: drafts, their life cycle, and starting a send.
 
-    draft ──schedule──▶ scheduled ──(due / send-now)──▶ sending ──▶ sent
-      │                    │                            │  ▲        │
-      └──send-now──────────┼───────────────────────────▶│  │resume  │resend
-                           │                          pause│        ▼
-                           ▼                            ▼  │   sending, round 2
-                       cancelled ◀──────cancel────── paused      (cancel: sent)
-
-Every change reads the issue under a row lock (``lock_issue``) and checks the
-state in Python, so the messages for illegal moves can say exactly why.
-Sending starts in :func:`start_issue`: one transaction renders the snapshot,
-stores its links for the click redirect, takes the archive number and copies
-the recipients into ``deliveries``.
+Which action is allowed from which state, and why not, is the table in
+:mod:`newsletter.editorial.transitions`. Every change reads the issue under a
+row lock (``lock_issue``) and asks that table, so the message for an illegal
+move says exactly why. Sending starts in :func:`start_issue`: one transaction
+renders the snapshot, stores its links for the click redirect, takes the
+archive number and copies the recipients into ``deliveries``.
 
 A sent issue may send further rounds (:func:`resend`): the deliveries that
 failed for reasons that were not the recipient's are queued once more and the
@@ -32,11 +26,11 @@ from newsletter.core.addresses import normalise_email
 from newsletter.core.clock import aware
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import Conflict, DomainError, InvalidInput, NotFound
-from newsletter.core.i18n import N_, Term
+from newsletter.core.i18n import N_
 from newsletter.core.kinds import MAX_ID
 from newsletter.core.records import check_id, one
 from newsletter.core.settings import Settings
-from newsletter.editorial import news
+from newsletter.editorial import news, transitions
 from newsletter.editorial.rendering import (
     IssueContent,
     NewsItemContent,
@@ -45,8 +39,8 @@ from newsletter.editorial.rendering import (
     personalise,
     render_issue,
 )
+from newsletter.editorial.transitions import STATUSES
 from newsletter.mail.outbox import PRIORITY_TEST, enqueue
-from newsletter.ops import words
 from newsletter.ops.audit import Actor, record
 from newsletter.ops.delivery_record import RESENDABLE
 
@@ -58,7 +52,6 @@ MAX_ITEMS = 50
 MAX_TEST_ADDRESSES = 10
 NO_ISSUE = N_("#%(id)s 호가 없습니다. 이미 지워졌을 수 있습니다.")
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
-STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
 SCHEDULER = Actor(name="scheduler", role="admin")
 
 # The token in preview and test-send links: deliberately not a real
@@ -109,39 +102,10 @@ async def _locked(conn: Connection, issue_id: int) -> Record:
     return row
 
 
-def _require(row: Record, allowed: Sequence[str], doing: str) -> None:
-    status = row["status"]
-    if status in allowed:
-        return
-    if status == "sent":
-        raise Conflict(N_("이미 발송한 호(#%(id)s)는 바꿀 수 없습니다."), id=row["id"])
-    korean, done = ACTIONS.get(doing, (doing, doing))
-    raise Conflict(
-        N_(
-            "지금은 %(doing)s할 수 없습니다. 이 호(#%(id)s)는 '%(status)s' 상태이고, "
-            "%(allowed)s 상태인 호만 %(done)s 수 있습니다."
-        ),
-        doing=Term(ko=korean, en=doing),
-        id=row["id"],
-        status=Term(ko=words.issue_status(status), en=status),
-        allowed=Term(
-            ko="·".join(f"'{words.issue_status(s)}'" for s in allowed), en=" or ".join(allowed)
-        ),
-        done=Term(ko=f"{korean}할", en=done),
-    )
-
-
-# Each state change in Korean, and in English as the issue will be after it.
-ACTIONS = {
-    "update": ("수정", "updated"),
-    "delete": ("삭제", "deleted"),
-    "schedule": ("예약", "scheduled"),
-    "send": ("발송", "sent now"),
-    "pause": ("일시 정지", "paused"),
-    "resume": ("재개", "resumed"),
-    "cancel": ("취소", "cancelled"),
-    "unschedule": ("예약 해제", "turned back into a draft"),
-}
+def _require(row: Record, action: str) -> None:
+    why = transitions.refusal(action, row)
+    if why is not None:
+        raise why
 
 
 # --- drafts -----------------------------------------------------------------
@@ -188,7 +152,7 @@ async def list_issues(
 async def update(db: Database, actor: Actor, issue_id: int, fields: IssueFields) -> Record:
     issue = _validate(fields)
     async with db.transaction() as conn:
-        _require(await _locked(conn, issue_id), ("draft",), "update")
+        _require(await _locked(conn, issue_id), "update")
         await _check_items_exist(conn, issue.news_item_ids)
         row = await one(
             conn,
@@ -205,7 +169,7 @@ async def update(db: Database, actor: Actor, issue_id: int, fields: IssueFields)
 
 async def delete(db: Database, actor: Actor, issue_id: int) -> None:
     async with db.transaction() as conn:
-        _require(await _locked(conn, issue_id), ("draft",), "delete")
+        _require(await _locked(conn, issue_id), "delete")
         await conn.execute(QUERIES.delete_issue, issue_id)
         await record(conn, actor, "issue.delete", f"issue:{issue_id}")
 
@@ -331,22 +295,13 @@ def parse_send_at(value: str, settings: Settings, *, now: datetime | None = None
     return at
 
 
-def _ready(row: Record) -> None:
-    if not row["news_item_ids"]:
-        raise Conflict(
-            N_("아직 뉴스 항목이 없습니다 (#%(id)s). 항목을 하나 이상 넣은 뒤 발송해 주세요."),
-            id=row["id"],
-        )
-
-
 async def schedule(
     db: Database, settings: Settings, actor: Actor, issue_id: int, send_at: str
 ) -> Record:
     at = parse_send_at(send_at, settings)
     async with db.transaction() as conn:
         row = await _locked(conn, issue_id)
-        _require(row, ("draft", "scheduled"), "schedule")
-        _ready(row)
+        _require(row, "schedule")
         updated = await one(conn, QUERIES.set_issue_schedule, issue_id, at)
         await record(conn, actor, "issue.schedule", f"issue:{issue_id}", send_at=at.isoformat())
     return updated
@@ -355,7 +310,7 @@ async def schedule(
 async def unschedule(db: Database, actor: Actor, issue_id: int) -> Record:
     """Back to a draft (to change it before it goes out); the time is forgotten."""
     async with db.transaction() as conn:
-        _require(await _locked(conn, issue_id), ("scheduled",), "unschedule")
+        _require(await _locked(conn, issue_id), "unschedule")
         row = await one(conn, QUERIES.unschedule_issue, issue_id)
         await record(conn, actor, "issue.unschedule", f"issue:{issue_id}")
     return row
@@ -370,8 +325,7 @@ async def start_issue(conn: Connection, issue_id: int, settings: Settings) -> in
     """
     async with conn.transaction():
         row = await _locked(conn, issue_id)
-        _require(row, ("draft", "scheduled"), "send")
-        _ready(row)
+        _require(row, "send-now")
         await conn.execute(QUERIES.lock_issue_numbers)
         number: int = await conn.fetchval(QUERIES.next_issue_number)
         items = await _items(conn, row)
@@ -444,46 +398,30 @@ async def start_due_issues(db: Database, settings: Settings) -> list[int]:
         started.append(issue_id)
 
 
-async def _move(
-    db: Database,
-    actor: Actor,
-    issue_id: int,
-    *,
-    allowed: Sequence[str],
-    doing: str,
-    to: str,
-) -> Record:
+async def _move(db: Database, actor: Actor, issue_id: int, action: str) -> Record:
     async with db.transaction() as conn:
         current = await _locked(conn, issue_id)
-        _require(current, allowed, doing)
-        if doing == "cancel" and current["round"] > 1:
-            to = "sent"  # a resend round stops; the issue itself went out long ago
+        _require(current, action)
+        to = transitions.result(action, current)
         row = await one(conn, QUERIES.set_issue_status, issue_id, to)
         skipped = 0
-        if doing == "cancel":
+        if action == "cancel":
             status: str = await conn.execute(QUERIES.skip_issue_queued_deliveries, issue_id)
             skipped = int(status.rsplit(" ", 1)[1])
-        await record(conn, actor, f"issue.{doing}", f"issue:{issue_id}", skipped=skipped)
+        await record(conn, actor, f"issue.{action}", f"issue:{issue_id}", skipped=skipped)
     return row
 
 
 async def pause(db: Database, actor: Actor, issue_id: int) -> Record:
-    return await _move(db, actor, issue_id, allowed=("sending",), doing="pause", to="paused")
+    return await _move(db, actor, issue_id, "pause")
 
 
 async def resume(db: Database, actor: Actor, issue_id: int) -> Record:
-    return await _move(db, actor, issue_id, allowed=("paused",), doing="resume", to="sending")
+    return await _move(db, actor, issue_id, "resume")
 
 
 async def cancel(db: Database, actor: Actor, issue_id: int) -> Record:
-    return await _move(
-        db,
-        actor,
-        issue_id,
-        allowed=("draft", "scheduled", "sending", "paused"),
-        doing="cancel",
-        to="cancelled",
-    )
+    return await _move(db, actor, issue_id, "cancel")
 
 
 @dataclass(frozen=True)
@@ -505,25 +443,7 @@ async def resend(db: Database, actor: Actor, issue_id: int) -> Resent:
     """
     async with db.transaction() as conn:
         row = await _locked(conn, issue_id)
-        if row["status"] in ("sending", "paused"):
-            raise Conflict(
-                N_(
-                    "아직 %(round)s차 발송이 끝나지 않았습니다 ('%(status)s', #%(id)s). "
-                    "모든 메일의 결과가 나온 뒤에 다시 보낼 수 있습니다."
-                ),
-                id=issue_id,
-                status=Term(ko=words.issue_status(row["status"]), en=row["status"]),
-                round=row["round"],
-            )
-        if row["status"] != "sent":
-            raise Conflict(
-                N_(
-                    "'%(status)s' 상태인 호는 다시 보낼 수 없습니다 (#%(id)s). "
-                    "발송을 마친 호만 다시 보낼 수 있습니다."
-                ),
-                id=issue_id,
-                status=Term(ko=words.issue_status(row["status"]), en=row["status"]),
-            )
+        _require(row, "resend")
         next_round = row["round"] + 1
         status: str = await conn.execute(
             QUERIES.requeue_for_resend, issue_id, next_round, list(RESENDABLE)

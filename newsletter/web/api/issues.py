@@ -11,7 +11,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from newsletter.core.db import Record
 from newsletter.core.kinds import MAX_ID
-from newsletter.editorial import issues
+from newsletter.editorial import issues, transitions
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
 from newsletter.web.http.deps import DB, Config, Who
 from newsletter.web.http.params import RowId, body_text
@@ -61,6 +61,15 @@ class IssueOut(msgspec.Struct):
         values = {name: row[name] for name in cls.__struct_fields__}
         values["news_item_ids"] = list(row["news_item_ids"])
         return cls(**values)
+
+
+class ActionOut(msgspec.Struct):
+    action: str
+    allowed: bool
+    leads_to: Annotated[
+        str | None, msgspec.Meta(description="the issue's status after it; null: deleted")
+    ]
+    reason: Annotated[str | None, msgspec.Meta(description="why it cannot be done now")]
 
 
 class IssuePage(msgspec.Struct):
@@ -119,6 +128,23 @@ async def list_issues(
 @get("/issues/{issue_id:int}", summary="Get one issue")
 async def get_issue(db: DB, issue_id: Id) -> IssueOut:
     return IssueOut.of(await issues.get(db, issue_id))
+
+
+@get("/issues/{issue_id:int}/actions", summary="What can be done to the issue now, and why not")
+async def issue_actions(db: DB, issue_id: Id) -> list[ActionOut]:
+    """Every action of the issue's life cycle (update, delete, schedule,
+    unschedule, send-now, pause, resume, cancel, resend) with whether it is
+    allowed now; a refused one says why, as the action's own 409 would."""
+    row = await issues.get(db, issue_id)
+    return [
+        ActionOut(
+            action=offer.action,
+            allowed=offer.possible,
+            leads_to=transitions.result(offer.action, row),
+            reason=offer.refusal.detail if offer.refusal is not None else None,
+        )
+        for offer in transitions.every_action(row)
+    ]
 
 
 @put("/issues/{issue_id:int}", summary="Replace a draft issue")
@@ -197,6 +223,7 @@ ROUTES = [
             create_issue,
             list_issues,
             get_issue,
+            issue_actions,
             update_issue,
             delete_issue,
             preview_issue,

@@ -16,7 +16,7 @@ from litestar.response import Template
 
 from newsletter.audience import personal_data
 from newsletter.core.errors import DomainError
-from newsletter.editorial import issues
+from newsletter.editorial import issues, transitions
 from newsletter.ops import delivery_record, words
 from newsletter.web.console import privacy
 from newsletter.web.console.fields import text
@@ -77,7 +77,7 @@ async def delivery_page(
         status_words=STATUS_WORDS,
         status_hints=STATUS_HINTS,
         resend_count=sum(r.resend_would_take for r in resendable),
-        can_resend=row["status"] == "sent",
+        can_resend=transitions.refusal("resend", row) is None,
         can_see_addresses=admin,
     )
 
@@ -91,7 +91,7 @@ async def resend(request: Request[Any, Any, Any], db: DB, issue_id: FromPath[int
     if text(form, "confirmed", 5) != "yes":
         resendable = await _resendable(db, issue_id)
         count = sum(r.resend_would_take for r in resendable)
-        if row["status"] == "sent" and count:
+        if count and transitions.refusal("resend", row) is None:
             return render(
                 request,
                 "console/confirm.html",

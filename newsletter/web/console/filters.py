@@ -8,9 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from newsletter.core.settings import Settings
-from newsletter.ops import stats, words
+from newsletter.ops import live_view, words
 
-KOREAN_UNITS = ("시간", "분", "초", "—")
 # The zone's name in words beside its abbreviation, where we know it.
 ZONE_NAMES = {"Asia/Seoul": "한국 표준시"}
 
@@ -53,9 +52,6 @@ def filters(settings: Settings) -> dict[str, Any]:
             return f"{value:,.1f}"
         return f"{int(value):,}"
 
-    def duration(seconds: float | None) -> str:
-        return stats.format_duration(seconds, KOREAN_UNITS)
-
     return {
         "when": when,
         "when_seconds": when_seconds,
@@ -63,14 +59,11 @@ def filters(settings: Settings) -> dict[str, Any]:
         "local_input": local_input,
         "iso": iso,
         "number": number,
-        "duration": duration,
         "issue_status": words.issue_status,
-        "delivery_status": words.delivery_status,
         "subscriber_status": words.subscriber_status,
         "consent_kind": words.consent_kind,
         "role_name": words.role,
         "audit_action": words.audit_action,
-        "explain_code": words.explain_code,
     }
 
 
@@ -85,5 +78,8 @@ def install(engine: Any, settings: Settings) -> None:
     env.globals["office"] = settings.city.text("ko")
     env.globals["session_idle_minutes"] = max(1, round(settings.session_idle_seconds / 60))
     env.globals["issue_status_hint"] = words.ISSUE_STATUS_HINT
-    env.globals["delivery_status_hint"] = words.DELIVERY_STATUS_HINT
-    env.globals["attempts_hint"] = words.ATTEMPTS_HINT
+    # The live pages draw the same view as `newsletter status` (ops/live_view.py).
+    zone = ZoneInfo(settings.timezone)
+    env.globals["live_view"] = lambda issue: live_view.build(issue, zone)
+    env.globals["pace_view"] = lambda pace: live_view.pace_view(pace, zone)
+    env.globals["workers_row"] = lambda workers: live_view.workers_row(workers, sending=False)

@@ -5,6 +5,7 @@ cancel (each confirmed first), and follow it going out to its results."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,8 +16,8 @@ from litestar.response import Template
 from newsletter.core.db import Database, Record
 from newsletter.core.errors import DomainError, InvalidInput
 from newsletter.core.settings import Settings
-from newsletter.editorial import issues, news
-from newsletter.ops import stats, words
+from newsletter.editorial import issues, news, transitions
+from newsletter.ops import stats
 from newsletter.ops.stats import IssueStats
 from newsletter.web.console.charts import Chart, bar_chart
 from newsletter.web.console.fields import checked, local_datetime, text
@@ -34,65 +35,75 @@ PREVIEW_CSP = (
     "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
     "font-src https: data:; frame-ancestors 'self'; sandbox"
 )
-STARTED = ("sending", "paused", "sent", "cancelled")
 
-# The state changes a person can ask for, with what the confirmation says.
-ACTIONS: dict[str, dict[str, Any]] = {
-    "send-now": {
-        "allowed": ("draft", "scheduled"),
-        "heading": "지금 발송할까요?",
-        "button": "지금 발송 시작",
-        "done": "발송을 시작했습니다.",
-        "danger": False,
-    },
-    "pause": {
-        "allowed": ("sending",),
-        "heading": "발송을 일시 정지할까요?",
-        "button": "일시 정지",
-        "done": "발송을 멈췄습니다. ‘재개’를 누르면 이어서 보냅니다.",
-        "danger": False,
-    },
-    "resume": {
-        "allowed": ("paused",),
-        "heading": "발송을 재개할까요?",
-        "button": "발송 재개",
-        "done": "발송을 다시 시작했습니다.",
-        "danger": False,
-    },
-    "cancel": {
-        "allowed": ("draft", "scheduled", "sending", "paused"),
-        "heading": "이 호를 취소할까요?",
-        "button": "발송 취소",
-        "done": "취소했습니다. 아직 보내지 않은 메일은 보내지 않습니다.",
-        "danger": True,
-    },
-    "unschedule": {
-        "allowed": ("scheduled",),
-        "heading": "예약을 풀고 초안으로 되돌릴까요?",
-        "button": "예약 해제",
-        "done": "예약을 풀었습니다. 다시 고친 뒤 예약해 주세요.",
-        "danger": False,
-    },
-    "delete": {
-        "allowed": ("draft",),
-        "heading": "이 초안을 지울까요?",
-        "button": "초안 지우기",
-        "done": "초안을 지웠습니다.",
-        "danger": True,
-    },
+
+@dataclass(frozen=True)
+class Control:
+    """What a person reads for one action on the issue page: its button, the
+    confirmation's heading and button, the message after it, and how loud
+    the button is. Whether the issue offers it, and why not, is the domain's
+    table (:mod:`newsletter.editorial.transitions`)."""
+
+    label: str
+    heading: str
+    confirm: str
+    done: str
+    style: str = ""  # "primary", "danger" or plain
+
+
+# The state changes a person can ask for on the issue page, in this order.
+CONTROLS: dict[str, Control] = {
+    "send-now": Control(
+        "지금 발송…", "지금 발송할까요?", "지금 발송 시작", "발송을 시작했습니다.", "primary"
+    ),
+    "pause": Control(
+        "일시 정지…",
+        "발송을 일시 정지할까요?",
+        "일시 정지",
+        "발송을 멈췄습니다. ‘재개’를 누르면 이어서 보냅니다.",
+    ),
+    "resume": Control(
+        "재개…", "발송을 재개할까요?", "발송 재개", "발송을 다시 시작했습니다.", "primary"
+    ),
+    "cancel": Control(
+        "발송 취소…",
+        "이 호를 취소할까요?",
+        "발송 취소",
+        "취소했습니다. 아직 보내지 않은 메일은 보내지 않습니다.",
+        "danger",
+    ),
+    "unschedule": Control(
+        "예약 해제…",
+        "예약을 풀고 초안으로 되돌릴까요?",
+        "예약 해제",
+        "예약을 풀었습니다. 다시 고친 뒤 예약해 주세요.",
+    ),
+    "delete": Control(
+        "초안 지우기…", "이 초안을 지울까요?", "초안 지우기", "초안을 지웠습니다.", "danger"
+    ),
 }
 
 
-def allowed_actions(status: str) -> list[str]:
-    return [name for name, spec in ACTIONS.items() if status in spec["allowed"]]
+@dataclass(frozen=True)
+class Button:
+    """One offered action as the page draws it; ``reason``: why it is disabled."""
+
+    action: str
+    label: str
+    style: str
+    reason: str | None
 
 
-def _why_not(action: str, status: str) -> str:
-    allowed = "·".join(f"'{words.issue_status(s)}'" for s in ACTIONS[action]["allowed"])
-    return (
-        f"이 호는 지금 '{words.issue_status(status)}' 상태라서 이 일을 할 수 없습니다. "
-        f"{allowed} 상태인 호만 할 수 있습니다."
-    )
+def buttons(row: Record) -> list[Button]:
+    """The actions the issue's state allows now, as the page's buttons, in CONTROLS order."""
+    offered = {offer.action: offer.refusal for offer in transitions.offers(row)}
+    shown = []
+    for action, control in CONTROLS.items():
+        if action in offered:
+            refused = offered[action]
+            reason = explain(refused) if refused is not None else None
+            shown.append(Button(action, control.label, control.style, reason))
+    return shown
 
 
 # --- list and create ----------------------------------------------------------------
@@ -101,7 +112,7 @@ def _why_not(action: str, status: str) -> str:
 @get("/issues", opt=ANYONE, media_type=MediaType.HTML)
 async def issue_list(request: Request[Any, Any, Any], db: DB, page: PageNumber = 1) -> Template:
     status = request.query_params.get("status")
-    status = status if status in issues.STATUSES else None
+    status = status if status in transitions.STATUSES else None
     rows, total = await issues.list_issues(db, status=status, page=page, per_page=LIST_PAGE)
     return render(
         request,
@@ -109,7 +120,7 @@ async def issue_list(request: Request[Any, Any, Any], db: DB, page: PageNumber =
         title="뉴스레터 발행",
         issues=rows,
         filter_status=status,
-        statuses=issues.STATUSES,
+        statuses=transitions.STATUSES,
         page=page,
         has_next=page * LIST_PAGE < total,
     )
@@ -184,16 +195,26 @@ async def issue_context(
     row = await issues.get(db, issue_id)
     session = maybe_session(request)
     can_edit = session is not None and session.user.allows("editor")
+    offered = buttons(row) if can_edit else []
+    schedule = transitions.refusal("schedule", row)
     context: dict[str, Any] = {
         "issue": row,
         "can_edit": can_edit,
-        "actions": allowed_actions(row["status"]) if can_edit else [],
+        "buttons": offered,
+        # Each reason once, though both send actions may give the same one.
+        "reasons": list(dict.fromkeys(b.reason for b in offered if b.reason)),
+        "can_schedule": can_edit and "schedule" in transitions.allowed_from(row["status"]),
+        # The draft's form: only what the table lets change can be edited.
+        "can_compose": can_edit and "update" in transitions.allowed_from(row["status"]),
+        "is_draft": "update" in transitions.allowed_from(row["status"]),
+        "schedule_refused": explain(schedule) if schedule is not None else None,
+        "watching": row["status"] in transitions.MOVING,
         "picked": await _picked(db, row),
         "figures": None,
         "chart": None,
         "clicks": None,
     }
-    if row["status"] in STARTED:
+    if row["status"] in transitions.STARTED:
         figures = await stats.issue_stats(db, settings, issue_id)
         context["figures"] = figures
         context["chart"] = send_chart(figures, ZoneInfo(settings.timezone))
@@ -211,7 +232,7 @@ async def issue_page(
     context["view"] = view if view in ("desktop", "phone", "text") else "desktop"
     if context["view"] == "text":
         context["preview_text"] = (await issues.preview(db, settings, issue_id))[1]
-    if row["status"] == "draft" and context["can_edit"]:
+    if context["can_compose"]:
         query = text(request.query_params, "q", 100)[:100]
         context.update(await _pickable(db, settings, row, query))
     return render(request, "console/issue.html", title=row["title"], **context)
@@ -229,13 +250,15 @@ async def issue_live(
 ) -> Template:
     """The figures panel alone, for the page's automatic update."""
     context = await issue_context(request, db, settings, issue_id)
-    # 286 tells htmx to stop polling: nothing changes any more once it is over.
-    final = context["issue"]["status"] in ("sent", "cancelled", "draft")
+    # 286 tells htmx to stop polling: nothing changes by itself any more. The
+    # page's actions come along (swapped in place by id), so a finished send
+    # offers no pause or cancel.
     return render(
         request,
         "console/issue_live.html",
-        status=286 if final else 200,
+        status=200 if context["watching"] else 286,
         title=context["issue"]["title"],
+        swap_actions=True,
         **context,
     )
 
@@ -355,7 +378,7 @@ async def issue_schedule(
         at = issues.parse_send_at(moment.isoformat(), settings)
     except InvalidInput as exc:
         context = await issue_context(request, db, settings, issue_id)
-        if row["status"] == "draft":
+        if context["can_compose"]:
             context.update(await _pickable(db, settings, row, ""))
         return render(
             request,
@@ -367,6 +390,9 @@ async def issue_schedule(
             view="desktop",
             **context,
         )
+    refused = transitions.refusal("schedule", row)
+    if refused is not None:
+        return _not_now(request, issue_id, refused)
     if text(form, "confirmed", 5) != "yes":
         recipients = await issues.recipient_count(db)
         local = at.astimezone(ZoneInfo(settings.timezone))
@@ -416,30 +442,25 @@ async def issue_action(
 ) -> Response[Any]:
     """send-now, pause, resume, cancel, unschedule, delete: a confirmation
     page first, then the change; an illegal one is explained in Korean."""
-    spec = ACTIONS.get(action)
-    if spec is None:
+    control = CONTROLS.get(action)
+    if control is None:
         return message_page(request, "찾을 수 없습니다", "없는 기능입니다.", status=404)
     row = await issues.get(db, issue_id)
     form = await request.form()
-    if row["status"] not in spec["allowed"]:
-        return message_page(
-            request,
-            "지금은 할 수 없습니다",
-            _why_not(action, row["status"]),
-            status=409,
-            back=f"/admin/issues/{issue_id}",
-            back_label="호로 돌아가기",
-        )
+    # Refused before the confirmation: nobody confirms what cannot happen.
+    refused = transitions.refusal(action, row)
+    if refused is not None:
+        return _not_now(request, issue_id, refused)
     if text(form, "confirmed", 5) != "yes":
         return render(
             request,
             "console/confirm.html",
-            title=spec["heading"],
-            heading=spec["heading"],
+            title=control.heading,
+            heading=control.heading,
             paragraphs=await _consequences(db, row, action),
             action=f"/admin/issues/{issue_id}/{action}",
-            button=spec["button"],
-            danger=spec["danger"],
+            button=control.confirm,
+            danger=control.style == "danger",
             back=f"/admin/issues/{issue_id}",
         )
     actor = session_of(request).user.actor
@@ -459,7 +480,7 @@ async def issue_action(
     except DomainError as exc:
         return _not_now(request, issue_id, exc)
     target = "/admin/issues" if action == "delete" else f"/admin/issues/{issue_id}"
-    return await done(request, target, spec["done"])
+    return await done(request, target, control.done)
 
 
 async def _consequences(db: Database, row: Record, action: str) -> list[str]:

@@ -118,6 +118,7 @@ async def test_an_editor_produces_and_sends_an_issue(
     await page.click("#confirm")
     await expect(page.locator("#flash")).to_contain_text("발송을 예약했습니다")
     await expect(page.locator("#issue-status")).to_have_text("예약됨")
+    await expect(page.locator("#action-unschedule")).to_be_visible()
 
     # Half an hour passes (the scheduler compares send_at with the database
     # clock, which a test cannot move): the time has come.
@@ -129,6 +130,8 @@ async def test_an_editor_produces_and_sends_an_issue(
     await expect(page.locator("#count-failed")).to_have_text("0")
     await expect(page.locator("#progress-text")).to_have_text("5 / 5 (100.0%)")
     await expect(page.locator("#archive-link")).to_have_attribute("href", "/archive/1")
+    # The buttons followed it too: nothing left to pause, cancel or unschedule.
+    await expect(page.locator("#actions button")).to_have_count(0)
     for n in range(1, 6):
         await wait_for_mail(console, f"resident5-{n}@example.com", "3월 김포 소식")
     assert len(residents) == 5
