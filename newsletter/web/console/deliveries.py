@@ -18,9 +18,10 @@ from newsletter.core.errors import DomainError
 from newsletter.editorial import issues
 from newsletter.ops import delivery_record, words
 from newsletter.web.console.fields import text
-from newsletter.web.console.gate import done, message_page, render, session_of
+from newsletter.web.console.gate import session_of
 from newsletter.web.console.korean import explain
 from newsletter.web.console.privacy import record_read
+from newsletter.web.console.render import done, message_page, render
 from newsletter.web.http.deps import DB
 
 # Editors, ops and admins alike: the API lets editor and ops keys do the same.

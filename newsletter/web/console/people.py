@@ -14,8 +14,9 @@ from newsletter.core.errors import DomainError, InvalidInput
 from newsletter.ops import users
 from newsletter.ops.apikeys import ROLES
 from newsletter.web.console.fields import checked, text
-from newsletter.web.console.gate import done, message_page, render, session_of
+from newsletter.web.console.gate import session_of
 from newsletter.web.console.korean import explain
+from newsletter.web.console.render import done, message_page, render
 from newsletter.web.http.deps import DB
 
 ADMIN = {"role": "admin"}

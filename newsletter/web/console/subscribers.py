@@ -23,15 +23,9 @@ from newsletter.core.errors import InvalidInput, NotFound
 from newsletter.ops import audit
 from newsletter.web.console import privacy
 from newsletter.web.console.fields import text
-from newsletter.web.console.gate import (
-    CSRF_FIELD,
-    csrf_matches,
-    done,
-    refuse_csrf,
-    render,
-    session_of,
-)
+from newsletter.web.console.gate import CSRF_FIELD, csrf_matches, refuse_csrf, session_of
 from newsletter.web.console.korean import import_reason, in_korean
+from newsletter.web.console.render import done, render
 from newsletter.web.http import uploads
 from newsletter.web.http.deps import DB, Config
 from newsletter.web.http.head import asks_headers_only
