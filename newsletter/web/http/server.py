@@ -93,6 +93,8 @@ def proxy_matcher(trusted_proxies: str) -> Callable[[str], bool]:
             address = ipaddress.ip_address(host.strip("[]").split("%")[0])
         except ValueError:
             return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
         return any(address in network for network in networks)
 
     return trusted
