@@ -113,12 +113,19 @@ async def test_an_anonymous_form_flood_is_refused_unread(database_url: str, db: 
                     )
                 ),
             )
+            # With the login page's cookie (anyone can have one) the login
+            # form is read, within its own small size.
+            await http.get("/admin/login")
+            with_nonce = await within(
+                60, http.post("/admin/login", content=TEN_MB_OF_FIELDS, headers=FORM)
+            )
             await asyncio.sleep(0.5)
         after = rss(served)
-    report("anonymous 4 x 10 MB forms", probe, before, after)
+    report("anonymous 5 x 10 MB forms", probe, before, after)
     # The login form too: without the cookie its login page sets, nobody asks.
     assert [a.status_code for a in answers] == [403, 403, 403, 403]
     assert "CSRF" in answers[0].text
+    assert with_nonce.status_code == 413
     assert probe.failures == [] and probe.slowest < PROMPT, probe
 
 
