@@ -22,6 +22,7 @@ import httpx
 import psutil
 
 from newsletter.core.db import Database
+from tests.conftest import bearer
 from tests.support.console import login, make_user, page_csrf
 from tests.support.processes import Served, serving
 
@@ -173,6 +174,34 @@ async def test_a_logged_in_form_flood_is_bounded(database_url: str, db: Database
     assert "보낸 내용이 허용된 크기를 넘었습니다" in many[0].text
     assert long_title.status_code == 422, long_title.text[:300]  # read, and refused as too long
     assert too_many_fields.status_code == 413, too_many_fields.text[:200]
+    assert probe.failures == [] and probe.slowest < PROMPT, probe
+
+
+async def test_streamed_uploads_are_bounded_in_parts(database_url: str, db: Database) -> None:
+    """The roster upload streams its file, but its parts are counted and
+    their headers bounded like any form's fields."""
+    headers = {**await bearer(db, "admin"), "content-type": "multipart/form-data; boundary=XYZ"}
+    parts = b"".join(
+        b'--XYZ\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % n for n in range(5000)
+    )
+    long_header = b'--XYZ\r\nContent-Disposition: form-data; name="' + b"n" * 1_000_000
+    async with (
+        serving(database_url) as served,
+        httpx.AsyncClient(base_url=served.base_url, timeout=60) as http,
+        probing(served) as probe,
+    ):
+        answers = [
+            await http.post(
+                "/api/v1/subscribers/import?mode=invite",
+                content=body + b"\r\n--XYZ--\r\n",
+                headers=headers,
+            )
+            for body in (parts, long_header)
+        ]
+    for answer in answers:
+        assert answer.status_code == 400, answer.text[:200]
+        assert "malformed multipart body" in answer.json()["detail"]
+    assert "at most 1000 parts" in answers[0].text
     assert probe.failures == [] and probe.slowest < PROMPT, probe
 
 

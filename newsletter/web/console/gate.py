@@ -188,7 +188,6 @@ async def gate(request: Request[Any, Any, Any]) -> Response[Any] | None:
         # Streamed uploads check the token themselves once the field is read.
         if opt.get("csrf", "form") == "form" and not await _csrf_sent(request, settings):
             raise refuse_csrf()
-    role = opt.get("role")
     if role is None:
         return None
     if session is None:

@@ -64,9 +64,13 @@ async def stream_multipart(request: Request[Any, Any, Any], file_field: str = "f
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         part["header"] += data[start:end]
+        if len(part["header"]) > FIELD_LIMIT:
+            raise MalformedUpload("a part's header is too long")
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
         part["value"] += data[start:end]
+        if len(part["value"]) > FIELD_LIMIT:
+            raise MalformedUpload("a part's header is too long")
 
     def on_header_end() -> None:
         if part["header"].lower() == b"content-disposition":
