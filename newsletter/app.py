@@ -32,6 +32,7 @@ from newsletter.editorial.feeds import PUBLIC_ONLY, FeedFetchPolicy
 from newsletter.web import ROUTES, console
 from newsletter.web.api.metrics import internal_metrics_endpoint
 from newsletter.web.console import filters as console_filters
+from newsletter.web.http.forms import MAX_FORM_FIELDS, BoundedRequest
 from newsletter.web.http.head import AnsweringHead, drop_head_body
 from newsletter.web.http.headers import add_security_headers
 from newsletter.web.http.request_metrics import RequestMetrics
@@ -251,6 +252,8 @@ def create_app(
             ),
         ),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=BoundedRequest,  # forms: bounded in fields too, large ones off the loop
+        multipart_form_part_limit=MAX_FORM_FIELDS,
         middleware=[RequestMetrics()],  # HTTP requests by route and status, for /metrics
         # CSP, nosniff, ... on every answer; no body in an answer to HEAD.
         before_send=[add_security_headers, drop_head_body],

@@ -410,6 +410,15 @@ class Settings:
     # without pausing longer than this: slow clients cannot hold connections.
     http_header_timeout_seconds: float = setting(10.0, "HTTP_HEADER_TIMEOUT_SECONDS", minimum=1)
     http_body_timeout_seconds: float = setting(15.0, "HTTP_BODY_TIMEOUT_SECONDS", minimum=1)
+    # A whole request (line, headers and body) must arrive within this (408),
+    # however steadily it trickles in.
+    http_request_timeout_seconds: float = setting(120.0, "HTTP_REQUEST_TIMEOUT_SECONDS", minimum=1)
+    # Connections one client address may hold at once (more are answered 429);
+    # a trusted proxy's are not counted, it bounds its own clients.
+    http_connections_per_client: int = setting(64, "HTTP_CONNECTIONS_PER_CLIENT", minimum=1)
+    # The request line and headers together, and how many headers (431).
+    http_header_max_bytes: int = setting(32 * 1024, "HTTP_HEADER_MAX_BYTES", minimum=1024)
+    http_header_max_count: int = setting(100, "HTTP_HEADER_MAX_COUNT", minimum=10)
     # Who read which personal data (PIPA safeguards, art. 8: at least a year).
     access_log_retention_days: int = setting(730, "ACCESS_LOG_RETENTION_DAYS", minimum=365)
     # Who sends the newsletter (name, logo, department, address, phone, privacy

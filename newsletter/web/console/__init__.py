@@ -29,14 +29,9 @@ from newsletter.web.console import (
     people,
     subscribers,
 )
-from newsletter.web.console.gate import (
-    Refused,
-    forget_shown_flash,
-    gate,
-    message_page,
-    refused_page,
-)
+from newsletter.web.console.gate import Refused, gate
 from newsletter.web.console.korean import explain
+from newsletter.web.console.render import forget_shown_flash, message_page, refused_page
 
 log = logging.getLogger("newsletter.console")
 

@@ -12,9 +12,10 @@ from litestar.response import Template
 from newsletter.core.errors import DomainError, InvalidInput
 from newsletter.ops import sessions, users
 from newsletter.web.console.fields import text
-from newsletter.web.console.gate import done, message_page, render, session_of
+from newsletter.web.console.gate import session_of
 from newsletter.web.console.korean import explain
 from newsletter.web.console.login import qr_svg
+from newsletter.web.console.render import done, message_page, render
 from newsletter.web.console.roles import ANYONE
 from newsletter.web.http.deps import DB
 

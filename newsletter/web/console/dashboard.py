@@ -11,7 +11,7 @@ from litestar.response import Template
 from newsletter.ops import stats
 from newsletter.ops.stats import DayGrowth
 from newsletter.web.console.charts import Chart, bar_chart
-from newsletter.web.console.gate import render
+from newsletter.web.console.render import render
 from newsletter.web.console.roles import ANYONE
 from newsletter.web.http.deps import DB, Config
 

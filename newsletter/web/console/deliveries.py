@@ -20,8 +20,9 @@ from newsletter.editorial import issues, transitions
 from newsletter.ops import delivery_record, words
 from newsletter.web.console import privacy
 from newsletter.web.console.fields import text
-from newsletter.web.console.gate import done, message_page, render, session_of
+from newsletter.web.console.gate import session_of
 from newsletter.web.console.korean import explain
+from newsletter.web.console.render import done, message_page, render
 from newsletter.web.console.roles import ANYONE
 from newsletter.web.http.deps import DB
 from newsletter.web.http.params import AfterId, RowId

@@ -6,16 +6,20 @@
 1. the session cookie is looked up in PostgreSQL (``ops.sessions``);
 2. a request that changes something (anything but GET/HEAD) must come from
    our own origin (``Origin``, else ``Referer``) and carry the session's
-   CSRF token, as the form field ``csrf_token`` or the ``X-CSRF-Token``
-   header (htmx sends it from ``hx-headers``). Before login, the token is
-   derived from a random pre-login cookie instead (login CSRF);
+   CSRF token, as the ``X-CSRF-Token`` header (htmx sends it from
+   ``hx-headers``) or the form field ``csrf_token``. Before login, the token
+   is derived from a random pre-login cookie instead (login CSRF). Nothing
+   of the body is read until we know who is asking: a POST to a page that
+   needs a login without a session, or to the login pages without the
+   pre-login cookie, is refused unread; the form of anyone else is read
+   within the bounds of ``web/http/forms.py``;
 3. the handler's ``opt["role"]`` decides who may see it: ``None`` for the
    login pages, ``"any"`` for every logged-in person, else a role (admins
    pass every role).
 
-Handlers take the session with :func:`session_of` and answer with
-:func:`render` (a console page with the shared context) or :func:`done`
-(redirect after a POST, with a one-line message for the next page).
+Handlers take the session with :func:`session_of`; how they answer is in
+:mod:`newsletter.web.console.render`, the cookies in
+:mod:`newsletter.web.console.cookies`.
 """
 
 from __future__ import annotations
@@ -26,34 +30,20 @@ import secrets
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from litestar import MediaType, Request, Response
-from litestar.datastructures import Cookie
-from litestar.response import Redirect, Template
+from litestar import Request, Response
+from litestar.response import Redirect
 
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
 from newsletter.ops import sessions, words
 from newsletter.ops.sessions import Session
+from newsletter.web.console.cookies import LOGIN_COOKIE, SESSION_COOKIE
 from newsletter.web.http import forms
 
-COOKIE = "nl_session"
-LOGIN_COOKIE = "nl_login"  # pre-login nonce: the login form's CSRF token is derived from it
-COOKIE_PATH = "/admin"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 AUTO_UPDATE_HEADER = "x-auto-update"  # set by console.js on automatic refreshes
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-# Console sections, in menu order: (path, label, role needed).
-SECTIONS = (
-    ("/admin", "대시보드", "any"),
-    ("/admin/news", "뉴스", "editor"),
-    ("/admin/issues", "뉴스레터 발행", "any"),
-    ("/admin/ops", "발송 현황", "ops"),
-    ("/admin/subscribers", "구독자", "admin"),
-    ("/admin/users", "계정", "admin"),
-    ("/admin/audit", "변경 기록", "admin"),
-)
 
 ROLE_NEEDED = {
     "editor": "편집자 또는 관리자",
@@ -138,52 +128,24 @@ def csrf_matches(request: Request[Any, Any, Any], settings: Settings, sent: str 
     return expected is not None and bool(given) and hmac.compare_digest(given, expected)
 
 
+def new_login_nonce() -> str:
+    return secrets.token_urlsafe(24)
+
+
+async def _csrf_sent(request: Request[Any, Any, Any], settings: Settings) -> bool:
+    """The request carries the token: in its header (the body stays unread),
+    else in its form, read within the bounds every form has."""
+    if request.headers.get(CSRF_HEADER):
+        return csrf_matches(request, settings, None)
+    sent = (await request.form()).get(CSRF_FIELD)
+    return csrf_matches(request, settings, sent if isinstance(sent, str) else None)
+
+
 def refuse_csrf() -> Refused:
     return Refused(
         403,
         "요청을 처리할 수 없습니다",
         "보안 확인 값(CSRF 토큰)이 없거나 맞지 않습니다. 페이지를 새로 고친 뒤 다시 시도해 주세요.",
-    )
-
-
-def login_nonce_cookie(settings: Settings, nonce: str) -> Cookie:
-    return Cookie(
-        key=LOGIN_COOKIE,
-        value=nonce,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-        max_age=3600,
-    )
-
-
-def new_login_nonce() -> str:
-    return secrets.token_urlsafe(24)
-
-
-def session_cookie(settings: Settings, token: str) -> Cookie:
-    # No max-age: the browser forgets it when it closes; the server ends it
-    # after the idle timeout or the maximum session length anyway.
-    return Cookie(
-        key=COOKIE,
-        value=token,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
-
-
-def cleared_session_cookie(settings: Settings) -> Cookie:
-    return Cookie(
-        key=COOKIE,
-        value="",
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-        max_age=0,
     )
 
 
@@ -204,7 +166,8 @@ def _login_redirect(request: Request[Any, Any, Any]) -> Response[Any]:
 async def gate(request: Request[Any, Any, Any]) -> Response[Any] | None:
     db, settings = _state(request)
     opt = request.route_handler.opt
-    token = request.cookies.get(COOKIE)
+    role = opt.get("role")
+    token = request.cookies.get(SESSION_COOKIE)
     session = None
     if token:
         passive = request.headers.get(AUTO_UPDATE_HEADER) == "1"
@@ -217,13 +180,14 @@ async def gate(request: Request[Any, Any, Any]) -> Response[Any] | None:
                 "요청을 처리할 수 없습니다",
                 "다른 사이트에서 보낸 요청은 받지 않습니다. 콘솔 화면에서 다시 시도해 주세요.",
             )
+        # Who is asking comes before the body: reading and parsing a form
+        # costs the server, so a stranger's never is (a pre-login nonce, which
+        # anyone can fetch, opens only the small login forms).
+        if expected_csrf(request, settings) is None or (role is not None and session is None):
+            raise refuse_csrf()
         # Streamed uploads check the token themselves once the field is read.
-        if opt.get("csrf", "form") == "form":
-            form = await request.form()
-            sent = form.get(CSRF_FIELD)
-            if not csrf_matches(request, settings, sent if isinstance(sent, str) else None):
-                raise refuse_csrf()
-    role = opt.get("role")
+        if opt.get("csrf", "form") == "form" and not await _csrf_sent(request, settings):
+            raise refuse_csrf()
     if role is None:
         return None
     if session is None:
@@ -240,110 +204,3 @@ async def gate(request: Request[Any, Any, Any]) -> Response[Any] | None:
             f"지금 계정은 {words.role(session.user.role)} 계정입니다.",
         )
     return None
-
-
-# --- answering -------------------------------------------------------------------
-
-
-def sections_for(session: Session | None) -> list[dict[str, str]]:
-    if session is None or not session.complete:
-        return []
-    user = session.user
-    return [
-        {"href": href, "label": label}
-        for href, label, role in SECTIONS
-        if role == "any" or user.allows(role)
-    ]
-
-
-def render(
-    request: Request[Any, Any, Any],
-    template: str,
-    *,
-    status: int = 200,
-    title: str,
-    errors: dict[str, str] | None = None,
-    csrf: str | None = None,
-    **context: Any,
-) -> Template:
-    """A console page: the template plus who is logged in, the menu, the CSRF
-    token and the message left by the previous request. A page with errors
-    says so in its title, as screen readers announce the title first."""
-    session = maybe_session(request)
-    _, settings = _state(request)
-    flash = session.flash if session is not None else None
-    if flash is not None and session is not None and request.method == "GET":
-        request.state.clear_flash = True
-    problems = errors or {}
-    csrf = csrf or expected_csrf(request, settings) or ""
-    path = request.url.path
-    nav = sections_for(session)
-    current = max(
-        (s["href"] for s in nav if path == s["href"] or path.startswith(s["href"] + "/")),
-        key=len,
-        default=None,
-    )
-    return Template(
-        template_name=template,
-        status_code=status,
-        media_type=MediaType.HTML,
-        context={
-            "session": session,
-            "user": session.user if session is not None and session.complete else None,
-            "csrf_token": csrf,
-            "nav": nav,
-            "current_section": current,
-            "flash": flash,
-            "title": ("입력 오류: " if problems else "") + title,
-            "errors": problems,
-            "oidc_label": settings.oidc_label if settings.oidc_enabled else None,
-            **context,
-        },
-    )
-
-
-async def forget_shown_flash(request: Request[Any, Any, Any]) -> None:
-    """Once a page has shown the message, forget it (the router's after_response)."""
-    session = maybe_session(request)
-    if session is not None and request.state.get("clear_flash"):
-        db, _ = _state(request)
-        await sessions.clear_flash(db, session)
-
-
-async def done(
-    request: Request[Any, Any, Any], path: str, flash: str | None = None
-) -> Response[Any]:
-    """The answer to a successful POST: back to a page, with a message on it."""
-    session = maybe_session(request)
-    db, _ = _state(request)
-    if flash and session is not None:
-        await sessions.set_flash(db, session, flash)
-    if request.headers.get("hx-request") and not request.headers.get("hx-boosted"):
-        return Response(b"", status_code=200, headers={"HX-Redirect": path})
-    return Redirect(path=path, status_code=303)
-
-
-def message_page(
-    request: Request[Any, Any, Any],
-    heading: str,
-    text: str,
-    *,
-    status: int,
-    back: str | None = None,
-    back_label: str | None = None,
-) -> Template:
-    """A page that says one thing (a refusal, an error) and where to go back to."""
-    return render(
-        request,
-        "console/message.html",
-        status=status,
-        title=heading,
-        heading=heading,
-        text=text,
-        back=back,
-        back_label=back_label,
-    )
-
-
-def refused_page(request: Request[Any, Any, Any], refused: Refused) -> Template:
-    return message_page(request, refused.heading, refused.text, status=refused.status)

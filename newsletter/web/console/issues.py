@@ -21,8 +21,9 @@ from newsletter.ops import stats
 from newsletter.ops.stats import IssueStats
 from newsletter.web.console.charts import Chart, bar_chart
 from newsletter.web.console.fields import checked, local_datetime, text
-from newsletter.web.console.gate import done, maybe_session, message_page, render, session_of
+from newsletter.web.console.gate import maybe_session, session_of
 from newsletter.web.console.korean import explain
+from newsletter.web.console.render import done, message_page, render
 from newsletter.web.console.roles import ANYONE, EDITOR
 from newsletter.web.http.deps import DB, Config
 from newsletter.web.http.params import PageNumber, form_id

@@ -25,18 +25,15 @@ from newsletter.ops import oidc, sessions, users
 from newsletter.ops.audit import record
 from newsletter.ops.sessions import Session
 from newsletter.ops.users import User
-from newsletter.web.console.gate import (
+from newsletter.web.console.cookies import (
     LOGIN_COOKIE,
-    cleared_session_cookie,
-    client_ip,
-    login_nonce_cookie,
-    login_token,
-    maybe_session,
-    new_login_nonce,
-    render,
-    session_cookie,
+    LOGIN_NONCE_SECONDS,
+    SESSION_COOKIE,
+    console_cookie,
 )
+from newsletter.web.console.gate import client_ip, login_token, maybe_session, new_login_nonce
 from newsletter.web.console.korean import explain
+from newsletter.web.console.render import render
 from newsletter.web.http.deps import DB, Config
 
 LOGIN_BODY_LIMIT = 8 * 1024
@@ -80,7 +77,7 @@ def _login_page(
         next_path=next_path,
         notice=notice,
     )
-    page.cookies.append(login_nonce_cookie(settings, nonce))
+    page.cookies.append(console_cookie(settings, LOGIN_COOKIE, nonce, max_age=LOGIN_NONCE_SECONDS))
     return page
 
 
@@ -146,7 +143,7 @@ async def _begin(
             )
     target = next_path if stage == "full" else f"{SECOND_FACTOR}?next={next_path}"
     response = Redirect(path=target, status_code=303)
-    response.cookies.append(session_cookie(settings, token))
+    response.cookies.append(console_cookie(settings, SESSION_COOKIE, token))
     if stage == "full":
         response.cookies.append(_device_cookie(request, settings, user))
     return response
@@ -320,7 +317,7 @@ async def logout(request: Request[Any, Any, Any], db: DB, settings: Config) -> R
             await sessions.end(conn, session)
             await record(conn, session.user.actor, "user.logout", f"user:{session.user.id}")
     response = Redirect(path="/admin/login?bye=1", status_code=303)
-    response.cookies.append(cleared_session_cookie(settings))
+    response.cookies.append(console_cookie(settings, SESSION_COOKIE, "", max_age=0))
     return response
 
 

@@ -25,8 +25,9 @@ from newsletter.web.console.fields import (
     text,
     upload,
 )
-from newsletter.web.console.gate import done, message_page, render, session_of
+from newsletter.web.console.gate import session_of
 from newsletter.web.console.korean import explain
+from newsletter.web.console.render import done, message_page, render
 from newsletter.web.console.roles import EDITOR
 from newsletter.web.http.deps import DB, Config
 from newsletter.web.http.params import PageNumber, form_id

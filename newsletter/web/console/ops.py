@@ -12,8 +12,8 @@ from litestar.response import Template
 
 from newsletter.editorial import issues
 from newsletter.ops import stats, words
-from newsletter.web.console.gate import render
 from newsletter.web.console.issues import send_chart
+from newsletter.web.console.render import render
 from newsletter.web.console.roles import OPS
 from newsletter.web.http.deps import DB, Config
 from newsletter.web.http.params import ChosenId

@@ -14,8 +14,9 @@ from newsletter.core.errors import DomainError, InvalidInput
 from newsletter.core.kinds import MAX_ID, ROLES
 from newsletter.ops import users
 from newsletter.web.console.fields import checked, text
-from newsletter.web.console.gate import done, message_page, render, session_of
+from newsletter.web.console.gate import session_of
 from newsletter.web.console.korean import explain
+from newsletter.web.console.render import done, message_page, render
 from newsletter.web.console.roles import ADMIN
 from newsletter.web.http.deps import DB
 from newsletter.web.http.params import BeforeId

@@ -22,14 +22,8 @@ from newsletter.core.i18n import N_
 from newsletter.core.kinds import SUBSCRIBER_STATUSES
 from newsletter.web.console import privacy
 from newsletter.web.console.fields import text
-from newsletter.web.console.gate import (
-    CSRF_FIELD,
-    csrf_matches,
-    done,
-    refuse_csrf,
-    render,
-    session_of,
-)
+from newsletter.web.console.gate import CSRF_FIELD, csrf_matches, refuse_csrf, session_of
+from newsletter.web.console.render import done, render
 from newsletter.web.console.roles import ADMIN
 from newsletter.web.http import uploads
 from newsletter.web.http.deps import DB, Config

@@ -1,8 +1,11 @@
-"""What the public forms share: reading form or JSON bodies, consent evidence,
-the one-button POST route (the page shells are in ``web/pages.py``)."""
+"""What the forms share: the bounds every form is read within (size, number
+of fields, large ones parsed off the event loop), reading public form or
+JSON bodies, consent evidence, the one-button POST route (the page shells
+are in ``web/pages/shell.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -10,8 +13,10 @@ from urllib.parse import parse_qsl
 import msgspec
 from litestar import MediaType, Request, post
 from litestar.datastructures import FormMultiDict
-from litestar.exceptions import ClientException
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import ClientException, HTTPException
 from litestar.params import QueryParameter
+from litestar.types import Empty
 
 from newsletter.audience.subscribers import Evidence
 from newsletter.core.errors import InvalidInput, field_name
@@ -21,6 +26,11 @@ from newsletter.core.settings import Settings
 PUBLIC_BODY_LIMIT = 16 * 1024  # a signup form is a few hundred bytes
 TRUE_VALUES = {"1", "true", "on", "yes", "y"}
 MAX_TOKEN_LENGTH = 200  # ours are under 75 characters; anything far longer is not one
+# The longest form of ours (a news item, an issue picking its items) has a few
+# dozen fields; counting is one C pass over the bytes, parsing millions of
+# empty fields took seconds of the event loop.
+MAX_FORM_FIELDS = 1000
+PARSE_IN_THREAD_BYTES = 64 * 1024  # a bigger form is parsed off the event loop
 
 # The ``?token=`` of a link in mail. Deliberately unbounded here: a mangled
 # link of any length gets the Korean "not a valid link" page, not a JSON 400.
@@ -41,6 +51,48 @@ def client_ip(request: Request[Any, Any, Any]) -> str | None:
         return str(ipaddress.ip_address(host.strip("[]").split("%")[0]))
     except ValueError:
         return None
+
+
+def check_field_count(encoded: bytes | str) -> None:
+    """Refuse (413) an urlencoded form with more fields than any of ours has."""
+    separators = encoded.count(b"&") if isinstance(encoded, bytes) else encoded.count("&")
+    if separators >= MAX_FORM_FIELDS:
+        raise HTTPException(
+            status_code=413, detail=f"a form may have at most {MAX_FORM_FIELDS} fields"
+        )
+
+
+def _parse_urlencoded(body: bytes) -> dict[str, str | list[str]]:
+    """As Litestar parses it: a list where a name repeats, else the value."""
+    fields: dict[str, list[str]] = {}
+    for key, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="utf-8"):
+        fields.setdefault(key, []).append(value)
+    return {key: values if len(values) > 1 else values[0] for key, values in fields.items()}
+
+
+class BoundedRequest(Request[Any, Any, Any]):
+    """Litestar's request whose ``form()`` keeps every form within bounds:
+    its size is the route's ``request_max_body_size`` (413), its fields are
+    counted before anything is parsed (413; multipart parts by the app's
+    ``multipart_form_part_limit``), and a large urlencoded form is parsed in a
+    thread, so no form holds the event loop. Handlers keep calling
+    ``request.form()``."""
+
+    async def form(self) -> FormMultiDict:
+        if (
+            self._form is Empty
+            and self._connection_state.form is Empty
+            and self.content_type[0] == RequestEncodingType.URL_ENCODED
+        ):
+            body = await self.body()
+            check_field_count(body)
+            if len(body) > PARSE_IN_THREAD_BYTES:
+                parsed = await asyncio.to_thread(_parse_urlencoded, body)
+            else:
+                parsed = _parse_urlencoded(body)
+            # Where Litestar keeps a parsed form for the rest of the request.
+            self._connection_state.form = parsed  # type: ignore[assignment]
+        return await super().form()
 
 
 def evidence(request: Request[Any, Any, Any], settings: Settings, source: str) -> Evidence:
@@ -74,6 +126,7 @@ async def form_fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
         # The signup form's own encoding: parsed directly (first value wins,
         # as with the multipart path), without building Litestar's multi-dict.
         encoded = (await request.body()).decode("utf-8", errors="replace")
+        check_field_count(encoded)
         fields: dict[str, Any] = {}
         for key, value in parse_qsl(encoded, keep_blank_values=True):
             fields.setdefault(key, value)

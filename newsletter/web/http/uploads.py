@@ -16,6 +16,8 @@ from litestar import Request
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
+from newsletter.web.http.forms import MAX_FORM_FIELDS
+
 SPOOL_IN_MEMORY = 8 * 1024 * 1024  # bigger uploads spill to a temporary file
 FIELD_LIMIT = 4096  # each small field (mode, source, token): more is cut off
 
@@ -56,13 +58,19 @@ async def stream_multipart(request: Request[Any, Any, Any], file_field: str = "f
     part: dict[str, Any] = {"header": b"", "value": b"", "name": b"", "filename": b"", "buf": b""}
 
     def on_part_begin() -> None:
-        part.update(name=b"", filename=b"", buf=b"")
+        part.update(name=b"", filename=b"", buf=b"", count=part.get("count", 0) + 1)
+        if part["count"] > MAX_FORM_FIELDS:
+            raise MalformedUpload(f"a form may have at most {MAX_FORM_FIELDS} parts")
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         part["header"] += data[start:end]
+        if len(part["header"]) > FIELD_LIMIT:
+            raise MalformedUpload("a part's header is too long")
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
         part["value"] += data[start:end]
+        if len(part["value"]) > FIELD_LIMIT:
+            raise MalformedUpload("a part's header is too long")
 
     def on_header_end() -> None:
         if part["header"].lower() == b"content-disposition":
