@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response
@@ -163,16 +163,10 @@ async def stop_background_work(app: Litestar) -> None:
     await clicks.close(app.state)  # and store the clicks counted so far
 
 
-def create_app(
-    settings: Settings,
-    database: Database | None = None,
-    *,
-    extra_routes: Sequence[Any] = (),
-    feed_policy: FeedFetchPolicy = PUBLIC_ONLY,
-) -> Litestar:
-    """Build the application. Pass ``database`` to share a pool (tests, ``dev``);
-    ``extra_routes`` are added by ``newsletter dev`` (the captured-mail pages);
-    ``feed_policy`` says which private addresses feed imports may reach (none)."""
+def _lifespan(
+    settings: Settings, database: Database | None
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """The pool for the app's life: its own, or ``database`` shared by the caller."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -191,13 +185,11 @@ def create_app(
             await stop_background_work(app)
             await app.state.db.close()
 
-    tokens = Tokens(settings.secret_key, settings.confirm_max_age_seconds)
+    return lifespan
 
-    def provide_db(request: Request[Any, Any, Any]) -> Database:
-        db: Database = request.app.state.db
-        return db
 
-    static = create_static_files_router(
+def _static_files() -> Any:
+    return create_static_files_router(
         path="/static",
         directories=[paths.STATIC_DIR],
         # File names change with their content's version (vendor/<lib>-<version>/),
@@ -206,9 +198,54 @@ def create_app(
         include_in_schema=False,
     )
 
+
+def _templates(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
+    return TemplateConfig(
+        directory=PAGES_DIR,
+        engine=JinjaTemplateEngine,
+        # The console's filters, and {% trans %} blocks for the residents'
+        # pages (their shell passes each reader's gettext in).
+        engine_callback=lambda engine: _template_setup(engine, settings),
+    )
+
+
+OPENAPI = OpenAPIConfig(
+    title="김포시 뉴스레터 API",
+    version="1.0.0",
+    path="/api/docs",
+    render_plugins=[SwaggerRenderPlugin(path="/")],
+    components=Components(
+        security_schemes={
+            "BearerToken": SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="API key from `newsletter create-api-key`",
+            )
+        }
+    ),
+)
+
+
+def create_app(
+    settings: Settings,
+    database: Database | None = None,
+    *,
+    extra_routes: Sequence[Any] = (),
+    feed_policy: FeedFetchPolicy = PUBLIC_ONLY,
+) -> Litestar:
+    """Build the application. Pass ``database`` to share a pool (tests, ``dev``);
+    ``extra_routes`` are added by ``newsletter dev`` (the captured-mail pages);
+    ``feed_policy`` says which private addresses feed imports may reach (none)."""
+
+    tokens = Tokens(settings.secret_key, settings.confirm_max_age_seconds)
+
+    def provide_db(request: Request[Any, Any, Any]) -> Database:
+        db: Database = request.app.state.db
+        return db
+
     return AnsweringHead(
-        route_handlers=[*ROUTES, static, *extra_routes],
-        lifespan=[lifespan],
+        route_handlers=[*ROUTES, _static_files(), *extra_routes],
+        lifespan=[_lifespan(settings, database)],
         state=State(
             {
                 "db": database,
@@ -229,28 +266,8 @@ def create_app(
             RecursionError: _recursion_error,
             Exception: _unexpected_error,
         },
-        template_config=TemplateConfig(
-            directory=PAGES_DIR,
-            engine=JinjaTemplateEngine,
-            # The console's filters, and {% trans %} blocks for the residents'
-            # pages (their shell passes each reader's gettext in).
-            engine_callback=lambda engine: _template_setup(engine, settings),
-        ),
-        openapi_config=OpenAPIConfig(
-            title="김포시 뉴스레터 API",
-            version="1.0.0",
-            path="/api/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/")],
-            components=Components(
-                security_schemes={
-                    "BearerToken": SecurityScheme(
-                        type="http",
-                        scheme="bearer",
-                        description="API key from `newsletter create-api-key`",
-                    )
-                }
-            ),
-        ),
+        template_config=_templates(settings),
+        openapi_config=OPENAPI,
         request_max_body_size=MAX_BODY_BYTES,
         request_class=BoundedRequest,  # forms: bounded in fields too, large ones off the loop
         multipart_form_part_limit=MAX_FORM_FIELDS,

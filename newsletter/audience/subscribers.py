@@ -170,14 +170,19 @@ async def resolve(conn: Connection, ref: SubscriberRef) -> int | None:
     return ref.row_id
 
 
-async def suggested_name(db: Database, ref: SubscriberRef) -> str | None:
-    """The name typed at signup, for the confirmation page to offer."""
+async def _field_of(db: Database, ref: SubscriberRef, query: str) -> str | None:
+    """One text field of the subscriber a signed link names (None: erased)."""
     async with db.pool.acquire() as conn:
         subscriber_id = await resolve(conn, ref)
         if subscriber_id is None:
             return None
-        name: str | None = await conn.fetchval(QUERIES.subscriber_name, subscriber_id)
-    return name
+        value: str | None = await conn.fetchval(query, subscriber_id)
+    return value
+
+
+async def suggested_name(db: Database, ref: SubscriberRef) -> str | None:
+    """The name typed at signup, for the confirmation page to offer."""
+    return await _field_of(db, ref, QUERIES.subscriber_name)
 
 
 async def confirm(
@@ -264,12 +269,7 @@ async def unsubscribe_in(conn: Connection, ref: SubscriberRef, evidence: Evidenc
 
 async def status_of(db: Database, ref: SubscriberRef) -> str | None:
     """The subscription's state for its own signed link's page (None: erased)."""
-    async with db.pool.acquire() as conn:
-        subscriber_id = await resolve(conn, ref)
-        if subscriber_id is None:
-            return None
-        status: str | None = await conn.fetchval(QUERIES.subscriber_status, subscriber_id)
-    return status
+    return await _field_of(db, ref, QUERIES.subscriber_status)
 
 
 def token_time(timestamp: datetime | int | float) -> datetime:

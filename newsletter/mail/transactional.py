@@ -273,30 +273,32 @@ def _notice(
     )
 
 
-@renderer("opt_in_notice")
-def _opt_in(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
-    return _notice(
-        ctx,
-        recipient,
-        payload,
-        subject=N_("수신 동의 처리 결과 안내"),
-        result=N_("뉴스레터 수신에 동의하셨습니다 (수신 동의 완료)."),
-        receiving=True,
-    )
-
-
-@renderer("opt_out_notice")
-def _opt_out(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
-    return _notice(
-        ctx,
-        recipient,
-        payload,
-        subject=N_("수신 거부 처리 결과 안내"),
-        result=N_(
+# The opt-in and opt-out result notices (정보통신망법 제50조 ⑧): one shape, two texts.
+NOTICES = {
+    "opt_in_notice": (
+        N_("수신 동의 처리 결과 안내"),
+        N_("뉴스레터 수신에 동의하셨습니다 (수신 동의 완료)."),
+        True,
+    ),
+    "opt_out_notice": (
+        N_("수신 거부 처리 결과 안내"),
+        N_(
             "뉴스레터 수신을 거부하셨습니다 (수신 거부 완료). 더 이상 뉴스레터가 발송되지 않습니다."
         ),
-        receiving=False,
-    )
+        False,
+    ),
+}
+
+
+def _notice_renderer(subject: str, result: str, receiving: bool) -> Renderer:
+    def render(ctx: MailContext, recipient: str, payload: dict[str, Any]) -> EmailMessage:
+        return _notice(ctx, recipient, payload, subject=subject, result=result, receiving=receiving)
+
+    return render
+
+
+for _kind, (_subject_id, _result_id, _receiving) in NOTICES.items():
+    renderer(_kind)(_notice_renderer(_subject_id, _result_id, _receiving))
 
 
 @renderer("test_issue")

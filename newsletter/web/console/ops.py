@@ -56,16 +56,22 @@ async def _context(
 async def ops_page(
     request: Request[Any, Any, Any], db: DB, settings: Config, issue: ChosenId = None
 ) -> Template:
-    context = await _context(request, db, settings, issue)
-    return render(request, "console/ops.html", title="발송 현황", **context)
+    return await _ops(request, db, settings, issue, "console/ops.html")
 
 
 @get("/ops/live", opt=OPS, media_type=MediaType.HTML)
 async def ops_live(
     request: Request[Any, Any, Any], db: DB, settings: Config, issue: ChosenId = None
 ) -> Template:
+    return await _ops(request, db, settings, issue, "console/ops_live.html")
+
+
+async def _ops(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue: int | None, template: str
+) -> Template:
+    """The whole page, or the live part its script fetches: one context."""
     context = await _context(request, db, settings, issue)
-    return render(request, "console/ops_live.html", title="발송 현황", **context)
+    return render(request, template, title="발송 현황", **context)
 
 
 ROUTES = [ops_page, ops_live]

@@ -17,7 +17,7 @@ from newsletter.core.db import Database
 from newsletter.core.errors import InvalidInput, RateLimited
 from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
-from newsletter.core.tokens import ExpiredToken, InvalidToken
+from newsletter.core.tokens import ExpiredToken, InvalidToken, SubscriberRef, Tokens
 from newsletter.editorial.issues import PREVIEW_TOKEN
 from newsletter.web.http.deps import DB, Config, Signer
 from newsletter.web.http.forms import (
@@ -243,12 +243,10 @@ async def confirm_page(
     submits itself (a small script of ours; the button stays as the fallback).
     Opened within seconds of sending, which is when scanners look, or with a
     name to look at, it waits for the click."""
-    try:
-        ref, issued_at = tokens.read_confirm(token)
-    except ExpiredToken:
-        return _bad_link(request, expired=True)
-    except InvalidToken:
-        return _bad_link(request, expired=False)
+    read = _read_confirm(request, tokens, token)
+    if isinstance(read, Template):
+        return read
+    ref, issued_at = read
     name = await subscribers.suggested_name(db, ref)
     age = (datetime.now(UTC) - subscribers.token_time(issued_at)).total_seconds()
     return _confirm_form(
@@ -257,6 +255,18 @@ async def confirm_page(
         name=name,
         auto_submit=name is None and age >= settings.confirm_click_window_seconds,
     )
+
+
+def _read_confirm(
+    request: Request[Any, Any, Any], tokens: Tokens, token: str
+) -> tuple[SubscriberRef, datetime] | Template:
+    """What a confirm link names, or the page that says it is expired or broken."""
+    try:
+        return tokens.read_confirm(token)
+    except ExpiredToken:
+        return _bad_link(request, expired=True)
+    except InvalidToken:
+        return _bad_link(request, expired=False)
 
 
 def _confirm_form(request: Request[Any, Any, Any], status: int = 200, **values: Any) -> Template:
@@ -269,12 +279,10 @@ async def confirm(
 ) -> Template:
     token, fields = await posted_token(request)
     _ = reader(request, fields).gettext
-    try:
-        ref, issued_at = tokens.read_confirm(token)
-    except ExpiredToken:
-        return _bad_link(request, expired=True)
-    except InvalidToken:
-        return _bad_link(request, expired=False)
+    read = _read_confirm(request, tokens, token)
+    if isinstance(read, Template):
+        return read
+    ref, issued_at = read
     name = text_field(fields, "name")
     try:
         active = await subscribers.confirm(
