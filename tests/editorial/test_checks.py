@@ -391,6 +391,15 @@ async def test_schedule_and_send_now_refuse_open_problems_unless_told_despite(
     assert started.json()["status"] == "sending"
     queued = await db.pool.fetchval("SELECT count(*) FROM deliveries WHERE issue_id = $1", issue_id)
     assert queued == 2
+    # Who sent despite the check is on the record.
+    said = await db.pool.fetch(
+        "SELECT action, details->>'despite_problems' AS despite FROM audit_log"
+        " WHERE action IN ('issue.schedule', 'issue.send_now') ORDER BY id"
+    )
+    assert [(r["action"], r["despite"]) for r in said] == [
+        ("issue.schedule", "true"),
+        ("issue.send_now", "true"),
+    ]
 
 
 async def test_a_fixed_problem_no_longer_blocks_and_warnings_never_do(
@@ -413,6 +422,10 @@ async def test_a_fixed_problem_no_longer_blocks_and_warnings_never_do(
     started = await client.post(f"{base}/send-now", headers=headers)
     assert started.status_code == 200, started.text
     assert started.json()["status"] == "sending"
+    despite = await db.pool.fetchval(
+        "SELECT details->>'despite_problems' FROM audit_log WHERE action = 'issue.send_now'"
+    )
+    assert despite is None  # nothing to send despite
 
 
 async def test_the_state_and_the_time_are_refused_before_any_check(

@@ -221,7 +221,11 @@ async def schedule_issue(
         request.app.state.feed_policy,
         despite_problems=data.despite_problems,
     )
-    return IssueOut.of(await issues.schedule(db, settings, actor, issue_id, data.send_at))
+    return IssueOut.of(
+        await issues.schedule(
+            db, settings, actor, issue_id, data.send_at, despite_problems=data.despite_problems
+        )
+    )
 
 
 @post("/issues/{issue_id:int}/send-now", summary="Start sending now", status_code=200)
@@ -238,15 +242,13 @@ async def send_issue_now(
     Refused with 409 `open_problems` like `schedule` while the pre-send
     check has a problem open, unless the (optional) body says
     `{"despite_problems": true}`."""
+    despite = data is not None and data.despite_problems
     await checks.require_clear(
-        db,
-        settings,
-        issue_id,
-        "send-now",
-        request.app.state.feed_policy,
-        despite_problems=data is not None and data.despite_problems,
+        db, settings, issue_id, "send-now", request.app.state.feed_policy, despite_problems=despite
     )
-    return IssueOut.of(await issues.send_now(db, settings, actor, issue_id))
+    return IssueOut.of(
+        await issues.send_now(db, settings, actor, issue_id, despite_problems=despite)
+    )
 
 
 @post("/issues/{issue_id:int}/pause", summary="Pause a sending issue", status_code=200)

@@ -519,7 +519,12 @@ async def issue_schedule(
         return await confirmation({"despite_problems": NOT_DESPITE})
     try:
         await issues.schedule(
-            db, settings, session_of(request).user.actor, issue_id, at.isoformat()
+            db,
+            settings,
+            session_of(request).user.actor,
+            issue_id,
+            at.isoformat(),
+            despite_problems=checked(form, "despite_problems"),
         )
     except DomainError as exc:
         return _not_now(request, issue_id, exc)
@@ -617,7 +622,9 @@ async def issue_action(
     actor = session_of(request).user.actor
     try:
         if action == "send-now":
-            await issues.send_now(db, settings, actor, issue_id)
+            await issues.send_now(
+                db, settings, actor, issue_id, despite_problems=checked(form, "despite_problems")
+            )
         elif action == "pause":
             await issues.pause(db, actor, issue_id)
         elif action == "resume":
