@@ -53,9 +53,12 @@ def _error(status: int, code: str, detail: Any) -> Response[dict[str, Any]]:
 def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
     # The API's clients read English; a resident's page asking for JSON
     # (``POST /subscribe``) reads the resident's language, as the page would.
-    if _is_api(request.url.path):
-        return _error(exc.status, exc.code, exc.detail)
-    return _error(exc.status, exc.code, exc.text(reader(request).language))
+    language = "en" if _is_api(request.url.path) else reader(request).language
+    return Response(
+        {"error": exc.code, "detail": exc.text(language), **exc.more(language)},
+        status_code=exc.status,
+        media_type=MediaType.JSON,
+    )
 
 
 def _validation_error(

@@ -14,7 +14,9 @@ one), so no bare Korean or English reaches the wrong reader.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from newsletter.core import i18n
 from newsletter.core.i18n import N_
@@ -74,6 +76,10 @@ class DomainError(Exception):
     def detail(self) -> str:
         return self.text("en")
 
+    def more(self, language: str) -> dict[str, Any]:
+        """Fields the JSON answer carries beside ``error`` and ``detail``."""
+        return {}
+
     def __str__(self) -> str:
         return self.detail
 
@@ -115,6 +121,34 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     code = "conflict"
     status = 409
+
+
+@dataclass(frozen=True)
+class Named:
+    """One thing an error names: its id, its sentence in each language, where."""
+
+    id: str
+    sentence: i18n.Term
+    where: Mapping[str, Any] | None = None
+
+
+class OpenProblems(Conflict):
+    """Schedule or send-now refused: the pre-send check has problems open.
+    The JSON answer lists them (``problems``: id, detail, where)."""
+
+    code = "open_problems"
+
+    def __init__(self, message: str, /, *, named: Sequence[Named], **values: Value) -> None:
+        super().__init__(message, **values)
+        self.named = list(named)
+
+    def more(self, language: str) -> dict[str, Any]:
+        return {
+            "problems": [
+                {"id": p.id, "detail": p.sentence.said_in(language), "where": p.where}
+                for p in self.named
+            ]
+        }
 
 
 class RateLimited(DomainError):

@@ -29,8 +29,9 @@ What is checked:
 Results are kept per content version (a hash of what the mail is made of):
 the same content answers at once from the kept result (:func:`kept`); a
 change to the issue or one of its items gives another version, and the kept
-result is then stale. ``schedule`` and ``send-now`` consult the kept result
-(:func:`open_problems`).
+result is then stale. ``schedule`` and ``send-now`` pass :func:`require_clear`
+first: a problem of the check for the current content (run then if no kept
+result matches) refuses them, unless the person sends despite it.
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ from typing import Any
 
 from newsletter.core import i18n
 from newsletter.core.db import QUERIES, Connection, Database, Record
-from newsletter.core.errors import NotFound
+from newsletter.core.errors import Named, NotFound, OpenProblems
 from newsletter.core.i18n import N_
 from newsletter.core.records import check_id
 from newsletter.core.settings import Settings
 from newsletter.editorial import issues as issues_domain
-from newsletter.editorial import linkcheck, sending_domain
+from newsletter.editorial import linkcheck, sending_domain, transitions
 from newsletter.editorial.feeds import FeedFetchPolicy
 from newsletter.editorial.rendering import (
     ADVERTISEMENT_PREFIX,
@@ -160,15 +161,56 @@ async def kept(db: Database, settings: Settings, issue_id: int) -> Report | None
     )
 
 
-async def open_problems(conn: Connection, issue_id: int, settings: Settings) -> list[Finding]:
-    """Problems of the kept result for the issue's current content (none if not run)."""
-    row = await conn.fetchrow(QUERIES.kept_issue_checks, issue_id)
-    if row is None:
-        return []
-    material = await _material(conn, issue_id, settings)
-    if row["content_version"] != material.version:
-        return []
-    return [f for f in _findings_of(row["findings"]) if f.status == PROBLEM]
+async def open_problems(
+    db: Database, settings: Settings, issue_id: int, policy: FeedFetchPolicy
+) -> list[Finding]:
+    """Problems of the check for the issue's current content: the kept result
+    when the content is unchanged (at once), otherwise the check run now."""
+    return (await run(db, settings, issue_id, policy)).problems
+
+
+async def require_clear(
+    db: Database,
+    settings: Settings,
+    issue_id: int,
+    action: str,
+    policy: FeedFetchPolicy,
+    *,
+    despite_problems: bool,
+) -> None:
+    """The one gate before ``schedule`` and ``send-now`` (API and console):
+    :class:`OpenProblems` naming each problem of the check, unless the person
+    says they send despite them. Warnings never block. An action the issue's
+    state refuses is not checked: the action's own 409 says why."""
+    if despite_problems:
+        return
+    row = await issues_domain.get(db, issue_id)
+    if transitions.refusal(action, row) is not None:
+        return
+    problems = await open_problems(db, settings, issue_id, policy)
+    if problems:
+        raise OpenProblems(
+            N_(
+                "발송 전 점검에서 문제 %(count)s건이 나왔습니다: %(problems)s 고친 뒤 보내거나, "
+                "문제를 알고도 보낸다고 밝혀 주세요."
+            ),
+            count=len(problems),
+            problems=i18n.Term(
+                ko=" ".join(_named(f, "ko") for f in problems),
+                en=" ".join(_named(f, "en") for f in problems),
+            ),
+            named=[
+                Named(f.id, i18n.Term(f.detail("ko"), f.detail("en")), f.where) for f in problems
+            ],
+        )
+
+
+def _named(finding: Finding, language: str) -> str:
+    """A problem's sentence with the item, link or image it is about."""
+    where = finding.where or {}
+    said = finding.detail(language)
+    place = where.get("news_item_title") or where.get("url")
+    return f"{said} ({place})" if place else said
 
 
 async def run(

@@ -296,14 +296,29 @@ def parse_send_at(value: str, settings: Settings, *, now: datetime | None = None
 
 
 async def schedule(
-    db: Database, settings: Settings, actor: Actor, issue_id: int, send_at: str
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    issue_id: int,
+    send_at: str,
+    *,
+    despite_problems: bool = False,
 ) -> Record:
+    """``despite_problems``: the person said they send although the pre-send
+    check had problems open (``checks.require_clear``); the audit keeps it."""
     at = parse_send_at(send_at, settings)
     async with db.transaction() as conn:
         row = await _locked(conn, issue_id)
         _require(row, "schedule")
         updated = await one(conn, QUERIES.set_issue_schedule, issue_id, at)
-        await record(conn, actor, "issue.schedule", f"issue:{issue_id}", send_at=at.isoformat())
+        await record(
+            conn,
+            actor,
+            "issue.schedule",
+            f"issue:{issue_id}",
+            send_at=at.isoformat(),
+            despite_problems=despite_problems or None,
+        )
     return updated
 
 
@@ -351,10 +366,24 @@ async def start_issue(conn: Connection, issue_id: int, settings: Settings) -> in
     return int(status.rsplit(" ", 1)[1])
 
 
-async def send_now(db: Database, settings: Settings, actor: Actor, issue_id: int) -> Record:
+async def send_now(
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    issue_id: int,
+    *,
+    despite_problems: bool = False,
+) -> Record:
     async with db.transaction() as conn:
         recipients = await start_issue(conn, issue_id, settings)
-        await record(conn, actor, "issue.send_now", f"issue:{issue_id}", recipients=recipients)
+        await record(
+            conn,
+            actor,
+            "issue.send_now",
+            f"issue:{issue_id}",
+            recipients=recipients,
+            despite_problems=despite_problems or None,
+        )
         row = await one(conn, QUERIES.get_issue, issue_id)
     return row
 

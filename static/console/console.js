@@ -65,6 +65,9 @@
     root.querySelectorAll("[data-no-js]").forEach(function (elt) {
       elt.hidden = true;
     });
+    root.querySelectorAll("[data-js-only]").forEach(function (elt) {
+      elt.hidden = false;
+    });
   }
 
   var WRAP = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -345,3 +346,103 @@ def test_the_reading_check_fails_what_a_reader_cannot_read() -> None:
     assert ("reading_alt", "problem") in found
     contrast = [f for f in _reading(bad) if f.id == "reading_contrast"]
     assert [(f.status, f.values["fg"]) for f in contrast] == [("problem", "#aaaaaa")]
+
+
+def tomorrow() -> str:
+    return (datetime.now(UTC) + timedelta(days=1)).isoformat()
+
+
+async def test_schedule_and_send_now_refuse_open_problems_unless_told_despite(
+    client: Client, db: Database, site: Website
+) -> None:
+    headers = await bearer(db)
+    await add_residents(db, 2)
+    gone = await item(client, headers, title="없어진 공지", link=site.url("/missing"))
+    issue_id = await issue(client, headers, [gone])
+    base = f"/api/v1/issues/{issue_id}"
+
+    # Never checked: scheduling runs the check first, so it cannot be skipped.
+    refused = await client.post(f"{base}/schedule", json={"send_at": tomorrow()}, headers=headers)
+    assert refused.status_code == 409, refused.text
+    answer = refused.json()
+    assert answer["error"] == "open_problems"
+    named = [p for p in answer["problems"] if p["id"] == "link"]
+    assert [p["where"]["url"] for p in named] == [site.url("/missing")]
+    assert "404" in named[0]["detail"] and "없어진 공지" in answer["detail"]
+    assert all(p["id"] != "subject" for p in answer["problems"])  # only problems are named
+    assert (await client.get(base, headers=headers)).json()["status"] == "draft"
+    kept = await checks_of(client, headers, issue_id)
+    assert kept["problems"] == len(answer["problems"])
+
+    sent = await client.post(f"{base}/send-now", headers=headers)
+    assert sent.status_code == 409 and sent.json()["error"] == "open_problems"
+    told = await client.post(f"{base}/send-now", json={"despite_problems": False}, headers=headers)
+    assert told.status_code == 409
+
+    scheduled = await client.post(
+        f"{base}/schedule", json={"send_at": tomorrow(), "despite_problems": True}, headers=headers
+    )
+    assert scheduled.status_code == 200, scheduled.text
+    assert scheduled.json()["status"] == "scheduled"
+    started = await client.post(
+        f"{base}/send-now", json={"despite_problems": True}, headers=headers
+    )
+    assert started.status_code == 200, started.text
+    assert started.json()["status"] == "sending"
+    queued = await db.pool.fetchval("SELECT count(*) FROM deliveries WHERE issue_id = $1", issue_id)
+    assert queued == 2
+    # Who sent despite the check is on the record.
+    said = await db.pool.fetch(
+        "SELECT action, details->>'despite_problems' AS despite FROM audit_log"
+        " WHERE action IN ('issue.schedule', 'issue.send_now') ORDER BY id"
+    )
+    assert [(r["action"], r["despite"]) for r in said] == [
+        ("issue.schedule", "true"),
+        ("issue.send_now", "true"),
+    ]
+
+
+async def test_a_fixed_problem_no_longer_blocks_and_warnings_never_do(
+    client: Client, db: Database, site: Website
+) -> None:
+    headers = await bearer(db)
+    news_id = await item(client, headers, link=site.url("/ok"))
+    # A subject too long for a phone and no preview text: warnings only.
+    issue_id = await issue(client, headers, [news_id], title="김포시 " * 15, intro="")
+    base = f"/api/v1/issues/{issue_id}"
+    refused = await client.post(f"{base}/send-now", headers=headers)
+    assert [p["id"] for p in refused.json()["problems"]] == ["recipients"]  # nobody subscribed
+
+    await add_residents(db, 3)
+    report = await checks_of(client, headers, issue_id, again="true")
+    assert report["problems"] == 0, report
+    assert {"subject", "preheader"} <= {
+        c["id"] for c in report["checks"] if c["status"] == "warning"
+    }
+    started = await client.post(f"{base}/send-now", headers=headers)
+    assert started.status_code == 200, started.text
+    assert started.json()["status"] == "sending"
+    despite = await db.pool.fetchval(
+        "SELECT details->>'despite_problems' FROM audit_log WHERE action = 'issue.send_now'"
+    )
+    assert despite is None  # nothing to send despite
+
+
+async def test_the_state_and_the_time_are_refused_before_any_check(
+    client: Client, db: Database, site: Website
+) -> None:
+    headers = await bearer(db)
+    issue_id = await issue(
+        client, headers, [await item(client, headers, link=site.url("/missing"))]
+    )
+    base = f"/api/v1/issues/{issue_id}"
+    past = await client.post(
+        f"{base}/schedule", json={"send_at": "2020-01-01T09:00:00"}, headers=headers
+    )
+    assert past.status_code == 422
+    unknown = await client.post(f"{base}/send-now", json={"despite": True}, headers=headers)
+    assert unknown.status_code in (400, 422)
+    assert not site.requests, "a refused request ran the check"
+    await client.post(f"{base}/send-now", json={"despite_problems": True}, headers=headers)
+    again = await client.post(f"{base}/send-now", headers=headers)
+    assert again.status_code == 409 and again.json()["error"] == "conflict"  # already sending

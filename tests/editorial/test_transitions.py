@@ -153,6 +153,11 @@ async def test_the_api_refuses_exactly_what_the_table_refuses(
                 assert refused == said[action]["reason"], (state, action)
                 continue
             method, suffix, body = ROUTES[action]
+            if state in CONTRACT[action] and action in ("schedule", "send-now"):
+                # Offline the pre-send check cannot reach the item's link: a
+                # problem, sent despite it. A refused action is asked without,
+                # so the table's reason is seen to come before the check.
+                body = {**(body or {}), "despite_problems": True}
             answer = await client.request(method, base + suffix, json=body, headers=headers)
             if state not in CONTRACT[action]:
                 assert answer.status_code == 409, (state, action, answer.text)

@@ -26,7 +26,12 @@ async def sent_issue(client: Client, db: Database, title: str) -> dict[str, obje
         json={"title": title, "news_item_ids": [item.json()["id"]]},
         headers=headers,
     )
-    started = await client.post(f"/api/v1/issues/{issue.json()['id']}/send-now", headers=headers)
+    # Offline, the pre-send check cannot reach the links: problems, sent despite them.
+    started = await client.post(
+        f"/api/v1/issues/{issue.json()['id']}/send-now",
+        json={"despite_problems": True},
+        headers=headers,
+    )
     assert started.status_code == 200, started.text
     # Marking an issue sent is the delivery worker's job once every mail is final.
     await db.pool.execute("UPDATE issues SET status = 'sent' WHERE id = $1", issue.json()["id"])

@@ -135,7 +135,10 @@ async def sent_issue(server: str, db: Database) -> int:
             "/api/v1/issues",
             json={"title": "11월 김포 소식", "intro": "이번 달 소식입니다.", "news_item_ids": ids},
         )
-        started = await http.post(f"/api/v1/issues/{issue.json()['id']}/send-now")
+        # Offline, the pre-send check cannot reach the links: sent despite them.
+        started = await http.post(
+            f"/api/v1/issues/{issue.json()['id']}/send-now", json={"despite_problems": True}
+        )
         assert started.status_code == 200, started.text
         number: int = started.json()["number"]
     return number

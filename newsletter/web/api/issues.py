@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import MediaType, Response, Router, delete, get, post, put
+from litestar import MediaType, Request, Response, Router, delete, get, post, put
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from newsletter.core.db import Record
 from newsletter.core.kinds import MAX_ID
-from newsletter.editorial import issues, transitions
+from newsletter.editorial import checks, issues, transitions
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
 from newsletter.web.http.deps import DB, Config, Who
 from newsletter.web.http.params import RowId, body_text
@@ -79,6 +79,12 @@ class IssuePage(msgspec.Struct):
     per_page: int
 
 
+DESPITE = (
+    "send although the pre-send check (GET /issues/{id}/checks) has problems open; "
+    "without it, open problems answer 409 open_problems naming them"
+)
+
+
 class ScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
     send_at: Annotated[
         str,
@@ -88,6 +94,11 @@ class ScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
             "is Asia/Seoul time; must be in the future",
         ),
     ]
+    despite_problems: Annotated[bool, msgspec.Meta(description=DESPITE)] = False
+
+
+class SendNowIn(msgspec.Struct, forbid_unknown_fields=True):
+    despite_problems: Annotated[bool, msgspec.Meta(description=DESPITE)] = False
 
 
 class TestSendIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -188,16 +199,56 @@ async def test_send_issue(
 
 @post("/issues/{issue_id:int}/schedule", summary="Schedule sending", status_code=200)
 async def schedule_issue(
-    db: DB, settings: Config, actor: Who, issue_id: Id, data: JSONBody[ScheduleIn]
+    request: Request[Any, Any, Any],
+    db: DB,
+    settings: Config,
+    actor: Who,
+    issue_id: Id,
+    data: JSONBody[ScheduleIn],
 ) -> IssueOut:
-    """A draft or scheduled issue gets `send_at`; a worker starts it when due."""
-    return IssueOut.of(await issues.schedule(db, settings, actor, issue_id, data.send_at))
+    """A draft or scheduled issue gets `send_at`; a worker starts it when due.
+
+    The pre-send check must have no problem open for the issue's current
+    content (it runs now when no kept result matches, so it cannot be
+    skipped): otherwise 409 `open_problems` lists them, unless
+    `despite_problems` is true. Warnings never block."""
+    issues.parse_send_at(data.send_at, settings)  # a wrong time is a 422 before any check
+    await checks.require_clear(
+        db,
+        settings,
+        issue_id,
+        "schedule",
+        request.app.state.feed_policy,
+        despite_problems=data.despite_problems,
+    )
+    return IssueOut.of(
+        await issues.schedule(
+            db, settings, actor, issue_id, data.send_at, despite_problems=data.despite_problems
+        )
+    )
 
 
 @post("/issues/{issue_id:int}/send-now", summary="Start sending now", status_code=200)
-async def send_issue_now(db: DB, settings: Config, actor: Who, issue_id: Id) -> IssueOut:
-    """Renders the final copy, gives it its archive number and queues every active subscriber."""
-    return IssueOut.of(await issues.send_now(db, settings, actor, issue_id))
+async def send_issue_now(
+    request: Request[Any, Any, Any],
+    db: DB,
+    settings: Config,
+    actor: Who,
+    issue_id: Id,
+    data: JSONBody[SendNowIn | None] = None,
+) -> IssueOut:
+    """Renders the final copy, gives it its archive number and queues every active subscriber.
+
+    Refused with 409 `open_problems` like `schedule` while the pre-send
+    check has a problem open, unless the (optional) body says
+    `{"despite_problems": true}`."""
+    despite = data is not None and data.despite_problems
+    await checks.require_clear(
+        db, settings, issue_id, "send-now", request.app.state.feed_policy, despite_problems=despite
+    )
+    return IssueOut.of(
+        await issues.send_now(db, settings, actor, issue_id, despite_problems=despite)
+    )
 
 
 @post("/issues/{issue_id:int}/pause", summary="Pause a sending issue", status_code=200)

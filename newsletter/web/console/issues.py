@@ -1,7 +1,13 @@
 """Issues in the console: compose a draft from news items (ordered with
 buttons, no drag and drop needed), preview it as residents will see it,
 test-send it to yourself, schedule it in KST, send now, pause, resume,
-cancel (each confirmed first), and follow it going out to its results."""
+cancel (each confirmed first), and follow it going out to its results.
+
+Above the send actions, the pre-send check (발송 전 점검): the kept result
+at once, and a fresh one fetched by the page (htmx) when the content changed
+since, or run on the "다시 점검" button without JavaScript. Scheduling and
+sending pass the check's gate (``checks.require_clear``): the confirmation
+names each open problem and asks the editor to say she sends despite them."""
 
 from __future__ import annotations
 
@@ -14,9 +20,9 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from newsletter.core.db import Database, Record
-from newsletter.core.errors import DomainError, InvalidInput
+from newsletter.core.errors import DomainError, InvalidInput, OpenProblems
 from newsletter.core.settings import Settings
-from newsletter.editorial import issues, news, transitions
+from newsletter.editorial import checks, issues, news, transitions
 from newsletter.ops import stats
 from newsletter.ops.stats import IssueStats
 from newsletter.web.console.charts import Chart, bar_chart
@@ -105,6 +111,87 @@ def buttons(row: Record) -> list[Button]:
             reason = explain(refused) if refused is not None else None
             shown.append(Button(action, control.label, control.style, reason))
     return shown
+
+
+# --- the pre-send check -------------------------------------------------------------
+
+STATUS_WORDS = {checks.PROBLEM: "문제", checks.WARNING: "주의", checks.OK: "정상"}
+OUR_LINKS = {"archive": "지난 뉴스레터 링크", "unsubscribe": "수신 거부 링크"}
+DESPITE = "점검에서 나온 문제를 알고도 보냅니다"
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One finding as the page shows it: the status in words, the sentence,
+    and the item, link or image it is about."""
+
+    status: str
+    word: str
+    sentence: str
+    item: str | None
+    link: str | None
+    image: bool
+
+
+def check_line(finding: checks.Finding) -> CheckLine:
+    where = finding.where or {}
+    item = where.get("news_item_title") or OUR_LINKS.get(str(where.get("what")))
+    link = where.get("url")
+    return CheckLine(
+        finding.status,
+        STATUS_WORDS[finding.status],
+        finding.detail("ko"),
+        str(item) if item else None,
+        str(link) if link else None,
+        finding.id in ("image", "image_alt"),
+    )
+
+
+def check_view(report: checks.Report | None) -> dict[str, Any]:
+    """What the page's check list draws: open findings first, the fine ones after."""
+    if report is None:
+        return {"report": None, "open": [], "fine": []}
+    lines = [check_line(f) for f in report.findings]
+    order = {checks.PROBLEM: 0, checks.WARNING: 1}
+    open_ = sorted((line for line in lines if line.status in order), key=lambda x: order[x.status])
+    return {
+        "report": report,
+        "open": open_,
+        "fine": [line for line in lines if line.status == checks.OK],
+    }
+
+
+def _sendable(row: Record) -> bool:
+    allowed = transitions.allowed_from(row["status"])
+    return "schedule" in allowed or "send-now" in allowed
+
+
+@get("/issues/{issue_id:int}/checks", opt=EDITOR, media_type=MediaType.HTML)
+async def issue_checks(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue_id: FromPath[int]
+) -> Template:
+    """The check's list alone, for the page to fetch when it opens (htmx):
+    the kept result if the content is unchanged, otherwise run now."""
+    report = await checks.run(db, settings, issue_id, request.app.state.feed_policy)
+    row = await issues.get(db, issue_id)
+    return render(
+        request,
+        "console/issue_checks_fresh.html",
+        title=row["title"],
+        issue=row,
+        checks=check_view(report),
+        checks_due=False,
+    )
+
+
+@post("/issues/{issue_id:int}/checks", opt=EDITOR)
+async def issue_checks_again(
+    request: Request[Any, Any, Any], db: DB, settings: Config, issue_id: FromPath[int]
+) -> Response[Any]:
+    """ "다시 점검": run the check anew (the page's way without JavaScript too)."""
+    report = await checks.run(db, settings, issue_id, request.app.state.feed_policy, again=True)
+    said = f"다시 점검했습니다: 문제 {len(report.problems)}건, 주의 {len(report.warnings)}건."
+    return await done(request, f"/admin/issues/{issue_id}#checks", said)
 
 
 # --- list and create ----------------------------------------------------------------
@@ -214,7 +301,15 @@ async def issue_context(
         "figures": None,
         "chart": None,
         "clicks": None,
+        "checks": None,
+        "checks_due": False,
     }
+    if can_edit and _sendable(row):
+        # The kept result only: a fresh one may take seconds, so the page
+        # asks for it after it is shown (issue_checks).
+        kept = await checks.kept(db, settings, issue_id)
+        context["checks"] = check_view(kept)
+        context["checks_due"] = kept is None or kept.stale
     if row["status"] in transitions.STARTED:
         figures = await stats.issue_stats(db, settings, issue_id)
         context["figures"] = figures
@@ -394,12 +489,14 @@ async def issue_schedule(
     refused = transitions.refusal("schedule", row)
     if refused is not None:
         return _not_now(request, issue_id, refused)
-    if text(form, "confirmed", 5) != "yes":
+
+    async def confirmation(errors: dict[str, str] | None = None) -> Template:
         recipients = await issues.recipient_count(db)
         local = at.astimezone(ZoneInfo(settings.timezone))
         return render(
             request,
             "console/confirm.html",
+            status=409 if errors else 200,
             title="발송 예약",
             heading="이 시각에 발송하도록 예약할까요?",
             paragraphs=[
@@ -412,14 +509,62 @@ async def issue_schedule(
             extra={"send_at": raw},
             button="예약하기",
             back=f"/admin/issues/{issue_id}",
+            errors=errors,
+            **await _problems(request, db, settings, issue_id),
         )
+
+    if text(form, "confirmed", 5) != "yes":
+        return await confirmation()
+    if not await _cleared(request, db, settings, issue_id, "schedule", form):
+        return await confirmation({"despite_problems": NOT_DESPITE})
     try:
         await issues.schedule(
-            db, settings, session_of(request).user.actor, issue_id, at.isoformat()
+            db,
+            settings,
+            session_of(request).user.actor,
+            issue_id,
+            at.isoformat(),
+            despite_problems=checked(form, "despite_problems"),
         )
     except DomainError as exc:
         return _not_now(request, issue_id, exc)
     return await done(request, f"/admin/issues/{issue_id}", "발송을 예약했습니다.")
+
+
+NOT_DESPITE = "점검에서 문제가 나왔습니다. 고친 뒤 보내거나, 알고도 보낸다면 이 칸을 골라 주세요."
+
+
+async def _problems(
+    request: Request[Any, Any, Any], db: Database, settings: Settings, issue_id: int
+) -> dict[str, Any]:
+    """The confirmation's list of open problems (the check runs now if the
+    content changed since it was kept) and the box that sends despite them."""
+    found = await checks.open_problems(db, settings, issue_id, request.app.state.feed_policy)
+    return {"problems": [check_line(f) for f in found], "despite_label": DESPITE}
+
+
+async def _cleared(
+    request: Request[Any, Any, Any],
+    db: Database,
+    settings: Settings,
+    issue_id: int,
+    action: str,
+    form: Any,
+) -> bool:
+    """The check's gate, the one the API passes too: False while a problem
+    is open and the editor has not ticked that she sends despite it."""
+    try:
+        await checks.require_clear(
+            db,
+            settings,
+            issue_id,
+            action,
+            request.app.state.feed_policy,
+            despite_problems=checked(form, "despite_problems"),
+        )
+    except OpenProblems:
+        return False
+    return True
 
 
 def _not_now(request: Request[Any, Any, Any], issue_id: int, exc: DomainError) -> Template:
@@ -452,10 +597,13 @@ async def issue_action(
     refused = transitions.refusal(action, row)
     if refused is not None:
         return _not_now(request, issue_id, refused)
-    if text(form, "confirmed", 5) != "yes":
+    gated = action == "send-now"
+
+    async def confirmation(errors: dict[str, str] | None = None) -> Template:
         return render(
             request,
             "console/confirm.html",
+            status=409 if errors else 200,
             title=control.heading,
             heading=control.heading,
             paragraphs=await _consequences(db, row, action),
@@ -463,11 +611,20 @@ async def issue_action(
             button=control.confirm,
             danger=control.style == "danger",
             back=f"/admin/issues/{issue_id}",
+            errors=errors,
+            **(await _problems(request, db, settings, issue_id) if gated else {}),
         )
+
+    if text(form, "confirmed", 5) != "yes":
+        return await confirmation()
+    if gated and not await _cleared(request, db, settings, issue_id, action, form):
+        return await confirmation({"despite_problems": NOT_DESPITE})
     actor = session_of(request).user.actor
     try:
         if action == "send-now":
-            await issues.send_now(db, settings, actor, issue_id)
+            await issues.send_now(
+                db, settings, actor, issue_id, despite_problems=checked(form, "despite_problems")
+            )
         elif action == "pause":
             await issues.pause(db, actor, issue_id)
         elif action == "resume":
@@ -520,6 +677,8 @@ ROUTES = [
     issue_new,
     issue_create,
     issue_page,
+    issue_checks,
+    issue_checks_again,
     issue_live,
     issue_preview,
     issue_save,

@@ -115,6 +115,10 @@ async def test_an_editor_produces_and_sends_an_issue(
     await page.click("#schedule")
     await expect(page.locator("h1")).to_have_text("이 시각에 발송하도록 예약할까요?")
     await expect(page.locator("main")).to_contain_text(later.strftime("%H:%M") + " KST")
+    # Offline, the pre-send check cannot reach the feed items' links on
+    # www.gimpo.go.kr: the confirmation names them and she sends despite them.
+    await expect(page.locator("#problems")).to_contain_text("한강 야간 축제 개최")
+    await page.check("#despite_problems")
     await page.click("#confirm")
     await expect(page.locator("#flash")).to_contain_text("발송을 예약했습니다")
     await expect(page.locator("#issue-status")).to_have_text("예약됨")
