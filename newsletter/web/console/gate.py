@@ -45,11 +45,10 @@ CSRF_HEADER = "x-csrf-token"
 AUTO_UPDATE_HEADER = "x-auto-update"  # set by console.js on automatic refreshes
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-ROLE_NEEDED = {
-    "editor": "편집자 또는 관리자",
-    "ops": "운영 담당 또는 관리자",
-    "admin": "관리자",
-}
+
+def who_may(role: str) -> str:
+    """Who may use a page that needs ``role``, in words: admins pass every guard."""
+    return words.role(role) if role == "admin" else f"{words.role(role)} 또는 {words.role('admin')}"
 
 
 class Refused(Exception):
@@ -200,7 +199,7 @@ async def gate(request: Request[Any, Any, Any]) -> Response[Any] | None:
         raise Refused(
             403,
             "권한이 없습니다",
-            f"이 화면은 {ROLE_NEEDED.get(role, role)}만 쓸 수 있습니다. "
+            f"이 화면은 {who_may(role)}만 쓸 수 있습니다. "
             f"지금 계정은 {words.role(session.user.role)} 계정입니다.",
         )
     return None
