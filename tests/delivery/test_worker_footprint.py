@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.support.processes import ROOT
+from tests.conftest import ROOT
 
 # What `newsletter worker` loads before its loop, without a DKIM key: the
 # word lists of the key check (zxcvbn) and the signer's libraries must not be
