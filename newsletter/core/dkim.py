@@ -20,7 +20,7 @@ parser, its canonicalisation, its header selection and its folding build the
 Python big integers: ≈ 0.4 ms a signature instead of ≈ 8 ms (BENCHMARKS.md,
 "Signed mail"). RSASSA-PKCS1-v1_5 is deterministic, so the result is the
 very header ``dkim.sign`` writes for the same message and second;
-:meth:`DkimSigner.reference` is that call, and
+:meth:`dkim_signer.DkimSigner.reference` is that call, and
 ``tests/core/test_dkim_differential.py`` holds the two to byte equality over
 generated messages and verifies every one with dkimpy and with Perl's
 Mail::DKIM (what SpamAssassin uses) through a local DNS server.
