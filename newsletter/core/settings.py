@@ -14,16 +14,17 @@ import ipaddress
 import math
 import os
 import secrets
+import subprocess
+import sys
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.utils import parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
-
-from zxcvbn import zxcvbn
 
 from newsletter.core.city import GIMPO, City, CityFileError
 from newsletter.core.city import load as load_city
@@ -138,6 +139,8 @@ def secret_bits(key: str) -> float:
         if present
     )
     per_random_character = math.log2(max(alphabet, 2))
+    from zxcvbn import zxcvbn  # here, not at the top: see judged_bits
+
     bits = 0.0
     for start in range(0, len(key), 72):
         for match in zxcvbn(key[start : start + 72])["sequence"]:
@@ -148,6 +151,37 @@ def secret_bits(key: str) -> float:
     return bits
 
 
+@lru_cache(maxsize=16)
+def judged_bits(key: str) -> float:
+    """:func:`secret_bits`, judged in a short-lived child process unless zxcvbn
+    is loaded already (the web loads it for people's passwords).
+
+    zxcvbn's word lists take about 11 MB that no module ever gives back; a
+    sending worker, which needs them only for this one look at start-up, would
+    carry them for its whole life (a fifth of its memory). The key goes to the
+    child on stdin, never on its command line.
+    """
+    if "zxcvbn" in sys.modules:
+        return secret_bits(key)
+    judged = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-c", _JUDGE],
+        input=key.encode(),
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    if judged.returncode != 0:
+        why = judged.stderr.decode(errors="replace").strip()[-200:]
+        raise SettingsError(f"SECRET_KEY: could not be judged ({why})")
+    return float(judged.stdout)
+
+
+_JUDGE = (
+    "import sys; from newsletter.core.settings import secret_bits; "
+    "print(secret_bits(sys.stdin.buffer.read().decode()))"
+)
+
+
 def _secret_key(variable: str, value: str | None, _default: Any) -> str | None:
     if value is None:
         return None  # from_env decides: required outside dev, a random one per .dev/ in dev
@@ -155,7 +189,7 @@ def _secret_key(variable: str, value: str | None, _default: Any) -> str | None:
         raise SettingsError(
             f"{variable}: too short, use at least 16 characters (make one: `{HOW_TO_MAKE_A_KEY}`)"
         )
-    bits = secret_bits(value)
+    bits = judged_bits(value)
     if bits < MIN_SECRET_BITS:
         raise SettingsError(
             f"{variable}: too easy to guess (about {bits:.0f} bits, at least "

@@ -25,7 +25,7 @@ import dkim
 import pytest
 import time_machine
 
-from newsletter.core.dkim import DkimSigner, parse
+from newsletter.core.dkim_signer import DkimSigner, parse
 from tests.support.debian import PackageUnavailable, ensure_package
 from tests.support.dkim import DOMAIN, SELECTOR, session_key
 from tests.support.dns import dns_server
