@@ -315,11 +315,15 @@ def entry_fields(entry: Any) -> news.NewsItemFields:
     tags = entry.get("tags") or []
     category = without_unfit(str(tags[0].get("term") or ""))[: news.MAX_CATEGORY] if tags else None
     title = without_unfit(html_to_text(str(entry.get("title", ""))))
+    link = without_unfit(str(entry.get("link", ""))) or None
+    if body_html and news.usable_href(link):
+        # The city's CMS writes links inside its site relative to the article.
+        body_html = news.clean_body(body_html, base=link).html
     return news.NewsItemFields(
         title=title[: news.MAX_TITLE],
         summary=summary,
         body=body_html[: news.MAX_BODY],
-        link=without_unfit(str(entry.get("link", ""))) or None,
+        link=link,
         image_url=_entry_image(entry),
         category=category or None,
         published_at=_entry_time(entry),

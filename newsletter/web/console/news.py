@@ -157,8 +157,16 @@ async def _save(
     errors: dict[str, str] = {}
     body = body_html(values["body"])
     if text(form, "action", 20) == "preview":
+        shown = news.clean_body(body)
+        if shown.unusable_links:
+            errors["body"] = explain(news.unusable_links(shown.unusable_links))
         return _editor_page(
-            request, item_id=item_id, values=values, preview=news.sanitise_body(body) or None
+            request,
+            item_id=item_id,
+            values=values,
+            errors=errors,
+            status=422 if errors else 200,
+            preview=shown.html or None,
         )
     try:
         published = local_datetime(values["published_at"], "published_at")
@@ -204,7 +212,7 @@ async def _save(
         values=values,
         errors=errors,
         status=422,
-        preview=news.sanitise_body(body) or None,
+        preview=news.clean_body(body).html or None,
     )
 
 
@@ -225,9 +233,13 @@ async def news_update(
 async def body_preview(request: Request[Any, Any, Any]) -> Template:
     """The body exactly as it will be stored (sanitised), for the editor's live preview."""
     form = await request.form()
-    cleaned = news.sanitise_body(body_html(text(form, "body", news.MAX_BODY)))
+    cleaned = news.clean_body(body_html(text(form, "body", news.MAX_BODY)))
+    problem = (
+        explain(news.unusable_links(cleaned.unusable_links)) if cleaned.unusable_links else None
+    )
     return Template(
-        template_name="console/body_preview.html", context={"body_preview": cleaned or None}
+        template_name="console/body_preview.html",
+        context={"body_preview": cleaned.html or None, "body_problem": problem},
     )
 
 
