@@ -17,20 +17,20 @@ the issue: it is ``sent`` again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from newsletter.core.addresses import normalise_email
-from newsletter.core.clock import aware
+from newsletter.core.clock import aware, city_zone
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import Conflict, DomainError, InvalidInput, NotFound
-from newsletter.core.i18n import N_
+from newsletter.core.i18n import N_, Term
 from newsletter.core.kinds import MAX_ID
 from newsletter.core.records import check_id, one
 from newsletter.core.settings import Settings
-from newsletter.editorial import news, transitions
+from newsletter.editorial import news, transitions, versions
 from newsletter.editorial.rendering import (
     IssueContent,
     NewsItemContent,
@@ -149,10 +149,29 @@ async def list_issues(
     return rows, total
 
 
-async def update(db: Database, actor: Actor, issue_id: int, fields: IssueFields) -> Record:
+async def update(
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    issue_id: int,
+    fields: IssueFields,
+    *,
+    expected: Collection[str] | None = None,
+) -> Record:
+    """Replace a draft; ``expected``: the versions the writer read (see
+    :mod:`newsletter.editorial.versions`), None when they named none."""
     issue = _validate(fields)
     async with db.transaction() as conn:
-        _require(await _locked(conn, issue_id), "update")
+        current = await _locked(conn, issue_id)
+        await versions.require(
+            conn,
+            current,
+            expected,
+            target=f"issue:{issue_id}",
+            what=Term(ko="이 호", en="the issue"),
+            zone=city_zone(settings),
+        )
+        _require(current, "update")
         await _check_items_exist(conn, issue.news_item_ids)
         row = await one(
             conn,

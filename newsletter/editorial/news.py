@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -21,13 +22,14 @@ from urllib.parse import urljoin, urlsplit
 import asyncpg
 import nh3
 
-from newsletter.core.clock import aware
+from newsletter.core.clock import aware, city_zone
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import Conflict, InvalidInput, NotFound, field_name
-from newsletter.core.i18n import N_
+from newsletter.core.i18n import N_, Term
 from newsletter.core.records import check_id, one
 from newsletter.core.settings import Settings
 from newsletter.core.text import is_fit, without_unfit
+from newsletter.editorial import versions
 from newsletter.editorial.rendering import NewsItemContent
 from newsletter.ops.audit import Actor, record
 
@@ -36,6 +38,8 @@ MAX_SUMMARY = 2000
 MAX_BODY = 100_000
 MAX_URL = 2000
 MAX_CATEGORY = 50
+MAX_IMAGE_ALT = 300
+MAX_IMAGE_CAPTION = 300
 MAX_PAGE_SIZE = 100
 
 # A small, mail-safe subset of HTML: text structure, links and images only.
@@ -58,6 +62,10 @@ class NewsItemFields:
     image_url: str | None = None
     category: str | None = None
     published_at: datetime | None = None
+    # Words for readers who cannot see the image (required with one), and an
+    # optional line shown under it.
+    image_alt: str | None = None
+    image_caption: str | None = None
 
 
 # --- validation -------------------------------------------------------------
@@ -295,18 +303,40 @@ def unusable_links(texts: tuple[str, ...]) -> InvalidInput:
     return InvalidInput(UNUSABLE_LINK, field="body", links=named)
 
 
+def _image_words(fields: NewsItemFields, image_url: str | None) -> tuple[str | None, str | None]:
+    """``(alt, caption)``: none without an image; an image needs its alt text."""
+    alt = clean_text(fields.image_alt, "image_alt", MAX_IMAGE_ALT).replace("\n", " ")
+    caption = clean_text(fields.image_caption, "image_caption", MAX_IMAGE_CAPTION)
+    if image_url is None:
+        return None, None
+    if not alt:
+        raise InvalidInput(
+            N_(
+                "이미지가 있으면 %(name)s을(를) 입력해 주세요. 이미지를 볼 수 없는 분께 "
+                "사진에 무엇이 있는지(글자가 있다면 그 글자)를 알려 줍니다."
+            ),
+            field="image_alt",
+            name=field_name("image_alt"),
+        )
+    return alt, caption.replace("\n", " ") or None
+
+
 def validate(fields: NewsItemFields, settings: Settings) -> NewsItemFields:
     body = clean_text(fields.body, "body", MAX_BODY)
+    image_url = clean_url(fields.image_url, "image_url")
+    image_alt, image_caption = _image_words(fields, image_url)
     return NewsItemFields(
         title=clean_text(fields.title, "title", MAX_TITLE, required=True).replace("\n", " "),
         summary=clean_text(fields.summary, "summary", MAX_SUMMARY),
         body=sanitise_body(body) if body else "",
         link=clean_url(fields.link, "link"),
-        image_url=clean_url(fields.image_url, "image_url"),
+        image_url=image_url,
         category=clean_text(fields.category, "category", MAX_CATEGORY).replace("\n", " ") or None,
         published_at=aware(fields.published_at, settings, "published_at")
         if fields.published_at
         else datetime.now(UTC),
+        image_alt=image_alt,
+        image_caption=image_caption,
     )
 
 
@@ -320,6 +350,8 @@ def content(row: Record) -> NewsItemContent:
         category=row["category"],
         published_at=row["published_at"],
         id=row["id"],
+        image_alt=row["image_alt"],
+        image_caption=row["image_caption"],
     )
 
 
@@ -335,6 +367,8 @@ def row_values(item: NewsItemFields) -> tuple[Any, ...]:
         item.image_url,
         item.category,
         item.published_at,
+        item.image_alt,
+        item.image_caption,
     )
 
 
@@ -363,11 +397,30 @@ async def get(conn: Connection | Database, item_id: int) -> Record:
 
 
 async def replace(
-    db: Database, settings: Settings, actor: Actor, item_id: int, fields: NewsItemFields
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    item_id: int,
+    fields: NewsItemFields,
+    *,
+    expected: Collection[str] | None = None,
 ) -> Record:
+    """Replace every field; ``expected``: the versions the writer read (see
+    :mod:`newsletter.editorial.versions`), None when they named none."""
     check_id(item_id, "news item")
     item = validate(fields, settings)
     async with db.transaction() as conn:
+        current = await conn.fetchrow(QUERIES.lock_news_item, item_id)
+        if current is None:
+            raise NotFound(NO_NEWS_ITEM, id=item_id)
+        await versions.require(
+            conn,
+            current,
+            expected,
+            target=f"news_item:{item_id}",
+            what=Term(ko="이 뉴스 항목", en="the news item"),
+            zone=city_zone(settings),
+        )
         try:
             row = await conn.fetchrow(QUERIES.update_news_item, item_id, *row_values(item))
         except asyncpg.UniqueViolationError:

@@ -83,6 +83,8 @@ class NewsItemContent:
     category: str | None = None
     published_at: datetime | None = None
     id: int | None = None
+    image_alt: str | None = None  # required with an image since 2026-12; older ones: none
+    image_caption: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,8 @@ def render_issue(
             "body": item.body,
             "link": _link(issue, item, settings),
             "image_url": item.image_url,
+            "image_alt": item.image_alt or "",
+            "image_caption": item.image_caption or "",
             "category": item.category,
             "date": _date(item.published_at, settings),
         }

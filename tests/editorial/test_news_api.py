@@ -40,6 +40,7 @@ async def test_crud_with_audit(client: Client, db: Database) -> None:
             "</p><script>alert(1)</script>",
             "link": "https://www.gimpo.go.kr/news/1",
             "image_url": "https://www.gimpo.go.kr/i.png",
+            "image_alt": "시청 전경",
             "category": "행정",
             "published_at": "2026-03-02T09:00:00",
         },

@@ -13,6 +13,7 @@ from newsletter.core.db import Record
 from newsletter.core.kinds import MAX_ID
 from newsletter.editorial import issues, transitions
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
+from newsletter.web.api.preconditions import IfMatch, etag, expected_versions
 from newsletter.web.http.deps import DB, Config, Who
 from newsletter.web.http.params import RowId, body_text
 
@@ -126,8 +127,10 @@ async def list_issues(
 
 
 @get("/issues/{issue_id:int}", summary="Get one issue")
-async def get_issue(db: DB, issue_id: Id) -> IssueOut:
-    return IssueOut.of(await issues.get(db, issue_id))
+async def get_issue(db: DB, issue_id: Id) -> Response[IssueOut]:
+    """The `ETag` names this version: send it back as `If-Match` with a PUT."""
+    row = await issues.get(db, issue_id)
+    return Response(IssueOut.of(row), headers=etag(row))
 
 
 @get("/issues/{issue_id:int}/actions", summary="What can be done to the issue now, and why not")
@@ -148,9 +151,21 @@ async def issue_actions(db: DB, issue_id: Id) -> list[ActionOut]:
 
 
 @put("/issues/{issue_id:int}", summary="Replace a draft issue")
-async def update_issue(db: DB, actor: Who, issue_id: Id, data: JSONBody[IssueIn]) -> IssueOut:
-    """Only drafts can change (409 otherwise); send every field."""
-    return IssueOut.of(await issues.update(db, actor, issue_id, data.fields()))
+async def update_issue(
+    db: DB,
+    settings: Config,
+    actor: Who,
+    issue_id: Id,
+    data: JSONBody[IssueIn],
+    if_match: IfMatch = None,
+) -> Response[IssueOut]:
+    """Only drafts can change (409 otherwise); send every field. With `If-Match`
+    (the `ETag` of your GET), a version someone else changed meanwhile gets 412
+    (who and when in `detail`) and nothing changes."""
+    row = await issues.update(
+        db, settings, actor, issue_id, data.fields(), expected=expected_versions(if_match)
+    )
+    return Response(IssueOut.of(row), headers=etag(row))
 
 
 @delete("/issues/{issue_id:int}", summary="Delete a draft issue")

@@ -14,9 +14,9 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from newsletter.core.db import Database, Record
-from newsletter.core.errors import DomainError, InvalidInput
+from newsletter.core.errors import DomainError, InvalidInput, Stale
 from newsletter.core.settings import Settings
-from newsletter.editorial import issues, news, transitions
+from newsletter.editorial import issues, news, transitions, versions
 from newsletter.ops import stats
 from newsletter.ops.stats import IssueStats
 from newsletter.web.console.charts import Chart, bar_chart
@@ -165,7 +165,7 @@ async def issue_create(request: Request[Any, Any, Any], db: DB) -> Response[Any]
 # --- one issue ------------------------------------------------------------------
 
 
-async def _picked(db: Database, row: Record) -> list[Record]:
+async def _picked(db: Database, row: Record | dict[str, Any]) -> list[Record]:
     ids = list(row["news_item_ids"])
     if not ids:
         return []
@@ -211,6 +211,7 @@ async def issue_context(
         "schedule_refused": explain(schedule) if schedule is not None else None,
         "watching": row["status"] in transitions.MOVING,
         "picked": await _picked(db, row),
+        "version": versions.version_of(row),  # the compose form's (editorial/versions.py)
         "figures": None,
         "chart": None,
         "clicks": None,
@@ -239,7 +240,9 @@ async def issue_page(
     return render(request, "console/issue.html", title=row["title"], **context)
 
 
-async def _pickable(db: Database, settings: Settings, row: Record, query: str) -> dict[str, Any]:
+async def _pickable(
+    db: Database, settings: Settings, row: Record | dict[str, Any], query: str
+) -> dict[str, Any]:
     chosen = set(row["news_item_ids"])
     page = await news.list_items(db, settings, page=1, per_page=PICKABLE + len(chosen), text=query)
     return {"pickable": [r for r in page.rows if r["id"] not in chosen][:PICKABLE], "q": query}
@@ -323,20 +326,41 @@ async def issue_save(
         is_advertisement=checked(form, "is_advertisement"),
     )
     session = session_of(request)
+    version = text(form, "version", 64).strip()
     try:
-        await issues.update(db, session.user.actor, issue_id, fields)
-    except InvalidInput as exc:
+        await issues.update(
+            db,
+            settings,
+            session.user.actor,
+            issue_id,
+            fields,
+            expected={version} if version else None,
+        )
+    except (InvalidInput, Stale) as exc:
+        # The editor's text and order stay in the form, whatever went wrong.
         context = await issue_context(request, db, settings, issue_id)
-        draft = dict(context["issue"])
-        draft.update(title=fields.title, intro=fields.intro)
-        context["issue"] = draft
-        context.update(await _pickable(db, settings, context["issue"], ""), view="desktop")
+        saved = context["issue"]
+        draft = dict(saved)
+        draft.update(
+            title=fields.title,
+            intro=fields.intro,
+            news_item_ids=list(fields.news_item_ids),
+            is_advertisement=fields.is_advertisement,
+        )
+        context.update(issue=draft, picked=await _picked(db, draft))
+        context.update(await _pickable(db, settings, draft, ""), view="desktop")
+        if isinstance(exc, Stale):
+            # Saving again now is a choice made after seeing the saved version.
+            context.update(version=exc.current, saved=saved)
+            errors = {"version": explain(exc)}
+        else:
+            errors = {exc.field or "title": explain(exc)}
         return render(
             request,
             "console/issue.html",
-            status=422,
+            status=exc.status,
             title=fields.title or "호 편집",
-            errors={exc.field or "title": explain(exc)},
+            errors=errors,
             **context,
         )
     message = OP_MESSAGES.get(op.partition(":")[0], "저장했습니다.")

@@ -1,15 +1,18 @@
 """The writing desk over HTTP without JavaScript: the textarea's blank lines
 are paragraphs, a link without an address is refused beside the body and the
-editor's text stays in the form."""
+editor's text stays in the form; a form loaded before someone else's save is
+refused with who and when, keeping both texts."""
 
 from __future__ import annotations
 
 import html
+import re
 
 import httpx
 
 from newsletter.core.db import Database
-from tests.support.console import login, make_user, page_csrf
+from tests.conftest import bearer
+from tests.support.console import csrf_of, login, make_user, page_csrf
 
 
 async def test_the_textarea_keeps_paragraphs_beside_bold_text(
@@ -47,3 +50,83 @@ async def test_an_empty_link_is_refused_beside_the_body_and_the_text_stays(
         "/admin/news/body-preview", data={"csrf_token": csrf, "body": typed}
     )
     assert preview.status_code == 200 and "‘온라인 접수’" in html.unescape(preview.text)
+
+
+VERSION = re.compile(r'name="version" value="([^"]*)"')
+
+
+async def test_a_stale_news_form_is_refused_with_who_and_keeps_the_text(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    await login(client, editor.email)
+    other = await bearer(db, name="박편집 도구")
+    created = await client.post(
+        "/api/v1/news-items", json={"title": "처음", "body": "처음 본문"}, headers=other
+    )
+    item_id = created.json()["id"]
+    form = (await client.get(f"/admin/news/{item_id}")).text
+    loaded = VERSION.search(form)
+    assert loaded is not None and loaded.group(1)
+    csrf = csrf_of(form)
+    theirs = await client.put(
+        f"/api/v1/news-items/{item_id}",
+        json={"title": "그쪽 제목", "body": "그쪽 본문"},
+        headers=other,
+    )
+    assert theirs.status_code == 200
+
+    mine = {"csrf_token": csrf, "title": "내 제목", "body": "내가 쓴 긴 본문", "version": loaded[1]}
+    refused = await client.post(f"/admin/news/{item_id}", data=mine)
+    assert refused.status_code == 412
+    page = html.unescape(refused.text)
+    assert "박편집 도구 님이" in page and 'id="version"' in page
+    assert "내가 쓴 긴 본문" in page and 'value="내 제목"' in page  # my text, still there
+    assert "그쪽 본문" in page  # and theirs, to compare
+    assert await db.pool.fetchval("SELECT title FROM news_items") == "그쪽 제목"
+
+    # Saving again from that page is a choice made after seeing theirs.
+    current = VERSION.search(refused.text)
+    assert current is not None and current[1] != loaded[1]
+    again = await client.post(f"/admin/news/{item_id}", data=mine | {"version": current[1]})
+    assert again.status_code == 303
+    assert await db.pool.fetchval("SELECT title FROM news_items") == "내 제목"
+
+
+async def test_a_stale_issue_form_is_refused_with_who_and_keeps_the_text(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    await login(client, editor.email)
+    other = await bearer(db, name="박편집 도구")
+    created = await client.post(
+        "/api/v1/issues", json={"title": "3월 소식", "intro": "처음 머리말"}, headers=other
+    )
+    issue_id = created.json()["id"]
+    form = (await client.get(f"/admin/issues/{issue_id}")).text
+    loaded = VERSION.search(form)
+    assert loaded is not None and loaded.group(1)
+    theirs = await client.put(
+        f"/api/v1/issues/{issue_id}",
+        json={"title": "3월 소식", "intro": "그쪽 머리말"},
+        headers=other,
+    )
+    assert theirs.status_code == 200
+    mine = {
+        "csrf_token": csrf_of(form),
+        "title": "3월 소식",
+        "intro": "내가 고친 머리말",
+        "version": loaded[1],
+        "op": "",
+    }
+    refused = await client.post(f"/admin/issues/{issue_id}", data=mine)
+    assert refused.status_code == 412
+    page = html.unescape(refused.text)
+    assert "박편집 도구 님이" in page
+    assert "내가 고친 머리말" in page and "그쪽 머리말" in page
+    assert await db.pool.fetchval("SELECT intro FROM issues") == "그쪽 머리말"
+    current = VERSION.search(refused.text)
+    assert current is not None
+    again = await client.post(f"/admin/issues/{issue_id}", data=mine | {"version": current[1]})
+    assert again.status_code == 303
+    assert await db.pool.fetchval("SELECT intro FROM issues") == "내가 고친 머리말"
