@@ -90,6 +90,7 @@ QueryName = Literal[
     "insert_session",
     "insert_user",
     "issue_for_sending",
+    "issue_numbers_of_items",
     "issue_start_failed",
     "keep_issue_checks",
     "keep_totp_pending",
@@ -312,6 +313,7 @@ class NamedQueries:
     insert_session: str
     insert_user: str
     issue_for_sending: str
+    issue_numbers_of_items: str
     issue_start_failed: str
     keep_issue_checks: str
     keep_totp_pending: str

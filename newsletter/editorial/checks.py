@@ -115,7 +115,10 @@ class Material:
 def content_version(row: Record, items: Sequence[NewsItemContent], settings: Settings) -> str:
     """A hash of everything the mail is made of; any edit gives another one."""
     made_of = {
-        "issue": [row["title"], row["intro"], row["is_advertisement"], list(row["news_item_ids"])],
+        "issue": [
+            *(row["title"], row["intro"], row["is_advertisement"], list(row["news_item_ids"])),
+            row["greeting"],
+        ],
         "items": [
             [
                 *(i.id, i.title, i.summary, i.body, i.link, i.image_url, i.category),

@@ -32,6 +32,7 @@ from newsletter.core.records import check_id, one
 from newsletter.core.settings import Settings
 from newsletter.editorial import news, transitions, versions
 from newsletter.editorial.rendering import (
+    DEFAULT_GREETING,
     IssueContent,
     NewsItemContent,
     RenderedIssue,
@@ -48,6 +49,7 @@ log = logging.getLogger("newsletter.issues")
 
 MAX_TITLE = 200
 MAX_INTRO = 5000
+MAX_GREETING = 200
 MAX_ITEMS = 50
 MAX_TEST_ADDRESSES = 10
 NO_ISSUE = N_("#%(id)s 호가 없습니다. 이미 지워졌을 수 있습니다.")
@@ -65,11 +67,14 @@ class IssueFields:
     intro: str = ""
     news_item_ids: Sequence[int] = ()
     is_advertisement: bool = False
+    # The line above the intro; "" leaves the mail without one.
+    greeting: str = DEFAULT_GREETING
 
 
 def _validate(fields: IssueFields) -> IssueFields:
     title = news.clean_text(fields.title, "title", MAX_TITLE, required=True).replace("\n", " ")
     intro = news.clean_text(fields.intro, "intro", MAX_INTRO)
+    greeting = " ".join(news.clean_text(fields.greeting, "greeting", MAX_GREETING).split())
     ids = list(fields.news_item_ids)
     if len(ids) > MAX_ITEMS:
         raise InvalidInput(
@@ -79,7 +84,7 @@ def _validate(fields: IssueFields) -> IssueFields:
         )
     if len(set(ids)) != len(ids):
         raise InvalidInput(N_("같은 뉴스 항목을 두 번 넣을 수 없습니다."), field="news_item_ids")
-    return IssueFields(title, intro, ids, bool(fields.is_advertisement))
+    return IssueFields(title, intro, ids, bool(fields.is_advertisement), greeting)
 
 
 async def _check_items_exist(conn: Connection, ids: Sequence[int]) -> None:
@@ -122,6 +127,7 @@ async def create(db: Database, actor: Actor, fields: IssueFields) -> Record:
             issue.intro,
             list(issue.news_item_ids),
             issue.is_advertisement,
+            issue.greeting,
         )
         await record(conn, actor, "issue.create", f"issue:{row['id']}", title=issue.title)
     return row
@@ -181,6 +187,7 @@ async def update(
             issue.intro,
             list(issue.news_item_ids),
             issue.is_advertisement,
+            issue.greeting,
         )
         await record(conn, actor, "issue.update", f"issue:{issue_id}", title=issue.title)
     return row
@@ -215,6 +222,7 @@ def _render_items(
         number=number,
         is_advertisement=row["is_advertisement"],
         id=row["id"],
+        greeting=row["greeting"],
     )
     return render_issue(content, items, settings)
 
@@ -230,6 +238,27 @@ async def snapshot_or_render(conn: Connection, row: Record, settings: Settings) 
     # Not started yet: render with the number it would get if it started now.
     number: int = await conn.fetchval(QUERIES.next_issue_number)
     return await _render(conn, row, settings, number)
+
+
+async def number_for(db: Database, row: Record) -> int:
+    """The 제N호 the issue's mail carries: its own once sending started, else
+    the one it would get if it started now (as its preview shows)."""
+    if row["number"] is not None:
+        return int(row["number"])
+    number: int = await db.fetchval("next_issue_number")
+    return number
+
+
+async def earlier_issues_of(
+    db: Database, item_ids: Sequence[int], *, besides: int | None = None
+) -> dict[int, list[int]]:
+    """For each of these news items that went out in an issue (other than
+    ``besides``): the numbers of those issues, in order."""
+    wanted = [i for i in item_ids if 1 <= i <= MAX_ID]
+    if not wanted:
+        return {}
+    rows = await db.fetch("issue_numbers_of_items", wanted, besides)
+    return {r["news_item_id"]: list(r["numbers"]) for r in rows}
 
 
 async def recipient_count(db: Database) -> int:

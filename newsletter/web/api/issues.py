@@ -12,6 +12,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from newsletter.core.db import Record
 from newsletter.core.kinds import MAX_ID
 from newsletter.editorial import issues, transitions
+from newsletter.editorial.rendering import DEFAULT_GREETING
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
 from newsletter.web.api.preconditions import IfMatch, etag, expected_versions
 from newsletter.web.http.deps import DB, Config, Who
@@ -30,6 +31,14 @@ class IssueIn(msgspec.Struct, forbid_unknown_fields=True):
     is_advertisement: Annotated[
         bool, msgspec.Meta(description='advertising issue: the subject gets the "(광고)" prefix')
     ] = False
+    greeting: Annotated[
+        str,
+        body_text(
+            issues.MAX_GREETING,
+            'the line above the intro; "" for none. Starting with "구독자님", the '
+            "resident's name takes the place of 구독자 where they gave one",
+        ),
+    ] = DEFAULT_GREETING
 
     def fields(self) -> issues.IssueFields:
         return issues.IssueFields(
@@ -37,6 +46,7 @@ class IssueIn(msgspec.Struct, forbid_unknown_fields=True):
             intro=self.intro,
             news_item_ids=self.news_item_ids,
             is_advertisement=self.is_advertisement,
+            greeting=self.greeting,
         )
 
 
@@ -46,6 +56,7 @@ class IssueOut(msgspec.Struct):
     status: str
     title: str
     intro: str
+    greeting: str
     news_item_ids: list[int]
     is_advertisement: bool
     subject: str | None

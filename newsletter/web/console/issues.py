@@ -17,6 +17,7 @@ from newsletter.core.db import Database, Record
 from newsletter.core.errors import DomainError, InvalidInput, Stale
 from newsletter.core.settings import Settings
 from newsletter.editorial import issues, news, transitions, versions
+from newsletter.editorial.rendering import DEFAULT_GREETING
 from newsletter.ops import stats
 from newsletter.ops.stats import IssueStats
 from newsletter.web.console.charts import Chart, bar_chart
@@ -130,14 +131,21 @@ async def issue_list(request: Request[Any, Any, Any], db: DB, page: PageNumber =
 @get("/issues/new", opt=EDITOR, media_type=MediaType.HTML)
 async def issue_new(request: Request[Any, Any, Any]) -> Template:
     return render(
-        request, "console/issue_new.html", title="새 호 만들기", values={"title": "", "intro": ""}
+        request,
+        "console/issue_new.html",
+        title="새 호 만들기",
+        values={"title": "", "intro": "", "greeting": DEFAULT_GREETING},
     )
 
 
 @post("/issues", opt=EDITOR)
 async def issue_create(request: Request[Any, Any, Any], db: DB) -> Response[Any]:
     form = await request.form()
-    values = {"title": text(form, "title", issues.MAX_TITLE), "intro": text(form, "intro", 6000)}
+    values = {
+        "title": text(form, "title", issues.MAX_TITLE),
+        "intro": text(form, "intro", 6000),
+        "greeting": text(form, "greeting", issues.MAX_GREETING),
+    }
     try:
         row = await issues.create(
             db,
@@ -146,6 +154,7 @@ async def issue_create(request: Request[Any, Any, Any], db: DB) -> Response[Any]
                 title=values["title"],
                 intro=values["intro"],
                 is_advertisement=checked(form, "is_advertisement"),
+                greeting=values["greeting"],
             ),
         )
     except InvalidInput as exc:
@@ -212,6 +221,7 @@ async def issue_context(
         "watching": row["status"] in transitions.MOVING,
         "picked": await _picked(db, row),
         "version": versions.version_of(row),  # the compose form's (editorial/versions.py)
+        "mail_number": await issues.number_for(db, row),
         "figures": None,
         "chart": None,
         "clicks": None,
@@ -245,7 +255,13 @@ async def _pickable(
 ) -> dict[str, Any]:
     chosen = set(row["news_item_ids"])
     page = await news.list_items(db, settings, page=1, per_page=PICKABLE + len(chosen), text=query)
-    return {"pickable": [r for r in page.rows if r["id"] not in chosen][:PICKABLE], "q": query}
+    pickable = [r for r in page.rows if r["id"] not in chosen][:PICKABLE]
+    # Items that already went out are marked with the issue's number, so
+    # nothing is mailed twice by mistake.
+    earlier = await issues.earlier_issues_of(
+        db, [r["id"] for r in pickable] + list(chosen), besides=row["id"]
+    )
+    return {"pickable": pickable, "q": query, "earlier": earlier}
 
 
 @get("/issues/{issue_id:int}/live", opt=ANYONE, media_type=MediaType.HTML)
@@ -324,6 +340,7 @@ async def issue_save(
         intro=text(form, "intro", issues.MAX_INTRO + 1),
         news_item_ids=order,
         is_advertisement=checked(form, "is_advertisement"),
+        greeting=text(form, "greeting", issues.MAX_GREETING),
     )
     session = session_of(request)
     version = text(form, "version", 64).strip()
@@ -346,6 +363,7 @@ async def issue_save(
             intro=fields.intro,
             news_item_ids=list(fields.news_item_ids),
             is_advertisement=fields.is_advertisement,
+            greeting=fields.greeting,
         )
         context.update(issue=draft, picked=await _picked(db, draft))
         context.update(await _pickable(db, settings, draft, ""), view="desktop")

@@ -130,3 +130,60 @@ async def test_a_stale_issue_form_is_refused_with_who_and_keeps_the_text(
     again = await client.post(f"/admin/issues/{issue_id}", data=mine | {"version": current[1]})
     assert again.status_code == 303
     assert await db.pool.fetchval("SELECT intro FROM issues") == "내가 고친 머리말"
+
+
+async def test_the_issue_form_shows_greeting_number_and_items_sent_before(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await make_user(db, "editor")
+    await login(client, editor.email)
+    new = await client.get("/admin/issues/new")
+    assert re.search(r'<label for="greeting">인사말', new.text)
+    assert 'id="greeting" name="greeting" value="구독자님, 안녕하세요."' in new.text
+    created = await client.post(
+        "/admin/issues",
+        data={"csrf_token": csrf_of(new.text), "title": "인사 없는 호", "greeting": ""},
+    )
+    assert created.status_code == 303
+    assert await db.pool.fetchval("SELECT greeting FROM issues") == ""
+
+    # An issue goes out with one item; the next draft is number 2 and marks it.
+    api = await bearer(db)
+    sent_item = await client.post("/api/v1/news-items", json={"title": "지난번 소식"}, headers=api)
+    fresh_item = await client.post("/api/v1/news-items", json={"title": "새 소식"}, headers=api)
+    await db.pool.execute(
+        "INSERT INTO subscribers (email, status) VALUES ('reader@example.com', 'active')"
+    )
+    first = await client.post(
+        "/api/v1/issues",
+        json={"title": "1호", "news_item_ids": [sent_item.json()["id"]]},
+        headers=api,
+    )
+    started = await client.post(f"/api/v1/issues/{first.json()['id']}/send-now", headers=api)
+    assert started.json()["number"] == 1
+    draft_id = await db.pool.fetchval("SELECT id FROM issues WHERE title = '인사 없는 호'")
+    page = (await client.get(f"/admin/issues/{draft_id}")).text
+    assert "<strong>제2호</strong>로 나갑니다" in page
+    assert 'id="greeting" name="greeting" value=""' in page
+    picker = page[page.index('id="pickable"') :]
+    marked = re.search(
+        r'data-item-id="(\d+)"><span>([^<]*)<span class="sent-before">([^<]*)', picker
+    )
+    assert marked is not None
+    assert int(marked[1]) == sent_item.json()["id"] and "제1호" in marked[3]
+    fresh = picker[picker.index(f'data-item-id="{fresh_item.json()["id"]}"') :]
+    assert "sent-before" not in fresh.split("</li>")[0]
+
+    saved = await client.post(
+        f"/admin/issues/{draft_id}",
+        data={
+            "csrf_token": csrf_of(page),
+            "title": "인사 있는 호",
+            "greeting": "김포 시민 여러분, 반갑습니다.",
+            "version": re.search(r'name="version" value="([^"]*)"', page)[1],  # type: ignore[index]
+            "op": "",
+        },
+    )
+    assert saved.status_code == 303
+    preview = await client.get(f"/admin/issues/{draft_id}/preview?format=text")
+    assert "제2호" in preview.text and "김포 시민 여러분, 반갑습니다." in preview.text
