@@ -342,6 +342,8 @@ def entry_fields(entry: Any) -> news.NewsItemFields:
     """
     contents = entry.get("content") or []
     body_html = without_unfit(str(contents[0].get("value", ""))) if contents else ""
+    if body_html and " ".join(body_html.split()) == entry.get(IMAGE_WORDS):
+        body_html = ""  # feedparser's reading of media:description: the picture's, not the text
     summary_html = without_unfit(str(entry.get("summary", "")))
     if not body_html and "<" in summary_html:
         body_html = summary_html

@@ -87,7 +87,7 @@ class NewsItemContent:
     category: str | None = None
     published_at: datetime | None = None
     id: int | None = None
-    image_alt: str | None = None  # required with an image since 2026-12; older ones: none
+    image_alt: str | None = None  # required with an image (web/API/console alike)
     image_caption: str | None = None
 
 

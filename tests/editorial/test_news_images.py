@@ -104,7 +104,9 @@ async def test_the_feed_gives_its_picture_words_or_the_title(client: Client, db:
     headers = {**await bearer(db), "Content-Type": "application/rss+xml"}
     imported = await client.post("/api/v1/news-items/import-feed", content=feed, headers=headers)
     assert imported.status_code == 200 and imported.json()["inserted"] == 3, imported.text
-    rows = await db.pool.fetch("SELECT link, image_alt FROM news_items ORDER BY link")
+    rows = await db.pool.fetch("SELECT link, image_alt, body FROM news_items ORDER BY link")
+    # The picture's words stay the picture's: they are not the item's text.
+    assert [r["body"] for r in rows] == ["", "", ""]
     assert [r["image_alt"] for r in rows] == [
         "시장이 테이프를 자르는 개통식",
         "골드라인 열차",
