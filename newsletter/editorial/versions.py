@@ -48,12 +48,13 @@ async def require(
     if expected is None or version_of(row) in expected:
         return
     last = await conn.fetchrow(QUERIES.last_change_of, target)
-    who: str = last["actor"] if last is not None else "다른 사람"
+    # Rows changed outside the audit trail (none today) still name a time.
+    who: str = last["actor"] if last is not None else ""
     when: datetime = last["occurred_at"] if last is not None else row["updated_at"]
     raise Stale(
         CHANGED,
         what=what,
-        who=who,
+        who=who or Term(ko="다른 사람", en="someone"),
         when=clock(when, zone),
         changed_by=who,
         changed_at=when,
