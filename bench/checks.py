@@ -74,6 +74,7 @@ async def measure(url: str, sites: list[Website], dns_port: int) -> tuple[float,
                         "body": body,
                         "link": site.url(f"/news/{n}"),
                         "image_url": site.url(f"/photo-{n}.png"),
+                        "image_alt": f"김포 소식 {n} 사진",
                     },
                     headers=headers,
                 )

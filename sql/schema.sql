@@ -326,6 +326,7 @@ CREATE TABLE public.issues (
     web_content jsonb,
     round smallint DEFAULT 1 NOT NULL,
     start_problem text,
+    greeting text DEFAULT '구독자님, 안녕하세요.'::text NOT NULL,
     CONSTRAINT issues_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'scheduled'::text, 'sending'::text, 'paused'::text, 'sent'::text, 'cancelled'::text])))
 );
 
@@ -393,7 +394,9 @@ CREATE TABLE public.news_items (
     category text,
     published_at timestamp with time zone DEFAULT now() NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    image_alt text,
+    image_caption text
 );
 
 --
@@ -926,6 +929,12 @@ CREATE INDEX access_log_subscribers ON public.access_log USING gin (subscriber_i
 --
 
 CREATE INDEX access_log_time ON public.access_log USING btree (occurred_at);
+
+--
+-- Name: audit_log_target; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX audit_log_target ON public.audit_log USING btree (target, id) WHERE (target IS NOT NULL);
 
 --
 -- Name: audit_log_time; Type: INDEX; Schema: public; Owner: -

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from newsletter.core import i18n
@@ -30,6 +31,9 @@ FIELD_NAMES = {
     "body": "본문",
     "link": "링크",
     "image_url": "이미지 주소",
+    "image_alt": "이미지 대체 텍스트",
+    "image_caption": "이미지 설명",
+    "greeting": "인사말",
     "category": "분류",
     "published_at": "게시 일시",
     "intro": "머리말",
@@ -149,6 +153,29 @@ class OpenProblems(Conflict):
                 for p in self.named
             ]
         }
+
+
+class Stale(DomainError):
+    """Someone else changed it since the writer read it (an ``If-Match`` or
+    the console form's version no longer matches); nothing was written."""
+
+    code = "precondition_failed"
+    status = 412
+
+    def __init__(
+        self,
+        message: str,
+        /,
+        *,
+        changed_by: str,
+        changed_at: datetime,
+        current: str,
+        **values: Value,
+    ) -> None:
+        super().__init__(message, **values)
+        self.changed_by = changed_by
+        self.changed_at = changed_at
+        self.current = current  # the version the row has now
 
 
 class RateLimited(DomainError):

@@ -90,11 +90,13 @@ QueryName = Literal[
     "insert_session",
     "insert_user",
     "issue_for_sending",
+    "issue_numbers_of_items",
     "issue_start_failed",
     "keep_issue_checks",
     "keep_totp_pending",
     "kept_issue_checks",
     "known_news_links",
+    "last_change_of",
     "latest_delivery_for_email",
     "lifecycle_lapse",
     "lifecycle_purge",
@@ -106,6 +108,7 @@ QueryName = Literal[
     "load_session",
     "lock_issue",
     "lock_issue_numbers",
+    "lock_news_item",
     "lock_outbox_recipient",
     "lock_subscriber",
     "lock_subscriber_by_public_id",
@@ -310,11 +313,13 @@ class NamedQueries:
     insert_session: str
     insert_user: str
     issue_for_sending: str
+    issue_numbers_of_items: str
     issue_start_failed: str
     keep_issue_checks: str
     keep_totp_pending: str
     kept_issue_checks: str
     known_news_links: str
+    last_change_of: str
     latest_delivery_for_email: str
     lifecycle_lapse: str
     lifecycle_purge: str
@@ -326,6 +331,7 @@ class NamedQueries:
     load_session: str
     lock_issue: str
     lock_issue_numbers: str
+    lock_news_item: str
     lock_outbox_recipient: str
     lock_subscriber: str
     lock_subscriber_by_public_id: str

@@ -116,9 +116,15 @@ class Material:
 def content_version(row: Record, items: Sequence[NewsItemContent], settings: Settings) -> str:
     """A hash of everything the mail is made of; any edit gives another one."""
     made_of = {
-        "issue": [row["title"], row["intro"], row["is_advertisement"], list(row["news_item_ids"])],
+        "issue": [
+            *(row["title"], row["intro"], row["is_advertisement"], list(row["news_item_ids"])),
+            row["greeting"],
+        ],
         "items": [
-            [i.id, i.title, i.summary, i.body, i.link, i.image_url, i.category, str(i.published_at)]
+            [
+                *(i.id, i.title, i.summary, i.body, i.link, i.image_url, i.category),
+                *(str(i.published_at), i.image_alt, i.image_caption),
+            ]
             for i in items
         ],
         "sender": [settings.from_address, settings.bounce_address, settings.dkim_selector],
@@ -303,8 +309,7 @@ async def _links_and_images(
         if item.link:
             links.append((item.link, where))
         if item.image_url:
-            # Mail and archive show news images as decoration today (alt="").
-            images.append((item.image_url, "", where))
+            images.append((item.image_url, item.image_alt or "", where))
         body = _parsed(item.body or "")
         links += [(href, where) for href, _ in body.links if not href.startswith("mailto:")]
         images += [(src, alt, where) for src, alt in body.images]

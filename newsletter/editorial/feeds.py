@@ -28,6 +28,7 @@ import ssl
 import threading
 import urllib.error
 import urllib.request
+import xml.etree.ElementTree as ET
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -297,6 +298,41 @@ def _entry_image(entry: Any) -> str | None:
     return None
 
 
+MEDIA_RSS = "{http://search.yahoo.com/mrss/}"
+# Where _entries puts an entry's image words: a key no feed element can make
+# (feedparser names keys after elements, and element names have no colon).
+IMAGE_WORDS = "newsletter:image_words"
+
+
+def _image_words(data: bytes) -> list[str | None]:
+    """Per item (RSS) or entry (Atom), in document order: the words its feed
+    gives for its picture (media:description, else media:title), or None.
+
+    feedparser folds media:description into the entry's text and media:title
+    into its title, so the words are read from the document here. Expat
+    (2.4+) refuses entity-expansion bombs and ElementTree fetches nothing
+    external; a document it cannot read gives no words (the title stands in)."""
+    try:
+        root = ET.fromstring(data)  # noqa: S314 - see above; bounded by FEED_MAX_BYTES
+    except (ET.ParseError, ValueError):
+        return []
+    words: list[str | None] = []
+    for element in root.iter():
+        if not isinstance(element.tag, str) or element.tag.rsplit("}", 1)[-1] not in (
+            "item",
+            "entry",
+        ):
+            continue
+        said = None
+        for name in ("description", "title"):
+            found = element.find(f".//{MEDIA_RSS}{name}")
+            if found is not None and (found.text or "").strip():
+                said = " ".join(without_unfit(found.text or "").split())
+                break
+        words.append(said)
+    return words
+
+
 def entry_fields(entry: Any) -> news.NewsItemFields:
     """One feed entry as news item fields (validated later like typed-in items).
 
@@ -306,6 +342,8 @@ def entry_fields(entry: Any) -> news.NewsItemFields:
     """
     contents = entry.get("content") or []
     body_html = without_unfit(str(contents[0].get("value", ""))) if contents else ""
+    if body_html and " ".join(body_html.split()) == entry.get(IMAGE_WORDS):
+        body_html = ""  # feedparser's reading of media:description: the picture's, not the text
     summary_html = without_unfit(str(entry.get("summary", "")))
     if not body_html and "<" in summary_html:
         body_html = summary_html
@@ -315,12 +353,20 @@ def entry_fields(entry: Any) -> news.NewsItemFields:
     tags = entry.get("tags") or []
     category = without_unfit(str(tags[0].get("term") or ""))[: news.MAX_CATEGORY] if tags else None
     title = without_unfit(html_to_text(str(entry.get("title", ""))))
+    link = without_unfit(str(entry.get("link", ""))) or None
+    if body_html and news.usable_href(link):
+        # The city's CMS writes links inside its site relative to the article.
+        body_html = news.clean_body(body_html, base=link).html
+    image_url = _entry_image(entry)
+    # A feed rarely describes its pictures; the title is the next best words.
+    image_alt = (entry.get(IMAGE_WORDS) or title)[: news.MAX_IMAGE_ALT] if image_url else None
     return news.NewsItemFields(
         title=title[: news.MAX_TITLE],
         summary=summary,
         body=body_html[: news.MAX_BODY],
-        link=without_unfit(str(entry.get("link", ""))) or None,
-        image_url=_entry_image(entry),
+        link=link,
+        image_url=image_url,
+        image_alt=image_alt,
         category=category or None,
         published_at=_entry_time(entry),
     )
@@ -329,8 +375,11 @@ def entry_fields(entry: Any) -> news.NewsItemFields:
 async def _entries(data: bytes) -> list[Any]:
     if not data.strip():
         raise InvalidInput(N_("피드가 비어 있습니다."), field="feed")
-    parsed = await asyncio.to_thread(feedparser.parse, data)
+    parsed, words = await asyncio.to_thread(lambda: (feedparser.parse(data), _image_words(data)))
     entries = list(parsed.entries)
+    if len(words) == len(entries):  # else the two readers disagree: no words rather than wrong
+        for entry, said in zip(entries, words, strict=True):
+            entry[IMAGE_WORDS] = said
     if not entries and parsed.get("bozo"):
         raise InvalidInput(N_("RSS나 Atom 피드로 읽을 수 없는 내용입니다."), field="feed")
     if len(entries) > FEED_MAX_ENTRIES:

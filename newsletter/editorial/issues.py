@@ -17,21 +17,22 @@ the issue: it is ``sent`` again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from newsletter.core.addresses import normalise_email
-from newsletter.core.clock import aware
+from newsletter.core.clock import aware, city_zone
 from newsletter.core.db import QUERIES, Connection, Database, Record
 from newsletter.core.errors import Conflict, DomainError, InvalidInput, NotFound
-from newsletter.core.i18n import N_
+from newsletter.core.i18n import N_, Term
 from newsletter.core.kinds import MAX_ID
 from newsletter.core.records import check_id, one
 from newsletter.core.settings import Settings
-from newsletter.editorial import news, transitions
+from newsletter.editorial import news, transitions, versions
 from newsletter.editorial.rendering import (
+    DEFAULT_GREETING,
     IssueContent,
     NewsItemContent,
     RenderedIssue,
@@ -48,6 +49,7 @@ log = logging.getLogger("newsletter.issues")
 
 MAX_TITLE = 200
 MAX_INTRO = 5000
+MAX_GREETING = 200
 MAX_ITEMS = 50
 MAX_TEST_ADDRESSES = 10
 NO_ISSUE = N_("#%(id)s 호가 없습니다. 이미 지워졌을 수 있습니다.")
@@ -65,11 +67,14 @@ class IssueFields:
     intro: str = ""
     news_item_ids: Sequence[int] = ()
     is_advertisement: bool = False
+    # The line above the intro; "" leaves the mail without one.
+    greeting: str = DEFAULT_GREETING
 
 
 def _validate(fields: IssueFields) -> IssueFields:
     title = news.clean_text(fields.title, "title", MAX_TITLE, required=True).replace("\n", " ")
     intro = news.clean_text(fields.intro, "intro", MAX_INTRO)
+    greeting = " ".join(news.clean_text(fields.greeting, "greeting", MAX_GREETING).split())
     ids = list(fields.news_item_ids)
     if len(ids) > MAX_ITEMS:
         raise InvalidInput(
@@ -79,7 +84,7 @@ def _validate(fields: IssueFields) -> IssueFields:
         )
     if len(set(ids)) != len(ids):
         raise InvalidInput(N_("같은 뉴스 항목을 두 번 넣을 수 없습니다."), field="news_item_ids")
-    return IssueFields(title, intro, ids, bool(fields.is_advertisement))
+    return IssueFields(title, intro, ids, bool(fields.is_advertisement), greeting)
 
 
 async def _check_items_exist(conn: Connection, ids: Sequence[int]) -> None:
@@ -122,6 +127,7 @@ async def create(db: Database, actor: Actor, fields: IssueFields) -> Record:
             issue.intro,
             list(issue.news_item_ids),
             issue.is_advertisement,
+            issue.greeting,
         )
         await record(conn, actor, "issue.create", f"issue:{row['id']}", title=issue.title)
     return row
@@ -149,10 +155,29 @@ async def list_issues(
     return rows, total
 
 
-async def update(db: Database, actor: Actor, issue_id: int, fields: IssueFields) -> Record:
+async def update(
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    issue_id: int,
+    fields: IssueFields,
+    *,
+    expected: Collection[str] | None = None,
+) -> Record:
+    """Replace a draft; ``expected``: the versions the writer read (see
+    :mod:`newsletter.editorial.versions`), None when they named none."""
     issue = _validate(fields)
     async with db.transaction() as conn:
-        _require(await _locked(conn, issue_id), "update")
+        current = await _locked(conn, issue_id)
+        await versions.require(
+            conn,
+            current,
+            expected,
+            target=f"issue:{issue_id}",
+            what=Term(ko="이 호", en="the issue"),
+            zone=city_zone(settings),
+        )
+        _require(current, "update")
         await _check_items_exist(conn, issue.news_item_ids)
         row = await one(
             conn,
@@ -162,6 +187,7 @@ async def update(db: Database, actor: Actor, issue_id: int, fields: IssueFields)
             issue.intro,
             list(issue.news_item_ids),
             issue.is_advertisement,
+            issue.greeting,
         )
         await record(conn, actor, "issue.update", f"issue:{issue_id}", title=issue.title)
     return row
@@ -196,6 +222,7 @@ def _render_items(
         number=number,
         is_advertisement=row["is_advertisement"],
         id=row["id"],
+        greeting=row["greeting"],
     )
     return render_issue(content, items, settings)
 
@@ -211,6 +238,27 @@ async def snapshot_or_render(conn: Connection, row: Record, settings: Settings) 
     # Not started yet: render with the number it would get if it started now.
     number: int = await conn.fetchval(QUERIES.next_issue_number)
     return await _render(conn, row, settings, number)
+
+
+async def number_for(db: Database, row: Record) -> int:
+    """The 제N호 the issue's mail carries: its own once sending started, else
+    the one it would get if it started now (as its preview shows)."""
+    if row["number"] is not None:
+        return int(row["number"])
+    number: int = await db.fetchval("next_issue_number")
+    return number
+
+
+async def earlier_issues_of(
+    db: Database, item_ids: Sequence[int], *, besides: int | None = None
+) -> dict[int, list[int]]:
+    """For each of these news items that went out in an issue (other than
+    ``besides``): the numbers of those issues, in order."""
+    wanted = [i for i in item_ids if 1 <= i <= MAX_ID]
+    if not wanted:
+        return {}
+    rows = await db.fetch("issue_numbers_of_items", wanted, besides)
+    return {r["news_item_id"]: list(r["numbers"]) for r in rows}
 
 
 async def recipient_count(db: Database) -> int:

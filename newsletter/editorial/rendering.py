@@ -50,6 +50,9 @@ UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 RECIPIENT_NAME = "%%RECIPIENT_NAME%%"
 # What the greeting says when we do not know the resident's name.
 DEFAULT_NAME = "구독자"
+# The line above the intro, a field of each issue (may be emptied). A greeting
+# that starts with "구독자님" is addressed by name where the resident gave one.
+DEFAULT_GREETING = f"{DEFAULT_NAME}님, 안녕하세요."
 ADVERTISEMENT_PREFIX = "(광고) "  # 정보통신망법 제50조: advertising mail says so up front
 
 # Inboxes show the preheader and then as much of the body as fits; these
@@ -71,6 +74,7 @@ class IssueContent:
     number: int | None = None  # archive number; None until sending starts
     is_advertisement: bool = False
     id: int | None = None  # with ids, item links go through the click redirect
+    greeting: str = DEFAULT_GREETING
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class NewsItemContent:
     category: str | None = None
     published_at: datetime | None = None
     id: int | None = None
+    image_alt: str | None = None  # required with an image (web/API/console alike)
+    image_caption: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,16 @@ def html_to_text(fragment: str) -> str:
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
 
+def greeting_parts(greeting: str) -> tuple[bool, str]:
+    """``(named, text)``: whether the greeting opens with the resident's name
+    (the template writes the name marker there, never the editor), and the
+    text that follows it (or the whole greeting)."""
+    text = " ".join(greeting.split())
+    if text.startswith(DEFAULT_NAME + "님"):
+        return True, text[len(DEFAULT_NAME) :]
+    return False, text
+
+
 def _date(moment: datetime | None, settings: Settings) -> str:
     return korean_date(moment, city_zone(settings)) if moment is not None else ""
 
@@ -206,6 +222,8 @@ def render_issue(
             "body": item.body,
             "link": _link(issue, item, settings),
             "image_url": item.image_url,
+            "image_alt": item.image_alt or "",
+            "image_caption": item.image_caption or "",
             "category": item.category,
             "date": _date(item.published_at, settings),
         }
@@ -220,6 +238,7 @@ def render_issue(
             title=issue.title,
             number=issue.number,
             intro_paragraphs=intro_paragraphs,
+            greeting=greeting_parts(issue.greeting),
             items=html_items,
             web_url=link,
             sender=sender,
@@ -241,6 +260,7 @@ def render_issue(
         .render(
             masthead=masthead,
             title=issue.title,
+            greeting=greeting_parts(issue.greeting),
             intro="\n\n".join(intro_paragraphs),
             items=text_items,
             web_url=link,

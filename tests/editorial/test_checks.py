@@ -131,10 +131,16 @@ async def test_links_and_images_answer_or_are_reported_with_where_they_are(
         f'<a href="{site.url("/to-internal")}">내부 자료</a>, '
         f'<a href="{site.url("/no-head")}">행사 안내</a>를 보세요.</p>'
     )
-    good = await item(client, headers, link=site.url("/ok"), image_url=site.url("/photo.png"))
+    good = await item(
+        client,
+        headers,
+        link=site.url("/ok"),
+        image_url=site.url("/photo.png"),
+        image_alt="행사장 사진",
+    )
     bad = await item(
         client, headers, title="없는 글", link=site.url("/missing"), body=body,
-        image_url=site.url("/not-image.png"),
+        image_url=site.url("/not-image.png"), image_alt="사진",
     )  # fmt: skip
     looping = await item(client, headers, title="도는 글", link=site.url("/loop"))
     members = await item(client, headers, title="회원 글", link=site.url("/members"))

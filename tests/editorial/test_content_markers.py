@@ -28,6 +28,7 @@ async def test_marker_text_in_editor_and_feed_content_is_never_filled_in(
             "body": f'<p>본문 {MARKERS}</p><p><img src="{PIXEL}" alt="x"></p>',
             "link": f"https://www.gimpo.go.kr/news/1?x={MARKERS.replace(' ', '+')}",
             "image_url": PIXEL,
+            "image_alt": f"사진 {MARKERS}",
             "category": "%%RECIPIENT_NAME%%",
         },
     )

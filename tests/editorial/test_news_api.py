@@ -36,10 +36,11 @@ async def test_crud_with_audit(client: Client, db: Database) -> None:
         json={
             "title": "  김포 소식  ",
             "summary": "요약",
-            "body": '<p onclick="x()">본문 <a href="javascript:alert(1)">링크</a>'
-            '<a href="https://gimpo.go.kr">시청</a></p><script>alert(1)</script>',
+            "body": '<p onclick="x()">본문 <a href="https://gimpo.go.kr" onclick="x()">시청</a>'
+            "</p><script>alert(1)</script>",
             "link": "https://www.gimpo.go.kr/news/1",
             "image_url": "https://www.gimpo.go.kr/i.png",
+            "image_alt": "시청 전경",
             "category": "행정",
             "published_at": "2026-03-02T09:00:00",
         },

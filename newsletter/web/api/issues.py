@@ -12,7 +12,9 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from newsletter.core.db import Record
 from newsletter.core.kinds import MAX_ID
 from newsletter.editorial import checks, issues, transitions
+from newsletter.editorial.rendering import DEFAULT_GREETING
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
+from newsletter.web.api.preconditions import IfMatch, etag, expected_versions
 from newsletter.web.http.deps import DB, Config, Who
 from newsletter.web.http.params import RowId, body_text
 
@@ -29,6 +31,14 @@ class IssueIn(msgspec.Struct, forbid_unknown_fields=True):
     is_advertisement: Annotated[
         bool, msgspec.Meta(description='advertising issue: the subject gets the "(광고)" prefix')
     ] = False
+    greeting: Annotated[
+        str,
+        body_text(
+            issues.MAX_GREETING,
+            'the line above the intro; "" for none. Starting with "구독자님", the '
+            "resident's name takes the place of 구독자 where they gave one",
+        ),
+    ] = DEFAULT_GREETING
 
     def fields(self) -> issues.IssueFields:
         return issues.IssueFields(
@@ -36,6 +46,7 @@ class IssueIn(msgspec.Struct, forbid_unknown_fields=True):
             intro=self.intro,
             news_item_ids=self.news_item_ids,
             is_advertisement=self.is_advertisement,
+            greeting=self.greeting,
         )
 
 
@@ -45,6 +56,7 @@ class IssueOut(msgspec.Struct):
     status: str
     title: str
     intro: str
+    greeting: str
     news_item_ids: list[int]
     is_advertisement: bool
     subject: str | None
@@ -137,8 +149,10 @@ async def list_issues(
 
 
 @get("/issues/{issue_id:int}", summary="Get one issue")
-async def get_issue(db: DB, issue_id: Id) -> IssueOut:
-    return IssueOut.of(await issues.get(db, issue_id))
+async def get_issue(db: DB, issue_id: Id) -> Response[IssueOut]:
+    """The `ETag` names this version: send it back as `If-Match` with a PUT."""
+    row = await issues.get(db, issue_id)
+    return Response(IssueOut.of(row), headers=etag(row))
 
 
 @get("/issues/{issue_id:int}/actions", summary="What can be done to the issue now, and why not")
@@ -159,9 +173,21 @@ async def issue_actions(db: DB, issue_id: Id) -> list[ActionOut]:
 
 
 @put("/issues/{issue_id:int}", summary="Replace a draft issue")
-async def update_issue(db: DB, actor: Who, issue_id: Id, data: JSONBody[IssueIn]) -> IssueOut:
-    """Only drafts can change (409 otherwise); send every field."""
-    return IssueOut.of(await issues.update(db, actor, issue_id, data.fields()))
+async def update_issue(
+    db: DB,
+    settings: Config,
+    actor: Who,
+    issue_id: Id,
+    data: JSONBody[IssueIn],
+    if_match: IfMatch = None,
+) -> Response[IssueOut]:
+    """Only drafts can change (409 otherwise); send every field. With `If-Match`
+    (the `ETag` of your GET), a version someone else changed meanwhile gets 412
+    (who and when in `detail`) and nothing changes."""
+    row = await issues.update(
+        db, settings, actor, issue_id, data.fields(), expected=expected_versions(if_match)
+    )
+    return Response(IssueOut.of(row), headers=etag(row))
 
 
 @delete("/issues/{issue_id:int}", summary="Delete a draft issue")

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Router, delete, get, post, put
+from litestar import Request, Response, Router, delete, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
 from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
@@ -17,6 +17,7 @@ from newsletter.core.i18n import N_
 from newsletter.editorial import feeds, news
 from newsletter.editorial.feeds import FeedFetchPolicy
 from newsletter.web.api.auth import SECURITY, provide_actor, requires
+from newsletter.web.api.preconditions import IfMatch, etag, expected_versions
 from newsletter.web.http.deps import DB, Config, Who
 from newsletter.web.http.params import RowId, body_text
 
@@ -34,6 +35,20 @@ class NewsItemIn(msgspec.Struct, forbid_unknown_fields=True):
     body: Annotated[str, body_text(news.MAX_BODY)] = ""
     link: Url | None = None
     image_url: Url | None = None
+    image_alt: (
+        Annotated[
+            str,
+            body_text(
+                news.MAX_IMAGE_ALT,
+                "what the image shows (and any words in it), for readers who cannot see it; "
+                "required with image_url",
+            ),
+        ]
+        | None
+    ) = None
+    image_caption: (
+        Annotated[str, body_text(news.MAX_IMAGE_CAPTION, "shown under the image")] | None
+    ) = None
     category: Annotated[str, body_text(news.MAX_CATEGORY)] | None = None
     published_at: Annotated[
         datetime | None,
@@ -49,6 +64,8 @@ class NewsItemIn(msgspec.Struct, forbid_unknown_fields=True):
             image_url=self.image_url,
             category=self.category,
             published_at=self.published_at,
+            image_alt=self.image_alt,
+            image_caption=self.image_caption,
         )
 
 
@@ -63,6 +80,8 @@ class NewsItemOut(msgspec.Struct):
     body: str
     link: str | None
     image_url: str | None
+    image_alt: str | None
+    image_caption: str | None
     category: str | None
     published_at: datetime
     created_at: datetime
@@ -134,16 +153,28 @@ async def list_news_items(
 
 
 @get("/news-items/{item_id:int}", summary="Get one news item")
-async def get_news_item(db: DB, item_id: RowId) -> NewsItemOut:
-    return NewsItemOut.of(await news.get(db, item_id))
+async def get_news_item(db: DB, item_id: RowId) -> Response[NewsItemOut]:
+    """The `ETag` names this version: send it back as `If-Match` with a PUT."""
+    row = await news.get(db, item_id)
+    return Response(NewsItemOut.of(row), headers=etag(row))
 
 
 @put("/news-items/{item_id:int}", summary="Replace a news item")
 async def update_news_item(
-    db: DB, settings: Config, actor: Who, item_id: RowId, data: JSONBody[NewsItemIn]
-) -> NewsItemOut:
-    """Replaces every field (send the whole item, as returned by GET, with your changes)."""
-    return NewsItemOut.of(await news.replace(db, settings, actor, item_id, data.fields()))
+    db: DB,
+    settings: Config,
+    actor: Who,
+    item_id: RowId,
+    data: JSONBody[NewsItemIn],
+    if_match: IfMatch = None,
+) -> Response[NewsItemOut]:
+    """Replaces every field (send the whole item, as returned by GET, with your changes).
+    With `If-Match` (the `ETag` of your GET), a version someone else changed
+    meanwhile gets 412 (who and when in `detail`) and nothing changes."""
+    row = await news.replace(
+        db, settings, actor, item_id, data.fields(), expected=expected_versions(if_match)
+    )
+    return Response(NewsItemOut.of(row), headers=etag(row))
 
 
 @delete("/news-items/{item_id:int}", summary="Delete a news item")

@@ -20,9 +20,10 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from newsletter.core.db import Database, Record
-from newsletter.core.errors import DomainError, InvalidInput, OpenProblems
+from newsletter.core.errors import DomainError, InvalidInput, OpenProblems, Stale
 from newsletter.core.settings import Settings
-from newsletter.editorial import checks, issues, news, transitions
+from newsletter.editorial import checks, issues, news, transitions, versions
+from newsletter.editorial.rendering import DEFAULT_GREETING
 from newsletter.ops import stats
 from newsletter.ops.stats import IssueStats
 from newsletter.web.console.charts import Chart, bar_chart
@@ -217,14 +218,21 @@ async def issue_list(request: Request[Any, Any, Any], db: DB, page: PageNumber =
 @get("/issues/new", opt=EDITOR, media_type=MediaType.HTML)
 async def issue_new(request: Request[Any, Any, Any]) -> Template:
     return render(
-        request, "console/issue_new.html", title="새 호 만들기", values={"title": "", "intro": ""}
+        request,
+        "console/issue_new.html",
+        title="새 호 만들기",
+        values={"title": "", "intro": "", "greeting": DEFAULT_GREETING},
     )
 
 
 @post("/issues", opt=EDITOR)
 async def issue_create(request: Request[Any, Any, Any], db: DB) -> Response[Any]:
     form = await request.form()
-    values = {"title": text(form, "title", issues.MAX_TITLE), "intro": text(form, "intro", 6000)}
+    values = {
+        "title": text(form, "title", issues.MAX_TITLE),
+        "intro": text(form, "intro", 6000),
+        "greeting": text(form, "greeting", issues.MAX_GREETING),
+    }
     try:
         row = await issues.create(
             db,
@@ -233,6 +241,7 @@ async def issue_create(request: Request[Any, Any, Any], db: DB) -> Response[Any]
                 title=values["title"],
                 intro=values["intro"],
                 is_advertisement=checked(form, "is_advertisement"),
+                greeting=values["greeting"],
             ),
         )
     except InvalidInput as exc:
@@ -252,7 +261,7 @@ async def issue_create(request: Request[Any, Any, Any], db: DB) -> Response[Any]
 # --- one issue ------------------------------------------------------------------
 
 
-async def _picked(db: Database, row: Record) -> list[Record]:
+async def _picked(db: Database, row: Record | dict[str, Any]) -> list[Record]:
     ids = list(row["news_item_ids"])
     if not ids:
         return []
@@ -298,6 +307,8 @@ async def issue_context(
         "schedule_refused": explain(schedule) if schedule is not None else None,
         "watching": row["status"] in transitions.MOVING,
         "picked": await _picked(db, row),
+        "version": versions.version_of(row),  # the compose form's (editorial/versions.py)
+        "mail_number": await issues.number_for(db, row),
         "figures": None,
         "chart": None,
         "clicks": None,
@@ -334,10 +345,18 @@ async def issue_page(
     return render(request, "console/issue.html", title=row["title"], **context)
 
 
-async def _pickable(db: Database, settings: Settings, row: Record, query: str) -> dict[str, Any]:
+async def _pickable(
+    db: Database, settings: Settings, row: Record | dict[str, Any], query: str
+) -> dict[str, Any]:
     chosen = set(row["news_item_ids"])
     page = await news.list_items(db, settings, page=1, per_page=PICKABLE + len(chosen), text=query)
-    return {"pickable": [r for r in page.rows if r["id"] not in chosen][:PICKABLE], "q": query}
+    pickable = [r for r in page.rows if r["id"] not in chosen][:PICKABLE]
+    # Items that already went out are marked with the issue's number, so
+    # nothing is mailed twice by mistake.
+    earlier = await issues.earlier_issues_of(
+        db, [r["id"] for r in pickable] + list(chosen), besides=row["id"]
+    )
+    return {"pickable": pickable, "q": query, "earlier": earlier}
 
 
 @get("/issues/{issue_id:int}/live", opt=ANYONE, media_type=MediaType.HTML)
@@ -416,22 +435,45 @@ async def issue_save(
         intro=text(form, "intro", issues.MAX_INTRO + 1),
         news_item_ids=order,
         is_advertisement=checked(form, "is_advertisement"),
+        greeting=text(form, "greeting", issues.MAX_GREETING),
     )
     session = session_of(request)
+    version = text(form, "version", 64).strip()
     try:
-        await issues.update(db, session.user.actor, issue_id, fields)
-    except InvalidInput as exc:
+        await issues.update(
+            db,
+            settings,
+            session.user.actor,
+            issue_id,
+            fields,
+            expected={version} if version else None,
+        )
+    except (InvalidInput, Stale) as exc:
+        # The editor's text and order stay in the form, whatever went wrong.
         context = await issue_context(request, db, settings, issue_id)
-        draft = dict(context["issue"])
-        draft.update(title=fields.title, intro=fields.intro)
-        context["issue"] = draft
-        context.update(await _pickable(db, settings, context["issue"], ""), view="desktop")
+        saved = context["issue"]
+        draft = dict(saved)
+        draft.update(
+            title=fields.title,
+            intro=fields.intro,
+            news_item_ids=list(fields.news_item_ids),
+            is_advertisement=fields.is_advertisement,
+            greeting=fields.greeting,
+        )
+        context.update(issue=draft, picked=await _picked(db, draft))
+        context.update(await _pickable(db, settings, draft, ""), view="desktop")
+        if isinstance(exc, Stale):
+            # Saving again now is a choice made after seeing the saved version.
+            context.update(version=exc.current, saved=saved)
+            errors = {"version": explain(exc)}
+        else:
+            errors = {exc.field or "title": explain(exc)}
         return render(
             request,
             "console/issue.html",
-            status=422,
+            status=exc.status,
             title=fields.title or "호 편집",
-            errors={exc.field or "title": explain(exc)},
+            errors=errors,
             **context,
         )
     message = OP_MESSAGES.get(op.partition(":")[0], "저장했습니다.")

@@ -13,10 +13,10 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from newsletter.core.db import Database, Record
-from newsletter.core.errors import Conflict, DomainError, InvalidInput
+from newsletter.core.errors import Conflict, DomainError, InvalidInput, Stale
 from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
-from newsletter.editorial import feeds, media, news
+from newsletter.editorial import feeds, media, news, versions
 from newsletter.web.console.fields import (
     body_html,
     checked,
@@ -46,8 +46,11 @@ def _form_values(row: Record | None, settings: Settings) -> dict[str, Any]:
             "body": "",
             "link": "",
             "image_url": "",
+            "image_alt": "",
+            "image_caption": "",
             "category": "",
             "published_at": "",
+            "version": "",
         }
     local = row["published_at"].astimezone(ZoneInfo(settings.timezone))
     return {
@@ -56,8 +59,13 @@ def _form_values(row: Record | None, settings: Settings) -> dict[str, Any]:
         "body": row["body"],
         "link": row["link"] or "",
         "image_url": row["image_url"] or "",
+        "image_alt": row["image_alt"] or "",
+        "image_caption": row["image_caption"] or "",
         "category": row["category"] or "",
         "published_at": local.strftime("%Y-%m-%dT%H:%M"),
+        # The version this form was loaded with: a save over someone else's
+        # newer one is refused, never silent (editorial/versions.py).
+        "version": versions.version_of(row),
     }
 
 
@@ -113,6 +121,7 @@ def _editor_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
     preview: str | None = None,
+    saved: Record | None = None,
 ) -> Template:
     return render(
         request,
@@ -123,6 +132,7 @@ def _editor_page(
         item_id=item_id,
         values=values,
         body_preview=preview,
+        saved=saved,
     )
 
 
@@ -151,14 +161,26 @@ async def _save(
         "body": text(form, "body", news.MAX_BODY),
         "link": text(form, "link", news.MAX_URL).strip(),
         "image_url": text(form, "image_url", news.MAX_URL).strip(),
+        "image_alt": text(form, "image_alt", news.MAX_IMAGE_ALT),
+        "image_caption": text(form, "image_caption", news.MAX_IMAGE_CAPTION),
         "category": text(form, "category", news.MAX_CATEGORY),
         "published_at": text(form, "published_at", 40),
+        "version": text(form, "version", 64).strip(),
     }
     errors: dict[str, str] = {}
+    saved: Record | None = None
     body = body_html(values["body"])
     if text(form, "action", 20) == "preview":
+        shown = news.clean_body(body)
+        if shown.unusable_links:
+            errors["body"] = explain(news.unusable_links(shown.unusable_links))
         return _editor_page(
-            request, item_id=item_id, values=values, preview=news.sanitise_body(body) or None
+            request,
+            item_id=item_id,
+            values=values,
+            errors=errors,
+            status=422 if errors else 200,
+            preview=shown.html or None,
         )
     try:
         published = local_datetime(values["published_at"], "published_at")
@@ -184,15 +206,30 @@ async def _save(
         image_url=values["image_url"] or None,
         category=values["category"] or None,
         published_at=published,
+        image_alt=values["image_alt"],
+        image_caption=values["image_caption"],
     )
     if not errors:
         try:
             if item_id is None:
                 row = await news.create(db, settings, session.user.actor, fields)
             else:
-                row = await news.replace(db, settings, session.user.actor, item_id, fields)
+                row = await news.replace(
+                    db,
+                    settings,
+                    session.user.actor,
+                    item_id,
+                    fields,
+                    expected={values["version"]} if values["version"] else None,
+                )
         except InvalidInput as exc:
             errors[exc.field or "title"] = explain(exc)
+        except Stale as exc:
+            # The editor's text stays in the form; saving again now is a
+            # choice made after seeing the other person's version below.
+            errors["version"] = explain(exc)
+            values["version"] = exc.current
+            saved = await news.get(db, item_id) if item_id is not None else None
         except Conflict as exc:
             errors["link"] = explain(exc)
         else:
@@ -203,8 +240,9 @@ async def _save(
         item_id=item_id,
         values=values,
         errors=errors,
-        status=422,
-        preview=news.sanitise_body(body) or None,
+        status=412 if "version" in errors else 422,
+        preview=news.clean_body(body).html or None,
+        saved=saved,
     )
 
 
@@ -225,9 +263,13 @@ async def news_update(
 async def body_preview(request: Request[Any, Any, Any]) -> Template:
     """The body exactly as it will be stored (sanitised), for the editor's live preview."""
     form = await request.form()
-    cleaned = news.sanitise_body(body_html(text(form, "body", news.MAX_BODY)))
+    cleaned = news.clean_body(body_html(text(form, "body", news.MAX_BODY)))
+    problem = (
+        explain(news.unusable_links(cleaned.unusable_links)) if cleaned.unusable_links else None
+    )
     return Template(
-        template_name="console/body_preview.html", context={"body_preview": cleaned or None}
+        template_name="console/body_preview.html",
+        context={"body_preview": cleaned.html or None, "body_problem": problem},
     )
 
 

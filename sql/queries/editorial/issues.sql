@@ -1,8 +1,8 @@
 -- Issues: drafts, states, the recipient snapshot, the scheduler and the archive.
 
 -- name: insert_issue
-INSERT INTO issues (title, intro, news_item_ids, is_advertisement)
-VALUES ($1, $2, $3, $4)
+INSERT INTO issues (title, intro, news_item_ids, is_advertisement, greeting)
+VALUES ($1, $2, $3, $4, $5)
 RETURNING *;
 
 -- name: get_issue
@@ -15,7 +15,8 @@ SELECT * FROM issues WHERE id = $1 FOR UPDATE;
 
 -- name: update_issue_draft
 UPDATE issues
-SET title = $2, intro = $3, news_item_ids = $4, is_advertisement = $5, updated_at = now()
+SET title = $2, intro = $3, news_item_ids = $4, is_advertisement = $5, greeting = $6,
+    updated_at = now()
 WHERE id = $1
 RETURNING *;
 
@@ -61,6 +62,19 @@ SELECT pg_try_advisory_xact_lock(7234561001);
 
 -- name: next_issue_number
 SELECT coalesce(max(number), 0) + 1 FROM issues;
+
+-- name: issue_numbers_of_items
+-- Which of the news items $1 already went out, in which numbered issues
+-- (other than $2): marks in the console's item picker. Only issues that
+-- started sending have a number; they are few next to the items, and the
+-- array overlap test reads each once.
+SELECT item AS news_item_id, array_agg(i.number ORDER BY i.number) AS numbers
+FROM issues i, unnest(i.news_item_ids) AS item
+WHERE i.number IS NOT NULL
+  AND i.news_item_ids && $1::bigint[]
+  AND item = ANY($1::bigint[])
+  AND ($2::bigint IS NULL OR i.id <> $2)
+GROUP BY item;
 
 -- name: store_issue_snapshot
 UPDATE issues

@@ -1,20 +1,27 @@
 -- News items: what editors collect for an issue.
 
 -- name: insert_news_item
-INSERT INTO news_items (title, summary, body, link, image_url, category, published_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO news_items (title, summary, body, link, image_url, category, published_at,
+                        image_alt, image_caption)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING *;
 
 -- name: import_news_item
 -- Feed import: the partial unique index news_items_link makes de-duplication
 -- by link one statement; a known link returns no row.
-INSERT INTO news_items (title, summary, body, link, image_url, category, published_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO news_items (title, summary, body, link, image_url, category, published_at,
+                        image_alt, image_caption)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (link) WHERE link IS NOT NULL DO NOTHING
 RETURNING id;
 
 -- name: get_news_item
 SELECT * FROM news_items WHERE id = $1;
+
+-- name: lock_news_item
+-- A replace reads the item under its row lock first, so the version it
+-- compares with the writer's is the one it overwrites.
+SELECT * FROM news_items WHERE id = $1 FOR UPDATE;
 
 -- name: news_items_by_ids
 SELECT * FROM news_items WHERE id = ANY($1::bigint[]);
@@ -22,7 +29,7 @@ SELECT * FROM news_items WHERE id = ANY($1::bigint[]);
 -- name: update_news_item
 UPDATE news_items
 SET title = $2, summary = $3, body = $4, link = $5, image_url = $6, category = $7,
-    published_at = $8, updated_at = now()
+    published_at = $8, image_alt = $9, image_caption = $10, updated_at = now()
 WHERE id = $1
 RETURNING *;
 

@@ -12,3 +12,12 @@ FROM audit_log a
 WHERE a.id < $1 AND ($3::text IS NULL OR a.action LIKE $3 || '%')
 ORDER BY a.id DESC
 LIMIT $2;
+
+-- name: last_change_of
+-- Who changed a row ($1: its target, e.g. 'issue:7') last, and when: what an
+-- editor is told when someone else saved the same draft first. The partial
+-- index audit_log_target (target, id) finds it in one step.
+SELECT actor, occurred_at FROM audit_log
+WHERE target = $1
+ORDER BY id DESC
+LIMIT 1;

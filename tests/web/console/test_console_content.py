@@ -35,7 +35,12 @@ async def test_an_uploaded_photo_is_resized_stripped_and_served_safely(
     csrf = await page_csrf(client, "/admin/news/new")
     saved = await client.post(
         "/admin/news",
-        data={"csrf_token": csrf, "title": "사진 있는 소식", "link": "https://www.gimpo.go.kr/p/1"},
+        data={
+            "csrf_token": csrf,
+            "title": "사진 있는 소식",
+            "link": "https://www.gimpo.go.kr/p/1",
+            "image_alt": "빨간 사진",
+        },
         files={"image": ("IMG_0001.JPG", photo_with_gps(), "image/jpeg")},
     )
     assert saved.status_code == 303, saved.text

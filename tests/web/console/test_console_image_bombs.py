@@ -84,6 +84,7 @@ async def upload(http: httpx.AsyncClient, csrf: str, name: str, data: bytes) -> 
             "csrf_token": csrf,
             "title": f"사진 {name}",
             "link": f"https://www.gimpo.go.kr/{name}",
+            "image_alt": f"사진 {name}",
         },
         files={"image": (name, data, "image/png" if name.endswith(".png") else "image/jpeg")},
     )
