@@ -1,15 +1,23 @@
 """Signups arriving together share one statement and one commit.
 
 Under load the public form's cost is mostly per statement (round trip, planning,
-the synchronous commit), not per row. So concurrent signups queue here and one
-task at a time runs the ``sign_up`` query for everything waiting, then answers
-each caller — only after that commit, so nothing is acknowledged early. With
-no concurrency a batch is one signup: no waiting is added.
+the synchronous commit), not per row. So concurrent signups queue here and
+run the ``sign_up`` query in batches, then each caller is answered — only
+after that commit, so nothing is acknowledged early. With no concurrency a
+batch is one signup: no waiting is added.
 
-Batches run one after another, so each sees the previous one's limit hits: the
-per-IP and per-address limits stay exact within a process. The same address
-twice never shares a statement (ON CONFLICT cannot touch a row twice); the
-later one waits for the next batch and gets the same answer a lone signup would.
+A few batches may run at once (:data:`IN_FLIGHT`), on their own connections:
+while one waits for its commit (an fsync) or for a busy CPU, the next is
+already executing. With one statement at a time the web process, the database
+and the disk took turns, and on a busy machine each turn also waited for a
+core, so neither the process nor the database came near a core's worth of work.
+
+Batches that run at the same time share no limit bucket: a signup whose IP
+bucket or address is in a running statement waits for that statement's commit,
+so the statement it joins counts every earlier hit and the per-IP, per-/64 and
+per-address limits stay exact within a process. The same address twice never
+shares a statement either (ON CONFLICT cannot touch a row twice); the later one
+waits for the next batch and gets the same answer a lone signup would.
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ from newsletter.core.i18n import N_
 log = logging.getLogger("newsletter.signup")
 
 MAX_BATCH = 256  # bounds one statement's size and lock time
+# Statements at once per process. Two keep the database busy while the web
+# process reads the next requests; more only shrinks the batches, and each
+# statement has a fixed cost (about a millisecond of the database's CPU).
+IN_FLIGHT = 2
 STATE_KEY = "signup_batcher"
 
 
@@ -71,15 +83,20 @@ _Waiting = tuple[Signup, "asyncio.Future[bool]"]
 class SignupBatcher:
     """Per app (and so per event loop): gathers signups, runs them in batches.
 
-    No task runs while idle — one starts with the first waiting signup and ends
-    when none are left — so an app that is never started or stopped (tests)
-    leaves nothing behind; :meth:`close` answers anything still waiting.
+    No task runs while idle — a lane (a task running batches one after another)
+    starts with the first waiting signup, up to ``in_flight`` of them, and ends
+    when it finds nothing it may take — so an app that is never started or
+    stopped (tests) leaves nothing behind; :meth:`close` answers anything still
+    waiting.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, in_flight: int = IN_FLIGHT) -> None:
         self._db = db
+        self._in_flight = in_flight
         self._waiting: list[_Waiting] = []
-        self._task: asyncio.Task[None] | None = None
+        self._lanes: set[asyncio.Task[None]] = set()
+        # The IP buckets and address buckets of the statements running now.
+        self._busy: set[str] = set()
         self._closed = False
         self.statements = 0  # how many batches ran (tests, diagnostics)
 
@@ -89,49 +106,69 @@ class SignupBatcher:
             raise Unavailable(STOPPED)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append((signup, future))
-        if self._task is None:
-            self._task = asyncio.create_task(self._drain(), name="signup-batcher")
+        if len(self._lanes) < self._in_flight:
+            lane = asyncio.create_task(self._lane(), name="signup-batcher")
+            self._lanes.add(lane)
         return await future
 
     async def close(self) -> None:
-        """Stop taking signups; let the running statement finish, then answer
+        """Stop taking signups; let the running statements finish, then answer
         everyone still waiting with :class:`Unavailable` (never leave one hanging)."""
         self._closed = True
-        task = self._task
-        if task is not None:
-            await asyncio.wait({task}, timeout=10)
-            if not task.done():  # a hung database must not hang shutdown
-                task.cancel()
-                await asyncio.wait({task})
+        lanes = set(self._lanes)
+        if lanes:
+            _, hung = await asyncio.wait(lanes, timeout=10)
+            for lane in hung:  # a hung database must not hang shutdown
+                lane.cancel()
+            if hung:
+                await asyncio.wait(hung)
         self._fail(self._waiting)
         self._waiting = []
 
-    async def _drain(self) -> None:
+    async def _lane(self) -> None:
         batch: list[_Waiting] = []
         try:
-            while self._waiting and not self._closed:
+            while not self._closed:
                 batch = self._take()
-                await self._run(batch)
+                if not batch:
+                    return  # the rest waits for buckets another lane holds
+                buckets = {
+                    b for signup, _ in batch for b in (signup.ip_bucket, signup.email_bucket)
+                }
+                self._busy |= buckets
+                try:
+                    await self._run(batch)
+                finally:
+                    self._busy -= buckets
                 batch = []
         finally:
+            # Gone from the count at once (not in a done callback, which runs
+            # later), so a signup queued next starts a lane of its own.
+            self._lanes.discard(asyncio.current_task())
             self._fail(batch)  # only if cancelled mid-statement
-            self._task = None
             if self._closed:
                 self._fail(self._waiting)
                 self._waiting = []
 
     def _take(self) -> list[_Waiting]:
-        """The waiting signups with distinct addresses, in arrival order; a
-        repeated address stays queued for the next statement."""
+        """The waiting signups this lane may run now, in arrival order: none
+        whose IP bucket or address is in another lane's running statement, and
+        each address once; the others stay queued for a later statement."""
         batch: list[_Waiting] = []
         later: list[_Waiting] = []
-        seen: set[str] = set()
+        addresses: set[str] = set()
+        busy = self._busy
         for item in self._waiting:
-            key = item[0].email.lower()
-            if key in seen or len(batch) >= MAX_BATCH:
+            signup = item[0]
+            if (
+                len(batch) >= MAX_BATCH
+                or signup.email_bucket in addresses
+                or signup.email_bucket in busy
+                or signup.ip_bucket in busy
+            ):
                 later.append(item)
             else:
-                seen.add(key)
+                addresses.add(signup.email_bucket)
                 batch.append(item)
         self._waiting = later
         return batch

@@ -7,6 +7,7 @@ addresses the same way, here.
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 
 def ip_bucket(ip: str | None) -> str:
@@ -18,6 +19,13 @@ def ip_bucket(ip: str | None) -> str:
     """
     if not ip:
         return "ip:unknown"
+    try:
+        # The usual case, an IPv4 address written canonically, checked in C
+        # (a signup is counted here on every request of the public form).
+        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, ip)) == ip:
+            return f"ip:{ip}"
+    except OSError:
+        pass  # IPv6, or not canonical: ipaddress decides
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

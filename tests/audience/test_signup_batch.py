@@ -14,6 +14,7 @@ from newsletter.audience import signup_batch, subscribers
 from newsletter.audience.signup_batch import SignupBatcher, Unavailable
 from newsletter.audience.subscribers import Evidence, suppression_hash
 from newsletter.core.db import Database
+from newsletter.core.errors import RateLimited
 from newsletter.core.settings import Settings
 
 
@@ -112,3 +113,66 @@ async def test_shutdown_answers_everyone_waiting(
     after = await post(client, "after@example.com")
     assert after.status_code == 503
     assert after.json()["error"] == "unavailable"
+
+
+async def test_statements_run_side_by_side_and_each_ip_limit_stays_exact(
+    db: Database, settings: Settings
+) -> None:
+    """Signups arriving while a statement runs go into a second one at once,
+    unless their client is in the running one: each client still gets exactly
+    its limit accepted (IPv4 and an IPv6 /64 alike)."""
+    batcher = SignupBatcher(db)
+    running = 0
+    most_at_once = 0
+    later: list[asyncio.Task[bool]] = []
+    run_batch = batcher._run
+
+    def client_ip(client: int, i: int) -> str:
+        return ["198.51.100.1", "198.51.100.2", f"2001:db8:1:2::{i + 1:x}"][client]
+
+    async def counting(batch: list[signup_batch._Waiting]) -> None:
+        nonlocal running, most_at_once
+        running += 1
+        most_at_once = max(most_at_once, running)
+        try:
+            if not later:  # the first statement: the second wave comes while it runs
+                later.extend(
+                    asyncio.create_task(sign_up(f"c{c}-{i}@example.com", client_ip(c, i)))
+                    for i in range(15, 45)
+                    for c in range(3)
+                )
+                for _ in range(20):  # let them queue and a second lane start
+                    await asyncio.sleep(0)
+            await run_batch(batch)
+        finally:
+            running -= 1
+
+    batcher._run = counting  # type: ignore[method-assign]
+
+    async def sign_up(email: str, ip: str) -> bool:
+        try:
+            await subscribers.sign_up(
+                db,
+                settings,
+                email=email,
+                name=None,
+                consent=True,
+                evidence=Evidence(ip, "ua", "/subscribe", settings.consent_version),
+                batcher=batcher,
+            )
+        except RateLimited:
+            return False
+        return True
+
+    first = await asyncio.gather(
+        *(sign_up(f"c0-{i}@example.com", client_ip(0, i)) for i in range(15))
+    )
+    accepted = [*first, *await asyncio.gather(*later)]
+    per_client = [
+        sum(accepted[:15]) + sum(accepted[15::3]),
+        sum(accepted[16::3]),
+        sum(accepted[17::3]),
+    ]
+    assert per_client == [settings.signup_limit_per_ip_per_hour] * 3
+    assert await count(db, "SELECT count(*) FROM outbox WHERE kind = 'confirm'") == 60
+    assert most_at_once == signup_batch.IN_FLIGHT

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
+from string import hexdigits
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 import msgspec
 from litestar import MediaType, Request, post
@@ -47,6 +49,13 @@ def client_ip(request: Request[Any, Any, Any]) -> str | None:
     host = request.client.host if request.client else None
     if not host:
         return None
+    try:
+        # The usual case, an IPv4 address already written canonically, in C:
+        # ipaddress took a tenth of the signup handler's time.
+        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, host)) == host:
+            return host
+    except OSError:
+        pass  # IPv6, or not canonical: ipaddress decides
     try:
         return str(ipaddress.ip_address(host.strip("[]").split("%")[0]))
     except ValueError:
@@ -111,7 +120,8 @@ def wants_json(request: Request[Any, Any, Any]) -> bool:
 
 async def form_fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Form (urlencoded or multipart) or JSON body as a flat dict."""
-    if wants_json(request):
+    media_type = _media_type(request)
+    if media_type == "application/json":
         body = await request.body()
         try:
             data = msgspec.json.decode(body) if body else {}
@@ -122,17 +132,56 @@ async def form_fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise ClientException("JSON body must be an object")
         return data
-    if _media_type(request) == "application/x-www-form-urlencoded":
+    if media_type == "application/x-www-form-urlencoded":
         # The signup form's own encoding: parsed directly (first value wins,
         # as with the multipart path), without building Litestar's multi-dict.
         encoded = (await request.body()).decode("utf-8", errors="replace")
         check_field_count(encoded)
-        fields: dict[str, Any] = {}
-        for key, value in parse_qsl(encoded, keep_blank_values=True):
-            fields.setdefault(key, value)
-        return fields
+        return urlencoded_fields(encoded)
     form: FormMultiDict = await request.form()
     return {key: form.get(key) for key in form}
+
+
+def urlencoded_fields(encoded: str) -> dict[str, str]:
+    """An urlencoded form's fields, the first value of each name, as
+    ``parse_qsl(encoded, keep_blank_values=True)`` reads them (``+`` is a
+    space, a name without ``=`` has an empty value, empty pairs are skipped)
+    in a third of its time: the busiest form is three short fields."""
+    fields: dict[str, str] = {}
+    for pair in encoded.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        name = _unquoted(name)
+        if name not in fields:
+            fields[name] = _unquoted(value)
+    return fields
+
+
+# Each %XX urllib decodes, as bytes (its own table has the same keys).
+_PERCENT = {f"{a}{b}": bytes.fromhex(f"{a}{b}") for a in hexdigits for b in hexdigits}
+
+
+def _unquoted(text: str) -> str:
+    """``unquote_plus(text)``, faster for the ASCII a browser sends: a Korean
+    name arrives as a run of %XX, which urllib decodes in Python piece by piece."""
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    if not text.isascii():
+        return unquote_plus(text)
+    head, *parts = text.split("%")
+    decoded = bytearray(head.encode())
+    for part in parts:
+        byte = _PERCENT.get(part[:2])
+        if byte is None:  # not an escape: kept as written, as urllib does
+            decoded += b"%"
+            decoded += part.encode()
+        else:
+            decoded += byte
+            decoded += part[2:].encode()
+    return decoded.decode("utf-8", errors="replace")
 
 
 def _media_type(request: Request[Any, Any, Any]) -> str:

@@ -55,9 +55,10 @@ def reader(request: Request[Any, Any, Any], fields: dict[str, Any] | None = None
     found = Reader(
         i18n.pick(chosen, request.headers.get("accept-language")), explicit=chosen is not None
     )
-    if fields is not None or "reader" not in request.state:
-        request.state.reader = found
-    result: Reader = request.state.reader
+    state = request.state  # a new wrapper of the scope's dict at each access
+    if fields is not None or "reader" not in state:
+        state.reader = found
+    result: Reader = state.reader
     return result
 
 

@@ -56,16 +56,22 @@ WITH input AS (
     SELECT email, name, source, language FROM gate WHERE ip_ok AND not_suppressed ORDER BY lower(email)
     ON CONFLICT ((lower(email))) DO NOTHING
     RETURNING id, email, language
-), known AS (
-    SELECT s.id, s.email, s.language FROM gate
+), asked AS (
+    -- Each row that may get a mail, by its input row n. A new row comes back
+    -- with its address exactly as given, so plain equality finds its input
+    -- row (a hash join). Not lower() = lower() on both sides: the planner
+    -- expects a handful of rows and nests the loop, and at a batch of 50 its
+    -- 5,000 lower() calls took longer than the rest of the statement.
+    SELECT gate.n, upserted.id, upserted.email, upserted.language
+    FROM upserted JOIN gate ON gate.email = upserted.email
+    UNION ALL
+    SELECT gate.n, s.id, s.email, s.language FROM gate
     JOIN subscribers s ON lower(s.email) = lower(gate.email)
     WHERE gate.ip_ok AND gate.not_suppressed AND s.status NOT IN ('active', 'suppressed')
-), asked AS (
-    SELECT id, email, language FROM upserted UNION ALL SELECT id, email, language FROM known
 ), mailable AS (
     SELECT asked.id, asked.email, asked.language, gate.email_bucket, gate.ip,
            gate.user_agent, gate.source, gate.consent_version
-    FROM asked JOIN gate ON lower(gate.email) = lower(asked.email)
+    FROM asked JOIN gate USING (n)
     WHERE (SELECT count(*) FROM (
                SELECT 1 FROM signup_hits
                WHERE bucket = gate.email_bucket AND at > now() - interval '1 day'
