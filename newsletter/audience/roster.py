@@ -460,6 +460,53 @@ async def _staged_batches(
             yield row
 
 
+def _stated_source(mode: str, source: str | None) -> str | None:
+    """Where the consent was given: required for a confirmed list, bounded."""
+    if mode not in MODES:
+        raise InvalidInput.one_of("mode", MODES)
+    stated = (source or "").strip() or None
+    if mode == "confirmed" and stated is None:
+        raise InvalidInput(
+            N_(
+                "동의를 받은 명단을 가져오려면 동의 출처(언제 어디서 어떻게 동의했는지, "
+                "예: ‘2023 시민 설문 동의서’)를 적어 주세요. 아니면 초대 방식으로 가져오세요."
+            ),
+            field="source",
+        )
+    if stated is not None and len(stated) > MAX_SOURCE_LENGTH:
+        raise InvalidInput(
+            TOO_LONG, field="source", name=field_name("source"), limit=MAX_SOURCE_LENGTH
+        )
+    return stated
+
+
+async def _merge(
+    conn: Connection,
+    settings: Settings,
+    mode: str,
+    now: datetime,
+    stated: str | None,
+    recorded_by: str,
+) -> Record:
+    """The staged rows into ``subscribers``, one set-based statement per mode."""
+    if mode == "confirmed":
+        merged = await conn.fetchrow(
+            QUERIES.roster_merge_confirmed, now, stated, recorded_by, MAX_REPORTED
+        )
+    else:
+        merged = await conn.fetchrow(
+            QUERIES.roster_merge_invite,
+            now,
+            stated or "import",
+            recorded_by,
+            MAX_REPORTED,
+            INVITE_PRIORITY,
+            invites_per_second(settings),
+        )
+    assert merged is not None  # an aggregate always answers one row
+    return merged
+
+
 async def import_csv(
     db: Database,
     settings: Settings,
@@ -480,21 +527,7 @@ async def import_csv(
     who is suppressed, erased, unsubscribed or lapsed is ever (re-)activated.
     The whole import is one transaction: all of it lands or none of it.
     """
-    if mode not in MODES:
-        raise InvalidInput.one_of("mode", MODES)
-    stated = (source or "").strip() or None
-    if mode == "confirmed" and stated is None:
-        raise InvalidInput(
-            N_(
-                "동의를 받은 명단을 가져오려면 동의 출처(언제 어디서 어떻게 동의했는지, "
-                "예: ‘2023 시민 설문 동의서’)를 적어 주세요. 아니면 초대 방식으로 가져오세요."
-            ),
-            field="source",
-        )
-    if stated is not None and len(stated) > MAX_SOURCE_LENGTH:
-        raise InvalidInput(
-            TOO_LONG, field="source", name=field_name("source"), limit=MAX_SOURCE_LENGTH
-        )
+    stated = _stated_source(mode, source)
     total = _file_size(binary)
     if total == 0:
         raise InvalidInput(N_("빈 파일입니다."), field="file")
@@ -525,21 +558,7 @@ async def import_csv(
             await conn.execute(QUERIES.roster_analyze_staging)
             # The merge sorts and hashes the whole staging table: give it room.
             await conn.execute("SET LOCAL work_mem = '256MB'")
-            if mode == "confirmed":
-                merged = await conn.fetchrow(
-                    QUERIES.roster_merge_confirmed, now, stated, recorded_by, MAX_REPORTED
-                )
-            else:
-                merged = await conn.fetchrow(
-                    QUERIES.roster_merge_invite,
-                    now,
-                    stated or "import",
-                    recorded_by,
-                    MAX_REPORTED,
-                    INVITE_PRIORITY,
-                    invites_per_second(settings),
-                )
-            assert merged is not None
+            merged = await _merge(conn, settings, mode, now, stated, recorded_by)
             await conn.execute(QUERIES.roster_lock_staging)  # no personal data lingers
             report = _report(mode, encoding, rows, merged)
             await audit.record(

@@ -17,6 +17,7 @@ from newsletter.core.errors import Conflict, DomainError, InvalidInput, Stale
 from newsletter.core.i18n import N_
 from newsletter.core.settings import Settings
 from newsletter.editorial import feeds, media, news, versions
+from newsletter.ops.audit import Actor
 from newsletter.web.console.fields import (
     body_html,
     checked,
@@ -150,12 +151,9 @@ async def news_edit(
     return _editor_page(request, item_id=item_id, values=values, preview=values["body"] or None)
 
 
-async def _save(
-    request: Request[Any, Any, Any], db: Database, settings: Settings, item_id: int | None
-) -> Response[Any]:
-    session = session_of(request)
-    form = await request.form()
-    values = {
+def _posted_values(form: Any) -> dict[str, str]:
+    """The news form's fields as typed, each bounded (they go back into the form)."""
+    return {
         "title": text(form, "title", news.MAX_TITLE),
         "summary": text(form, "summary", news.MAX_SUMMARY),
         "body": text(form, "body", news.MAX_BODY),
@@ -167,6 +165,33 @@ async def _save(
         "published_at": text(form, "published_at", 40),
         "version": text(form, "version", 64).strip(),
     }
+
+
+async def _store_upload(
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    form: Any,
+    values: dict[str, str],
+    errors: dict[str, str],
+) -> None:
+    """An uploaded picture, stored: its address into the form, or why not into errors."""
+    image = upload(form, "image")
+    if image is None:
+        return
+    try:
+        stored = await media.store(db, actor, await image.read(), filename=image.filename)
+        values["image_url"] = stored.url(settings)
+    except InvalidInput as exc:
+        errors["image"] = explain(exc)
+
+
+async def _save(
+    request: Request[Any, Any, Any], db: Database, settings: Settings, item_id: int | None
+) -> Response[Any]:
+    session = session_of(request)
+    form = await request.form()
+    values = _posted_values(form)
     errors: dict[str, str] = {}
     saved: Record | None = None
     body = body_html(values["body"])
@@ -187,17 +212,10 @@ async def _save(
     except InvalidInput as exc:
         errors["published_at"] = explain(exc)
         published = None
-    image = upload(form, "image")
     if checked(form, "remove_image"):
         values["image_url"] = ""
-    if image is not None and not errors:
-        try:
-            stored = await media.store(
-                db, session.user.actor, await image.read(), filename=image.filename
-            )
-            values["image_url"] = stored.url(settings)
-        except InvalidInput as exc:
-            errors["image"] = explain(exc)
+    if not errors:
+        await _store_upload(db, settings, session.user.actor, form, values, errors)
     fields = news.NewsItemFields(
         title=values["title"],
         summary=values["summary"],
