@@ -6,6 +6,7 @@ network; images that are and are not images) and a real local DNS server
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from litestar import Litestar
 from newsletter.app import create_app
 from newsletter.core.db import Database
 from newsletter.core.settings import Settings
+from newsletter.editorial import linkcheck
 from newsletter.editorial.feeds import FeedFetchPolicy
 from tests.conftest import SmtpServer, bearer, free_port, make_settings
 from tests.support.dkim import DOMAIN, SELECTOR, session_key
@@ -206,6 +208,26 @@ async def test_a_kept_result_answers_at_once_until_the_content_changes(
     assert by_url(after, "link")[site.url("/missing")]["status"] == "problem"
     rerun = await checks_of(client, headers, issue_id, again="true")
     assert rerun["checked_at"] > after["checked_at"]
+
+
+async def test_a_host_that_does_not_answer_in_time_is_a_problem_and_does_not_hold_the_check(
+    client: Client, db: Database, site: Website
+) -> None:
+    """A host slower than the check's limit (5 s a request) is reported as not
+    answering; the check ends on time instead of waiting for it."""
+    headers = await bearer(db)
+    await add_residents(db, 1)
+    with website(delay=linkcheck.SECONDS + 2) as slow:
+        news_id = await item(client, headers, link=slow.url("/ok"))
+        issue_id = await issue(client, headers, [news_id])
+        started = time.monotonic()
+        report = await checks_of(client, headers, issue_id)
+        took = time.monotonic() - started
+    link = by_url(report, "link")[slow.url("/ok")]
+    assert link["status"] == "problem"
+    assert "does not answer" in link["detail"]
+    # HEAD and then GET, each given up at the limit: never the host's own 7 s twice.
+    assert took < 2 * (linkcheck.SECONDS + 2), took
 
 
 async def test_the_check_changes_nothing_and_needs_an_editor(
