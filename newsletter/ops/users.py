@@ -372,8 +372,11 @@ def totp_uri(secret: str, email: str) -> str:
 
 
 def _matching_step(secret: str, code: str, now: float | None = None) -> int | None:
-    digits = "".join(code.split())
-    if len(digits) != 6 or not digits.isdigit():
+    # Full-width digits (a Korean keyboard in full-width mode) are the same
+    # code; any other script's digits are not a code (and compare_digest
+    # refuses non-ASCII text: a 500, not a wrong code).
+    digits = "".join(unicodedata.normalize("NFKC", code).split())
+    if len(digits) != 6 or not (digits.isascii() and digits.isdigit()):
         return None
     totp = pyotp.TOTP(secret)
     current = int((now if now is not None else time.time()) // totp.interval)
